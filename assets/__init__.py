@@ -1,0 +1,1 @@
+"""Dagster assets, one module per group; thin wrappers around the odyssey library."""

@@ -1,0 +1,92 @@
+"""Group `market`: raw bars and alternative data from the source, cleaned prices, returns."""
+
+import dagster as dg
+import pandas as pd
+
+from assets.metadata import describe_table, md_table
+from odyssey.cleaning import clean_alt, clean_prices
+from odyssey.returns import clip_returns, fit_clip_thresholds, log_returns
+from resources.market import MarketSource
+
+GROUP = "market"
+
+class CleaningConfig(dg.Config):
+    max_fill_days: int = 5
+    outlier_sigma: float = 5.0
+
+class ReturnsConfig(dg.Config):
+    clip_sigma: float = 3.0
+
+@dg.multi_asset(
+    outs={
+        "raw_prices": dg.AssetOut(description="Daily OHLCV bars as quoted (not split-adjusted), one row per ticker and day.",
+                                  kinds={"pandas", "parquet"}),
+        "raw_alt_data": dg.AssetOut(description="Alternative data per day: VIX, DXY, Gold, 10-year yield.",
+                                    kinds={"pandas", "parquet"}),
+        "corporate_actions": dg.AssetOut(description="Stock splits: date, ticker, ratio (new shares per old share).",
+                                         kinds={"pandas", "parquet"}),
+    },
+    group_name=GROUP,
+)
+def raw_market(context: dg.AssetExecutionContext, market: MarketSource):
+    """Load bars, alternative data and corporate actions from the configured source."""
+    data = market.load()
+    profile = market.universe()
+    context.log.info(f"source={market.source} profile={profile.name} rows={len(data.prices)}")
+    yield dg.Output(data.prices, "raw_prices",
+                    metadata={**describe_table(data.prices), "source": market.source, "profile": profile.name})
+    yield dg.Output(data.alt, "raw_alt_data", metadata=describe_table(data.alt))
+    yield dg.Output(data.actions, "corporate_actions",
+                    metadata={"rows": len(data.actions), "actions": md_table(data.actions, rows=20)})
+
+@dg.multi_asset(
+    outs={
+        "clean_prices": dg.AssetOut(
+            description="Split-adjusted bars on the business-day calendar; gaps <= 5 days forward-filled, "
+                        "longer gaps left empty and flagged; +-5 sigma moves flagged.",
+            kinds={"pandas", "parquet"}),
+        "clean_alt_data": dg.AssetOut(description="Alternative data on the price calendar.", kinds={"pandas", "parquet"}),
+    },
+    ins={"raw_prices": dg.AssetIn(), "raw_alt_data": dg.AssetIn(), "corporate_actions": dg.AssetIn()},
+    group_name=GROUP,
+)
+def clean_market(market: MarketSource, config: CleaningConfig, raw_prices: pd.DataFrame, raw_alt_data: pd.DataFrame,
+                 corporate_actions: pd.DataFrame):
+    """Clean raw bars and put alternative data on the same calendar (see odyssey/cleaning.py)."""
+    profile = market.universe()
+    raw = raw_prices.drop(columns=[c for c in ("source_file", "source_row") if c in raw_prices.columns])
+    result = clean_prices(raw, corporate_actions, list(profile.tickers), profile.start,
+                          max_fill_days=config.max_fill_days, outlier_sigma=config.outlier_sigma)
+    calendar = pd.DatetimeIndex(sorted(result.prices["date"].unique()), name="date")
+    alt = clean_alt(raw_alt_data, calendar, config.max_fill_days)
+    report = result.report
+    splits = pd.DataFrame(report["splits"], columns=["ticker", "date", "ratio", "source"])
+    yield dg.Output(result.prices, "clean_prices", metadata={
+        **describe_table(result.prices),
+        "filled_cells": report["filled_cells"], "gap_cells": report["gap_cells"],
+        "outliers_flagged": report["outliers"], "off_calendar_rows_dropped": report["off_calendar_rows_dropped"],
+        "splits_adjusted": md_table(splits, rows=30),
+    })
+    yield dg.Output(alt, "clean_alt_data", metadata=describe_table(alt))
+
+@dg.multi_asset(
+    outs={
+        "returns": dg.AssetOut(description="Daily log returns and their clipped values (+-3 sigma, train thresholds).",
+                               kinds={"pandas", "parquet"}),
+        "return_clip_thresholds": dg.AssetOut(description="Per-ticker clip thresholds fit on the train period (JSON).",
+                                              io_manager_key="json_io_manager", kinds={"json"}),
+    },
+    ins={"clean_prices": dg.AssetIn()},
+    group_name=GROUP,
+)
+def returns(market: MarketSource, config: ReturnsConfig, clean_prices: pd.DataFrame):
+    """Log returns per ticker, clipped with thresholds computed on the train period only."""
+    profile = market.universe()
+    raw = log_returns(clean_prices)
+    thresholds = fit_clip_thresholds(raw, profile.train_end, config.clip_sigma)
+    table = clip_returns(raw, thresholds)
+    limits = pd.DataFrame([{"ticker": t, **v} for t, v in thresholds["tickers"].items()])
+    yield dg.Output(table, "returns", metadata={**describe_table(table), "clipped": int(table["clipped"].sum()),
+                                                "clipped_share": float(table["clipped"].mean())})
+    yield dg.Output(thresholds, "return_clip_thresholds",
+                    metadata={"train_end": thresholds["train_end"], "thresholds": md_table(limits, rows=30, digits=5)})

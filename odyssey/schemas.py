@@ -1,0 +1,140 @@
+"""Pandera schemas for every table Odyssey stores, and one `validate` that reports failures.
+
+The checks are written so a failure names the rule; `validate` returns the failure cases as a
+table (column, check, failing value, row) rather than raising, so callers can show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from odyssey.features import FEATURE_NAMES
+from odyssey.splits import TARGET
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+_TOL = 1e-9
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    return ~np.isinf(series.astype(float))
+
+
+def _ohlc_consistent(frame: pd.DataFrame) -> pd.Series:
+    """low <= open, close <= high (rows with a missing field pass: gaps are judged elsewhere)."""
+    o, h, low, c = (frame[f].astype(float) for f in PRICE_FIELDS)
+    lo_ok = (low <= np.fmin(o, c) * (1 + _TOL)) | low.isna() | o.isna() | c.isna()
+    hi_ok = (h >= np.fmax(o, c) * (1 - _TOL)) | h.isna() | o.isna() | c.isna()
+    hl_ok = (h >= low * (1 - _TOL)) | h.isna() | low.isna()
+    return lo_ok & hi_ok & hl_ok
+
+
+def _not_future(series: pd.Series) -> pd.Series:
+    return series <= pd.Timestamp.now().normalize()
+
+
+def _price_columns(nullable: bool) -> dict[str, pa.Column]:
+    cols = {f: pa.Column(float, [pa.Check.gt(0, error=f"{f} must be > 0"), pa.Check(_finite, element_wise=False, error="finite")],
+                         nullable=nullable, coerce=True) for f in PRICE_FIELDS}
+    cols["volume"] = pa.Column(float, pa.Check.ge(0, error="volume must be >= 0"), nullable=nullable, coerce=True)
+    return cols
+
+
+_KEYS = {
+    "date": pa.Column("datetime64[ns]", pa.Check(_not_future, error="date must not be in the future")),
+    "ticker": pa.Column(str),
+}
+
+RAW_PRICES = pa.DataFrameSchema(
+    {**_KEYS, **_price_columns(nullable=True)},
+    checks=[pa.Check(_ohlc_consistent, name="ohlc_consistent", error="low <= open, close <= high")],
+    unique=["ticker", "date"], report_duplicates="all", strict=False, name="raw_prices",
+)
+
+RAW_ALT = pa.DataFrameSchema(
+    {
+        "date": pa.Column("datetime64[ns]", [pa.Check(_not_future, error="date must not be in the future")], unique=True),
+        "VIX": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
+        "DXY": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
+        "Gold": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
+        "Yield_10Y": pa.Column(float, pa.Check.in_range(-5, 30), nullable=True, coerce=True),
+    },
+    strict=False, name="raw_alt_data",
+)
+
+CLEAN_PRICES = pa.DataFrameSchema(
+    {**_KEYS, **_price_columns(nullable=True),
+     "filled": pa.Column(bool), "gap": pa.Column(bool), "outlier": pa.Column(bool),
+     "split_factor": pa.Column(float, pa.Check.gt(0))},
+    checks=[pa.Check(_ohlc_consistent, name="ohlc_consistent", error="low <= open, close <= high"),
+            pa.Check(lambda f: f["close"].notna() | f["gap"], name="empty_only_in_gaps",
+                     error="a close is missing outside a flagged gap")],
+    unique=["ticker", "date"], report_duplicates="all", strict=True, name="clean_prices",
+)
+
+CLEAN_ALT = pa.DataFrameSchema(
+    {"date": pa.Column("datetime64[ns]", unique=True),
+     **{c: pa.Column(float, pa.Check(_finite, element_wise=False), nullable=True) for c in ("VIX", "DXY", "Gold", "Yield_10Y")}},
+    strict=True, name="clean_alt_data",
+)
+
+RETURNS = pa.DataFrameSchema(
+    {**_KEYS,
+     "log_return": pa.Column(float, pa.Check(_finite, element_wise=False, error="finite"), nullable=True),
+     "log_return_clipped": pa.Column(float, pa.Check(_finite, element_wise=False, error="finite"), nullable=True),
+     "clipped": pa.Column(bool)},
+    unique=["ticker", "date"], strict=True, name="returns",
+)
+
+
+def _feature_columns() -> dict[str, pa.Column]:
+    return {name: pa.Column(float, pa.Check(_finite, element_wise=False, error="no inf"), nullable=True)
+            for name in FEATURE_NAMES}
+
+
+FEATURES = pa.DataFrameSchema({**_KEYS, **_feature_columns()}, unique=["ticker", "date"], strict=True,
+                              ordered=True, name="features")
+
+DATASET = pa.DataFrameSchema(
+    {**_KEYS,
+     "split": pa.Column(str, pa.Check.isin(["train", "validation", "test"])),
+     TARGET: pa.Column(float, pa.Check(_finite, element_wise=False, error="finite")),
+     **_feature_columns()},
+    unique=["ticker", "date"], strict=True, ordered=True, name="dataset",
+)
+
+
+@dataclass
+class ValidationOutcome:
+    passed: bool
+    failure_cases: pd.DataFrame  # column, check, failure_case, row (+ source_file/source_row if known)
+    rows: int
+
+    def summary(self) -> pd.DataFrame:
+        """Failure counts per (column, check)."""
+        if self.failure_cases.empty:
+            return pd.DataFrame(columns=["column", "check", "failures"])
+        return (self.failure_cases.groupby(["column", "check"], dropna=False).size()
+                .rename("failures").reset_index().sort_values("failures", ascending=False))
+
+
+def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> ValidationOutcome:
+    """Validate lazily; on failure return every failure case with the row it points at."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.rename(columns={"index": "row"})
+        cases["column"] = cases["column"].fillna(cases["schema_context"])
+        cases = cases[["column", "check", "failure_case", "row"]].copy()
+        cases["failure_case"] = cases["failure_case"].astype(str)
+        for extra in ("ticker", "date", "source_file", "source_row"):
+            if extra in frame.columns:
+                rows = pd.to_numeric(cases["row"], errors="coerce")
+                known = rows.notna() & rows.isin(frame.index)
+                cases[extra] = None
+                cases.loc[known, extra] = frame.loc[rows[known].astype(int), extra].astype(str).to_numpy()
+        return ValidationOutcome(False, cases.reset_index(drop=True), len(frame))
+    return ValidationOutcome(True, pd.DataFrame(columns=["column", "check", "failure_case", "row"]), len(frame))

@@ -1,0 +1,87 @@
+"""Table storage: Parquet (zstd) and JSON IO managers on a local path or any fsspec URL."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+from odyssey.hashing import sha256_bytes
+
+LOCAL_PROTOCOLS = ("", "file", "local")
+
+
+def write_atomic(path: UPath, data: bytes) -> None:
+    """Write bytes so readers never see a half-written file (rename on local disks; object
+    stores replace whole objects anyway)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.protocol in LOCAL_PROTOCOLS:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp.path, path.path)
+    else:
+        path.write_bytes(data)
+
+
+class _ParquetUPath(dg.UPathIOManager):
+    extension = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: the table IO manager stores DataFrames, "
+                            f"got {type(obj).__name__}")
+        buffer = io.BytesIO()
+        obj.to_parquet(buffer, compression="zstd", index=False)
+        data = buffer.getvalue()
+        write_atomic(path, data)
+        context.add_output_metadata({"sha256": sha256_bytes(data),
+                                     "bytes": len(data)})
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle)
+
+
+class _JsonUPath(dg.UPathIOManager):
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        write_atomic(path, data)
+        context.add_output_metadata({"sha256": sha256_bytes(data)})
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        return json.loads(path.read_text())
+
+
+class ParquetIOManager(dg.ConfigurableIOManagerFactory):
+    """DataFrames as zstd Parquet under base_path/<asset key>[/<partition>].parquet."""
+
+    base_path: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> _ParquetUPath:
+        return _ParquetUPath(base_path=UPath(self.base_path))
+
+
+class JsonIOManager(dg.ConfigurableIOManagerFactory):
+    """JSON-serialisable values (parameters, manifests) as .json beside the tables."""
+
+    base_path: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> _JsonUPath:
+        return _JsonUPath(base_path=UPath(self.base_path))
+
+
+class Storage(dg.ConfigurableResource):
+    """The base location for files assets write themselves (exports, reports, models)."""
+
+    base_path: str
+
+    def path(self, *parts: str) -> UPath:
+        return UPath(self.base_path).joinpath(*parts)
