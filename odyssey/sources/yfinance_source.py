@@ -1,0 +1,200 @@
+"""Daily bars, the alternative-data closes and stock splits from Yahoo Finance, via yfinance,
+delivered in the column format of `columns.py` (prices as quoted on the day)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import yfinance as yf
+from yfinance.exceptions import YFTickerMissingError
+
+from odyssey.sources.columns import (
+    ACTION_COLUMNS,
+    ALT_COLUMNS,
+    PRICE_COLUMNS,
+    MarketData,
+    empty_actions,
+)
+
+ALT_SYMBOLS: dict[str, str] = {"VIX": "^VIX", "DXY": "DX-Y.NYB", "Gold": "GC=F", "Yield_10Y": "^TNX"}
+
+TIMEOUT_SECONDS = 30.0
+
+
+class YFinanceError(RuntimeError):
+    """yfinance could not fetch a symbol: a network, HTTP or rate-limit failure."""
+
+
+class NoDataError(ValueError):
+    """yfinance returned no bars for one or more symbols; `symbols` lists them."""
+
+    def __init__(self, message: str, symbols: Sequence[str]) -> None:
+        super().__init__(message)
+        self.symbols = list(symbols)
+
+
+def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any = None) -> MarketData:
+    """Fetch daily bars for `tickers`, the `ALT_SYMBOLS` closes and the stock splits, `start` to
+    `end` inclusive (``YYYY-MM-DD``).
+
+    Yahoo quotes every bar split-adjusted as of today (volume too), so each symbol is requested
+    from `start` up to now and the adjustment is reversed with the split events in that span:
+    a bar is multiplied by the product of the ratios of the splits after its date (volume
+    divided by it). The result is then cut to [start, end]. `session` is handed to yfinance
+    (a curl_cffi or requests Session); None lets yfinance create its own.
+
+    Raises `NoDataError` (a ValueError) naming every symbol yfinance has no bars for in the
+    range, and `YFinanceError` naming the symbol when a request fails (network, HTTP, rate
+    limit).
+    """
+    start_day, end_day = _day(start), _day(end)
+    if end_day < start_day:
+        raise ValueError(f"end {end!r} is before start {start!r}")
+    tickers = list(dict.fromkeys(str(t) for t in tickers))
+    symbols = list(dict.fromkeys([*tickers, *ALT_SYMBOLS.values()]))
+    wanted = ", ".join(symbols)
+
+    bars: dict[str, pd.DataFrame] = {}
+    splits: dict[str, pd.DataFrame] = {}
+    missing: dict[str, str] = {}
+    with _yfinance_raises_errors():
+        for symbol in symbols:
+            try:
+                raw = yf.Ticker(symbol, session=session).history(
+                    start=start_day.strftime("%Y-%m-%d"), interval="1d", auto_adjust=False,
+                    back_adjust=False, actions=True, repair=False, keepna=False,
+                    timeout=TIMEOUT_SECONDS,
+                )
+            except Exception as exc:
+                reason = _no_data_reason(exc)
+                if reason is None:
+                    raise YFinanceError(
+                        f"yfinance request for {symbol} failed ({type(exc).__name__}: {exc}); "
+                        f"fetching {wanted} from {start} to {end}"
+                    ) from exc
+                missing[symbol] = reason
+                continue
+            quoted, symbol_splits = _as_quoted(raw)
+            in_range = (quoted["date"] >= start_day) & (quoted["date"] <= end_day)
+            quoted = quoted.loc[in_range].reset_index(drop=True)
+            if quoted.empty:
+                missing[symbol] = "no bars in the range"
+                continue
+            bars[symbol] = quoted
+            splits[symbol] = symbol_splits.loc[
+                (symbol_splits["date"] >= start_day) & (symbol_splits["date"] <= end_day)
+            ]
+
+    if missing:
+        names = {v: f"{v} ({k})" for k, v in ALT_SYMBOLS.items()}
+        detail = "; ".join(f"{names.get(s, s)}: {reason}" for s, reason in missing.items())
+        raise NoDataError(
+            f"yfinance returned no data for {', '.join(names.get(s, s) for s in missing)} "
+            f"between {start} and {end} ({detail})",
+            list(missing),
+        )
+
+    return MarketData(
+        prices=_prices(tickers, bars),
+        alt=_alt(bars),
+        actions=_actions(tickers, splits),
+    )
+
+
+def _day(value: str) -> pd.Timestamp:
+    day = pd.Timestamp(value)
+    if day.tzinfo is not None:
+        day = day.tz_localize(None)
+    return day.normalize()
+
+
+@contextlib.contextmanager
+def _yfinance_raises_errors() -> Iterator[None]:
+    """Let yfinance raise its errors instead of logging them and returning an empty frame, so
+    a network failure is told apart from a symbol without data."""
+    debug = yf.config.debug
+    previous = debug.hide_exceptions
+    debug.hide_exceptions = False
+    try:
+        yield
+    finally:
+        debug.hide_exceptions = previous
+
+
+def _no_data_reason(exc: BaseException) -> str | None:
+    """Why yfinance has no data for a symbol, or None when `exc` is a fetch failure."""
+    if isinstance(exc, YFTickerMissingError):
+        return str(exc).removeprefix(f"${exc.ticker}: ")
+    response = getattr(exc, "response", None)
+    if getattr(response, "status_code", None) == 404:
+        try:
+            body = response.json()
+            descriptions = [part["error"]["description"] for part in body.values()
+                            if isinstance(part, dict) and part.get("error")]
+        except Exception:
+            descriptions = []
+        return f"HTTP 404, {descriptions[0]}" if descriptions else "HTTP 404"
+    return None
+
+
+def _as_quoted(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """yfinance's split-adjusted daily frame as bars quoted on the day, plus its splits."""
+    index = pd.DatetimeIndex(raw.index)
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    dates = index.normalize().astype("datetime64[ns]")
+
+    ratio = raw["Stock Splits"].to_numpy(dtype=float) if "Stock Splits" in raw else np.zeros(len(raw))
+    has_split = np.isfinite(ratio) & (ratio > 0)
+    split_table = pd.DataFrame({"date": dates[has_split], "ratio": ratio[has_split]})
+    split_table = split_table.groupby("date", as_index=False)["ratio"].prod()
+
+    # factor[i] = product of the ratios of the splits dated after bar i
+    split_days = split_table["date"].to_numpy()
+    after = np.concatenate([np.cumprod(split_table["ratio"].to_numpy()[::-1])[::-1], [1.0]])
+    factor = after[np.searchsorted(split_days, dates.to_numpy(), side="right")]
+
+    bars = pd.DataFrame({"date": dates})
+    for column in ("Open", "High", "Low", "Close"):
+        bars[column.lower()] = raw[column].to_numpy(dtype=float) * factor
+    volume = raw["Volume"].to_numpy(dtype=float)
+    bars["volume"] = np.rint(np.nan_to_num(volume, nan=0.0) / factor).astype(np.int64)
+    bars = bars.loc[bars["close"].notna()]
+    bars = bars.drop_duplicates("date", keep="first").sort_values("date")
+    return bars.reset_index(drop=True), split_table
+
+
+def _prices(tickers: list[str], bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [bars[t].assign(ticker=t) for t in tickers]
+    if not frames:
+        return pd.DataFrame({
+            "date": pd.Series(dtype="datetime64[ns]"), "ticker": pd.Series(dtype=object),
+            **{c: pd.Series(dtype=float) for c in ("open", "high", "low", "close")},
+            "volume": pd.Series(dtype=np.int64),
+        })[list(PRICE_COLUMNS)]
+    prices = pd.concat(frames, ignore_index=True)[list(PRICE_COLUMNS)]
+    prices["ticker"] = prices["ticker"].astype(object)
+    prices = prices.astype({c: float for c in ("open", "high", "low", "close")} | {"volume": np.int64})
+    return prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+
+
+def _alt(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    closes = [bars[symbol][["date", "close"]].rename(columns={"close": name})
+              for name, symbol in ALT_SYMBOLS.items()]
+    alt = functools.reduce(lambda left, right: left.merge(right, on="date", how="outer"), closes)
+    alt = alt.sort_values("date").reset_index(drop=True)[list(ALT_COLUMNS)]
+    return alt.astype({name: float for name in ALT_SYMBOLS})
+
+
+def _actions(tickers: list[str], splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = [splits[t].assign(ticker=t) for t in tickers if not splits[t].empty]
+    if not frames:
+        return empty_actions()
+    actions = pd.concat(frames, ignore_index=True)[list(ACTION_COLUMNS)]
+    actions["ticker"] = actions["ticker"].astype(object)
+    actions["ratio"] = actions["ratio"].astype(float)
+    return actions.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,98 @@
+"""The synthetic market is deterministic and has the structure of a market."""
+
+import numpy as np
+import pandas as pd
+
+from odyssey.sources.synthetic import SPLITS, SyntheticConfig, generate_market
+from odyssey.universe import get_profile
+
+
+def _returns(market) -> pd.DataFrame:
+    return np.log(market.adjusted_close).diff().iloc[1:]
+
+
+def test_same_seed_same_market_other_seed_other_market(quick_profile):
+    a = generate_market(quick_profile, SyntheticConfig(seed=3))
+    b = generate_market(quick_profile, SyntheticConfig(seed=3))
+    c = generate_market(quick_profile, SyntheticConfig(seed=4))
+    pd.testing.assert_frame_equal(a.data.prices, b.data.prices)
+    pd.testing.assert_frame_equal(a.data.alt, b.data.alt)
+    assert not np.allclose(a.adjusted_close.to_numpy(), c.adjusted_close.to_numpy())
+
+
+def test_full_profile_covers_universe_and_dates():
+    market = generate_market(get_profile("full"))
+    prices = market.data.prices
+    assert sorted(prices["ticker"].unique()) == sorted(get_profile("full").tickers)
+    assert prices["date"].min() == pd.Timestamp("2010-01-04")
+    assert prices["date"].max() == pd.Timestamp("2024-12-31")
+    assert (prices["date"].dt.dayofweek < 5).all()
+    assert list(market.data.alt.columns) == ["date", "VIX", "DXY", "Gold", "Yield_10Y"]
+    assert len(market.data.actions) == len(SPLITS)
+
+
+def test_market_factor_sectors_and_volatility_clustering(quick_market):
+    r = _returns(quick_market)
+    corr = r.corr()
+    assert corr.loc["SPY", "QQQ"] > 0.8          # common market factor
+    assert corr.loc["AAPL", "NVDA"] > 0.3        # tech / semis loadings
+    assert corr.loc["IEF", "SPY"] < 0.1          # rates move against risk
+    abs_r = r["AAPL"].abs()
+    assert abs_r.autocorr(1) > 0.1               # volatility clusters
+
+
+def test_vix_follows_regimes(quick_market):
+    vix = quick_market.data.alt.set_index("date")["VIX"]
+    regimes = quick_market.regimes.reindex(vix.index)
+    by_regime = vix.groupby(regimes).mean()
+    assert set(regimes.unique()) == {0, 1, 2}
+    assert by_regime[0] < by_regime[1] < by_regime[2]
+
+
+def test_volume_rises_with_absolute_returns(quick_market):
+    r = _returns(quick_market)["NVDA"]
+    prices = quick_market.data.prices
+    volume = prices[prices["ticker"] == "NVDA"].set_index("date")["volume"].astype(float)
+    joined = pd.concat([r.abs(), np.log(volume)], axis=1, join="inner").dropna()
+    assert joined.corr().iloc[0, 1] > 0.3
+
+
+def test_missing_days_bad_ticks_and_splits_in_quotes(quick_profile, quick_market):
+    prices = quick_market.data.prices
+    n_days = len(quick_profile.business_days)
+    counts = prices.groupby("ticker").size()
+    assert (counts <= n_days).all() and (counts < n_days).any()
+    # NVDA's 4:1 split in 2021 shows as a quote jump of ~1/4
+    nvda = prices[prices["ticker"] == "NVDA"].set_index("date")["close"]
+    after = nvda.index.searchsorted(pd.Timestamp("2021-07-20"))
+    jump = nvda.iloc[after] / nvda.iloc[after - 1]
+    assert 0.2 < jump < 0.3
+    assert ((quick_market.data.actions["ticker"] == "NVDA") & (quick_market.data.actions["ratio"] == 4.0)).any()
+
+
+def test_signal_strength_zero_has_no_planted_signal(quick_profile):
+    flat = generate_market(quick_profile, SyntheticConfig(signal_strength=0.0))
+    assert (flat.true_signal["true_signal"] == 0.0).all()
+    planted = generate_market(quick_profile, SyntheticConfig(signal_strength=0.2))
+    # The knob changes only the signal: regimes and VIX draw the same randomness.
+    assert (flat.regimes == planted.regimes).all()
+
+
+def test_planted_signal_predicts_forward_returns(quick_profile):
+    market = generate_market(quick_profile, SyntheticConfig(signal_strength=0.2))
+    close = market.adjusted_close
+    fwd = np.log(close.shift(-5) / close)
+    signal = market.true_signal.pivot(index="date", columns="ticker", values="true_signal")[close.columns]
+    ics = [pd.concat([signal[t], fwd[t]], axis=1).dropna().corr(method="spearman").iloc[0, 1] for t in close.columns
+           if t != "BIL"]
+    assert np.mean(ics) > 0.1
+
+
+def test_drift_changes_only_the_drifted_tickers_after_the_date(quick_profile):
+    base = generate_market(quick_profile, SyntheticConfig())
+    drifted = generate_market(quick_profile, SyntheticConfig(drift_date="2020-01-02", drift_tickers=("AAPL",)))
+    rb, rd = _returns(base), _returns(drifted)
+    before = rb.index < pd.Timestamp("2020-01-02")
+    pd.testing.assert_frame_equal(rb[before], rd[before])
+    pd.testing.assert_series_equal(rb["SPY"], rd["SPY"])
+    assert rd.loc[~before, "AAPL"].std() > 1.4 * rb.loc[~before, "AAPL"].std()
