@@ -172,7 +172,7 @@ for _n in (5, 20, 50):
     _f(f"Price_SMA_{_n}_ratio", "price", f"close / SMA(close,{_n}) - 1", _n - 1, lambda c, n=_n: c.close / c.sma(n) - 1.0)
 _f("Upper_BB_rel", "price", "(SMA(close,20) + 2 std(close,20)) / close - 1", 19,
    lambda c: _rel(c.sma(20) + 2.0 * c.std20(), c.close))
-_f("Middle_BB_rel", "price", "SMA(close,20) / close - 1 (Bollinger middle band)", 19, lambda c: _rel(c.sma(20), c.close))
+_f("Middle_BB_rel", "price", "SMA(close,20) / close - 1 (Bollinger middle band; equals SMA_20_rel, kept under the seed's name)", 19, lambda c: _rel(c.sma(20), c.close))
 _f("Lower_BB_rel", "price", "(SMA(close,20) - 2 std(close,20)) / close - 1", 19,
    lambda c: _rel(c.sma(20) - 2.0 * c.std20(), c.close))
 _f("BB_width", "price", "4 std(close,20) / SMA(close,20)", 19, lambda c: 4.0 * c.std20() / c.sma(20))
@@ -189,7 +189,7 @@ _f("Donchian_position_20", "price", "(close - min(low,20)) / (max(high,20) - min
 
 # --- momentum (18) --------------------------------------------------------------------------
 for _n in (14, 7, 21):
-    _f(f"RSI_{_n}", "momentum", f"RSI with Wilder smoothing, {_n} days", _n, lambda c, n=_n: ind.rsi(c.close, n))
+    _f(f"RSI_{_n}", "momentum", f"RSI with Wilder smoothing, {_n} days (100 after only gains, 50 when flat)", _n, lambda c, n=_n: ind.rsi(c.close, n))
 _f("MACD_rel", "momentum", "(EMA12 - EMA26) / close", 25, lambda c: c.macd() / c.close)
 _f("MACD_signal_rel", "momentum", "EMA(MACD, 9) / close", 33, lambda c: c.macd_signal() / c.close)
 _f("MACD_histogram_rel", "momentum", "(MACD - signal) / close", 33, lambda c: (c.macd() - c.macd_signal()) / c.close)
@@ -218,11 +218,11 @@ _f("Realized_Vol_20", "volatility", "std(r,20) sqrt(252), r = clipped log return
 _f("Realized_Vol_60", "volatility", "std(r,60) sqrt(252)", 60, lambda c: c.rstd(60) * ANNUAL, fitted=True)
 _f("Vol_of_Vol", "volatility", "std(Realized_Vol_20, 60)", 79, lambda c: ind.rstd(c.rstd(20) * ANNUAL, 60), fitted=True)
 _f("Parkinson_Vol", "volatility", "sqrt(mean(ln(h/l)^2,20) / (4 ln 2)) sqrt(252)", 19, _parkinson)
-_f("Garman_Klass_Vol", "volatility", "sqrt(mean(0.5 ln(h/l)^2 - (2 ln2 - 1) ln(c/o)^2, 20)) sqrt(252)", 19, _garman_klass)
+_f("Garman_Klass_Vol", "volatility", "sqrt(max(0, mean(0.5 ln(h/l)^2 - (2 ln2 - 1) ln(c/o)^2, 20))) sqrt(252)", 19, _garman_klass)
 _f("Realized_Vol_5", "volatility", "std(r,5) sqrt(252)", 5, lambda c: c.rstd(5) * ANNUAL, fitted=True)
 _f("Vol_ratio_5_60", "volatility", "Realized_Vol_5 / Realized_Vol_60", 60,
    lambda c: ind.safe_div(c.rstd(5), c.rstd(60), 1.0), fitted=True)
-_f("Rogers_Satchell_Vol", "volatility", "sqrt(mean(ln(h/c)ln(h/o) + ln(l/c)ln(l/o), 20)) sqrt(252)", 19, _rogers_satchell)
+_f("Rogers_Satchell_Vol", "volatility", "sqrt(max(0, mean(ln(h/c)ln(h/o) + ln(l/c)ln(l/o), 20))) sqrt(252)", 19, _rogers_satchell)
 _f("Downside_Vol_20", "volatility", "sqrt(mean(min(r,0)^2, 20)) sqrt(252)", 20,
    lambda c: np.sqrt((c.ret.clip(upper=0.0) ** 2).rolling(20, min_periods=20).mean()) * ANNUAL, fitted=True)
 
@@ -240,15 +240,15 @@ _f("Volume_zscore_60", "volume", "(ln(1+volume) - mean(.,60)) / std(.,60)", 59,
 _f("Dollar_volume_ratio_20", "volume", "close volume / SMA(close volume, 20)", 19,
    lambda c: ind.safe_div(c.close * c.volume, ind.sma(c.close * c.volume, 20), 1.0))
 _f("Volume_return_corr_20", "volume", "corr(|r|, ln(1+volume), 20)", 20,
-   lambda c: ind.rolling_corr(c.ret.abs(), np.log1p(c.volume), 20).fillna(0.0).where(c.ret.rolling(20).count() >= 20),
+   lambda c: ind.rolling_corr(c.ret.abs(), np.log1p(c.volume), 20),
    fitted=True)
-_f("Amihud_illiquidity_20", "volume", "ln(1e9 mean(|r| / (close volume), 20))", 20, _amihud, fitted=True)
+_f("Amihud_illiquidity_20", "volume", "ln(1e9 mean(|r| / (close volume), 20) + 1e-12); a zero-volume day leaves the next 20 values empty", 20, _amihud, fitted=True)
 
 # --- returns (15) ---------------------------------------------------------------------------
 _f("Return_1d", "returns", "r (clipped daily log return)", 1, lambda c: c.ret, fitted=True)
 for _n in (5, 10, 20):
     _f(f"Return_{_n}d", "returns", f"sum(r,{_n})", _n, lambda c, n=_n: c.rsum(n), fitted=True)
-_f("Return_20d_std", "returns", "std(r,20)", 20, lambda c: c.rstd(20), fitted=True)
+_f("Return_20d_std", "returns", "std(r,20) (= Realized_Vol_20 / sqrt(252); the seed's name)", 20, lambda c: c.rstd(20), fitted=True)
 _f("Return_60d_std", "returns", "std(r,60)", 60, lambda c: c.rstd(60), fitted=True)
 for _n in (20, 60):
     _f(f"Sharpe_{_n}d", "returns", f"mean(r,{_n}) / std(r,{_n}) sqrt(252)", _n,
@@ -263,14 +263,14 @@ _f("Kurtosis_60d", "returns", "sample excess kurtosis of r over 60 days", 60,
    lambda c: c.ret.rolling(60, min_periods=60).kurt(), fitted=True)
 _f("Drawdown_60d", "returns", "close / max(close,60) - 1", 59, lambda c: c.close / c.close.rolling(60, min_periods=60).max() - 1.0)
 _f("Return_autocorr_20d", "returns", "corr(r, r[t-1], 20)", 21,
-   lambda c: ind.rolling_corr(c.ret, c.ret.shift(1), 20).fillna(0.0).where(c.ret.shift(1).rolling(20).count() >= 20),
+   lambda c: ind.rolling_corr(c.ret, c.ret.shift(1), 20),
    fitted=True)
 
 # --- cross-asset (8) ------------------------------------------------------------------------
 _f("Correlation_SPY_20d", "cross_asset", "corr(r, r_SPY, 20)", 20,
-   lambda c: ind.rolling_corr(c.ret, c.spy(), 20).fillna(0.0).where(c.ret.rolling(20).count() >= 20), fitted=True)
+   lambda c: ind.rolling_corr(c.ret, c.spy(), 20), fitted=True)
 _f("Correlation_VIX_20d", "cross_asset", "corr(r, dln VIX, 20)", 20,
-   lambda c: ind.rolling_corr(c.ret, np.log(c.alt["VIX"]).diff(), 20).fillna(0.0).where(c.ret.rolling(20).count() >= 20),
+   lambda c: ind.rolling_corr(c.ret, np.log(c.alt["VIX"]).diff(), 20),
    fitted=True)
 _f("Beta_SPY_20d", "cross_asset", "cov(r, r_SPY, 20) / var(r_SPY, 20)", 20,
    lambda c: ind.rolling_beta(c.ret, c.spy(), 20), fitted=True)
@@ -279,10 +279,10 @@ _f("Beta_SPY_60d", "cross_asset", "cov(r, r_SPY, 60) / var(r_SPY, 60)", 60,
 _f("Relative_strength_SPY", "cross_asset", "sum(r,20) - sum(r_SPY,20)", 20,
    lambda c: c.rsum(20).sub(c.rsum(20)[c.benchmark], axis=0), fitted=True)
 _f("Correlation_Yield10Y_60d", "cross_asset", "corr(r, d Yield_10Y, 60)", 60,
-   lambda c: ind.rolling_corr(c.ret, c.alt["Yield_10Y"].diff(), 60).fillna(0.0).where(c.ret.rolling(60).count() >= 60),
+   lambda c: ind.rolling_corr(c.ret, c.alt["Yield_10Y"].diff(), 60),
    fitted=True)
 _f("Correlation_SPY_60d", "cross_asset", "corr(r, r_SPY, 60)", 60,
-   lambda c: ind.rolling_corr(c.ret, c.spy(), 60).fillna(0.0).where(c.ret.rolling(60).count() >= 60), fitted=True)
+   lambda c: ind.rolling_corr(c.ret, c.spy(), 60), fitted=True)
 _f("Idiosyncratic_vol_60d", "cross_asset", "sqrt(var(r,60) - beta60^2 var(r_SPY,60)) sqrt(252)", 60, _idio_vol, fitted=True)
 
 # --- regime (11, market-wide) ---------------------------------------------------------------

@@ -34,10 +34,13 @@ def safe_div(a: Frame, b: Frame, fill: float = 0.0) -> Frame:
 
 
 def rsi(close: Frame, n: int) -> Frame:
+    """Wilder RSI; 100 when there were only gains, 50 on a flat window."""
     delta = close.diff()
     gain = wilder(delta.clip(lower=0.0), n)
     loss = wilder((-delta).clip(lower=0.0), n)
-    return 100.0 - 100.0 / (1.0 + safe_div(gain, loss, fill=np.inf).replace(np.inf, 1e12))
+    value = 100.0 - 100.0 / (1.0 + gain / loss.where(loss != 0.0))
+    value = value.mask((loss == 0.0) & (gain > 0.0), 100.0)
+    return value.mask((loss == 0.0) & (gain == 0.0), 50.0)
 
 
 def true_range(high: Frame, low: Frame, close: Frame) -> Frame:
@@ -73,9 +76,12 @@ def slope(x: Frame, n: int) -> Frame:
 
 
 def rolling_corr(x: Frame, y: pd.Series | Frame, n: int) -> Frame:
+    """Rolling correlation over complete windows of both series; 0 where one side is constant."""
     if isinstance(y, pd.Series):
         y = pd.DataFrame({c: y for c in x.columns}, index=x.index)
-    return x.rolling(n, min_periods=n).corr(y)
+    corr = x.rolling(n, min_periods=n).corr(y)
+    complete = (x.rolling(n).count() >= n) & (y.rolling(n).count() >= n)
+    return corr.fillna(0.0).where(complete)
 
 
 def rolling_beta(x: Frame, y: pd.Series, n: int) -> Frame:

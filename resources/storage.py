@@ -6,6 +6,7 @@ import io
 import json
 import os
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
@@ -15,6 +16,25 @@ from upath import UPath
 from odyssey.hashing import sha256_bytes
 
 LOCAL_PROTOCOLS = ("", "file", "local")
+HISTORY_DIR = ".history"
+KEEP_VERSIONS = 5
+
+
+def archive_previous(path: UPath, base: UPath, keep: int = KEEP_VERSIONS) -> UPath | None:
+    """Copy the version about to be replaced to <base>/.history/<relative path>/<time><suffix>,
+    keeping the newest `keep`: a materialization that fails its checks never loses the last good one."""
+    if not path.exists():
+        return None
+    relative = path.relative_to(base) if path.is_relative_to(base) else UPath(path.name)
+    folder = base / HISTORY_DIR / str(relative)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = folder / f"{stamp}{path.suffix}"
+    target.write_bytes(path.read_bytes())
+    versions = sorted(p for p in folder.iterdir() if p.name.endswith(path.suffix))
+    for old in versions[:-keep]:
+        old.unlink()
+    return target
 
 
 def write_atomic(path: UPath, data: bytes) -> None:
@@ -39,9 +59,10 @@ class _ParquetUPath(dg.UPathIOManager):
         buffer = io.BytesIO()
         obj.to_parquet(buffer, compression="zstd", index=False)
         data = buffer.getvalue()
+        previous = archive_previous(path, self._base_path)
         write_atomic(path, data)
-        context.add_output_metadata({"sha256": sha256_bytes(data),
-                                     "bytes": len(data)})
+        context.add_output_metadata({"sha256": sha256_bytes(data), "bytes": len(data),
+                                     "previous_version": str(previous) if previous else "none"})
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         with path.open("rb") as handle:
@@ -53,15 +74,18 @@ class _JsonUPath(dg.UPathIOManager):
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        previous = archive_previous(path, self._base_path)
         write_atomic(path, data)
-        context.add_output_metadata({"sha256": sha256_bytes(data)})
+        context.add_output_metadata({"sha256": sha256_bytes(data),
+                                     "previous_version": str(previous) if previous else "none"})
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         return json.loads(path.read_text())
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
-    """DataFrames as zstd Parquet under base_path/<asset key>[/<partition>].parquet."""
+    """DataFrames as zstd Parquet under base_path/<asset key>[/<partition>].parquet; the replaced
+    version is kept under base_path/.history/ (newest five)."""
 
     base_path: str
 

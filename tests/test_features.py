@@ -1,0 +1,117 @@
+"""The feature registry and spot checks of feature values against hand computations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from odyssey import features as F
+
+
+def test_registry_has_94_unique_features_in_the_stated_categories():
+    assert len(F.REGISTRY) == 94
+    assert len(set(F.FEATURE_NAMES)) == 94
+    counts = pd.Series([f.category for f in F.REGISTRY]).value_counts().to_dict()
+    assert counts == F.CATEGORY_COUNTS
+    table = F.registry_table()
+    assert (table["version"] == F.REGISTRY_VERSION).all()
+    assert table["formula"].str.len().min() > 2
+
+
+def test_feature_table_layout(quick_pipeline):
+    table = quick_pipeline.features
+    assert list(table.columns) == ["date", "ticker", *F.FEATURE_NAMES]
+    assert len(table) == len(quick_pipeline.clean)
+    assert not np.isinf(table[list(F.FEATURE_NAMES)].to_numpy()).any()
+
+
+@pytest.mark.parametrize("ticker", ["AAPL", "SPY", "IEF"])
+def test_lookback_is_exactly_the_leading_nan_window(quick_pipeline, ticker):
+    rows = quick_pipeline.features[quick_pipeline.features["ticker"] == ticker]
+    for feature in F.REGISTRY:
+        isnan = rows[feature.name].isna().to_numpy()
+        assert isnan[: feature.lookback].all(), feature.name
+        assert not isnan[feature.lookback:].any(), feature.name
+
+
+def _series(p, ticker, column, source="clean"):
+    frame = p.clean if source == "clean" else p.returns
+    rows = frame[frame["ticker"] == ticker]
+    return rows[column].to_numpy(dtype=float)
+
+
+def _feature(p, ticker, name):
+    return p.features.loc[p.features["ticker"] == ticker, name].to_numpy()
+
+
+def test_moving_average_and_oscillator_values(quick_pipeline):
+    p = quick_pipeline
+    close = _series(p, "AAPL", "close")
+    high = _series(p, "AAPL", "high")
+    low = _series(p, "AAPL", "low")
+    i = 700
+    assert _feature(p, "AAPL", "SMA_20_rel")[i] == pytest.approx(close[i - 19 : i + 1].mean() / close[i] - 1, rel=1e-9)
+    assert _feature(p, "AAPL", "Price_SMA_200_ratio")[i] == pytest.approx(close[i] / close[i - 199 : i + 1].mean() - 1, rel=1e-9)
+    hh, ll = high[i - 13 : i + 1].max(), low[i - 13 : i + 1].min()
+    assert _feature(p, "AAPL", "Stochastic_K")[i] == pytest.approx(100 * (close[i] - ll) / (hh - ll), rel=1e-9)
+    assert _feature(p, "AAPL", "Williams_%R")[i] == pytest.approx(-100 * (hh - close[i]) / (hh - ll), rel=1e-9)
+    assert _feature(p, "AAPL", "Momentum_12_1")[i] == pytest.approx(close[i - 21] / close[i - 252] - 1, rel=1e-9)
+    # RSI with Wilder smoothing, written as the recursion
+    delta = np.diff(close)
+    gain, loss = np.clip(delta, 0, None), np.clip(-delta, 0, None)
+    ag, al = gain[0], loss[0]
+    for k in range(1, i):
+        ag = ag + (gain[k] - ag) / 14
+        al = al + (loss[k] - al) / 14
+    assert _feature(p, "AAPL", "RSI_14")[i] == pytest.approx(100 - 100 / (1 + ag / al), rel=1e-9)
+
+
+def test_return_volatility_and_beta_values(quick_pipeline):
+    p = quick_pipeline
+    r = _series(p, "NVDA", "log_return_clipped", "returns")
+    spy = _series(p, "SPY", "log_return_clipped", "returns")
+    i = 900
+    window, market = r[i - 59 : i + 1], spy[i - 59 : i + 1]
+    assert _feature(p, "NVDA", "Realized_Vol_20")[i] == pytest.approx(r[i - 19 : i + 1].std(ddof=1) * np.sqrt(252), rel=1e-9)
+    assert _feature(p, "NVDA", "Return_20d")[i] == pytest.approx(r[i - 19 : i + 1].sum(), rel=1e-9)
+    beta = np.cov(window, market, ddof=1)[0, 1] / market.var(ddof=1)
+    assert _feature(p, "NVDA", "Beta_SPY_60d")[i] == pytest.approx(beta, rel=1e-7)
+    assert _feature(p, "NVDA", "Correlation_SPY_60d")[i] == pytest.approx(np.corrcoef(window, market)[0, 1], rel=1e-7)
+    assert np.nanmax(np.abs(_feature(p, "SPY", "Beta_SPY_60d") - 1.0)) < 1e-9
+
+
+def test_market_wide_features_are_shared_and_correct(quick_pipeline):
+    p = quick_pipeline
+    table = p.features
+    day = table["date"].unique()[500]
+    rows = table[table["date"] == day]
+    for name in ("Regime", "VIX_percentile_20d", "Market_breadth", "VIX_level"):
+        assert rows[name].nunique() == 1, name
+    closes = p.clean.pivot(index="date", columns="ticker", values="close")
+    sma20 = closes.rolling(20).mean()
+    assert rows["Market_breadth"].iloc[0] == pytest.approx((closes.loc[day] > sma20.loc[day]).mean())
+    vix = p.alt.set_index("date")["VIX"]
+    window = vix.loc[:day].iloc[-20:]
+    assert rows["VIX_percentile_20d"].iloc[0] == pytest.approx((window <= window.iloc[-1]).mean())
+
+
+def test_regimes_are_ordered_by_vix_and_durations_count_runs(quick_pipeline):
+    p = quick_pipeline
+    spy = p.features[p.features["ticker"] == "SPY"].dropna(subset=["Regime"])
+    by_regime = spy.groupby("Regime")["VIX_level"].mean()
+    assert list(by_regime.index) == [0.0, 1.0, 2.0]
+    assert by_regime.is_monotonic_increasing
+    regime = spy["Regime"].to_numpy()
+    duration = spy["Regime_duration"].to_numpy()
+    expected = np.ones(len(regime))
+    for k in range(1, len(regime)):
+        expected[k] = expected[k - 1] + 1 if regime[k] == regime[k - 1] else 1
+    assert np.array_equal(duration, expected)
+    assert p.regime_model["train_end"] == p.profile.train_end
+
+
+def test_missing_benchmark_is_a_clear_error(quick_pipeline):
+    p = quick_pipeline
+    clean = p.clean[p.clean["ticker"] != "SPY"]
+    returns = p.returns[p.returns["ticker"] != "SPY"]
+    with pytest.raises(ValueError, match="benchmark 'SPY'"):
+        F.build_features(clean, returns, p.alt, p.profile.train_end)
