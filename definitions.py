@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import features as feature_assets
+from assets import forecasting as forecasting_assets
 from assets import market as market_assets
 from assets import monitoring as monitoring_assets
 from checks import ALL_CHECKS
@@ -12,7 +13,7 @@ from jobs import ALL_JOBS
 from resources import build_resources
 from sensors import ALL_SENSORS
 
-ALL_ASSETS = dg.load_assets_from_modules([market_assets, feature_assets, monitoring_assets])
+ALL_ASSETS = dg.load_assets_from_modules([market_assets, feature_assets, forecasting_assets, monitoring_assets])
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:

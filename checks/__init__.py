@@ -1,5 +1,8 @@
-"""Asset checks: pandera schemas and data rules (blocking), collected in `ALL_CHECKS`."""
+"""Asset checks: pandera schemas and data rules, and the deployment gates (all blocking)."""
 
-from checks.data_quality import ALL_CHECKS
+from checks.data_quality import ALL_CHECKS as DATA_CHECKS
+from checks.deployment import DEPLOYMENT_CHECKS
+
+ALL_CHECKS = [*DATA_CHECKS, *DEPLOYMENT_CHECKS]
 
 __all__ = ["ALL_CHECKS"]

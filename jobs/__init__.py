@@ -1,16 +1,29 @@
-"""Jobs: the whole graph, and the market + features part."""
+"""Jobs: the data layer, the per-ticker forecasting chain, batch forecasts, and everything."""
 
 import dagster as dg
+
+DATA_GROUPS = ("market", "features", "monitoring")
 
 main_job = dg.define_asset_job(
     "odyssey_main",
     selection=dg.AssetSelection.all(),
-    description="Materialize the whole Odyssey graph (the README's main command runs this).",
+    description="The whole graph (for the UI); `make run` runs the three jobs below in order.",
 )
 market_features_job = dg.define_asset_job(
     "market_features",
-    selection=dg.AssetSelection.groups("market", "features", "monitoring"),
+    selection=dg.AssetSelection.groups(*DATA_GROUPS),
     description="Load, clean, engineer, split, scale and export market features.",
 )
+forecasting_job = dg.define_asset_job(
+    "forecasting",
+    selection=dg.AssetSelection.assets("walkforward_forecasts", "walkforward_summary", "forecast_models",
+                                       "shap_importance", "deployed_models"),
+    description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion.",
+)
+batch_forecasts_job = dg.define_asset_job(
+    "batch_forecasts",
+    selection=dg.AssetSelection.assets("forecasts"),
+    description="Latest-date forecasts for every ticker from the champion models.",
+)
 
-ALL_JOBS = [main_job, market_features_job]
+ALL_JOBS = [main_job, market_features_job, forecasting_job, batch_forecasts_job]

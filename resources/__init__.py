@@ -10,6 +10,8 @@ ODYSSEY_PROFILE        full | quick
 ODYSSEY_SOURCE         synthetic | csv | yfinance
 ODYSSEY_CSV_PATH       folder for the csv source
 ODYSSEY_SEED, ODYSSEY_SIGNAL_STRENGTH, ODYSSEY_DRIFT_DATE, ODYSSEY_DRIFT_TICKERS  synthetic knobs
+MLFLOW_TRACKING_URI    MLflow tracking server (default: sqlite under $ODYSSEY_HOME/mlflow)
+ODYSSEY_SIGNING_KEY    HMAC key for model artifacts (default: generated in $ODYSSEY_HOME)
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from resources.market import MarketSource
 from resources.storage import JsonIOManager, ParquetIOManager, Storage
+from resources.tracking import ArtifactSigner, MlflowTracking
+from odyssey.universe import Profile, get_profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,15 +53,33 @@ def market_from_env() -> MarketSource:
     )
 
 
-def build_resources(market: MarketSource | None = None, base_url: str | None = None) -> dict:
-    """The resource dict Definitions (and tests) use."""
+def profile_from_env() -> Profile:
+    """The profile named by ODYSSEY_PROFILE: it fixes the ticker partitions when the code loads."""
+    return get_profile(os.environ.get("ODYSSEY_PROFILE", "full"))
+
+
+def mlflow_from_env(home: Path | None = None) -> MlflowTracking:
+    root = (home or odyssey_home()) / "mlflow"
+    return MlflowTracking(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}"),
+        artifact_root=os.environ.get("ODYSSEY_MLFLOW_ARTIFACTS", (root / "artifacts").as_uri()),
+    )
+
+
+def build_resources(market: MarketSource | None = None, base_url: str | None = None,
+                    home: Path | None = None) -> dict:
+    """The resource dict Definitions (and tests) use; `home` relocates MLflow and the signing key."""
     base = base_url or storage_url()
+    state = home or odyssey_home()
     return {
         "market": market or market_from_env(),
         "io_manager": ParquetIOManager(base_path=f"{base}/tables"),
         "json_io_manager": JsonIOManager(base_path=f"{base}/tables"),
         "storage": Storage(base_path=base),
+        "mlflow": mlflow_from_env(home) if home else mlflow_from_env(),
+        "signer": ArtifactSigner(key_file=str(state / "signing.key")),
     }
 
 
-__all__ = ["MarketSource", "ParquetIOManager", "JsonIOManager", "Storage", "build_resources", "odyssey_home"]
+__all__ = ["MarketSource", "ParquetIOManager", "JsonIOManager", "Storage", "MlflowTracking", "ArtifactSigner",
+           "build_resources", "odyssey_home", "profile_from_env"]

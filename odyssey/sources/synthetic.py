@@ -13,8 +13,8 @@ Structure (all daily, business days):
   ticker's own log return over the last 10 days (information available at t) and sigma_i its
   typical daily volatility. `true_signal` gives, per (date, ticker), the planted part of the
   5-day forward log return to first order: ``5 * signal_strength * sigma_i * tanh(...)``.
-  With ``signal_strength = 0`` the drift is the same in every regime and nothing about
-  direction is predictable;
+  The drift (``annual_drift`` per unit of beta) is the same in every regime; with
+  ``signal_strength = 0`` and ``annual_drift = 0`` nothing about direction is predictable;
 * ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility doubles,
   their market beta rises by 0.5 and their volume by half, so feature distributions shift.
 """
@@ -68,7 +68,6 @@ REGIME_TRANSITIONS = np.array(
      [0.010, 0.980, 0.010],
      [0.000, 0.050, 0.950]]
 )
-DAILY_DRIFT = 0.0003  # per unit of beta, the same in every regime: regimes never predict direction
 SECTOR_VOL = 0.006
 DURATION = 7.5  # rates ETFs move by -duration x yield change
 N_BAD_TICKS = 6
@@ -78,6 +77,7 @@ N_BAD_TICKS = 6
 class SyntheticConfig:
     seed: int = 7
     signal_strength: float = 0.05
+    annual_drift: float = 0.075  # expected yearly log return per unit of market beta
     drift_date: str | None = None
     drift_tickers: tuple[str, ...] | None = None  # None: every ticker drifts after drift_date
     missing_day_rate: float = 0.001
@@ -145,7 +145,8 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     base_volume = np.array([_spec(t)[5] for t in tickers])
     typical_vol = np.sqrt((beta * REGIME_MARKET_VOL[1]) ** 2 + (loading * SECTOR_VOL) ** 2 + idio_vol**2)
     is_rates = np.array([s == "rates" for s in spec[1]])
-    drift = DAILY_DRIFT * np.clip(beta, 0.15, None)
+    # the same drift in every regime: regimes never predict direction
+    drift = config.annual_drift / 252.0 * np.clip(beta, 0.15, None)
 
     drift_mask = np.zeros((n_days, n_tk), dtype=bool)
     if config.drift_date is not None:

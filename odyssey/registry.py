@@ -1,0 +1,143 @@
+"""Experiment tracking and the model registry on MLflow: one registered model per ticker,
+aliases `candidate` (newest trained) and `champion` (deployed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from odyssey.models import ModelCard, card_from_json, card_to_json
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+CANDIDATE, CHAMPION = "candidate", "champion"
+MODEL_FILE, CARD_FILE, OOS_FILE = "model.ubj", "card.json", "oos_predictions.parquet"
+
+
+def model_name(ticker: str) -> str:
+    return f"odyssey-forecast-{ticker}"
+
+
+@dataclass
+class Tracker:
+    """An MLflow client bound to one experiment."""
+
+    tracking_uri: str
+    artifact_root: str
+    experiment: str = "odyssey-forecasting"
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(self.experiment, artifact_location=self.artifact_root)
+        except MlflowException:  # created concurrently
+            return client.get_experiment_by_name(self.experiment).experiment_id
+
+
+@dataclass
+class RegisteredVersion:
+    ticker: str
+    version: str
+    run_id: str
+    source: str
+
+
+def log_candidate(tracker: Tracker, ticker: str, model_bytes: bytes, card: ModelCard, oos: pd.DataFrame,
+                  params: dict, fold_metrics: pd.DataFrame, summary_metrics: dict, tags: dict) -> RegisteredVersion:
+    """One MLflow run with params, per-fold and summary metrics, the signed model, its card and the
+    out-of-sample predictions; registered as a new version with alias `candidate`."""
+    client = tracker.client()
+    run = client.create_run(tracker.experiment_id(), run_name=f"{ticker}-{card.sha256[:8]}",
+                            tags={"ticker": ticker, "registry_version": card.registry_version,
+                                  "data_sha256": card.data_sha256, **tags})
+    run_id = run.info.run_id
+    try:
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        for row in fold_metrics.to_dict("records"):
+            for metric in ("rmse", "r2", "direction_accuracy", "ic", "sharpe"):
+                client.log_metric(run_id, f"fold_{metric}", float(row[metric]), step=int(row["fold"]))
+        for key, value in summary_metrics.items():
+            client.log_metric(run_id, key, float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            (folder / MODEL_FILE).write_bytes(model_bytes)
+            (folder / CARD_FILE).write_text(card_to_json(card))
+            client.log_artifacts(run_id, str(folder), "model")
+            oos_path = Path(tmp) / OOS_FILE
+            oos.to_parquet(oos_path, index=False)
+            client.log_artifact(run_id, str(oos_path), "walkforward")
+        client.set_terminated(run_id)
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    name = model_name(ticker)
+    try:
+        client.create_registered_model(name, description=f"5-day return forecast for {ticker}")
+    except MlflowException:
+        pass  # already registered
+    version = client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
+                                          tags={"sha256": card.sha256, "registry_version": card.registry_version})
+    client.set_registered_model_alias(name, CANDIDATE, version.version)
+    return RegisteredVersion(ticker, str(version.version), run_id, version.source)
+
+
+def version_by_alias(tracker: Tracker, ticker: str, alias: str) -> RegisteredVersion | None:
+    try:
+        v = tracker.client().get_model_version_by_alias(model_name(ticker), alias)
+    except MlflowException:
+        return None
+    return RegisteredVersion(ticker, str(v.version), v.run_id, v.source)
+
+
+def download_model(tracker: Tracker, version: RegisteredVersion) -> tuple[bytes, ModelCard]:
+    client = tracker.client()
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(client.download_artifacts(version.run_id, "model", tmp))
+        return (local / MODEL_FILE).read_bytes(), card_from_json((local / CARD_FILE).read_text())
+
+
+def download_oos(tracker: Tracker, version: RegisteredVersion) -> pd.DataFrame:
+    client = tracker.client()
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(version.run_id, f"walkforward/{OOS_FILE}", tmp)
+        return pd.read_parquet(local)
+
+
+def promote(tracker: Tracker, ticker: str, version: str) -> str | None:
+    """Point `champion` at `version`; return the previous champion's version (or None)."""
+    previous = version_by_alias(tracker, ticker, CHAMPION)
+    tracker.client().set_registered_model_alias(model_name(ticker), CHAMPION, version)
+    return previous.version if previous else None
+
+
+def log_figure_bytes(tracker: Tracker, run_id: str, data: bytes, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        path.write_bytes(data)
+        tracker.client().log_artifact(run_id, str(path), os.path.dirname(artifact_file) or None)
+
+
+def log_table(tracker: Tracker, run_id: str, frame: pd.DataFrame, artifact_file: str) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    log_figure_bytes(tracker, run_id, buffer.getvalue().encode(), artifact_file)
+
+
+def log_json(tracker: Tracker, run_id: str, payload: dict, artifact_file: str) -> None:
+    log_figure_bytes(tracker, run_id, json.dumps(payload, indent=2, sort_keys=True).encode(), artifact_file)

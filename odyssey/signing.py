@@ -1,0 +1,45 @@
+"""Artifact integrity: SHA-256 plus an HMAC-SHA256 signature, checked before anything is loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+from odyssey.hashing import sha256_bytes
+
+KEY_ENV = "ODYSSEY_SIGNING_KEY"
+
+
+class SignatureError(ValueError):
+    """An artifact's hash or signature does not match: it was changed or signed with another key."""
+
+
+def load_or_create_key(key_file: Path) -> bytes:
+    """The signing key from $ODYSSEY_SIGNING_KEY, else from `key_file` (created, with a warning,
+    on first use: fine for one machine, not for a team)."""
+    value = os.environ.get(KEY_ENV, "").strip()
+    if value:
+        return value.encode()
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        os.chmod(key_file, 0o600)
+        warnings.warn(f"{KEY_ENV} is not set: generated a local signing key at {key_file}", stacklevel=2)
+    return key_file.read_text().strip().encode()
+
+
+def sign(data: bytes, key: bytes) -> str:
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def verify(data: bytes, key: bytes, sha256: str, signature: str, name: str = "artifact") -> None:
+    """Raise SignatureError unless both the hash and the signature match."""
+    actual = sha256_bytes(data)
+    if actual != sha256:
+        raise SignatureError(f"{name}: SHA-256 mismatch (expected {sha256[:12]}…, got {actual[:12]}…)")
+    if not hmac.compare_digest(sign(data, key), signature):
+        raise SignatureError(f"{name}: HMAC signature does not verify (tampered, or signed with another key)")
