@@ -198,3 +198,10 @@ def summary_metrics(predictions: pd.DataFrame, cost_bps: float = 10.0, slippage_
         lo, hi = block_bootstrap_ci(ordered, fn, reps=reps, seed=seed)
         out[f"oos_{name}_ci_low"], out[f"oos_{name}_ci_high"] = lo, hi
     return out
+
+
+# Shallow, subsampled trees with patient early stopping: on the full synthetic profile with a
+# planted signal this recovers ~60 % of the true signal's IC where the seed notebook's values
+# (the defaults above) recover ~30 %, and trains ~6x faster (bench/forecasting.py, README).
+REGULARIZED = XGBParams(max_depth=2, learning_rate=0.05, subsample=0.5, colsample_bytree=0.5,
+                        min_child_weight=100.0, early_stopping_rounds=100)

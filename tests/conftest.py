@@ -1,6 +1,12 @@
 """Shared fixtures: the quick-profile synthetic market and the pure-library pipeline on it."""
 
+import os
 from dataclasses import dataclass
+
+# The ticker partitions are fixed when the definitions load: tests run the quick profile.
+os.environ["ODYSSEY_PROFILE"] = "quick"
+os.environ.pop("ODYSSEY_STORAGE_URL", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pandas as pd
 import pytest

@@ -13,11 +13,29 @@ def quick_source(**overrides) -> MarketSource:
     return MarketSource(**{"profile": "quick", **overrides})
 
 
-def run_graph(storage: Path | str, market: MarketSource, job: str = "odyssey_main",
-              instance: dg.DagsterInstance | None = None, selection=None) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(build_resources(market=market, base_url=str(storage)))
+FAST_XGB = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 60, "early_stopping_rounds": 10, "nthread": 1}
+
+
+def run_graph(storage: Path | str, market: MarketSource, job: str = "market_features",
+              instance: dg.DagsterInstance | None = None, selection=None, partition_key: str | None = None,
+              run_config: dict | None = None, home: Path | None = None) -> dg.ExecuteInProcessResult:
+    """Execute one job in process against temporary storage (and MLflow/signing key under `home`)."""
+    local_home = home or (Path(storage) / "state" if "://" not in str(storage) else None)
+    defs = build_definitions(build_resources(market=market, base_url=str(storage), home=local_home))
     job_def = defs.resolve_job_def(job)
-    return job_def.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection)
+    return job_def.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection,
+                                      partition_key=partition_key, run_config=run_config)
+
+
+def fast_forecasting_config(xgb: dict | None = None, **gates) -> dict:
+    """Run config: small XGBoost models for tests (with `xgb` overrides), and optional
+    deployment-gate settings."""
+    params = {**FAST_XGB, **(xgb or {})}
+    ops = {"walkforward": {"config": params}, "forecast_models": {"config": params}}
+    if gates:
+        for check in ("leakage_canary", "plausible_accuracy", "no_regression"):
+            ops[f"forecast_models_{check}"] = {"config": gates}
+    return {"ops": ops}
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
