@@ -24,8 +24,12 @@ ui: install
 	$(PY) -c "from jobs.main import prepare_home; prepare_home()"
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.odyssey/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
 bench: install
 	$(PY) bench/features.py
+	$(PY) bench/forecasting.py
 
 clean:
 	rm -rf .odyssey

@@ -50,11 +50,7 @@ class ForecastConfig(dg.Config):
                                  self.embargo_days)
 
     def xgb(self) -> XGBParams:
-        return XGBParams(objective=self.objective, learning_rate=self.learning_rate, max_depth=self.max_depth,
-                         n_estimators=self.n_estimators, early_stopping_rounds=self.early_stopping_rounds,
-                         seed=self.seed, tree_method=self.tree_method, nthread=self.nthread,
-                         subsample=self.subsample, colsample_bytree=self.colsample_bytree,
-                         min_child_weight=self.min_child_weight, max_bin=self.max_bin)
+        return XGBParams(**{name: getattr(self, name) for name in XGBParams.__dataclass_fields__})
 
 
 def _oos_plot(predictions: pd.DataFrame, ticker: str):

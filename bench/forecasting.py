@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -51,7 +52,8 @@ def time_walkforward(frames: dict[str, pd.DataFrame], params: XGBParams, workers
     started = time.perf_counter()
     jobs = [(frame, params) for frame in frames.values()]
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: OpenMP (XGBoost's threads) does not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             out = list(pool.map(_one, jobs))
     else:
         out = [_one(job) for job in jobs]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-DATA_GROUPS = ("market", "features", "monitoring")
+DATA_GROUPS = ("market", "features")
 
 main_job = dg.define_asset_job(
     "odyssey_main",
@@ -11,7 +11,7 @@ main_job = dg.define_asset_job(
 )
 market_features_job = dg.define_asset_job(
     "market_features",
-    selection=dg.AssetSelection.groups(*DATA_GROUPS),
+    selection=dg.AssetSelection.groups(*DATA_GROUPS) | dg.AssetSelection.assets("data_quality_report"),
     description="Load, clean, engineer, split, scale and export market features.",
 )
 forecasting_job = dg.define_asset_job(
@@ -20,10 +20,16 @@ forecasting_job = dg.define_asset_job(
                                        "shap_importance", "deployed_models"),
     description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion.",
 )
+drift_monitoring_job = dg.define_asset_job(
+    "drift_monitoring",
+    selection=dg.AssetSelection.assets("feature_drift", "forecast_quality"),
+    description="One ticker partition: Evidently feature drift and forecast-quality decay (their checks feed "
+                "the retraining sensor).",
+)
 batch_forecasts_job = dg.define_asset_job(
     "batch_forecasts",
     selection=dg.AssetSelection.assets("forecasts"),
     description="Latest-date forecasts for every ticker from the champion models.",
 )
 
-ALL_JOBS = [main_job, market_features_job, forecasting_job, batch_forecasts_job]
+ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job]

@@ -1,14 +1,18 @@
 """Headless run of the whole graph on the configured defaults, ending with a short summary.
 
-    python -m jobs.main [--profile full|quick]
+    python -m jobs.main [--profile full|quick] [--workers N]
 
-Runs against the same DAGSTER_HOME as `dagster dev` (default: .odyssey/dagster_home), so the
-UI shows what this materialized, with its history. Exit code: 0 all built and every check
-passed, 2 a blocking check stopped part of the graph, 1 a step failed.
+Order: `market_features`, then per ticker partition the `forecasting` and `drift_monitoring`
+jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts`. Runs go to the same
+DAGSTER_HOME as `dagster dev` (default: .odyssey/dagster_home), so the UI shows what this
+materialized, with its history. Exit code: 0 all built and every check passed, 2 a blocking
+check stopped part of the graph (reported, not a crash), 1 a step failed.
 """
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +26,7 @@ run_coordinator:
   config:
     max_concurrent_runs: 2
 """
+RECORD = "ODYSSEY_RUN_RECORD "
 
 
 def prepare_home() -> Path:
@@ -36,57 +41,97 @@ def prepare_home() -> Path:
     return home
 
 
-def _run_config(log_level: str) -> dict:
-    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
+    config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if xgb_threads:
+        config["ops"] = {op: {"config": {"nthread": xgb_threads}} for op in ("walkforward", "forecast_models")}
+    return config
 
 
-def run_all(defs, instance, log_level: str = "WARNING") -> list:
-    """market_features, then the forecasting chain once per ticker partition, then batch
-    forecasts. A run stopped by a blocking check does not stop the next stage: each ticker is
-    gated on its own, and batch forecasts use whichever champions exist."""
-    results = [defs.resolve_job_def("market_features").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_run_config(log_level))]
-    if any(not e.passed for e in results[0].get_asset_check_evaluations()) or not results[0].success:
-        return results
-    forecasting = defs.resolve_job_def("forecasting")
-    for ticker in forecasting.partitions_def.get_partition_keys():
-        results.append(forecasting.execute_in_process(instance=instance, raise_on_error=False, partition_key=ticker,
-                                                      run_config=_run_config(log_level)))
-    results.append(defs.resolve_job_def("batch_forecasts").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_run_config(log_level)))
-    return results
-
-
-def summarize(results: list, planned: int, started: float) -> tuple[str, int]:
+def record(result, partition: str | None = None) -> dict:
+    """What the summary needs from one run, as plain data (workers send it to the parent)."""
     import dagster as dg
 
+    checks = [{"asset": e.asset_key.to_user_string(), "check": e.check_name, "passed": e.passed,
+               "reason": e.metadata["reason"].value if "reason" in e.metadata else None}
+              for e in result.get_asset_check_evaluations()]
+    errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
+              for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+              and "blocking asset check" not in (e.event_specific_data.error.message or "")]
+    return {"job": result.job_def.name, "partition": partition, "run_id": result.run_id,
+            "materialized": len(result.get_asset_materialization_events()), "checks": checks, "errors": errors}
+
+
+def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_threads: int | None) -> list[dict]:
+    """Per ticker: the forecasting chain, then drift monitoring."""
+    out = []
+    for partition in partitions:
+        for job, config in (("forecasting", _run_config(log_level, xgb_threads)), ("drift_monitoring", _run_config(log_level))):
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                                   partition_key=partition, run_config=config)
+            out.append(record(result, partition))
+    return out
+
+
+def run_partitions_in_workers(partitions: list[str], workers: int, log_level: str) -> list[dict]:
+    """Spread the ticker partitions over worker processes; each runs its share in process."""
+    chunks = [partitions[i::workers] for i in range(workers) if partitions[i::workers]]
+    procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--log-level", log_level],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+             for chunk in chunks]
+    records = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        records += [json.loads(line[len(RECORD):]) for line in out.splitlines() if line.startswith(RECORD)]
+        if proc.returncode != 0:
+            records.append({"job": "forecasting", "partition": None, "run_id": "-", "materialized": 0, "checks": [],
+                            "errors": [f"worker exited with code {proc.returncode}"]})
+    return records
+
+
+def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
+    """market_features, the forecasting chain per ticker, then batch forecasts. A ticker stopped
+    by a gate does not stop the others: each is gated on its own, and batch forecasts use
+    whichever champions exist."""
+    data = defs.resolve_job_def("market_features").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_run_config(log_level))
+    records = [record(data)]
+    if not data.success:
+        return records
+    partitions = defs.resolve_job_def("forecasting").partitions_def.get_partition_keys()
+    if workers > 1:
+        records += run_partitions_in_workers(partitions, workers, log_level)
+    else:
+        records += run_partitions(defs, instance, partitions, log_level, None)
+    batch = defs.resolve_job_def("batch_forecasts").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_run_config(log_level))
+    return records + [record(batch)]
+
+
+def summarize(records: list[dict], planned: int, started: float) -> tuple[str, int]:
     from resources import storage_url
 
-    built = [e for r in results for e in r.get_asset_materialization_events()]
-    evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
-    failed_checks = [e for e in evaluations if not e.passed]
-    step_failures = [e for r in results for e in r.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
-                     and "blocking asset check" not in (e.event_specific_data.error.message or "")]
+    built = sum(r["materialized"] for r in records)
+    checks = [dict(c, partition=r["partition"]) for r in records for c in r["checks"]]
+    failed = [c for c in checks if not c["passed"]]
+    errors = [e for r in records for e in r["errors"]]
     lines = [
         "",
         "Odyssey run summary",
-        f"  runs        {len(results)}  ({', '.join(sorted({r.job_def.name for r in results}))})",
+        f"  runs        {len(records)}  ({', '.join(sorted({r['job'] for r in records}))})",
         f"  time        {time.perf_counter() - started:.1f} s",
-        f"  assets      {len(built)} materializations ({planned} asset keys x partitions planned)",
-        f"  checks      {len(evaluations) - len(failed_checks)}/{len(evaluations)} passed",
+        f"  assets      {built}/{planned} materializations (asset x ticker partition)",
+        f"  checks      {len(checks) - len(failed)}/{len(checks)} passed",
     ]
-    for e in failed_checks:
-        partition = f"[{e.partition}]" if getattr(e, "partition", None) else ""
-        reason = e.metadata.get("reason")
-        lines.append(f"    FAILED    {e.asset_key.to_user_string()}{partition}:{e.check_name}"
-                     + (f"  ({reason.value})" if reason is not None else ""))
-    for e in step_failures:
-        lines.append(f"  step error  {e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}")
+    for c in failed:
+        where = f"[{c['partition']}]" if c["partition"] else ""
+        lines.append(f"    FAILED    {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
+    lines += [f"  step error  {e}" for e in errors]
     lines.append(f"  outputs     {storage_url()}")
-    lines.append(f"  UI          make ui  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    if step_failures:
+    lines.append(f"  UI          make ui  (DAGSTER_HOME={os.environ['DAGSTER_HOME']});  MLflow: make mlflow-ui")
+    if errors:
         code = 1
-    elif failed_checks or built and len(built) < planned:
+    elif failed or built < planned:
         lines.append("  gate        a blocking check failed: what is downstream of it was not built; the previous "
                      "good versions (and champions) stay in place")
         code = 2
@@ -97,7 +142,8 @@ def summarize(results: list, planned: int, started: float) -> tuple[str, int]:
 
 def planned_materializations(defs) -> int:
     forecasting = defs.resolve_job_def("forecasting")
-    per_ticker = len(forecasting.asset_layer.executable_asset_keys)
+    per_ticker = len(forecasting.asset_layer.executable_asset_keys) + len(
+        defs.resolve_job_def("drift_monitoring").asset_layer.executable_asset_keys)
     tickers = len(forecasting.partitions_def.get_partition_keys())
     data = len(defs.resolve_job_def("market_features").asset_layer.executable_asset_keys)
     return data + per_ticker * tickers + 1
@@ -106,7 +152,10 @@ def planned_materializations(defs) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=["full", "quick"], help="overrides ODYSSEY_PROFILE")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes for the ticker partitions (default: up to 2)")
     parser.add_argument("--log-level", default="WARNING", help="console log level of the runs (DEBUG shows every event)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run these partitions, print records
     args = parser.parse_args(argv)
     if args.profile:
         os.environ["ODYSSEY_PROFILE"] = args.profile
@@ -116,10 +165,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from definitions import defs
 
+    if args.worker:
+        with dg.DagsterInstance.get() as instance:
+            for rec in run_partitions(defs, instance, args.worker.split(","), args.log_level, xgb_threads=1):
+                print(RECORD + json.dumps(rec), flush=True)
+        return 0
+
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        results = run_all(defs, instance, args.log_level)
-    text, code = summarize(results, planned_materializations(defs), started)
+        records = run_all(defs, instance, args.log_level, args.workers)
+    text, code = summarize(records, planned_materializations(defs), started)
     print(text)
     return code
 

@@ -45,6 +45,9 @@ class Profile:
     def with_tickers(self, tickers: tuple[str, ...]) -> "Profile":
         return replace(self, tickers=tuple(tickers))
 
+    def with_end(self, end: str | pd.Timestamp) -> "Profile":
+        return replace(self, end=str(pd.Timestamp(end).date()))
+
 
 PROFILES: dict[str, Profile] = {
     "full": Profile(

@@ -1,7 +1,8 @@
-"""Sensors: run failures are written to an alerts log (and posted to a webhook if configured)."""
+"""Sensors: run-failure alerts, and retraining of the tickers whose drift or quality checks fail."""
 
 from sensors.alerts import run_failure_alerts
+from sensors.retrain import retrain_on_drift
 
-ALL_SENSORS = [run_failure_alerts]
+ALL_SENSORS = [run_failure_alerts, retrain_on_drift]
 
-__all__ = ["ALL_SENSORS", "run_failure_alerts"]
+__all__ = ["ALL_SENSORS", "run_failure_alerts", "retrain_on_drift"]

@@ -96,3 +96,14 @@ def test_drift_changes_only_the_drifted_tickers_after_the_date(quick_profile):
     pd.testing.assert_frame_equal(rb[before], rd[before])
     pd.testing.assert_series_equal(rb["SPY"], rd["SPY"])
     assert rd.loc[~before, "AAPL"].std() > 1.4 * rb.loc[~before, "AAPL"].std()
+
+
+def test_a_longer_range_extends_the_same_market(quick_profile):
+    base = generate_market(quick_profile)
+    longer = generate_market(quick_profile.with_end("2022-03-31"))
+    cut = pd.Timestamp(quick_profile.end)
+    old = longer.data.prices[longer.data.prices["date"] <= cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, base.data.prices)
+    alt = longer.data.alt[longer.data.alt["date"] <= cut].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alt, base.data.alt)
+    assert longer.data.prices["date"].max() == pd.Timestamp("2022-03-31")

@@ -15,8 +15,8 @@ Structure (all daily, business days):
   5-day forward log return to first order: ``5 * signal_strength * sigma_i * tanh(...)``.
   The drift (``annual_drift`` per unit of beta) is the same in every regime; with
   ``signal_strength = 0`` and ``annual_drift = 0`` nothing about direction is predictable;
-* ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility doubles,
-  their market beta rises by 0.5 and their volume by half, so feature distributions shift.
+* ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility triples,
+  their market beta rises by 0.8 and their volume doubles, so feature distributions shift.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ REGIME_TRANSITIONS = np.array(
 SECTOR_VOL = 0.006
 DURATION = 7.5  # rates ETFs move by -duration x yield change
 N_BAD_TICKS = 6
+DRIFT_VOL, DRIFT_BETA, DRIFT_VOLUME = 3.0, 0.8, 2.0  # after drift_date, for the drifted tickers
+BAD_TICK_HORIZON = 3900  # bad ticks fall on business days 60..3900 of the range
 
 
 @dataclass(frozen=True)
@@ -102,25 +104,26 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     dates = profile.business_days
     tickers = list(profile.tickers)
     n_days, n_tk = len(dates), len(tickers)
-    rng = np.random.default_rng(config.seed)
-
-    # Every random draw happens here, in a fixed order, so changing a knob (signal strength,
-    # drift) changes only what it is meant to change.
-    u_regime = rng.random(n_days)
-    z_market = rng.standard_normal(n_days)
+    # Every random array comes from its own stream and is filled day by day, so a longer date
+    # range extends the same market (new days are appended; earlier days do not change) and a
+    # knob (signal strength, drift) changes only what it is meant to change.
+    streams = iter(np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(16))
     sectors = sorted({_spec(t)[1] for t in tickers} | {"tech", "semis", "intl", "rates", "credit"})
-    z_sector = rng.standard_normal((n_days, len(sectors)))
-    z_idio = rng.standard_normal((n_days, n_tk))
-    z_vix = rng.standard_normal(n_days)
-    z_alt = rng.standard_normal((n_days, 3))
-    z_open = rng.standard_normal((n_days, n_tk))
-    z_range = np.abs(rng.standard_normal((n_days, n_tk, 2)))
-    z_volume = rng.standard_normal((n_days, n_tk))
-    u_missing = rng.random((n_days, n_tk))
-    u_missing_len = rng.integers(1, 4, size=(n_days, n_tk))
-    bad_rows = rng.integers(60, max(61, n_days - 1), size=N_BAD_TICKS)
-    bad_cols = rng.integers(0, n_tk, size=N_BAD_TICKS)
-    bad_sign = rng.choice([-1.0, 1.0], size=N_BAD_TICKS)
+    u_regime = next(streams).random(n_days)
+    z_market = next(streams).standard_normal(n_days)
+    z_sector = next(streams).standard_normal((n_days, len(sectors)))
+    z_idio = next(streams).standard_normal((n_days, n_tk))
+    z_vix = next(streams).standard_normal(n_days)
+    z_alt = next(streams).standard_normal((n_days, 3))
+    z_open = next(streams).standard_normal((n_days, n_tk))
+    z_range = np.abs(next(streams).standard_normal((n_days, n_tk, 2)))
+    z_volume = next(streams).standard_normal((n_days, n_tk))
+    u_missing = next(streams).random((n_days, n_tk))
+    u_missing_len = next(streams).integers(1, 4, size=(n_days, n_tk))
+    bad = next(streams)
+    bad_rows = bad.integers(60, BAD_TICK_HORIZON, size=N_BAD_TICKS)
+    bad_cols = bad.integers(0, n_tk, size=N_BAD_TICKS)
+    bad_sign = bad.choice([-1.0, 1.0], size=N_BAD_TICKS)
 
     # Regimes: a Markov chain started in "normal".
     regimes = np.empty(n_days, dtype=np.int64)
@@ -166,9 +169,9 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     sqrt10 = np.sqrt(10.0)
     for t in range(n_days):
         h = omega + alpha * eps_prev**2 + beta_g * h
-        vol_mult = np.where(drift_mask[t], 2.0, 1.0) * (1.0 + 0.5 * (regimes[t] == 2))
+        vol_mult = np.where(drift_mask[t], DRIFT_VOL, 1.0) * (1.0 + 0.5 * (regimes[t] == 2))
         eps = np.sqrt(h) * z_idio[t]
-        b = beta + np.where(drift_mask[t], 0.5, 0.0)
+        b = beta + np.where(drift_mask[t], DRIFT_BETA, 0.0)
         g_prev = np.tanh(window.sum(axis=0) / (typical_vol * sqrt10)) if t >= 10 else np.zeros(n_tk)
         r = (
             drift
@@ -191,7 +194,7 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     adj_high = np.maximum(adj_open, adj_close) * np.exp(0.5 * day_vol * z_range[..., 0])
     adj_low = np.minimum(adj_open, adj_close) * np.exp(-0.5 * day_vol * z_range[..., 1])
     volume = base_volume * np.exp(0.25 * z_volume + 0.8 * np.abs(returns) / typical_vol)
-    volume = volume * np.where(drift_mask, 1.5, 1.0)
+    volume = volume * np.where(drift_mask, DRIFT_VOLUME, 1.0)
 
     # Alternative data.
     vix = np.empty(n_days)
@@ -218,6 +221,8 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
 
     if config.bad_ticks:
         for row, col, sign in zip(bad_rows, bad_cols, bad_sign):
+            if row >= n_days:
+                continue
             q_close[row, col] *= 1.0 + 0.25 * sign
             q_high[row, col] = max(q_high[row, col], q_close[row, col])
             q_low[row, col] = min(q_low[row, col], q_close[row, col])

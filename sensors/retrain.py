@@ -1,0 +1,59 @@
+"""Retrain exactly the tickers whose drift or forecast-quality check failed.
+
+The sensor reads new evaluations of `feature_drift_check` and `forecast_quality_check` from the
+instance, and requests one `forecasting` run (walk-forward, model, gates, champion) per ticker
+that went from passing (or unknown) to failing. Its cursor holds the last evaluation it read and
+each ticker's state, so one drift event starts one run and a ticker that did not drift is never
+retrained.
+"""
+
+import json
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+WATCHED = (dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check"),
+           dg.AssetCheckKey(dg.AssetKey("forecast_quality"), "forecast_quality_check"))
+COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def _evaluations(instance: dg.DagsterInstance, after_id: int) -> list:
+    records = []
+    for key in WATCHED:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
+        records += [r for r in history if r.id > after_id and r.partition]
+    return sorted(records, key=lambda r: r.id)
+
+
+def _reason(record) -> str:
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    reason = evaluation.metadata.get("reason") if evaluation else None
+    return f"{record.key.name}: {reason.value if reason is not None else 'failed'}"
+
+
+@dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Request a forecasting run for exactly the tickers whose drift or quality check just failed.")
+def retrain_on_drift(context: dg.SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {"last_id": 0, "failing": {}}
+    failing: dict[str, list[str]] = cursor["failing"]
+    requests: dict[str, list[str]] = {}
+    last_id = cursor["last_id"]
+    for record in _evaluations(context.instance, last_id):
+        last_id = record.id
+        ticker, check = record.partition, record.key.name
+        now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
+        was_failing = check in failing.get(ticker, [])
+        if now_failing and not was_failing:
+            requests.setdefault(ticker, []).append(_reason(record))
+            failing.setdefault(ticker, []).append(check)
+        elif not now_failing and was_failing:
+            failing[ticker].remove(check)
+    for ticker, reasons in sorted(requests.items()):
+        yield dg.RunRequest(
+            run_key=f"retrain-{ticker}-{last_id}",
+            partition_key=ticker,
+            tags={"odyssey/trigger": "drift", "odyssey/reason": "; ".join(reasons)[:1000]},
+        )
+    if requests:
+        context.log.info(f"retraining {sorted(requests)}")
+    context.update_cursor(json.dumps({"last_id": last_id, "failing": failing}))
