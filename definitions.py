@@ -9,7 +9,7 @@ from assets import forecasting as forecasting_assets
 from assets import market as market_assets
 from assets import monitoring as monitoring_assets
 from checks import ALL_CHECKS
-from jobs import ALL_JOBS
+from jobs import ALL_JOBS, ALL_SCHEDULES
 from resources import build_resources
 from sensors import ALL_SENSORS
 
@@ -22,6 +22,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=ALL_JOBS,
+        schedules=ALL_SCHEDULES,
         sensors=ALL_SENSORS,
         resources=resources or build_resources(),
     )

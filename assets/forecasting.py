@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from assets.market import DAILY_FRESHNESS
 from assets.metadata import line_plot, md_table
 from odyssey import features as registry
 from odyssey import registry as mlreg
@@ -172,7 +173,7 @@ def deployed_models(context: dg.AssetExecutionContext, mlflow: MlflowTracking, f
 
 
 @dg.asset(group_name=GROUP, kinds={"xgboost", "pandas"}, deps=["deployed_models"],
-          ins={"features": dg.AssetIn()})
+          ins={"features": dg.AssetIn()}, freshness_policy=DAILY_FRESHNESS)
 def forecasts(market: MarketSource, mlflow: MlflowTracking, signer: ArtifactSigner,
               features: pd.DataFrame) -> dg.MaterializeResult:
     """5-day return forecasts for the latest date, every ticker, from its champion model; each model's

@@ -1,14 +1,27 @@
 """Group `market`: raw bars and alternative data from the source, cleaned prices, returns."""
 
+from datetime import timedelta
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
 from assets.metadata import describe_table, md_table
 from odyssey.cleaning import clean_alt, clean_prices
+from odyssey.landing import append_landed, read_landed
 from odyssey.returns import clip_returns, fit_clip_thresholds, log_returns
 from resources.market import MarketSource
+from resources.storage import Storage
 
 GROUP = "market"
+
+# Daily data: stale after a day (warn) and three days (fail, a weekend fits in between).
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=3), warn_window=timedelta(hours=26))
+
+
+class LandingConfig(dg.Config):
+    files: list[str] = []
+
 
 class CleaningConfig(dg.Config):
     max_fill_days: int = 5
@@ -17,27 +30,80 @@ class CleaningConfig(dg.Config):
 class ReturnsConfig(dg.Config):
     clip_sigma: float = 3.0
 
+def _stored(storage: Storage, asset: str) -> pd.DataFrame | None:
+    path = storage.path("tables", f"{asset}.parquet")
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+@dg.multi_asset(
+    outs={
+        "landed_bars": dg.AssetOut(description="Bars for new trading days ingested from the landing folder.",
+                                   kinds={"pandas", "parquet"}),
+        "landed_alt_data": dg.AssetOut(description="Alternative data for new days from the landing folder.",
+                                       kinds={"pandas", "parquet"}),
+    },
+    group_name=GROUP,
+)
+def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, market: MarketSource, storage: Storage):
+    """Everything ingested from the landing folder so far, plus the files of this run (the
+    landing sensor names them); files must carry days after those already stored."""
+    profile = market.universe()
+    stored = {k: _stored(storage, k) for k in ("landed_bars", "landed_alt_data")}
+    known = [pd.Timestamp(profile.end)] + [f["date"].max() for f in stored.values() if f is not None and len(f)]
+    after = max(known)
+    files = [read_landed(Path(f), profile.tickers, after) for f in config.files]
+    bars = append_landed(stored["landed_bars"], [f.frame for f in files if f.kind == "bars"] or
+                         [pd.DataFrame(columns=["date", "ticker", "open", "high", "low", "close", "volume"])],
+                         ["ticker", "date"])
+    alt = append_landed(stored["landed_alt_data"], [f.frame for f in files if f.kind == "alt"] or
+                        [pd.DataFrame(columns=["date", "VIX", "DXY", "Gold", "Yield_10Y"])], ["date"])
+    names = ", ".join(Path(f).name for f in config.files) or "none"
+    context.log.info(f"landed files this run: {names}")
+    yield dg.Output(bars.astype({"date": "datetime64[ns]"}), "landed_bars",
+                    metadata={**describe_table(bars), "files_this_run": names})
+    yield dg.Output(alt.astype({"date": "datetime64[ns]"}), "landed_alt_data", metadata=describe_table(alt))
+
+
 @dg.multi_asset(
     outs={
         "raw_prices": dg.AssetOut(description="Daily OHLCV bars as quoted (not split-adjusted), one row per ticker and day.",
-                                  kinds={"pandas", "parquet"}),
+                                  kinds={"pandas", "parquet"}, freshness_policy=DAILY_FRESHNESS),
         "raw_alt_data": dg.AssetOut(description="Alternative data per day: VIX, DXY, Gold, 10-year yield.",
                                     kinds={"pandas", "parquet"}),
         "corporate_actions": dg.AssetOut(description="Stock splits: date, ticker, ratio (new shares per old share).",
                                          kinds={"pandas", "parquet"}),
     },
+    deps=["landed_bars", "landed_alt_data"],
     group_name=GROUP,
 )
-def raw_market(context: dg.AssetExecutionContext, market: MarketSource):
-    """Load bars, alternative data and corporate actions from the configured source."""
+def raw_market(context: dg.AssetExecutionContext, market: MarketSource, storage: Storage):
+    """Bars, alternative data and corporate actions from the configured source, followed by the
+    days ingested from the landing folder (none until the landing sensor has ingested any)."""
+    empty = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
+    landed_bars = _stored(storage, "landed_bars")
+    landed_bars = empty if landed_bars is None else landed_bars
+    landed_alt_data = _stored(storage, "landed_alt_data")
+    landed_alt_data = empty if landed_alt_data is None else landed_alt_data
     data = market.load()
     profile = market.universe()
-    context.log.info(f"source={market.source} profile={profile.name} rows={len(data.prices)}")
-    yield dg.Output(data.prices, "raw_prices",
-                    metadata={**describe_table(data.prices), "source": market.source, "profile": profile.name})
-    yield dg.Output(data.alt, "raw_alt_data", metadata=describe_table(data.alt))
+    prices = data.prices
+    if len(landed_bars):
+        later = landed_bars[landed_bars["date"] > prices["date"].max()]
+        prices = pd.concat([prices, later.astype({"volume": prices["volume"].dtype})], ignore_index=True)
+        prices = prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+    alt = data.alt
+    if len(landed_alt_data):
+        alt = pd.concat([alt, landed_alt_data[landed_alt_data["date"] > alt["date"].max()]], ignore_index=True)
+    context.log.info(f"source={market.source} profile={profile.name} rows={len(prices)}")
+    yield dg.Output(prices, "raw_prices", metadata={**describe_table(prices), "source": market.source,
+                                                    "profile": profile.name, "landed_rows": len(landed_bars)})
+    yield dg.Output(alt, "raw_alt_data", metadata=describe_table(alt))
     yield dg.Output(data.actions, "corporate_actions",
                     metadata={"rows": len(data.actions), "actions": md_table(data.actions, rows=20)})
+
 
 @dg.multi_asset(
     outs={

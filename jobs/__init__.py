@@ -32,4 +32,16 @@ batch_forecasts_job = dg.define_asset_job(
     description="Latest-date forecasts for every ticker from the champion models.",
 )
 
-ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job]
+ingest_job = dg.define_asset_job(
+    "ingest",
+    selection=dg.AssetSelection.groups(*DATA_GROUPS) | dg.AssetSelection.assets("data_quality_report", "forecasts"),
+    description="New days: landing files -> raw -> clean -> features -> exports, and forecasts from the champions.",
+)
+daily_ingest = dg.ScheduleDefinition(
+    name="daily_ingest", job=ingest_job, cron_schedule="0 22 * * 1-5", execution_timezone="America/New_York",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Weekdays after the US close: ingestion -> features -> forecasts.",
+)
+
+ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, ingest_job]
+ALL_SCHEDULES = [daily_ingest]

@@ -41,6 +41,16 @@ def prepare_home() -> Path:
     return home
 
 
+def prepare_shared_state() -> None:
+    """Create what worker processes share before they start: the MLflow database (its schema
+    migrations must not race) and the signing key (two workers must not each generate one)."""
+    from resources import build_resources
+
+    resources = build_resources()
+    resources["mlflow"].tracker().experiment_id()
+    resources["signer"].key()
+
+
 def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
     config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if xgb_threads:
@@ -99,6 +109,7 @@ def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> lis
     if not data.success:
         return records
     partitions = defs.resolve_job_def("forecasting").partitions_def.get_partition_keys()
+    prepare_shared_state()
     if workers > 1:
         records += run_partitions_in_workers(partitions, workers, log_level)
     else:

@@ -127,6 +127,6 @@ def forecast_decay(predictions: pd.DataFrame, window: int = 126, horizon: int = 
     long_ic = spearman_ic(history["target"].to_numpy(), history["prediction"].to_numpy()) if len(history) > window else 0.0
     se = 1.0 / np.sqrt(max(len(recent) / horizon, 1.0))
     decayed = bool(recent_ic < 0 and recent_ic < long_ic - z * se)
-    return {"recent_ic": recent_ic, "recent_direction_accuracy": recent_acc, "long_run_ic": long_ic,
-            "ic_standard_error": se, "decayed": decayed, "recent_days": int(len(recent)),
+    return {"recent_ic": float(recent_ic), "recent_direction_accuracy": float(recent_acc), "long_run_ic": float(long_ic),
+            "ic_standard_error": float(se), "decayed": decayed, "recent_days": int(len(recent)),
             "recent_start": str(recent["date"].min().date()) if len(recent) else None}

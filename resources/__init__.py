@@ -6,6 +6,7 @@ from the offline defaults to real data or object storage is configuration, never
 ODYSSEY_HOME           root of local state (default: <repo>/.odyssey)
 ODYSSEY_STORAGE_URL    base path/URL for tables and exports (default: $ODYSSEY_HOME/storage;
                        any fsspec URL such as s3://bucket/odyssey works the same way)
+ODYSSEY_LANDING        landing folder for new days (default: $ODYSSEY_HOME/landing)
 ODYSSEY_PROFILE        full | quick
 ODYSSEY_SOURCE         synthetic | csv | yfinance
 ODYSSEY_CSV_PATH       folder for the csv source
@@ -29,6 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def odyssey_home() -> Path:
     return Path(os.environ.get("ODYSSEY_HOME", REPO_ROOT / ".odyssey")).resolve()
+
+
+def landing_dirs() -> tuple[Path, Path, Path]:
+    """The landing folder (ODYSSEY_LANDING), and its archive and quarantine beside it."""
+    landing = Path(os.environ.get("ODYSSEY_LANDING", odyssey_home() / "landing")).resolve()
+    return landing, landing.with_name(landing.name + "_archive"), landing.with_name(landing.name + "_quarantine")
 
 
 def storage_url() -> str:

@@ -18,13 +18,14 @@ FAST_XGB = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 60, "early_sto
 
 def run_graph(storage: Path | str, market: MarketSource, job: str = "market_features",
               instance: dg.DagsterInstance | None = None, selection=None, partition_key: str | None = None,
-              run_config: dict | None = None, home: Path | None = None) -> dg.ExecuteInProcessResult:
+              run_config: dict | None = None, home: Path | None = None,
+              tags: dict | None = None) -> dg.ExecuteInProcessResult:
     """Execute one job in process against temporary storage (and MLflow/signing key under `home`)."""
     local_home = home or (Path(storage) / "state" if "://" not in str(storage) else None)
     defs = build_definitions(build_resources(market=market, base_url=str(storage), home=local_home))
     job_def = defs.resolve_job_def(job)
     return job_def.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection,
-                                      partition_key=partition_key, run_config=run_config)
+                                      partition_key=partition_key, run_config=run_config, tags=tags)
 
 
 def fast_forecasting_config(xgb: dict | None = None, **gates) -> dict:

@@ -1,6 +1,7 @@
 """The README's main command, headless, on the quick profile: everything built, gates reported."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,10 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
-    assert "assets      41/41 materializations" in out
+    assert "assets      53/53 materializations" in out
+    passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
+    # 14 data checks, 4 deployment gates and 2 monitoring checks for each of the 5 tickers
+    assert passed == total == 14 + 5 * (4 + 2)
     assert "FAILED" not in out
     home = tmp_path / "home"
     assert (home / "storage" / "tables" / "forecasts.parquet").exists()

@@ -14,7 +14,7 @@ from odyssey.exports import verify_exports
 from tests.dagster_helpers import check_results, materialized, quick_source, read_table, run_graph
 
 EXPECTED_ASSETS = {
-    "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
+    "landed_bars", "landed_alt_data", "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
     "return_clip_thresholds", "feature_registry", "features", "regime_model", "dataset_splits", "scaled_features",
     "scaler_params", "feature_exports", "data_quality_report",
 }
@@ -26,10 +26,11 @@ def test_definitions_are_wired():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert EXPECTED_ASSETS <= keys
-    for job in ("odyssey_main", "market_features", "forecasting", "batch_forecasts"):
+    for job in ("odyssey_main", "market_features", "forecasting", "drift_monitoring", "batch_forecasts", "ingest"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert defs.resolve_job_def("forecasting").partitions_def.get_partition_keys() == ["AAPL", "NVDA", "SPY", "QQQ", "IEF"]
-    assert {s.name for s in repo.sensor_defs} >= {"run_failure_alerts"}
+    assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor"}
+    assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
     assert groups == {"market", "features", "forecasting", "monitoring"}
     gates = {c.name for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key.to_user_string() == "forecast_models"}

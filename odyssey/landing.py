@@ -1,0 +1,116 @@
+"""New trading days arrive as files in a landing folder; this module reads and judges them,
+moves them to the archive or to quarantine, and makes synthetic ones for demos.
+
+A landing file is ``bars_<anything>.csv|parquet`` (``date,ticker,open,high,low,close,volume``)
+or ``alt_<anything>.csv|parquet`` (``date,VIX,DXY,Gold,Yield_10Y``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from odyssey import schemas
+from odyssey.hashing import sha256_file
+from odyssey.sources.columns import ALT_COLUMNS, MarketData
+from odyssey.sources.csv_source import SourceError, _price_frame, _read_table, _require, _to_dates, _to_numbers
+from odyssey.sources.synthetic import SyntheticConfig, generate_market
+from odyssey.universe import Profile
+
+SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass
+class LandedFile:
+    path: Path
+    kind: str  # "bars" | "alt"
+    sha256: str
+    frame: pd.DataFrame
+
+
+def landing_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith("."))
+
+
+def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None) -> LandedFile:
+    """Parse and judge one landing file; raise SourceError naming what is wrong."""
+    kind = "bars" if path.name.startswith("bars") else "alt" if path.name.startswith("alt") else None
+    if kind is None:
+        raise SourceError(f"{path.name}: landing files are named bars_*.csv|parquet or alt_*.csv|parquet")
+    table = _read_table(path)
+    if kind == "bars":
+        frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
+        unknown = sorted(set(frame["ticker"]) - set(tickers))
+        if unknown:
+            raise SourceError(f"{path.name}: column 'ticker' has tickers outside the universe: {unknown}")
+        outcome = schemas.validate(schemas.RAW_PRICES, frame.reset_index(drop=True))
+        if not outcome.passed:
+            problems = []
+            for (column, check), cases in outcome.failure_cases.groupby(["column", "check"], sort=False):
+                rows = ", ".join(str(int(r) + 1) for r in cases["row"].head(5) if str(r).isdigit())
+                problems.append(f"column {column!r}: {check} ({len(cases)} failing, rows {rows})")
+            raise SourceError(f"{path.name}: " + "; ".join(problems))
+    else:
+        _require(table, path, ALT_COLUMNS)
+        frame = pd.DataFrame({"date": _to_dates(table, path)})
+        for column in ALT_COLUMNS[1:]:
+            frame[column] = _to_numbers(table, path, column)
+    if after is not None and (frame["date"] <= after).any():
+        rows = frame.index[frame["date"] <= after] + 1
+        raise SourceError(f"{path.name}: column 'date' repeats days already stored (on or before {after.date()}) "
+                          f"in rows {list(rows[:10])}")
+    return LandedFile(path, kind, sha256_file(path), frame.reset_index(drop=True))
+
+
+def move(path: Path, folder: Path, reason: str | None = None) -> Path:
+    """Move a file into `folder` (a reason file beside it for quarantine); never overwrite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    n = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), target)
+    if reason is not None:
+        target.with_name(target.name + ".reason.txt").write_text(reason + "\n")
+    return target
+
+
+def synthetic_days(profile: Profile, config: SyntheticConfig, after: pd.Timestamp, days: int) -> MarketData:
+    """The synthetic market's next `days` business days after `after` (the same market continued)."""
+    end = after + pd.offsets.BDay(days)
+    market = generate_market(profile.with_end(end), config).data
+    prices = market.prices[market.prices["date"] > after].reset_index(drop=True)
+    alt = market.alt[market.alt["date"] > after].reset_index(drop=True)
+    return MarketData(prices=prices, alt=alt, actions=market.actions.iloc[0:0])
+
+
+def write_landing(data: MarketData, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    first, last = data.prices["date"].min().date(), data.prices["date"].max().date()
+    bars = folder / f"bars_{first}_{last}.csv"
+    alt = folder / f"alt_{first}_{last}.csv"
+    for frame, path in ((data.prices, bars), (data.alt, alt)):
+        out = frame.copy()
+        out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+        out.to_csv(path.with_suffix(".tmp"), index=False)
+        path.with_suffix(".tmp").rename(path)  # appear whole
+    return [bars, alt]
+
+
+def append_landed(stored: pd.DataFrame | None, new: Sequence[pd.DataFrame], keys: Sequence[str]) -> pd.DataFrame:
+    """Stored landed rows plus new ones; a key already stored is an error (files carry new days)."""
+    frames = ([stored] if stored is not None and len(stored) else []) + [f for f in new if len(f)]
+    if not frames:
+        return new[0].iloc[0:0] if new else pd.DataFrame()
+    combined = pd.concat(frames, ignore_index=True)
+    duplicated = combined.duplicated(list(keys), keep=False)
+    if duplicated.any():
+        raise ValueError(f"landed rows repeat {list(keys)}: {combined.loc[duplicated, list(keys)].head(5).to_dict('records')}")
+    return combined.sort_values(list(keys)).reset_index(drop=True)

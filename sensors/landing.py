@@ -1,0 +1,73 @@
+"""Ingest new trading days dropped in the landing folder.
+
+Each new file is read and judged first: a bad one goes to quarantine with a `.reason.txt` beside
+it and nothing stored changes. Good files start one `ingest` run (landing → raw → clean →
+features → forecasts); once that run succeeded they move to the archive (to quarantine if it
+failed). The cursor remembers every file by name and SHA-256, so none is ingested twice.
+"""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from odyssey.hashing import sha256_file
+from odyssey.landing import landing_files, move, read_landed
+from odyssey.sources.csv_source import SourceError
+from resources import landing_dirs
+from resources.market import MarketSource
+from resources.storage import Storage
+
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def _last_stored_day(storage: Storage, market: MarketSource) -> pd.Timestamp:
+    path = storage.path("tables", "landed_bars.parquet")
+    stored = pd.read_parquet(path, columns=["date"]) if path.exists() else None
+    last = stored["date"].max() if stored is not None and len(stored) else None
+    end = pd.Timestamp(market.universe().end)
+    return max(end, last) if last is not None else end
+
+
+@dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Start an ingestion run for new files in the landing folder; archive or quarantine them.")
+def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market: MarketSource):
+    landing, archive, quarantine = landing_dirs()
+    cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
+    for run_key, files in list(cursor["pending"].items()):
+        runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+        if not runs or not runs[0].is_finished:
+            continue
+        run = runs[0]
+        for name in files:
+            path = landing / name
+            if path.exists():
+                if run.is_success:
+                    move(path, archive)
+                else:
+                    move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
+        del cursor["pending"][run_key]
+    pending_names = {n for files in cursor["pending"].values() for n in files}
+    after = _last_stored_day(storage, market)
+    good = []
+    for path in landing_files(landing):
+        digest = sha256_file(path)
+        if cursor["seen"].get(path.name) == digest or path.name in pending_names:
+            continue
+        cursor["seen"][path.name] = digest
+        try:
+            good.append(read_landed(path, market.universe().tickers, after))
+        except SourceError as error:
+            move(path, quarantine, str(error))
+            context.log.warning(f"quarantined {path.name}: {error}")
+    if good:
+        names = sorted(f.path.name for f in good)
+        run_key = "landing-" + "-".join(sorted(f.sha256[:12] for f in good))
+        cursor["pending"][run_key] = names
+        yield dg.RunRequest(
+            run_key=run_key,
+            run_config={"ops": {"landed_market": {"config": {"files": [str(f.path) for f in good]}}}},
+            tags={"odyssey/trigger": "landing", "odyssey/files": ", ".join(names)[:1000]},
+        )
+    context.update_cursor(json.dumps(cursor))
