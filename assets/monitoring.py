@@ -52,7 +52,7 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, market
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "feature_drift.html").write_bytes(report.html)
     (folder / "feature_drift.json").write_bytes(report.json)
-    value = report.table.assign(ticker=ticker)
+    value = report.table.assign(ticker=ticker, target_psi=report.target_psi)
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "share_drifted": report.share_drifted, "target_psi": report.target_psi,
         "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows)",
