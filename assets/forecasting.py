@@ -1,8 +1,6 @@
 """Group `forecasting`, one partition per ticker: purged walk-forward forecasts, the final model
 (signed, tracked and registered in MLflow), SHAP importance, deployment, and batch forecasts."""
 
-from dataclasses import asdict
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -23,35 +21,18 @@ GROUP = "forecasting"
 ticker_partitions = dg.StaticPartitionsDefinition(list(profile_from_env().tickers))
 
 
-class ForecastConfig(dg.Config):
-    """Walk-forward windows and XGBoost hyperparameters (defaults: the seed notebook's values)."""
+class ForecastConfig(dg.Config, XGBParams, WalkForwardConfig):
+    """Walk-forward windows and XGBoost hyperparameters (defaults: the seed notebook's values),
+    and the trading costs of the sign strategy used in the fold metrics."""
 
-    min_train_years: float = 3.0
-    val_years: float = 0.5
-    test_years: float = 0.5
-    step_years: float = 0.5
-    embargo_days: int = 5
-    objective: str = "reg:squarederror"
-    learning_rate: float = 0.01
-    max_depth: int = 6
-    n_estimators: int = 1000
-    early_stopping_rounds: int = 50
-    seed: int = 42
-    tree_method: str = "hist"
-    nthread: int = 2
-    subsample: float = 1.0
-    colsample_bytree: float = 1.0
-    min_child_weight: float = 1.0
-    max_bin: int = 64
     cost_bps: float = 10.0
     slippage_bps: float = 5.0
 
     def walkforward(self) -> WalkForwardConfig:
-        return WalkForwardConfig(self.min_train_years, self.val_years, self.test_years, self.step_years, 5,
-                                 self.embargo_days)
+        return WalkForwardConfig(**self.model_dump(include=set(WalkForwardConfig.model_fields)))
 
     def xgb(self) -> XGBParams:
-        return XGBParams(**{name: getattr(self, name) for name in XGBParams.__dataclass_fields__})
+        return XGBParams(**self.model_dump(include=set(XGBParams.model_fields)))
 
 
 def _oos_plot(predictions: pd.DataFrame, ticker: str):
@@ -117,8 +98,8 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, m
                                       config.xgb())
     data, card = serialize(booster, card, signer.key())
     tracker = mlflow.tracker()
-    params = {**{f"xgb_{k}": v for k, v in asdict(config.xgb()).items()},
-              **{f"wf_{k}": v for k, v in asdict(config.walkforward()).items()},
+    params = {**{f"xgb_{k}": v for k, v in config.xgb().model_dump().items()},
+              **{f"wf_{k}": v for k, v in config.walkforward().model_dump().items()},
               "registry_version": registry.REGISTRY_VERSION, "best_iteration": card.best_iteration}
     folds = fold_metrics(walkforward_forecasts, config.cost_bps, config.slippage_bps)
     version = mlreg.log_candidate(tracker, ticker, data, card, walkforward_forecasts, params, folds,

@@ -11,7 +11,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +97,9 @@ def main() -> None:
     frames = build_frames(args.profile)
     params = XGBParams(nthread=2)
     seconds, folds, oos = time_walkforward(frames, params)
-    parallel_seconds, _, _ = time_walkforward(frames, replace(params, nthread=1), workers=2)
+    parallel_seconds, _, _ = time_walkforward(frames, params.model_copy(update={"nthread": 1}), workers=2)
     subset = dict(list(frames.items())[: args.reference_tickers])
-    reference = replace(params, max_bin=256)  # XGBoost's default binning, as the seed ran it
+    reference = params.model_copy(update={"max_bin": 256})  # XGBoost's default binning, as the seed ran it
     ref_subset_seconds, _, _ = time_walkforward(subset, reference)
     reference_seconds = ref_subset_seconds * len(frames) / len(subset)
     inf = inference(frames, params)

@@ -20,6 +20,7 @@ class GateConfig(dg.Config):
     canary_ic_bound: float = 0.10
     canary_seed: int = 0
     implausible_direction_accuracy: float = IMPLAUSIBLE_DIRECTION_ACCURACY
+    naive_margin: float = 0.05  # above the bound is still plausible within this of the naive forecast
     regression_tolerance: float = 0.02
 
 
@@ -48,7 +49,7 @@ def leakage_canary(context: dg.AssetCheckExecutionContext, config: GateConfig, f
                             "5-day returns (above it: suspected leakage)")
 def plausible_accuracy(config: GateConfig, forecast_models: dict,
                        walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
-    return _result(plausibility_gate(walkforward_forecasts, config.implausible_direction_accuracy),
+    return _result(plausibility_gate(walkforward_forecasts, config.implausible_direction_accuracy, config.naive_margin),
                    ticker=forecast_models["ticker"])
 
 

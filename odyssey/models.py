@@ -62,7 +62,7 @@ def train_final_model(dataset: pd.DataFrame, ticker: str, feature_names: Sequenc
     card = ModelCard(ticker=ticker, registry_version=registry_version, feature_names=names,
                      best_iteration=rounds - 1, train_rows=len(train), validation_rows=len(val),
                      train_end=str(train["date"].max().date()), validation_end=str(val["date"].max().date()),
-                     data_sha256=data_fingerprint(both[["date", *names, TARGET]]), params=asdict(params))
+                     data_sha256=data_fingerprint(both[["date", *names, TARGET]]), params=params.model_dump())
     return booster, card
 
 

@@ -10,19 +10,23 @@ and the first `embargo` rows of the later one are skipped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from pydantic import BaseModel, ConfigDict
 
 from odyssey.metrics import forecast_metrics
 from odyssey.splits import TARGET, forward_returns
 
 
-@dataclass(frozen=True)
-class WalkForwardConfig:
+class WalkForwardConfig(BaseModel):
+    """Walk-forward windows (years) and the purge horizon / embargo (trading days)."""
+
+    model_config = ConfigDict(frozen=True)
+
     min_train_years: float = 3.0
     val_years: float = 0.5
     test_years: float = 0.5
@@ -31,8 +35,11 @@ class WalkForwardConfig:
     embargo: int = 5
 
 
-@dataclass(frozen=True)
-class XGBParams:
+class XGBParams(BaseModel):
+    """XGBoost hyperparameters; defaults are the seed notebook's (max_bin and threads are ours)."""
+
+    model_config = ConfigDict(frozen=True)
+
     objective: str = "reg:squarederror"
     learning_rate: float = 0.01
     max_depth: int = 6
@@ -166,7 +173,7 @@ def run_walkforward(frame: pd.DataFrame, feature_names: Sequence[str], params: X
         rows.append({"fold": fold.k, **fold.bounds, "train_rows": len(fold.train), "val_rows": len(fold.val),
                      "test_rows": len(fold.test), "best_iteration": int(booster.best_iteration), **metrics})
     return WalkForwardResult(pd.concat(preds, ignore_index=True), pd.DataFrame(rows),
-                             {"walkforward": asdict(config), "xgboost": asdict(params)})
+                             {"walkforward": config.model_dump(), "xgboost": params.model_dump()})
 
 
 def fold_metrics(predictions: pd.DataFrame, cost_bps: float = 10.0, slippage_bps: float = 5.0) -> pd.DataFrame:

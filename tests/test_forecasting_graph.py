@@ -66,7 +66,7 @@ def test_a_failed_gate_stops_deployment_in_the_same_run_and_keeps_the_champion(e
 @pytest.mark.slow
 def test_an_implausible_accuracy_is_treated_as_leakage(env):
     _, _, tracker = env
-    result = _forecast(env, "QQQ", implausible_direction_accuracy=0.0)
+    result = _forecast(env, "QQQ", implausible_direction_accuracy=0.0, naive_margin=-1.0)
     assert set(failed_checks(result)) == {"plausible_accuracy"}
     assert "suspected leakage" in failed_checks(result)["plausible_accuracy"].metadata["reason"].value
     assert mlreg.version_by_alias(tracker, "QQQ", mlreg.CHAMPION) is None

@@ -77,9 +77,12 @@ def test_plausibility_bound_flags_seed_like_accuracy():
     rng = np.random.default_rng(1)
     y = rng.normal(0, 0.03, 1000)
     seed_like = np.where(rng.random(1000) < 0.73, y, -y)  # 73 % direction accuracy
-    frame = pd.DataFrame({"target": y, "prediction": seed_like})
+    frame = pd.DataFrame({"target": y, "prediction": seed_like, "train_mean": 0.001})
     assert not plausibility_gate(frame).passed
     assert plausibility_gate(frame.assign(prediction=rng.normal(size=1000))).passed
+    # an asset that nearly always rises: high accuracy, but the naive forecast has it too
+    rising = pd.DataFrame({"target": np.abs(y) + 0.001, "prediction": 0.002, "train_mean": 0.002})
+    assert plausibility_gate(rising).passed
 
 
 def test_regression_gate_compares_on_common_days():
