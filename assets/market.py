@@ -8,7 +8,7 @@ import pandas as pd
 
 from assets.metadata import describe_table, md_table
 from odyssey.cleaning import clean_alt, clean_prices
-from odyssey.landing import append_landed, read_landed
+from odyssey.landing import append_landed, landing_kind, read_landed
 from odyssey.returns import clip_returns, fit_clip_thresholds, log_returns
 from resources.market import MarketSource
 from resources.storage import Storage
@@ -29,6 +29,14 @@ class CleaningConfig(dg.Config):
 
 class ReturnsConfig(dg.Config):
     clip_sigma: float = 3.0
+
+def last_landed_day(storage: Storage, market: MarketSource, kind: str) -> pd.Timestamp:
+    """New `kind` ("bars" | "alt") files must start after this day: the later of the source
+    history's end and the last landed day of that kind."""
+    stored = _stored(storage, "landed_bars" if kind == "bars" else "landed_alt_data")
+    end = pd.Timestamp(market.universe().end)
+    return max(end, stored["date"].max()) if stored is not None and len(stored) else end
+
 
 def _stored(storage: Storage, asset: str) -> pd.DataFrame | None:
     path = storage.path("tables", f"{asset}.parquet")
@@ -52,9 +60,8 @@ def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, mark
     landing sensor names them); files must carry days after those already stored."""
     profile = market.universe()
     stored = {k: _stored(storage, k) for k in ("landed_bars", "landed_alt_data")}
-    known = [pd.Timestamp(profile.end)] + [f["date"].max() for f in stored.values() if f is not None and len(f)]
-    after = max(known)
-    files = [read_landed(Path(f), profile.tickers, after) for f in config.files]
+    files = [read_landed(Path(f), profile.tickers, last_landed_day(storage, market, landing_kind(Path(f)) or "bars"))
+             for f in config.files]
     bars = append_landed(stored["landed_bars"], [f.frame for f in files if f.kind == "bars"] or
                          [pd.DataFrame(columns=["date", "ticker", "open", "high", "low", "close", "volume"])],
                          ["ticker", "date"])
@@ -92,7 +99,7 @@ def raw_market(context: dg.AssetExecutionContext, market: MarketSource, storage:
     prices = data.prices
     if len(landed_bars):
         later = landed_bars[landed_bars["date"] > prices["date"].max()]
-        prices = pd.concat([prices, later.astype({"volume": prices["volume"].dtype})], ignore_index=True)
+        prices = pd.concat([prices.astype({"volume": float}), later.astype({"volume": float})], ignore_index=True)
         prices = prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     alt = data.alt
     if len(landed_alt_data):

@@ -35,7 +35,7 @@ def main() -> None:
     from definitions import defs
     from odyssey.landing import synthetic_days, write_landing
     from resources import build_resources, landing_dirs
-    from sensors.landing import _last_stored_day
+    from assets.market import last_landed_day
 
     with dg.DagsterInstance.get() as instance:
         started = time.perf_counter()
@@ -44,7 +44,7 @@ def main() -> None:
         assert all(not r["errors"] for r in records), [r["errors"] for r in records if r["errors"]]
 
         resources = build_resources()
-        after = _last_stored_day(resources["storage"], resources["market"])
+        after = last_landed_day(resources["storage"], resources["market"], "bars")
         data = synthetic_days(resources["market"].universe(), resources["market"].synthetic_config(), after, 1)
         files = write_landing(data, landing_dirs()[0])
 

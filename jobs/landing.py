@@ -17,14 +17,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from odyssey.landing import synthetic_days, write_landing
     from resources import build_resources, landing_dirs
-    from sensors.landing import _last_stored_day
+    from assets.market import last_landed_day
 
     resources = build_resources()
     market, storage = resources["market"], resources["storage"]
     if market.source != "synthetic":
         print("emitting landing files needs the synthetic source (ODYSSEY_SOURCE=synthetic)", file=sys.stderr)
         return 2
-    after = _last_stored_day(storage, market)
+    after = last_landed_day(storage, market, "bars")
     data = synthetic_days(market.universe(), market.synthetic_config(), after, args.days)
     for path in write_landing(data, landing_dirs()[0]):
         print(path)

@@ -63,6 +63,7 @@ def record(result, partition: str | None = None) -> dict:
     import dagster as dg
 
     checks = [{"asset": e.asset_key.to_user_string(), "check": e.check_name, "passed": e.passed,
+               "blocking": bool(e.blocking),
                "reason": e.metadata["reason"].value if "reason" in e.metadata else None}
               for e in result.get_asset_check_evaluations()]
     errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
@@ -125,6 +126,7 @@ def summarize(records: list[dict], planned: int, started: float) -> tuple[str, i
     built = sum(r["materialized"] for r in records)
     checks = [dict(c, partition=r["partition"]) for r in records for c in r["checks"]]
     failed = [c for c in checks if not c["passed"]]
+    gates = [c for c in failed if c["blocking"]]
     errors = [e for r in records for e in r["errors"]]
     lines = [
         "",
@@ -136,13 +138,14 @@ def summarize(records: list[dict], planned: int, started: float) -> tuple[str, i
     ]
     for c in failed:
         where = f"[{c['partition']}]" if c["partition"] else ""
-        lines.append(f"    FAILED    {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
+        label = "FAILED   " if c["blocking"] else "WARNING  "
+        lines.append(f"    {label} {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
     lines += [f"  step error  {e}" for e in errors]
     lines.append(f"  outputs     {storage_url()}")
     lines.append(f"  UI          make ui  (DAGSTER_HOME={os.environ['DAGSTER_HOME']});  MLflow: make mlflow-ui")
     if errors:
         code = 1
-    elif failed or built < planned:
+    elif gates or built < planned:
         lines.append("  gate        a blocking check failed: what is downstream of it was not built; the previous "
                      "good versions (and champions) stay in place")
         code = 2

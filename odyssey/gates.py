@@ -33,13 +33,13 @@ def within_fold_ic(predictions: pd.DataFrame) -> float:
 
 
 def canary_gate(shuffled: pd.DataFrame, accuracy_tolerance: float = 0.05, ic_bound: float = 0.1) -> GateResult:
-    """With the target shuffled inside each fold, the walk-forward must score at chance.
+    """With the target shuffled across the ticker's history, the walk-forward must score at chance.
 
     A pipeline that lets test rows reach training (overlap, unpurged windows, fitting on all
     data) memorises the shuffled labels and scores far above chance here. Chance for direction
     is the naive forecast (the sign of each fold's training mean: shuffling keeps the drift), so
-    accuracy is compared with that baseline; the rank IC (within folds: shuffling keeps each
-    fold's mean, so a pooled IC would mostly compare fold levels) is compared with zero.
+    accuracy is compared with that baseline; the rank IC is taken within folds and compared with
+    zero.
     """
     y, p = shuffled["target"].to_numpy(), shuffled["prediction"].to_numpy()
     acc, ic = direction_accuracy(y, p), within_fold_ic(shuffled)

@@ -38,14 +38,22 @@ def landing_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith("."))
 
 
+def landing_kind(path: Path) -> str | None:
+    """"bars", "alt", or None for a file that is neither."""
+    return "bars" if path.name.startswith("bars") else "alt" if path.name.startswith("alt") else None
+
+
 def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None) -> LandedFile:
     """Parse and judge one landing file; raise SourceError naming what is wrong."""
-    kind = "bars" if path.name.startswith("bars") else "alt" if path.name.startswith("alt") else None
+    kind = landing_kind(path)
     if kind is None:
         raise SourceError(f"{path.name}: landing files are named bars_*.csv|parquet or alt_*.csv|parquet")
     table = _read_table(path)
     if kind == "bars":
         frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
+        if frame["volume"].isna().any():
+            rows = list(frame.index[frame["volume"].isna()][:10] + 1)
+            raise SourceError(f"{path.name}: column 'volume' is empty in rows {rows}")
         unknown = sorted(set(frame["ticker"]) - set(tickers))
         if unknown:
             raise SourceError(f"{path.name}: column 'ticker' has tickers outside the universe: {unknown}")

@@ -145,8 +145,9 @@ def run_walkforward(frame: pd.DataFrame, feature_names: Sequence[str], params: X
                     cost_bps: float = 10.0, slippage_bps: float = 5.0) -> WalkForwardResult:
     """Walk-forward out-of-sample predictions for one ticker's frame (see `ticker_frame`).
 
-    ``shuffle_target_seed``: permute the target within each fold's train, validation and test
-    windows independently (the leakage canary: a sound pipeline then scores at chance).
+    ``shuffle_target_seed``: permute the target once, across the ticker's whole history, before
+    the folds are cut (the leakage canary). A sound pipeline then scores at chance; one whose
+    test rows also reach training sees the same shuffled label twice and memorises it.
     """
     usable = frame[frame[TARGET].notna()].reset_index(drop=True)
     x = usable[list(feature_names)].to_numpy(dtype=np.float32)
@@ -156,12 +157,11 @@ def run_walkforward(frame: pd.DataFrame, feature_names: Sequence[str], params: X
         raise ValueError(f"{usable['ticker'].iloc[0] if len(usable) else '?'}: not enough history for one "
                          f"walk-forward fold ({config.min_train_years}y train + {config.val_years}y val + "
                          f"{config.test_years}y test)")
-    rng = np.random.default_rng(shuffle_target_seed) if shuffle_target_seed is not None else None
+    if shuffle_target_seed is not None:
+        y = np.random.default_rng(shuffle_target_seed).permutation(y)
     preds, rows = [], []
     for fold in folds:
         y_tr, y_va, y_te = y[fold.train], y[fold.val], y[fold.test]
-        if rng is not None:
-            y_tr, y_va, y_te = rng.permutation(y_tr), rng.permutation(y_va), rng.permutation(y_te)
         booster = fit_booster(x[fold.train], y_tr, x[fold.val], y_va, params)
         p = predict(booster, x[fold.test])
         test = usable.iloc[fold.test]

@@ -10,24 +10,15 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
-
 from odyssey.hashing import sha256_file
-from odyssey.landing import landing_files, move, read_landed
+from odyssey.landing import landing_files, landing_kind, move, read_landed
 from odyssey.sources.csv_source import SourceError
 from resources import landing_dirs
+from assets.market import last_landed_day
 from resources.market import MarketSource
 from resources.storage import Storage
 
 RUN_KEY_TAG = "dagster/run_key"
-
-
-def _last_stored_day(storage: Storage, market: MarketSource) -> pd.Timestamp:
-    path = storage.path("tables", "landed_bars.parquet")
-    stored = pd.read_parquet(path, columns=["date"]) if path.exists() else None
-    last = stored["date"].max() if stored is not None and len(stored) else None
-    end = pd.Timestamp(market.universe().end)
-    return max(end, last) if last is not None else end
 
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
@@ -49,7 +40,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market
                     move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
         del cursor["pending"][run_key]
     pending_names = {n for files in cursor["pending"].values() for n in files}
-    after = _last_stored_day(storage, market)
+    watermark = {kind: last_landed_day(storage, market, kind) for kind in ("bars", "alt")}
     good = []
     for path in landing_files(landing):
         digest = sha256_file(path)
@@ -57,10 +48,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market
             continue
         cursor["seen"][path.name] = digest
         try:
-            good.append(read_landed(path, market.universe().tickers, after))
-        except SourceError as error:
-            move(path, quarantine, str(error))
-            context.log.warning(f"quarantined {path.name}: {error}")
+            good.append(read_landed(path, market.universe().tickers, watermark[landing_kind(path) or "bars"]))
+        except Exception as error:  # any file that cannot be read is quarantined, never retried
+            reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
+            move(path, quarantine, reason)
+            context.log.warning(f"quarantined {path.name}: {reason}")
     if good:
         names = sorted(f.path.name for f in good)
         run_key = "landing-" + "-".join(sorted(f.sha256[:12] for f in good))

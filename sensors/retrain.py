@@ -2,9 +2,10 @@
 
 The sensor reads new evaluations of `feature_drift_check` and `forecast_quality_check` from the
 instance, and requests one `forecasting` run (walk-forward, model, gates, champion) per ticker
-that went from passing (or unknown) to failing. Its cursor holds the last evaluation it read and
-each ticker's state, so one drift event starts one run and a ticker that did not drift is never
-retrained.
+that went from passing (or unknown) to failing. Its cursor holds the evaluations it has read
+(check records are numbered when a run is planned, not when the check finishes, so a
+high-water mark could skip a slow run's result) and each ticker's state, so one drift event
+starts one run and a ticker that did not drift is never retrained.
 """
 
 import json
@@ -15,14 +16,15 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 WATCHED = (dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check"),
            dg.AssetCheckKey(dg.AssetKey("forecast_quality"), "forecast_quality_check"))
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 1000-record history anyway
 
 
-def _evaluations(instance: dg.DagsterInstance, after_id: int) -> list:
+def _evaluations(instance: dg.DagsterInstance, seen: set[int]) -> list:
     records = []
     for key in WATCHED:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
-        records += [r for r in history if r.id > after_id and r.partition]
-    return sorted(records, key=lambda r: r.id)
+        records += [r for r in history if r.id not in seen and r.partition]
+    return sorted(records, key=lambda r: (r.event.timestamp if r.event else r.create_timestamp, r.id))
 
 
 def _reason(record) -> str:
@@ -34,12 +36,12 @@ def _reason(record) -> str:
 @dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
            description="Request a forecasting run for exactly the tickers whose drift or quality check just failed.")
 def retrain_on_drift(context: dg.SensorEvaluationContext):
-    cursor = json.loads(context.cursor) if context.cursor else {"last_id": 0, "failing": {}}
+    cursor = json.loads(context.cursor) if context.cursor else {"seen": [], "failing": {}}
     failing: dict[str, list[str]] = cursor["failing"]
+    seen: list[int] = cursor["seen"]
     requests: dict[str, list[str]] = {}
-    last_id = cursor["last_id"]
-    for record in _evaluations(context.instance, last_id):
-        last_id = record.id
+    for record in _evaluations(context.instance, set(seen)):
+        seen.append(record.id)
         ticker, check = record.partition, record.key.name
         now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
         was_failing = check in failing.get(ticker, [])
@@ -50,10 +52,10 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
             failing[ticker].remove(check)
     for ticker, reasons in sorted(requests.items()):
         yield dg.RunRequest(
-            run_key=f"retrain-{ticker}-{last_id}",
+            run_key=f"retrain-{ticker}-{seen[-1]}",
             partition_key=ticker,
             tags={"odyssey/trigger": "drift", "odyssey/reason": "; ".join(reasons)[:1000]},
         )
     if requests:
         context.log.info(f"retraining {sorted(requests)}")
-    context.update_cursor(json.dumps({"last_id": last_id, "failing": failing}))
+    context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing}))
