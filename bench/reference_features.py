@@ -235,8 +235,8 @@ def _ticker_features(bars: pd.DataFrame, r: pd.Series, spy: pd.Series, alt: pd.D
     dollar = c * v
     f["Dollar_volume_ratio_20"] = _div(dollar, _mean(dollar, 20), 1.0)
     f["Volume_return_corr_20"] = _corr_filled(r.abs(), lv, 20)
-    illiq = _mean(r.abs() / dollar.where(dollar != 0.0), 20)
-    f["Amihud_illiquidity_20"] = np.log(1e9 * illiq + 1e-12)
+    illiq = (r.abs() / dollar.where(dollar != 0.0)).rolling(20, min_periods=1).mean()
+    f["Amihud_illiquidity_20"] = np.log(1e9 * illiq + 1e-12).where(r.notna().cumsum() >= 20)
 
     # returns
     f["Return_1d"] = r.copy()

@@ -131,9 +131,11 @@ def _rogers_satchell(c: Context) -> pd.DataFrame:
 
 
 def _amihud(c: Context) -> pd.DataFrame:
+    """Zero-volume days (a halt, a missing volume) are left out of the 20-day mean rather than
+    blanking it, so one such day does not empty the next 20 values."""
     dollar = (c.close * c.volume).replace(0.0, np.nan)
-    illiq = (c.ret.abs() / dollar).rolling(20, min_periods=20).mean()
-    return np.log(illiq * 1e9 + 1e-12)
+    illiq = (c.ret.abs() / dollar).rolling(20, min_periods=1).mean()
+    return np.log(illiq * 1e9 + 1e-12).where(c.ret.notna().cumsum() >= 20)
 
 
 def _idio_vol(c: Context) -> pd.DataFrame:
@@ -242,7 +244,7 @@ _f("Dollar_volume_ratio_20", "volume", "close volume / SMA(close volume, 20)", 1
 _f("Volume_return_corr_20", "volume", "corr(|r|, ln(1+volume), 20)", 20,
    lambda c: ind.rolling_corr(c.ret.abs(), np.log1p(c.volume), 20),
    fitted=True)
-_f("Amihud_illiquidity_20", "volume", "ln(1e9 mean(|r| / (close volume), 20) + 1e-12); a zero-volume day leaves the next 20 values empty", 20, _amihud, fitted=True)
+_f("Amihud_illiquidity_20", "volume", "ln(1e9 mean(|r| / (close volume), 20) + 1e-12); zero-volume days are left out of the mean", 20, _amihud, fitted=True)
 
 # --- returns (15) ---------------------------------------------------------------------------
 _f("Return_1d", "returns", "r (clipped daily log return)", 1, lambda c: c.ret, fitted=True)

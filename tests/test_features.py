@@ -116,3 +116,13 @@ def test_missing_benchmark_is_a_clear_error(quick_pipeline):
     returns = p.returns[p.returns["ticker"] != "SPY"]
     with pytest.raises(ValueError, match="benchmark 'SPY'"):
         F.build_features(clean, returns, p.alt, p.profile.train_end)
+
+
+def test_a_zero_volume_day_does_not_blank_the_illiquidity_feature(quick_pipeline):
+    p = quick_pipeline
+    clean = p.clean.copy()
+    row = clean.index[clean["ticker"] == "AAPL"][500]
+    clean.loc[row, "volume"] = 0.0
+    table = F.build_features(clean, p.returns, p.alt, p.profile.train_end).table
+    aapl = table[table["ticker"] == "AAPL"]
+    assert aapl["Amihud_illiquidity_20"].iloc[F.BY_NAME["Amihud_illiquidity_20"].lookback:].notna().all()
