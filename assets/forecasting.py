@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 
 from assets.market import DAILY_FRESHNESS
-from assets.metadata import line_plot, md_table
+from assets.metadata import line_plot, md_table, png_bytes_markdown
 from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.explain import shap_importance as compute_shap
-from odyssey.models import load_verified, predict_rows, serialize, train_final_model
+from odyssey.models import predict_rows, serialize, train_final_model
 from odyssey.walkforward import (WalkForwardConfig, XGBParams, fold_metrics, run_walkforward, summary_metrics,
                                  ticker_frame)
 from resources import profile_from_env
@@ -124,17 +124,13 @@ def shap_importance(context: dg.AssetExecutionContext, mlflow: MlflowTracking, s
     """TreeSHAP mean |value| per feature on the test split; the top 20 as a bar plot, logged to MLflow."""
     ticker = context.partition_key
     tracker = mlflow.tracker()
-    version = mlreg.RegisteredVersion(ticker, forecast_models["version"], forecast_models["run_id"],
-                                      forecast_models["source"])
-    data, card = mlreg.download_model(tracker, version)
-    booster = load_verified(data, card, signer.key(), registry.REGISTRY_VERSION, registry.FEATURE_NAMES)
+    version = mlreg.registered_version(forecast_models)
+    booster, _ = mlreg.load_registered(tracker, version, signer.key(), registry.REGISTRY_VERSION, registry.FEATURE_NAMES)
     rows = dataset_splits[(dataset_splits["ticker"] == ticker) & (dataset_splits["split"] == "test")]
     table, figure_png = compute_shap(booster, rows, registry.FEATURE_NAMES, top=20)
     mlreg.log_table(tracker, version.run_id, table, "shap/top20.csv")
     mlreg.log_figure_bytes(tracker, version.run_id, figure_png, "shap/top20.png")
-    import base64
-
-    plot = dg.MetadataValue.md(f"![shap](data:image/png;base64,{base64.b64encode(figure_png).decode()})")
+    plot = png_bytes_markdown(figure_png, "shap")
     return dg.MaterializeResult(value=table, metadata={"ticker": ticker, "rows_explained": len(rows),
                                                        "top20": md_table(table, rows=20, digits=6), "plot": plot})
 
@@ -167,8 +163,8 @@ def forecasts(market: MarketSource, mlflow: MlflowTracking, signer: ArtifactSign
         if champion is None:
             missing.append(ticker)
             continue
-        data, card = mlreg.download_model(tracker, champion)
-        booster = load_verified(data, card, signer.key(), registry.REGISTRY_VERSION, registry.FEATURE_NAMES)
+        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION,
+                                              registry.FEATURE_NAMES)
         row = features[(features["ticker"] == ticker) & (features["date"] == latest)]
         if row.empty:
             missing.append(ticker)

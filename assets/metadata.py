@@ -37,6 +37,11 @@ def describe_table(frame: pd.DataFrame, preview_columns: Sequence[str] | None = 
     meta["preview"] = md_table(frame[cols], rows=8)
     return meta
 
+def png_bytes_markdown(data: bytes, alt: str = "plot") -> dg.MetadataValue:
+    """PNG bytes as an inline image in markdown metadata."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})")
+
+
 def png_markdown(fig) -> dg.MetadataValue:
     """A matplotlib figure as an inline PNG in markdown metadata."""
     import matplotlib.pyplot as plt
@@ -44,8 +49,7 @@ def png_markdown(fig) -> dg.MetadataValue:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{encoded})")
+    return png_bytes_markdown(buffer.getvalue())
 
 def line_plot(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str) -> dg.MetadataValue:
     import matplotlib

@@ -9,7 +9,7 @@ from assets.metadata import md_table
 from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.gates import IMPLAUSIBLE_DIRECTION_ACCURACY, canary_gate, plausibility_gate, regression_gate
-from odyssey.models import FeatureVersionError, load_verified
+from odyssey.models import FeatureVersionError
 from odyssey.signing import SignatureError
 from odyssey.walkforward import WalkForwardConfig, XGBParams, run_walkforward, ticker_frame
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -58,11 +58,10 @@ def plausible_accuracy(config: GateConfig, forecast_models: dict,
                             "version is the current one")
 def signature_and_registry_version(mlflow: MlflowTracking, signer: ArtifactSigner,
                                    forecast_models: dict) -> dg.AssetCheckResult:
-    version = mlreg.RegisteredVersion(forecast_models["ticker"], forecast_models["version"],
-                                      forecast_models["run_id"], forecast_models["source"])
-    data, card = mlreg.download_model(mlflow.tracker(), version)
+    version = mlreg.registered_version(forecast_models)
     try:
-        load_verified(data, card, signer.key(), registry.REGISTRY_VERSION, registry.FEATURE_NAMES)
+        _, card = mlreg.load_registered(mlflow.tracker(), version, signer.key(), registry.REGISTRY_VERSION,
+                                        registry.FEATURE_NAMES)
     except (SignatureError, FeatureVersionError) as error:
         return dg.AssetCheckResult(passed=False, metadata={"reason": str(error), "version": version.version})
     return dg.AssetCheckResult(passed=True, metadata={

@@ -14,7 +14,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from odyssey.models import ModelCard, card_from_json, card_to_json
+import xgboost as xgb
+
+from odyssey.models import ModelCard, card_from_json, card_to_json, load_verified
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -110,6 +112,19 @@ def download_model(tracker: Tracker, version: RegisteredVersion) -> tuple[bytes,
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(client.download_artifacts(version.run_id, "model", tmp))
         return (local / MODEL_FILE).read_bytes(), card_from_json((local / CARD_FILE).read_text())
+
+
+def registered_version(value: dict) -> RegisteredVersion:
+    """The registered version a forecast_models value describes."""
+    return RegisteredVersion(value["ticker"], value["version"], value["run_id"], value["source"])
+
+
+def load_registered(tracker: Tracker, version: RegisteredVersion, key: bytes, registry_version: str,
+                    feature_names) -> tuple[xgb.Booster, ModelCard]:
+    """Download a registered model and load it only if hash, signature and feature registry
+    version all verify (SignatureError / FeatureVersionError otherwise)."""
+    data, card = download_model(tracker, version)
+    return load_verified(data, card, key, registry_version, feature_names), card
 
 
 def download_oos(tracker: Tracker, version: RegisteredVersion) -> pd.DataFrame:
