@@ -56,7 +56,7 @@ def main() -> None:
         assert ingest.success
         partitions = defs.resolve_job_def("drift_monitoring").partitions_def.get_partition_keys()
         drift_started = time.perf_counter()
-        drift_records = run_drift(partitions, args.workers)
+        drift_records = run_partitions_in_workers(partitions, args.workers, "WARNING", jobs=("drift_monitoring",))
         drift_seconds = time.perf_counter() - drift_started
         incremental_seconds = time.perf_counter() - started
         assert all(not r["errors"] for r in drift_records)
@@ -69,28 +69,6 @@ def main() -> None:
     print(json.dumps({"bench": "incremental", "incremental_seconds": round(incremental_seconds, 2),
                       "full_seconds": round(full_seconds, 2), "speedup": round(full_seconds / incremental_seconds, 2),
                       "ingest_seconds": round(ingest_seconds, 2), "drift_seconds": round(drift_seconds, 2)}))
-
-
-def run_drift(partitions: list[str], workers: int) -> list[dict]:
-    """Drift monitoring for every ticker, spread over worker processes like `make run`."""
-    import subprocess
-
-    from jobs.main import RECORD
-
-    chunks = [partitions[i::workers] for i in range(workers) if partitions[i::workers]]
-    code = ("import sys, json, dagster as dg; from definitions import defs; from jobs.main import record, RECORD\n"
-            "with dg.DagsterInstance.get() as inst:\n"
-            "    for p in sys.argv[1].split(','):\n"
-            "        r = defs.resolve_job_def('drift_monitoring').execute_in_process(instance=inst, raise_on_error=False,"
-            " partition_key=p, run_config={'loggers': {'console': {'config': {'log_level': 'WARNING'}}}})\n"
-            "        print(RECORD + json.dumps(record(r, p)), flush=True)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, ",".join(c)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-             for c in chunks]
-    out = []
-    for proc in procs:
-        text, _ = proc.communicate()
-        out += [json.loads(line[len(RECORD):]) for line in text.splitlines() if line.startswith(RECORD)]
-    return out
 
 
 if __name__ == "__main__":

@@ -73,21 +73,28 @@ def record(result, partition: str | None = None) -> dict:
             "materialized": len(result.get_asset_materialization_events()), "checks": checks, "errors": errors}
 
 
-def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_threads: int | None) -> list[dict]:
-    """Per ticker: the forecasting chain, then drift monitoring."""
+PER_TICKER_JOBS = ("forecasting", "drift_monitoring")
+
+
+def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_threads: int | None,
+                   jobs: tuple[str, ...] = PER_TICKER_JOBS) -> list[dict]:
+    """Per ticker, the given partitioned jobs in order (default: forecasting, then drift)."""
     out = []
     for partition in partitions:
-        for job, config in (("forecasting", _run_config(log_level, xgb_threads)), ("drift_monitoring", _run_config(log_level))):
+        for job in jobs:
+            config = _run_config(log_level, xgb_threads if job == "forecasting" else None)
             result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
                                                                    partition_key=partition, run_config=config)
             out.append(record(result, partition))
     return out
 
 
-def run_partitions_in_workers(partitions: list[str], workers: int, log_level: str) -> list[dict]:
+def run_partitions_in_workers(partitions: list[str], workers: int, log_level: str,
+                              jobs: tuple[str, ...] = PER_TICKER_JOBS) -> list[dict]:
     """Spread the ticker partitions over worker processes; each runs its share in process."""
     chunks = [partitions[i::workers] for i in range(workers) if partitions[i::workers]]
-    procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--log-level", log_level],
+    procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--worker-jobs",
+                               ",".join(jobs), "--log-level", log_level],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
              for chunk in chunks]
     records = []
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for the ticker partitions (default: up to 2)")
     parser.add_argument("--log-level", default="WARNING", help="console log level of the runs (DEBUG shows every event)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run these partitions, print records
+    parser.add_argument("--worker-jobs", default=",".join(PER_TICKER_JOBS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.profile:
         os.environ["ODYSSEY_PROFILE"] = args.profile
@@ -181,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.worker:
         with dg.DagsterInstance.get() as instance:
-            for rec in run_partitions(defs, instance, args.worker.split(","), args.log_level, xgb_threads=1):
+            for rec in run_partitions(defs, instance, args.worker.split(","), args.log_level, xgb_threads=1,
+                                      jobs=tuple(args.worker_jobs.split(","))):
                 print(RECORD + json.dumps(rec), flush=True)
         return 0
 
