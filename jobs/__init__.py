@@ -7,7 +7,7 @@ DATA_GROUPS = ("market", "features")
 main_job = dg.define_asset_job(
     "odyssey_main",
     selection=dg.AssetSelection.all(),
-    description="The whole graph (for the UI); `make run` runs the three jobs below in order.",
+    description="The whole graph (for the UI); `make run` runs the jobs below in order.",
 )
 market_features_job = dg.define_asset_job(
     "market_features",
@@ -31,6 +31,12 @@ batch_forecasts_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("forecasts"),
     description="Latest-date forecasts for every ticker from the champion models.",
 )
+portfolio_job = dg.define_asset_job(
+    "portfolio",
+    selection=dg.AssetSelection.groups("portfolio"),
+    description="PPO policy on out-of-sample forecasts, ONNX export, backtest against baselines, Monte Carlo, "
+                "stress tests, HTML report and recommendations.",
+)
 
 ingest_job = dg.define_asset_job(
     "ingest",
@@ -43,5 +49,5 @@ daily_ingest = dg.ScheduleDefinition(
     description="Weekdays after the US close: ingestion -> features -> forecasts.",
 )
 
-ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, ingest_job]
+ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, portfolio_job, ingest_job]
 ALL_SCHEDULES = [daily_ingest]

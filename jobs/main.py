@@ -3,7 +3,8 @@
     python -m jobs.main [--profile full|quick] [--workers N]
 
 Order: `market_features`, then per ticker partition the `forecasting` and `drift_monitoring`
-jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts`. Runs go to the same
+jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts` and
+`portfolio`. Runs go to the same
 DAGSTER_HOME as `dagster dev` (default: .odyssey/dagster_home), so the UI shows what this
 materialized, with its history. Exit code: 0 all built and every check passed, 2 a blocking
 check stopped part of the graph (reported, not a crash), 1 a step failed.
@@ -108,7 +109,7 @@ def run_partitions_in_workers(partitions: list[str], workers: int, log_level: st
 
 
 def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
-    """market_features, the forecasting chain per ticker, then batch forecasts. A ticker stopped
+    """market_features, the forecasting chain per ticker, batch forecasts, then the portfolio. A ticker stopped
     by a gate does not stop the others: each is gated on its own, and batch forecasts use
     whichever champions exist."""
     data = defs.resolve_job_def("market_features").execute_in_process(
@@ -122,9 +123,11 @@ def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> lis
         records += run_partitions_in_workers(partitions, workers, log_level)
     else:
         records += run_partitions(defs, instance, partitions, log_level, None)
-    batch = defs.resolve_job_def("batch_forecasts").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=_run_config(log_level))
-    return records + [record(batch)]
+    for job in ("batch_forecasts", "portfolio"):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=_run_config(log_level))
+        records.append(record(result))
+    return records
 
 
 def summarize(records: list[dict], planned: int, started: float) -> tuple[str, int]:
@@ -167,7 +170,8 @@ def planned_materializations(defs) -> int:
         defs.resolve_job_def("drift_monitoring").asset_layer.executable_asset_keys)
     tickers = len(forecasting.partitions_def.get_partition_keys())
     data = len(defs.resolve_job_def("market_features").asset_layer.executable_asset_keys)
-    return data + per_ticker * tickers + 1
+    portfolio = len(defs.resolve_job_def("portfolio").asset_layer.executable_asset_keys)
+    return data + per_ticker * tickers + 1 + portfolio
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,15 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, next_return: np.ndarray, cost
     }
 
 
+def block_bootstrap_indices(n: int, block: int = 20, reps: int = 500, seed: int = 0) -> np.ndarray:
+    """[reps, n] row positions of a moving-block bootstrap (blocks of `block` consecutive rows),
+    which keeps the autocorrelation within each block."""
+    rng = np.random.default_rng(seed)
+    n_blocks = int(np.ceil(n / block))
+    starts = rng.integers(0, n - block + 1, (reps, n_blocks))
+    return (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(reps, -1)[:, :n]
+
+
 def block_bootstrap_ci(frame: pd.DataFrame, statistic: Callable[[pd.DataFrame], float], block: int = 20,
                        reps: int = 500, level: float = 0.9, seed: int = 0) -> tuple[float, float]:
     """Moving-block bootstrap interval of a statistic over rows in time order (keeps the
@@ -66,12 +75,6 @@ def block_bootstrap_ci(frame: pd.DataFrame, statistic: Callable[[pd.DataFrame], 
     n = len(frame)
     if n < 2 * block:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    n_blocks = int(np.ceil(n / block))
-    values = np.empty(reps)
-    for i in range(reps):
-        starts = rng.integers(0, n - block + 1, n_blocks)
-        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
-        values[i] = statistic(frame.iloc[idx])
+    values = np.array([statistic(frame.iloc[idx]) for idx in block_bootstrap_indices(n, block, reps, seed)])
     alpha = (1 - level) / 2
     return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))

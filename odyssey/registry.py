@@ -156,3 +156,26 @@ def log_table(tracker: Tracker, run_id: str, frame: pd.DataFrame, artifact_file:
 
 def log_json(tracker: Tracker, run_id: str, payload: dict, artifact_file: str) -> None:
     log_figure_bytes(tracker, run_id, json.dumps(payload, indent=2, sort_keys=True).encode(), artifact_file)
+
+
+def log_run(tracker: Tracker, run_name: str, params: dict, metrics: dict[str, float],
+            step_metrics: dict[str, list[float]], artifacts: dict[str, bytes], tags: dict) -> str:
+    """One finished MLflow run with params, metrics (per-step series too) and byte artifacts
+    (artifact path -> content); returns the run id."""
+    client = tracker.client()
+    run_id = client.create_run(tracker.experiment_id(), run_name=run_name, tags=tags).info.run_id
+    try:
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, float(value))
+        for key, values in step_metrics.items():
+            for step, value in enumerate(values):
+                client.log_metric(run_id, key, float(value), step=step)
+        for artifact_file, data in artifacts.items():
+            log_figure_bytes(tracker, run_id, data, artifact_file)
+        client.set_terminated(run_id)
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    return run_id

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from resources.market import MarketSource
 from resources.storage import JsonIOManager, ParquetIOManager, Storage
-from resources.tracking import ArtifactSigner, MlflowTracking
+from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
 from odyssey.universe import Profile, get_profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +85,9 @@ def build_resources(market: MarketSource | None = None, base_url: str | None = N
         "storage": Storage(base_path=base),
         "mlflow": mlflow_from_env(home) if home else mlflow_from_env(),
         "signer": ArtifactSigner(key_file=str(state / "signing.key")),
+        "checkpoints": CheckpointStore(base_path=str(state / "checkpoints")),
     }
 
 
-__all__ = ["MarketSource", "ParquetIOManager", "JsonIOManager", "Storage", "MlflowTracking", "ArtifactSigner",
+__all__ = ["MarketSource", "ParquetIOManager", "JsonIOManager", "Storage", "MlflowTracking", "ArtifactSigner", "CheckpointStore",
            "build_resources", "odyssey_home", "profile_from_env"]

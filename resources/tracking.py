@@ -28,3 +28,12 @@ class ArtifactSigner(dg.ConfigurableResource):
 
     def key(self) -> bytes:
         return load_or_create_key(Path(self.key_file))
+
+
+class CheckpointStore(dg.ConfigurableResource):
+    """Local folder for training checkpoints (one sub-folder per model and input fingerprint)."""
+
+    base_path: str
+
+    def folder(self, *parts: str) -> Path:
+        return Path(self.base_path).joinpath(*parts)

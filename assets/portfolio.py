@@ -1,0 +1,359 @@
+"""Group `portfolio`: the PPO allocation policy trained on out-of-sample forecasts, its ONNX export,
+the backtest against baselines with identical costs and limits, reports, and recommendations."""
+
+import dataclasses
+import io
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from assets.metadata import md_table, png_bytes_markdown
+from odyssey import backtest as bt
+from odyssey import registry as mlreg
+from odyssey import report
+from odyssey.hashing import sha256_bytes
+from odyssey.policy import (PPOSettings, export_onnx, load_verified, model_bytes, onnx_decider, torch_decider,
+                            train_ppo)
+from odyssey.portfolio import Constraints, Panel, SignalScale, build_panel, orders, project, spaces
+from odyssey.signing import sign, verify
+from resources import profile_from_env
+from resources.market import MarketSource
+from resources.storage import Storage
+from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
+
+GROUP = "portfolio"
+PURGE_DAYS = 5  # business days between the policy's last training day and the evaluation period
+
+# The quick profile has about a year of out-of-sample forecasts before its test period: shorter
+# episodes and rollouts, and far fewer steps than the seed's 500k.
+_PROFILE_PPO = {
+    "full": {},
+    "quick": {"total_timesteps": 40_960, "n_steps": 256, "episode_length": 64, "checkpoint_every": 10_240},
+}
+_DEFAULTS = {**PPOSettings().model_dump(), **_PROFILE_PPO.get(profile_from_env().name, {})}
+
+
+class PPOConfig(dg.Config):
+    """PPO hyperparameters (defaults: the seed notebook's; the quick profile trains far fewer
+    steps), the environment's episode length and risk aversion, and the position limits and
+    costs every strategy in the backtest shares."""
+
+    learning_rate: float = _DEFAULTS["learning_rate"]
+    n_steps: int = _DEFAULTS["n_steps"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    n_epochs: int = _DEFAULTS["n_epochs"]
+    gamma: float = _DEFAULTS["gamma"]
+    gae_lambda: float = _DEFAULTS["gae_lambda"]
+    clip_range: float = _DEFAULTS["clip_range"]
+    ent_coef: float = _DEFAULTS["ent_coef"]
+    total_timesteps: int = _DEFAULTS["total_timesteps"]
+    net_arch: list[int] = list(_DEFAULTS["net_arch"])
+    n_envs: int = _DEFAULTS["n_envs"]
+    seed: int = _DEFAULTS["seed"]
+    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
+    episode_length: int = _DEFAULTS["episode_length"]
+    risk_aversion: float = _DEFAULTS["risk_aversion"]
+    torch_threads: int = _DEFAULTS["torch_threads"]
+    max_weight: float = Constraints.max_weight
+    max_invested: float = Constraints.max_invested
+    cost_bps: float = Constraints.cost_bps
+    slippage_bps: float = Constraints.slippage_bps
+
+    def settings(self) -> PPOSettings:
+        return PPOSettings(**self.model_dump(include=set(PPOSettings.model_fields)))
+
+    def constraints(self) -> Constraints:
+        return Constraints(self.max_weight, self.max_invested, self.cost_bps, self.slippage_bps)
+
+
+def _panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...]) -> Panel:
+    return build_panel(pd.concat(walkforward_forecasts.values(), ignore_index=True), tickers)
+
+
+def _periods(panel: Panel, validation_end: str) -> tuple[Panel, Panel]:
+    """Training: out-of-sample days up to PURGE_DAYS business days before the end of validation.
+    Evaluation: the test period (after validation_end). They never overlap."""
+    cut = pd.Timestamp(validation_end) - pd.offsets.BDay(PURGE_DAYS)
+    return panel.between(end=cut), panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
+
+
+def policy_constraints(policy: dict) -> Constraints:
+    return Constraints(**policy["constraints"])
+
+
+def _scale(policy: dict) -> SignalScale:
+    return SignalScale(tuple(policy["signal_scale"]), policy["signal_clip"])
+
+
+def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
+    data = storage.path(policy["path"]).read_bytes()
+    return load_verified(data, policy["sha256"], policy["signature"], signer.key(),
+                         *spaces(len(policy["tickers"]), policy["signal_clip"]))
+
+
+def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict) -> bytes:
+    data = storage.path(exported["path"]).read_bytes()
+    verify(data, signer.key(), exported["sha256"], exported["signature"], name="policy onnx")
+    return data
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, io_manager_key="json_io_manager",
+          ins={"walkforward_forecasts": dg.AssetIn()})
+def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, market: MarketSource, storage: Storage,
+               mlflow: MlflowTracking, signer: ArtifactSigner, checkpoints: CheckpointStore,
+               walkforward_forecasts: dict) -> dg.MaterializeResult:
+    """PPO (stable-baselines3) allocation policy trained on the walk-forward's out-of-sample
+    forecasts before the test period, on vectorized PortfolioEnvs, with signed checkpoints a crashed
+    run resumes from. Saved as an SB3 zip with SHA-256 and HMAC, logged to MLflow."""
+    profile = market.universe()
+    settings, constraints = config.settings(), config.constraints()
+    panel = _panel(walkforward_forecasts, profile.tickers)
+    train, evaluation = _periods(panel, profile.validation_end)
+    if len(train) < settings.episode_length:
+        raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before "
+                         f"{profile.validation_end}, fewer than episode_length={settings.episode_length}")
+    scale = SignalScale.fit(train.forecasts)
+    fingerprint = sha256_bytes(json.dumps([settings.model_dump(), dataclasses.asdict(constraints),
+                                           list(profile.tickers)], sort_keys=True).encode()
+                               + train.forecasts.tobytes() + train.next_returns.tobytes())[:16]
+    key = signer.key()
+    trained = train_ppo(scale.apply(train.forecasts), train.next_returns, settings, constraints,
+                        checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
+    data = model_bytes(trained.model)
+    digest = sha256_bytes(data)
+    path = f"models/ppo/{digest[:16]}.zip"
+    storage.path(path).parent.mkdir(parents=True, exist_ok=True)
+    storage.path(path).write_bytes(data)
+    value = {
+        "path": path, "sha256": digest, "signature": sign(data, key), "tickers": list(profile.tickers),
+        "signal_scale": list(scale.scale), "signal_clip": scale.clip,
+        "constraints": dataclasses.asdict(constraints), "settings": settings.model_dump(mode="json"),
+        "action_scale": settings.env_settings().action_scale,
+        "train_start": str(train.dates[0].date()), "train_end": str(train.dates[-1].date()), "train_days": len(train),
+        "evaluation_start": str(evaluation.dates[0].date()) if len(evaluation) else None,
+        "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": fingerprint,
+    }
+    tracker = dataclasses.replace(mlflow.tracker(), experiment="odyssey-portfolio")
+    run_id = mlreg.log_run(
+        tracker, f"ppo-{digest[:8]}",
+        params={**{k: str(v) for k, v in settings.model_dump().items()}, **dataclasses.asdict(constraints),
+                "train_start": value["train_start"], "train_end": value["train_end"]},
+        metrics={"train_seconds": trained.seconds, "timesteps": trained.timesteps,
+                 "final_rollout_reward": trained.rollout_rewards[-1] if trained.rollout_rewards else 0.0},
+        step_metrics={"rollout_mean_reward": trained.rollout_rewards},
+        artifacts={"policy/ppo_policy.zip": data, "policy/card.json": json.dumps(value, indent=2).encode()},
+        tags={"dagster_run_id": context.run.run_id, "sha256": digest})
+    value["mlflow_run_id"] = run_id
+    curve = pd.DataFrame({"rollout": np.arange(len(trained.rollout_rewards)), "mean_reward": trained.rollout_rewards})
+    return dg.MaterializeResult(value=value, metadata={
+        "sha256": digest, "path": str(storage.path(path)), "bytes": len(data), "timesteps": trained.timesteps,
+        "resumed_from_checkpoint": trained.resumed_from if trained.resumed_from is not None else "no",
+        "train_period": f"{value['train_start']} .. {value['train_end']} ({len(train)} days)",
+        "train_seconds": round(trained.seconds, 1), "mlflow_run_id": run_id,
+        "rollout_rewards": md_table(curve.tail(10), rows=10, digits=5),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"onnx"}, io_manager_key="json_io_manager", ins={"ppo_policy": dg.AssetIn()})
+def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> dg.MaterializeResult:
+    """The policy's deterministic actor exported to ONNX (observation -> clipped action), signed; the
+    blocking check onnx_matches_torch compares it with the torch policy."""
+    model = load_policy(storage, signer, ppo_policy)
+    data = export_onnx(model)
+    digest = sha256_bytes(data)
+    path = f"models/ppo/{ppo_policy['sha256'][:16]}.onnx"
+    storage.path(path).write_bytes(data)
+    value = {"path": path, "sha256": digest, "signature": sign(data, signer.key()), "policy_sha256": ppo_policy["sha256"],
+             "input": "obs [batch, 2N] float32", "output": "action [batch, N] in [-1, 1]"}
+    return dg.MaterializeResult(value=value, metadata={"sha256": digest, "bytes": len(data),
+                                                        "path": str(storage.path(path))})
+
+
+class BaselineConfig(dg.Config):
+    """Baseline strategies: trailing window of inverse volatility; names held by momentum and by the
+    XGBoost top-k (0: the top third of the universe)."""
+
+    vol_window: int = 60
+    top_k: int = 0
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn(),
+                                                  "ppo_policy": dg.AssetIn()})
+def baseline_weights(config: BaselineConfig, market: MarketSource, walkforward_forecasts: dict,
+                     returns: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+    """Daily target weights of the baselines on the test period, under the policy's limits: equal
+    weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast."""
+    profile = market.universe()
+    c = policy_constraints(ppo_policy)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers), profile.validation_end)
+    k = config.top_k or max(1, len(profile.tickers) // 3)
+    targets = {
+        "equal_weight": bt.equal_weight_targets(evaluation, c),
+        "inverse_volatility": bt.inverse_vol_targets(evaluation, returns, c, config.vol_window),
+        "momentum_12_1": bt.momentum_targets(evaluation, returns, c, k),
+        f"xgboost_top_{k}": bt.forecast_top_k_targets(evaluation, c, k),
+    }
+    table = pd.concat([pd.DataFrame({"date": evaluation.dates, "strategy": name,
+                                     **{t: w[:, i] for i, t in enumerate(profile.tickers)}})
+                       for name, w in targets.items()], ignore_index=True)
+    mean = table.groupby("strategy", sort=False)[list(profile.tickers)].mean().reset_index()
+    return dg.MaterializeResult(value=table, metadata={"rows": len(table), "top_k": k,
+                                                       "average_weights": md_table(mean, digits=3)})
+
+
+@dg.multi_asset(
+    outs={
+        "backtest": dg.AssetOut(description="Daily net returns, costs, turnover and weights of the policy and the "
+                                            "baselines on the test period.", kinds={"pandas"}),
+        "backtest_metrics": dg.AssetOut(description="CAGR, volatility, Sharpe, Sortino, max drawdown, Calmar, win "
+                                                    "rate, profit factor, turnover, costs; 90 % block-bootstrap "
+                                                    "intervals; the policy against each baseline.",
+                                        io_manager_key="json_io_manager", kinds={"json"}),
+    },
+    ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "baseline_weights": dg.AssetIn(),
+         "walkforward_forecasts": dg.AssetIn()},
+    group_name=GROUP,
+)
+def backtest(market: MarketSource, storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
+             baseline_weights: pd.DataFrame, walkforward_forecasts: dict):
+    """The ONNX policy and the baselines traded daily on the test period through the same
+    accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
+    profile = market.universe()
+    c = policy_constraints(ppo_policy)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers), profile.validation_end)
+    act = onnx_decider(load_onnx(storage, signer, policy_onnx))
+    runs = [bt.run_policy("ppo", evaluation, _scale(ppo_policy), act, c, ppo_policy["action_scale"])]
+    for name, group in baseline_weights.groupby("strategy", sort=False):
+        targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)].to_numpy()
+        runs.append(bt.run_targets(name, evaluation, targets, c))
+    metrics = bt.metrics_table(runs)
+    comparison = pd.DataFrame([{"baseline": r.name, **bt.excess_over(runs[0], r)} for r in runs[1:]])
+    daily = pd.concat([r.frame(profile.tickers) for r in runs], ignore_index=True)
+    wide = metrics.pivot_table(index="strategy", columns="metric", values="value", sort=False).reset_index()
+    yield dg.Output(daily, "backtest", metadata={
+        "rows": len(daily), "days": len(evaluation), "start": str(evaluation.dates[0].date()),
+        "end": str(evaluation.dates[-1].date()), "metrics": md_table(wide, rows=10, digits=3)})
+    yield dg.Output({"metrics": metrics.to_dict("records"), "comparison": comparison.to_dict("records"),
+                     "policy_sha256": ppo_policy["sha256"], "days": len(evaluation)}, "backtest_metrics",
+                    metadata={"ppo_vs_baselines": md_table(comparison[["baseline", "excess_return",
+                                                                       "excess_return_ci_low", "excess_return_ci_high",
+                                                                       "sharpe_difference"]], digits=3)})
+
+
+def _runs(daily: pd.DataFrame, tickers: list[str]) -> list[bt.StrategyRun]:
+    return bt.runs_from_frame(daily, tuple(tickers))
+
+
+class MonteCarloConfig(dg.Config):
+    paths: int = 2000
+    block_days: int = 20
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, ins={"backtest": dg.AssetIn(), "ppo_policy": dg.AssetIn()})
+def monte_carlo(config: MonteCarloConfig, backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+    """Block bootstrap of each strategy's daily returns (20-day blocks, same blocks for all): the
+    distribution of Sharpe, max drawdown and total return over resampled paths."""
+    paths = bt.monte_carlo(_runs(backtest, ppo_policy["tickers"]), config.block_days, config.paths, config.seed)
+    summary = bt.monte_carlo_summary(paths)
+    return dg.MaterializeResult(value=paths, metadata={
+        "paths": config.paths, "summary": md_table(summary, digits=3),
+        "plot": png_bytes_markdown(report.monte_carlo_chart(paths), "monte carlo")})
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, ins={"backtest": dg.AssetIn(), "ppo_policy": dg.AssetIn()})
+def stress_tests(backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+    """Each strategy through the 2020 crash and 2022 rate-shock windows (when the test period covers
+    them) and one-day synthetic shocks (-20 % equities, +200 bp rates, -10 % everything)."""
+    table = bt.stress_tests(_runs(backtest, ppo_policy["tickers"]), tuple(ppo_policy["tickers"]))
+    pivot = table.pivot_table(index="scenario", columns="strategy", values="return", sort=False).reset_index()
+    return dg.MaterializeResult(value=table, metadata={"scenarios": md_table(pivot, rows=20, digits=3)})
+
+
+@dg.asset(group_name=GROUP, kinds={"html"}, io_manager_key="json_io_manager",
+          ins={"backtest": dg.AssetIn(), "backtest_metrics": dg.AssetIn(), "monte_carlo": dg.AssetIn(),
+               "stress_tests": dg.AssetIn(), "ppo_policy": dg.AssetIn()})
+def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: dict, monte_carlo: pd.DataFrame,
+                    stress_tests: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+    """Self-contained HTML: metrics with intervals, the policy against each baseline, equity curves,
+    drawdowns, rolling Sharpe, the policy's monthly-returns heatmap, Monte Carlo and stress tests."""
+    runs = _runs(backtest, ppo_policy["tickers"])
+    images = report.charts(runs, monte_carlo)
+    metrics = pd.DataFrame(backtest_metrics["metrics"])
+    summary = {"policy": ppo_policy["sha256"][:16], "trained on": f"{ppo_policy['train_start']} .. {ppo_policy['train_end']}",
+               "test period": f"{runs[0].dates[0].date()} .. {runs[0].dates[-1].date()} ({len(runs[0].dates)} days)",
+               "costs": f"{ppo_policy['constraints']['cost_bps']} bps + {ppo_policy['constraints']['slippage_bps']} bps "
+                        "slippage on traded value",
+               "limits": f"0-{ppo_policy['constraints']['max_weight']:.0%} per asset, at most "
+                         f"{ppo_policy['constraints']['max_invested']:.0%} invested"}
+    page = report.html_report("Odyssey backtest", summary, metrics, pd.DataFrame(backtest_metrics["comparison"]),
+                              bt.monte_carlo_summary(monte_carlo), stress_tests, images)
+    data = page.encode()
+    path = storage.path("reports", "backtest_report.html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    meta = {"path": str(path), "sha256": sha256_bytes(data), "bytes": len(data)}
+    meta.update({name: png_bytes_markdown(png, name) for name, png in images.items()})
+    return dg.MaterializeResult(value={"path": str(path), "sha256": meta["sha256"], "charts": list(images)},
+                                metadata=meta)
+
+
+class RecommendationConfig(dg.Config):
+    """Current holdings (ticker -> weight; empty: the policy's paper portfolio after its last backtest
+    trade), the portfolio value for order sizes, and the no-trade band."""
+
+    current_weights: dict[str, float] = {}
+    portfolio_value: float = 1_000_000.0
+    hold_band: float = 0.005
+
+
+@dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
+          ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "forecasts": dg.AssetIn(),
+               "backtest": dg.AssetIn(), "clean_prices": dg.AssetIn()})
+def recommendations(config: RecommendationConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
+                    policy_onnx: dict, forecasts: pd.DataFrame, backtest: pd.DataFrame,
+                    clean_prices: pd.DataFrame) -> dg.MaterializeResult:
+    """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker, from the ONNX policy on the
+    champions' latest forecasts; also written as JSON and CSV. Guarded by a blocking limits check."""
+    tickers = list(ppo_policy["tickers"])
+    c = policy_constraints(ppo_policy)
+    latest = forecasts.set_index("ticker").reindex(tickers)
+    missing = latest.index[latest["prediction"].isna()].tolist()
+    if missing:
+        raise ValueError(f"recommendations: forecasts has no latest prediction for {missing} (no champion model?)")
+    if config.current_weights:
+        unknown = sorted(set(config.current_weights) - set(tickers))
+        if unknown:
+            raise ValueError(f"recommendations: current_weights names tickers outside the universe: {unknown}")
+        current = np.array([config.current_weights.get(t, 0.0) for t in tickers])
+        source = "config"
+    else:
+        last = backtest[backtest["strategy"] == "ppo"].sort_values("date").iloc[-1]
+        current = last[[f"w_{t}" for t in tickers]].to_numpy(float)
+        source = f"policy paper portfolio after {pd.Timestamp(last['date']).date()}"
+    obs = np.concatenate([_scale(ppo_policy).apply(latest["prediction"].to_numpy(float)), current.astype(np.float32)])
+    action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
+    target = project(current + np.clip(action, -1, 1) * ppo_policy["action_scale"], c)
+    final, actions = orders(current, target, c, config.hold_band)
+    close = clean_prices.sort_values("date").groupby("ticker")["close"].last().reindex(tickers).to_numpy(float)
+    trade_value = (final - current) * config.portfolio_value
+    table = pd.DataFrame({"ticker": tickers, "forecast_5d": latest["prediction"].to_numpy(float),
+                          "current_weight": current, "target_weight": final, "change": final - current,
+                          "action": actions, "trade_value": trade_value, "last_close": close,
+                          "shares": np.where(close > 0, trade_value / close, 0.0).round(2)})
+    as_of = str(pd.Timestamp(latest["date"].max()).date())
+    cash = 1.0 - float(final.sum())
+    payload = {"as_of": as_of, "policy_sha256": ppo_policy["sha256"], "current_weights_from": source,
+               "portfolio_value": config.portfolio_value, "cash_weight": cash, "orders": table.to_dict("records")}
+    folder = storage.path("reports")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recommendations.json").write_text(json.dumps(payload, indent=2))
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    (folder / "recommendations.csv").write_text(buffer.getvalue())
+    return dg.MaterializeResult(value=table, metadata={
+        "as_of": as_of, "current_weights_from": source, "cash_weight": round(cash, 4),
+        "invested": round(float(final.sum()), 4), "orders": md_table(table, rows=len(table), digits=4),
+        "json": str(folder / "recommendations.json"), "csv": str(folder / "recommendations.csv")})
