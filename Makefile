@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.odyssey/dagster_home
 
-.PHONY: install run test ui mlflow-ui bench clean
+.PHONY: install browser run test ui mlflow-ui bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ install: $(VENV)/.installed
 run: install
 	$(PY) -m jobs.main
 
-test: install
+# The report test renders HTML in headless Chromium: Debian's package, installed when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(PY) -m pytest
 
 ui: install
@@ -30,6 +36,7 @@ mlflow-ui: install
 bench: install
 	$(PY) bench/features.py
 	$(PY) bench/forecasting.py
+	$(PY) bench/portfolio.py
 
 clean:
 	rm -rf .odyssey

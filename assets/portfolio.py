@@ -2,6 +2,7 @@
 the backtest against baselines with identical costs and limits, reports, and recommendations."""
 
 import dataclasses
+import inspect
 import io
 import json
 
@@ -11,6 +12,8 @@ import pandas as pd
 
 from assets.metadata import md_table, png_bytes_markdown
 from odyssey import backtest as bt
+from odyssey import policy as policy_module
+from odyssey import portfolio as portfolio_module
 from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
@@ -68,8 +71,13 @@ class PPOConfig(dg.Config):
         return Constraints(self.max_weight, self.max_invested, self.cost_bps, self.slippage_bps)
 
 
-def _panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...]) -> Panel:
-    return build_panel(pd.concat(walkforward_forecasts.values(), ignore_index=True), tickers)
+def _panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...], returns: pd.DataFrame) -> Panel:
+    return build_panel(pd.concat(walkforward_forecasts.values(), ignore_index=True), tickers, returns)
+
+
+def _code_version() -> str:
+    """Hash of the environment and training code: a checkpoint from other code is never resumed."""
+    return sha256_bytes((inspect.getsource(portfolio_module) + inspect.getsource(policy_module)).encode())[:16]
 
 
 def _periods(panel: Panel, validation_end: str) -> tuple[Panel, Panel]:
@@ -100,23 +108,23 @@ def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict) -> bytes
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, io_manager_key="json_io_manager",
-          ins={"walkforward_forecasts": dg.AssetIn()})
+          ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()})
 def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, market: MarketSource, storage: Storage,
                mlflow: MlflowTracking, signer: ArtifactSigner, checkpoints: CheckpointStore,
-               walkforward_forecasts: dict) -> dg.MaterializeResult:
+               walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.MaterializeResult:
     """PPO (stable-baselines3) allocation policy trained on the walk-forward's out-of-sample
     forecasts before the test period, on vectorized PortfolioEnvs, with signed checkpoints a crashed
     run resumes from. Saved as an SB3 zip with SHA-256 and HMAC, logged to MLflow."""
     profile = market.universe()
     settings, constraints = config.settings(), config.constraints()
-    panel = _panel(walkforward_forecasts, profile.tickers)
+    panel = _panel(walkforward_forecasts, profile.tickers, returns)
     train, evaluation = _periods(panel, profile.validation_end)
     if len(train) < settings.episode_length:
         raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before "
                          f"{profile.validation_end}, fewer than episode_length={settings.episode_length}")
     scale = SignalScale.fit(train.forecasts)
     fingerprint = sha256_bytes(json.dumps([settings.model_dump(), dataclasses.asdict(constraints),
-                                           list(profile.tickers)], sort_keys=True).encode()
+                                           list(profile.tickers), _code_version()], sort_keys=True).encode()
                                + train.forecasts.tobytes() + train.next_returns.tobytes())[:16]
     key = signer.key()
     trained = train_ppo(scale.apply(train.forecasts), train.next_returns, settings, constraints,
@@ -187,7 +195,7 @@ def baseline_weights(config: BaselineConfig, market: MarketSource, walkforward_f
     weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast."""
     profile = market.universe()
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers), profile.validation_end)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
     k = config.top_k or max(1, len(profile.tickers) // 3)
     targets = {
         "equal_weight": bt.equal_weight_targets(evaluation, c),
@@ -213,20 +221,26 @@ def baseline_weights(config: BaselineConfig, market: MarketSource, walkforward_f
                                         io_manager_key="json_io_manager", kinds={"json"}),
     },
     ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "baseline_weights": dg.AssetIn(),
-         "walkforward_forecasts": dg.AssetIn()},
+         "walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()},
     group_name=GROUP,
 )
 def backtest(market: MarketSource, storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
-             baseline_weights: pd.DataFrame, walkforward_forecasts: dict):
+             baseline_weights: pd.DataFrame, walkforward_forecasts: dict, returns: pd.DataFrame):
     """The ONNX policy and the baselines traded daily on the test period through the same
     accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
     profile = market.universe()
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers), profile.validation_end)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
+    if len(evaluation) == 0:
+        raise ValueError(f"backtest: no out-of-sample forecasts after validation_end {profile.validation_end}")
     act = onnx_decider(load_onnx(storage, signer, policy_onnx))
     runs = [bt.run_policy("ppo", evaluation, _scale(ppo_policy), act, c, ppo_policy["action_scale"])]
     for name, group in baseline_weights.groupby("strategy", sort=False):
-        targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)].to_numpy()
+        targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)]
+        if targets.isna().any(axis=None):
+            raise ValueError(f"baseline_weights: {name} has no targets for some test days (first "
+                             f"{targets.index[targets.isna().any(axis=1)][0].date()}): re-materialize baseline_weights")
+        targets = targets.to_numpy()
         runs.append(bt.run_targets(name, evaluation, targets, c))
     metrics = bt.metrics_table(runs)
     comparison = pd.DataFrame([{"baseline": r.name, **bt.excess_over(runs[0], r)} for r in runs[1:]])
@@ -236,7 +250,9 @@ def backtest(market: MarketSource, storage: Storage, signer: ArtifactSigner, ppo
         "rows": len(daily), "days": len(evaluation), "start": str(evaluation.dates[0].date()),
         "end": str(evaluation.dates[-1].date()), "metrics": md_table(wide, rows=10, digits=3)})
     yield dg.Output({"metrics": metrics.to_dict("records"), "comparison": comparison.to_dict("records"),
-                     "policy_sha256": ppo_policy["sha256"], "days": len(evaluation)}, "backtest_metrics",
+                     "policy_sha256": ppo_policy["sha256"], "days": len(evaluation),
+                     "final_weights": {r.name: dict(zip(profile.tickers, r.final_weights.tolist())) for r in runs},
+                     "final_date": str(runs[0].realized[-1].date())}, "backtest_metrics",
                     metadata={"ppo_vs_baselines": md_table(comparison[["baseline", "excess_return",
                                                                        "excess_return_ci_low", "excess_return_ci_high",
                                                                        "sharpe_difference"]], digits=3)})
@@ -301,59 +317,80 @@ def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: 
 
 
 class RecommendationConfig(dg.Config):
-    """Current holdings (ticker -> weight; empty: the policy's paper portfolio after its last backtest
-    trade), the portfolio value for order sizes, and the no-trade band."""
+    """Current holdings (ticker -> weight; empty: the policy's paper portfolio as it stands after
+    the backtest), the portfolio value for order sizes, and the no-trade band."""
 
     current_weights: dict[str, float] = {}
     portfolio_value: float = 1_000_000.0
     hold_band: float = 0.005
 
 
+def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_metrics: dict) -> tuple[np.ndarray, str]:
+    if not config.current_weights:
+        held = backtest_metrics["final_weights"]["ppo"]
+        return np.array([held[t] for t in tickers]), f"policy paper portfolio at {backtest_metrics['final_date']}"
+    unknown = sorted(set(config.current_weights) - set(tickers))
+    bad = {t: w for t, w in config.current_weights.items() if not np.isfinite(w) or w < 0}
+    total = sum(config.current_weights.values())
+    if unknown or bad or total > 1 + 1e-9:
+        raise ValueError("recommendations: current_weights must name universe tickers with weights >= 0 summing to "
+                         f"at most 1; unknown {unknown}, invalid {bad}, sum {total:.4f}")
+    return np.array([config.current_weights.get(t, 0.0) for t in tickers]), "config"
+
+
 @dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
           ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "forecasts": dg.AssetIn(),
-               "backtest": dg.AssetIn(), "clean_prices": dg.AssetIn()})
+               "backtest_metrics": dg.AssetIn(), "clean_prices": dg.AssetIn()})
 def recommendations(config: RecommendationConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
-                    policy_onnx: dict, forecasts: pd.DataFrame, backtest: pd.DataFrame,
+                    policy_onnx: dict, forecasts: pd.DataFrame, backtest_metrics: dict,
                     clean_prices: pd.DataFrame) -> dg.MaterializeResult:
     """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker, from the ONNX policy on the
-    champions' latest forecasts; also written as JSON and CSV. Guarded by a blocking limits check."""
+    champions' latest forecasts. Guarded by the blocking check recommendation_limits."""
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)
     latest = forecasts.set_index("ticker").reindex(tickers)
     missing = latest.index[latest["prediction"].isna()].tolist()
     if missing:
         raise ValueError(f"recommendations: forecasts has no latest prediction for {missing} (no champion model?)")
-    if config.current_weights:
-        unknown = sorted(set(config.current_weights) - set(tickers))
-        if unknown:
-            raise ValueError(f"recommendations: current_weights names tickers outside the universe: {unknown}")
-        current = np.array([config.current_weights.get(t, 0.0) for t in tickers])
-        source = "config"
-    else:
-        last = backtest[backtest["strategy"] == "ppo"].sort_values("date").iloc[-1]
-        current = last[[f"w_{t}" for t in tickers]].to_numpy(float)
-        source = f"policy paper portfolio after {pd.Timestamp(last['date']).date()}"
+    current, source = _current_weights(config, tickers, backtest_metrics)
     obs = np.concatenate([_scale(ppo_policy).apply(latest["prediction"].to_numpy(float)), current.astype(np.float32)])
     action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
     target = project(current + np.clip(action, -1, 1) * ppo_policy["action_scale"], c)
     final, actions = orders(current, target, c, config.hold_band)
     close = clean_prices.sort_values("date").groupby("ticker")["close"].last().reindex(tickers).to_numpy(float)
     trade_value = (final - current) * config.portfolio_value
-    table = pd.DataFrame({"ticker": tickers, "forecast_5d": latest["prediction"].to_numpy(float),
+    as_of = str(pd.Timestamp(latest["date"].max()).date())
+    table = pd.DataFrame({"as_of": as_of, "ticker": tickers, "forecast_5d": latest["prediction"].to_numpy(float),
                           "current_weight": current, "target_weight": final, "change": final - current,
                           "action": actions, "trade_value": trade_value, "last_close": close,
-                          "shares": np.where(close > 0, trade_value / close, 0.0).round(2)})
-    as_of = str(pd.Timestamp(latest["date"].max()).date())
-    cash = 1.0 - float(final.sum())
-    payload = {"as_of": as_of, "policy_sha256": ppo_policy["sha256"], "current_weights_from": source,
-               "portfolio_value": config.portfolio_value, "cash_weight": cash, "orders": table.to_dict("records")}
+                          "shares": np.where(close > 0, trade_value / close, 0.0).round(2),
+                          "current_weights_from": source, "policy_sha256": ppo_policy["sha256"],
+                          "portfolio_value": config.portfolio_value})
+    return dg.MaterializeResult(value=table, metadata={
+        "as_of": as_of, "current_weights_from": source, "cash_weight": round(1.0 - float(final.sum()), 4),
+        "invested": round(float(final.sum()), 4),
+        "orders": md_table(table.drop(columns=["current_weights_from", "policy_sha256", "portfolio_value"]),
+                           rows=len(table), digits=4)})
+
+
+@dg.asset(group_name=GROUP, kinds={"json", "csv"}, io_manager_key="json_io_manager",
+          ins={"recommendations": dg.AssetIn()})
+def recommendation_files(storage: Storage, recommendations: pd.DataFrame) -> dg.MaterializeResult:
+    """reports/recommendations.json and .csv: written only once recommendation_limits has passed."""
+    first = recommendations.iloc[0]
+    cash = 1.0 - float(recommendations["target_weight"].sum())
+    orders_only = recommendations.drop(columns=["as_of", "current_weights_from", "policy_sha256", "portfolio_value"])
+    payload = {"as_of": first["as_of"], "policy_sha256": first["policy_sha256"],
+               "current_weights_from": first["current_weights_from"], "portfolio_value": float(first["portfolio_value"]),
+               "cash_weight": cash, "orders": orders_only.to_dict("records")}
     folder = storage.path("reports")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "recommendations.json").write_text(json.dumps(payload, indent=2))
+    json_data = json.dumps(payload, indent=2).encode()
+    (folder / "recommendations.json").write_bytes(json_data)
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
+    orders_only.to_csv(buffer, index=False)
     (folder / "recommendations.csv").write_text(buffer.getvalue())
-    return dg.MaterializeResult(value=table, metadata={
-        "as_of": as_of, "current_weights_from": source, "cash_weight": round(cash, 4),
-        "invested": round(float(final.sum()), 4), "orders": md_table(table, rows=len(table), digits=4),
-        "json": str(folder / "recommendations.json"), "csv": str(folder / "recommendations.csv")})
+    return dg.MaterializeResult(value={"json": str(folder / "recommendations.json"),
+                                       "csv": str(folder / "recommendations.csv"), "sha256": sha256_bytes(json_data)},
+                                metadata={"json": str(folder / "recommendations.json"),
+                                          "csv": str(folder / "recommendations.csv"), "cash_weight": round(cash, 4)})

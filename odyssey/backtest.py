@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from odyssey.metrics import ANNUAL_DAYS, block_bootstrap_indices
-from odyssey.portfolio import Constraints, Panel, SignalScale, allocate, asset_class, project, rebalance
+from odyssey.portfolio import (Constraints, Panel, SignalScale, allocate, asset_class, daily_returns, project,
+                               rebalance)
 
 
 @dataclass
@@ -23,6 +24,14 @@ class StrategyRun:
     costs: np.ndarray     # [T]
     traded: np.ndarray    # [T] sum |target - current|
     weights: np.ndarray   # [T, N] post-trade (target) weights
+    final_weights: np.ndarray | None = None  # [N] after the last day's moves (what is held now)
+
+    @property
+    def realized(self) -> pd.DatetimeIndex:
+        """The day each return is realised: row t's return runs from close t to the next close."""
+        if len(self.dates) == 0:
+            return self.dates
+        return pd.DatetimeIndex([*self.dates[1:], self.dates[-1] + pd.offsets.BDay(1)], name="date")
 
     def frame(self, tickers: tuple[str, ...]) -> pd.DataFrame:
         out = pd.DataFrame({"date": self.dates, "strategy": self.name, "return": self.returns, "cost": self.costs,
@@ -55,10 +64,13 @@ def run_decisions(name: str, panel: Panel, decide: Callable[[int, np.ndarray], n
     returns, costs, traded = np.zeros(n_days), np.zeros(n_days), np.zeros(n_days)
     weights = np.zeros((n_days, n_assets))
     for t in range(n_days):
-        target = project(np.asarray(decide(t, w), dtype=float), c)
+        wanted = np.asarray(decide(t, w), dtype=float)
+        if not np.isfinite(wanted).all():
+            raise ValueError(f"{name}: target weights on {panel.dates[t].date()} are not all numbers: {wanted}")
+        target = project(wanted, c)
         weights[t] = target
         returns[t], costs[t], traded[t], w = rebalance(w, target, panel.next_returns[t], c.cost_rate)
-    return StrategyRun(name, panel.dates, returns, costs, traded, weights)
+    return StrategyRun(name, panel.dates, returns, costs, traded, weights, w)
 
 
 def run_policy(name: str, panel: Panel, scale: SignalScale, act: Callable[[np.ndarray], np.ndarray],
@@ -78,15 +90,9 @@ def equal_weight_targets(panel: Panel, c: Constraints) -> np.ndarray:
     return np.tile(allocate(np.ones(len(panel.tickers)), c), (len(panel), 1))
 
 
-def _history_matrix(history: pd.DataFrame, tickers: tuple[str, ...]) -> pd.DataFrame:
-    """Daily simple returns [date x ticker] from a long (date, ticker, log_return) table."""
-    wide = history.pivot_table(index="date", columns="ticker", values="log_return", aggfunc="first")
-    return np.expm1(wide.reindex(columns=list(tickers)))
-
-
 def inverse_vol_targets(panel: Panel, history: pd.DataFrame, c: Constraints, window: int = 60) -> np.ndarray:
     """Weights proportional to 1 / trailing `window`-day volatility (known at each close)."""
-    vol = _history_matrix(history, panel.tickers).rolling(window, min_periods=window // 2).std()
+    vol = daily_returns(history, panel.tickers).rolling(window, min_periods=window // 2).std()
     vol = vol.reindex(panel.dates).to_numpy()
     return np.array([allocate(np.where(v > 0, 1.0 / v, 0.0), c) for v in np.nan_to_num(vol)])
 
@@ -103,7 +109,7 @@ def top_k(scores: np.ndarray, k: int, c: Constraints, positive_only: bool) -> np
 def momentum_targets(panel: Panel, history: pd.DataFrame, c: Constraints, k: int,
                      lookback: int = 252, skip: int = 21) -> np.ndarray:
     """12-1 momentum: equal weight in the k names with the best return from t-252 to t-21."""
-    growth = np.log1p(_history_matrix(history, panel.tickers)).cumsum()
+    growth = np.log1p(daily_returns(history, panel.tickers)).cumsum()
     score = (growth.shift(skip) - growth.shift(lookback)).reindex(panel.dates).to_numpy()
     return np.array([top_k(s, k, c, positive_only=False) for s in score])
 
@@ -123,7 +129,8 @@ def _drawdown_series(returns: np.ndarray) -> np.ndarray:
 
 def performance(returns: np.ndarray, traded: np.ndarray | None = None) -> dict[str, float]:
     """CAGR, volatility, Sharpe, Sortino (risk-free 0), max drawdown, Calmar, win rate (days with a
-    gain among days with a move), profit factor, annual one-way turnover."""
+    gain among days with a move), profit factor, and turnover: traded value (buys + sells) per year
+    as a multiple of the portfolio."""
     r = np.asarray(returns, dtype=float)
     n = len(r)
     growth = float(np.prod(1.0 + r))
@@ -144,7 +151,7 @@ def performance(returns: np.ndarray, traded: np.ndarray | None = None) -> dict[s
         "profit_factor": float(gains / losses) if losses > 0 else float("inf") if gains > 0 else 0.0,
     }
     if traded is not None:
-        out["turnover"] = float(np.mean(traded) * ANNUAL_DAYS / 2.0)
+        out["turnover"] = float(np.mean(traded) * ANNUAL_DAYS)
     return out
 
 
@@ -175,11 +182,17 @@ def metrics_table(runs: list[StrategyRun], block: int = 20, reps: int = 1000, le
     return pd.DataFrame(rows)
 
 
+def _enough_days(n: int, block: int) -> None:
+    if n < 2 * block:
+        raise ValueError(f"{n} test days are too few to resample in {block}-day blocks (need {2 * block})")
+
+
 def excess_over(run: StrategyRun, benchmark: StrategyRun, block: int = 20, reps: int = 2000, level: float = 0.9,
                 seed: int = 0) -> dict[str, float]:
     """Annualised mean daily excess return of `run` over `benchmark` and the Sharpe difference, with
     paired moving-block bootstrap intervals (both series resampled on the same days)."""
     diff = run.returns - benchmark.returns
+    _enough_days(len(diff), block)
     idx = block_bootstrap_indices(len(diff), block, reps, seed)
     alpha = (1 - level) / 2
 
@@ -203,6 +216,7 @@ def excess_over(run: StrategyRun, benchmark: StrategyRun, block: int = 20, reps:
 def monte_carlo(runs: list[StrategyRun], block: int = 20, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Block-bootstrap paths of each strategy's daily returns (same blocks for every strategy):
     one row per strategy and path with its Sharpe, max drawdown and total return."""
+    _enough_days(len(runs[0].returns), block)
     idx = block_bootstrap_indices(len(runs[0].returns), block, reps, seed)
     rows = []
     for run in runs:
@@ -244,12 +258,13 @@ SYNTHETIC_SHOCKS: dict[str, dict[str, float]] = {
 def stress_tests(runs: list[StrategyRun], tickers: tuple[str, ...],
                  windows: dict[str, tuple[str, str]] = HISTORICAL_WINDOWS,
                  shocks: dict[str, dict[str, float]] = SYNTHETIC_SHOCKS) -> pd.DataFrame:
-    """Historical windows (return, max drawdown and worst day inside the window, when the backtest
-    covers it) and one-day synthetic shocks applied to each strategy's latest and average weights."""
+    """Historical windows (return from the close of `start` to the close of `end`, max drawdown and
+    worst day, when the backtest covers them) and one-day synthetic shocks applied to each
+    strategy's latest and average weights."""
     rows = []
     for run in runs:
         for name, (start, end) in windows.items():
-            inside = (run.dates >= pd.Timestamp(start)) & (run.dates <= pd.Timestamp(end))
+            inside = (run.realized > pd.Timestamp(start)) & (run.realized <= pd.Timestamp(end))
             r = run.returns[inside]
             rows.append({"strategy": run.name, "scenario": name, "kind": "historical", "covered_days": int(inside.sum()),
                          "return": float(np.prod(1 + r) - 1) if len(r) else float("nan"),
@@ -257,7 +272,8 @@ def stress_tests(runs: list[StrategyRun], tickers: tuple[str, ...],
                          "worst_day": float(r.min()) if len(r) else float("nan")})
         for name, by_class in shocks.items():
             shock = np.array([by_class[asset_class(t)] for t in tickers])
-            for label, w in (("latest", run.weights[-1]), ("average", run.weights.mean(axis=0))):
+            latest = run.final_weights if run.final_weights is not None else run.weights[-1]
+            for label, w in (("latest", latest), ("average", run.weights.mean(axis=0))):
                 rows.append({"strategy": run.name, "scenario": f"{name} ({label} weights)", "kind": "synthetic",
                              "covered_days": 1, "return": float(w @ shock), "max_drawdown": float(min(w @ shock, 0.0)),
                              "worst_day": float(w @ shock)})
@@ -265,7 +281,8 @@ def stress_tests(runs: list[StrategyRun], tickers: tuple[str, ...],
 
 
 def monthly_returns(run: StrategyRun) -> pd.DataFrame:
-    """Compounded return per calendar month: rows years, columns months 1-12."""
-    series = pd.Series(run.returns, index=run.dates)
+    """Compounded return per calendar month (by the day returns are realised): rows years, columns
+    months 1-12."""
+    series = pd.Series(run.returns, index=run.realized)
     monthly = (1 + series).groupby([series.index.year, series.index.month]).prod() - 1
     return monthly.unstack().reindex(columns=range(1, 13))

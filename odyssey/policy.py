@@ -133,7 +133,7 @@ class _Checkpoints(BaseCallback):
 # Rollout state that SB3 would pickle, and the wall-clock start: left out of saved zips (a resumed
 # run starts a new rollout), so the same training gives the same bytes.
 TRANSIENT = ("_last_obs", "_last_original_obs", "_last_episode_starts", "ep_info_buffer", "ep_success_buffer",
-             "start_time")
+             "start_time", "_num_timesteps_at_start")
 
 
 def model_bytes(model: PPO) -> bytes:
@@ -210,6 +210,8 @@ def train_ppo(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettin
     remaining = total - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=[checkpoints, *callbacks], reset_num_timesteps=False)
+        if checkpoint_dir is not None:  # a repeat of the same training then loads instead of training
+            save_checkpoint(model, checkpoint_dir, key)
     return TrainedPolicy(model, model.num_timesteps, resumed_from, time.perf_counter() - started, checkpoints.rewards)
 
 

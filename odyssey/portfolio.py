@@ -81,8 +81,8 @@ def rebalance(current: np.ndarray, target: np.ndarray, next_returns: np.ndarray,
 
 @dataclass
 class Panel:
-    """Aligned arrays for one period: the forecasts known at each day's close and the simple
-    return from that close to the next."""
+    """Aligned arrays for one period of consecutive trading days: the forecast known at each day's
+    close and the simple return from that close to the next."""
 
     dates: pd.DatetimeIndex
     tickers: tuple[str, ...]
@@ -101,20 +101,43 @@ class Panel:
         return Panel(self.dates[keep], self.tickers, self.forecasts[keep], self.next_returns[keep])
 
 
-def build_panel(forecasts: pd.DataFrame, tickers: tuple[str, ...]) -> Panel:
-    """Pivot out-of-sample predictions (date, ticker, prediction, next_return) to [T, N] arrays on
-    the dates every ticker has a forecast (the walk-forward's embargo gaps are dropped)."""
+def daily_returns(returns: pd.DataFrame, tickers: tuple[str, ...]) -> pd.DataFrame:
+    """Simple daily returns [date x ticker] from the long `returns` table (date, ticker,
+    log_return; unclipped). A missing price (a long gap) counts as no move."""
+    missing = sorted(set(tickers) - set(returns["ticker"].unique()))
+    if missing:
+        raise ValueError(f"returns: no daily returns for tickers {missing}")
+    wide = returns.pivot_table(index="date", columns="ticker", values="log_return", aggfunc="first", dropna=False)
+    return np.expm1(wide.reindex(columns=list(tickers))).fillna(0.0).sort_index()
+
+
+def build_panel(forecasts: pd.DataFrame, tickers: tuple[str, ...], returns: pd.DataFrame,
+                max_stale_days: int = 10) -> Panel:
+    """Every trading day from the first day all tickers have an out-of-sample forecast to the last
+    forecast day. On days the walk-forward skipped (the embargo at the start of each test window)
+    the last forecast is carried forward, at most `max_stale_days`: it was known then, and the
+    portfolio keeps earning the day's returns. Next-day returns come from `returns`."""
     missing = sorted(set(tickers) - set(forecasts["ticker"].unique()))
     if missing:
         raise ValueError(f"walkforward_forecasts: no out-of-sample predictions for tickers {missing}")
+    daily = daily_returns(returns, tickers)
     pred = forecasts.pivot_table(index="date", columns="ticker", values="prediction", aggfunc="first")[list(tickers)]
-    nxt = forecasts.pivot_table(index="date", columns="ticker", values="next_return", aggfunc="first")[list(tickers)]
+    calendar = daily.index[(daily.index >= pred.index.min()) & (daily.index <= pred.index.max())]
+    pred = pred.reindex(calendar)
+    if max_stale_days > 0:
+        pred = pred.ffill(limit=max_stale_days)
+    nxt = daily.shift(-1).reindex(calendar)
     complete = pred.notna().all(axis=1) & nxt.notna().all(axis=1)
-    pred, nxt = pred[complete], nxt[complete]
-    if len(pred) == 0:
+    if not complete.any():
         raise ValueError("walkforward_forecasts: no date has an out-of-sample forecast for every ticker")
-    return Panel(pd.DatetimeIndex(pred.index, name="date"), tuple(tickers), pred.to_numpy(float),
-                 nxt.to_numpy(float))
+    first, last = complete.idxmax(), complete[::-1].idxmax()
+    window = (calendar >= first) & (calendar <= last)
+    stale = ~complete[window]
+    if stale.any():
+        raise ValueError(f"walkforward_forecasts: forecasts missing for more than {max_stale_days} days inside the "
+                         f"period, first at {stale.index[stale.to_numpy()][0].date()}")
+    return Panel(pd.DatetimeIndex(calendar[window], name="date"), tuple(tickers), pred[window].to_numpy(float),
+                 nxt[window].to_numpy(float))
 
 
 @dataclass(frozen=True)
@@ -215,7 +238,7 @@ class PortfolioEnv(gym.Env):
         info = {"day": self._t, "return": net, "cost": cost, "traded": traded, "target": target}
         self._t += 1
         truncated = self._t >= self._end
-        if truncated:  # the last observation still has to lie in the space
+        if truncated and self._t == self.n_days:  # no next day in the data: repeat the last one
             self._t -= 1
         return self._obs(), float(reward), False, truncated, info
 

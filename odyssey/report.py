@@ -13,6 +13,8 @@ from odyssey.backtest import StrategyRun, monthly_returns
 from odyssey.metrics import ANNUAL_DAYS
 
 CHARTS = ("equity_curves", "drawdowns", "rolling_sharpe", "monthly_returns", "monte_carlo")
+COMPARISON_COLUMNS = ["baseline", "excess_return", "excess_return_ci_low", "excess_return_ci_high", "sharpe_difference",
+                      "sharpe_difference_ci_low", "sharpe_difference_ci_high", "level"]
 
 
 def _figure(height: float = 3.2):
@@ -36,7 +38,7 @@ def _png(fig) -> bytes:
 def equity_chart(runs: list[StrategyRun]) -> bytes:
     fig, ax = _figure()
     for run in runs:
-        ax.plot(run.dates, np.cumprod(1 + run.returns), label=run.name, linewidth=1.6 if run.name == "ppo" else 0.9)
+        ax.plot(run.realized, np.cumprod(1 + run.returns), label=run.name, linewidth=1.6 if run.name == "ppo" else 0.9)
     ax.set_title("Equity (after costs)")
     ax.legend(fontsize=7)
     return _png(fig)
@@ -46,7 +48,7 @@ def drawdown_chart(runs: list[StrategyRun]) -> bytes:
     fig, ax = _figure()
     for run in runs:
         equity = np.cumprod(1 + run.returns)
-        ax.plot(run.dates, equity / np.maximum.accumulate(np.maximum(equity, 1.0)) - 1, label=run.name, linewidth=0.9)
+        ax.plot(run.realized, equity / np.maximum.accumulate(np.maximum(equity, 1.0)) - 1, label=run.name, linewidth=0.9)
     ax.set_title("Drawdown")
     ax.legend(fontsize=7)
     return _png(fig)
@@ -55,8 +57,8 @@ def drawdown_chart(runs: list[StrategyRun]) -> bytes:
 def rolling_sharpe_chart(runs: list[StrategyRun], window: int = 63) -> bytes:
     fig, ax = _figure()
     for run in runs:
-        r = pd.Series(run.returns, index=run.dates)
-        ax.plot(run.dates, r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(ANNUAL_DAYS),
+        r = pd.Series(run.returns, index=run.realized)
+        ax.plot(run.realized, r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(ANNUAL_DAYS),
                 label=run.name, linewidth=0.9)
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_title(f"Rolling Sharpe ({window} days)")
@@ -123,7 +125,7 @@ img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(title)}</h1><ul>{items}</ul>
 <h2>Metrics</h2>{_table(wide)}
 <h2>Metrics with 90 % block-bootstrap intervals</h2>{_table(intervals)}
-<h2>Policy against the baselines (paired bootstrap)</h2>{_table(comparison)}
+<h2>Policy against the baselines (paired bootstrap)</h2>{_table(comparison[COMPARISON_COLUMNS])}
 <h2>Charts</h2>{figures}
 <h2>Monte Carlo (block bootstrap of daily returns)</h2>{_table(monte_carlo)}
 <h2>Stress tests</h2>{_table(stress)}

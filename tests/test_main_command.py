@@ -26,13 +26,15 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
-    assert "assets      53/53 materializations" in out
+    assert "assets      63/63 materializations" in out
     passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
-    # 14 data checks, 4 deployment gates and 2 monitoring checks for each of the 5 tickers
-    assert passed == total == 14 + 5 * (4 + 2)
+    # 14 data checks, 4 deployment gates and 2 monitoring checks for each of the 5 tickers, 2 portfolio checks
+    assert passed == total == 14 + 5 * (4 + 2) + 2
     assert "FAILED" not in out
     home = tmp_path / "home"
     assert (home / "storage" / "tables" / "forecasts.parquet").exists()
+    assert (home / "storage" / "reports" / "backtest_report.html").exists()
+    assert (home / "storage" / "reports" / "recommendations.json").exists()
     assert (home / "mlflow" / "mlflow.db").exists()
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
     # the UI reads the same instance: the runs are in it
@@ -44,4 +46,4 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
             jobs = {r.job_name for r in instance.get_runs()}
     finally:
         os.environ.pop("DAGSTER_HOME")
-    assert {"market_features", "forecasting", "batch_forecasts"} <= jobs
+    assert {"market_features", "forecasting", "batch_forecasts", "portfolio"} <= jobs

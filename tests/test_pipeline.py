@@ -26,13 +26,14 @@ def test_definitions_are_wired():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert EXPECTED_ASSETS <= keys
-    for job in ("odyssey_main", "market_features", "forecasting", "drift_monitoring", "batch_forecasts", "ingest"):
+    for job in ("odyssey_main", "market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio",
+                "ingest"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert defs.resolve_job_def("forecasting").partitions_def.get_partition_keys() == ["AAPL", "NVDA", "SPY", "QQQ", "IEF"]
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
-    assert groups == {"market", "features", "forecasting", "monitoring"}
+    assert groups == {"market", "features", "forecasting", "portfolio", "monitoring"}
     gates = {c.name for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key.to_user_string() == "forecast_models"}
     assert gates == {"leakage_canary", "plausible_accuracy", "signature_and_registry_version", "no_regression"}
     for asset in ALL_ASSETS:

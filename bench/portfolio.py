@@ -1,0 +1,154 @@
+"""Benchmark the portfolio environment, PPO training and per-decision latency, each against a
+reference measured in the same run; the last line is one JSON object.
+
+    env:      PortfolioEnv.step on precomputed arrays vs a pandas environment that looks each
+              day up in DataFrames (the seed notebook's style); both give the same rewards.
+    PPO:      the seed's hyperparameters on 4 vectorized envs, 1 torch thread, vs a single env
+              with torch's default threads; 500k-step time extrapolated from the measured rate.
+    decision: one observation -> action, ONNX Runtime vs the SB3 torch policy's predict().
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from odyssey.policy import PPOSettings, export_onnx, onnx_decider, torch_decider, train_ppo  # noqa: E402
+from odyssey.portfolio import Constraints, EnvSettings, PortfolioEnv, project  # noqa: E402
+
+
+class PandasReferenceEnv:
+    """Same dynamics as PortfolioEnv, written the way the seed wrote it: DataFrame lookups by date."""
+
+    def __init__(self, signals: pd.DataFrame, next_returns: pd.DataFrame, c: Constraints, s: EnvSettings):
+        self.signals, self.next_returns, self.c, self.s = signals, next_returns, c, s
+        self.weights = pd.Series(0.0, index=signals.columns)
+        self.i = 0
+
+    def reset(self):
+        self.i, self.weights = 0, pd.Series(0.0, index=self.signals.columns)
+        return np.r_[self.signals.iloc[0].to_numpy(), self.weights.to_numpy()]
+
+    def step(self, action):
+        date = self.signals.index[self.i]
+        target = pd.Series(project((self.weights + pd.Series(np.asarray(action, dtype=float), index=self.weights.index)
+                                    * self.s.action_scale).to_numpy(), self.c), index=self.weights.index)
+        traded = (target - self.weights).abs().sum()
+        cost = traded * self.c.cost_rate
+        r = self.next_returns.loc[date]
+        net = (target * r).sum() - cost
+        self.weights = target * (1 + r) / (1 + net)
+        reward = self.s.reward_scale * (net - 0.5 * self.s.risk_aversion * net**2)
+        self.i += 1
+        return np.r_[self.signals.iloc[self.i].to_numpy(), self.weights.to_numpy()], reward
+
+
+def market(days: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((days, n)).astype(np.float32), rng.normal(0.0003, 0.01, (days, n))
+
+
+def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int, reference_steps: int) -> tuple[float, float]:
+    settings = EnvSettings(episode_length=None)
+    actions = np.random.default_rng(1).uniform(-1, 1, (steps, signals.shape[1])).astype(np.float32)
+    env = PortfolioEnv(signals, next_returns, settings=settings)
+    env.reset(seed=0)
+    rewards, started = [], time.perf_counter()
+    for k in range(steps):
+        _, reward, _, truncated, _ = env.step(actions[k])
+        rewards.append(reward)
+        if truncated:
+            env.reset()
+    fast = steps / (time.perf_counter() - started)
+    dates = pd.bdate_range("2010-01-01", periods=len(signals))
+    ref = PandasReferenceEnv(pd.DataFrame(signals, index=dates), pd.DataFrame(next_returns, index=dates),
+                             Constraints(), settings)
+    ref.reset()
+    ref_rewards, started = [], time.perf_counter()
+    for k in range(reference_steps):
+        ref_rewards.append(ref.step(actions[k])[1])
+    slow = reference_steps / (time.perf_counter() - started)
+    np.testing.assert_allclose(ref_rewards, rewards[:reference_steps], rtol=1e-9, atol=1e-12)
+    return fast, slow
+
+
+def ppo_rate(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettings) -> float:
+    trained = train_ppo(signals, next_returns, settings)
+    return trained.timesteps / trained.seconds
+
+
+def latency_ms(decide, observations: np.ndarray) -> float:
+    for obs in observations[:50]:
+        decide(obs)
+    times = []
+    for obs in observations:
+        started = time.perf_counter()
+        decide(obs)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assets", type=int, default=15)
+    parser.add_argument("--days", type=int, default=1600, help="training days (the full profile has about 1,600)")
+    parser.add_argument("--ppo-steps", type=int, default=65_536, help="PPO steps timed (whole 8,192-step rollouts)")
+    args = parser.parse_args()
+
+    signals, next_returns = market(args.days, args.assets)
+    env_fast, env_ref = env_rates(signals, next_returns, steps=200_000, reference_steps=min(1_500, args.days - 1))
+
+    seed = PPOSettings(total_timesteps=args.ppo_steps)
+    ppo_fast = ppo_rate(signals, next_returns, seed)
+    default_threads = torch.get_num_threads()
+    reference = seed.model_copy(update={"n_envs": 1, "n_steps": 2048, "torch_threads": os.cpu_count() or 1,
+                                        "total_timesteps": args.ppo_steps // 4})
+    ppo_ref = ppo_rate(signals, next_returns, reference)
+    torch.set_num_threads(default_threads)
+
+    model = train_ppo(signals, next_returns, seed.model_copy(update={"total_timesteps": 8192})).model
+    space = model.observation_space
+    space.seed(0)
+    observations = np.stack([space.sample() for _ in range(2000)])
+    torch_ms = latency_ms(torch_decider(model), observations)
+    onnx_ms = latency_ms(onnx_decider(export_onnx(model)), observations)
+
+    minutes = 500_000 / ppo_fast / 60
+    print(f"{args.assets} assets, {args.days} training days, {os.cpu_count()} cores")
+    print(f"{'measurement':<62} {'value':>12}")
+    print(f"{'env steps/s, PortfolioEnv (numpy)':<62} {env_fast:>12,.0f}")
+    print(f"{'reference: pandas env, DataFrame lookups (steps/s)':<62} {env_ref:>12,.0f}")
+    print(f"{'PPO steps/s, seed hyperparameters, 4 envs, 1 torch thread':<62} {ppo_fast:>12,.0f}")
+    print(f"{'reference: 1 env, ' + str(os.cpu_count()) + ' torch threads (steps/s)':<62} {ppo_ref:>12,.0f}")
+    print(f"{'500k PPO steps (minutes)':<62} {minutes:>12.1f}")
+    print(f"{'decision latency, torch predict() (ms)':<62} {torch_ms:>12.3f}")
+    print(f"{'decision latency, ONNX Runtime (ms)':<62} {onnx_ms:>12.3f}")
+    print(json.dumps({
+        "bench": "portfolio",
+        "env_steps_per_second": round(env_fast),
+        "reference_env_steps_per_second": round(env_ref),
+        "env_speedup": round(env_fast / env_ref, 1),
+        "ppo_steps_per_second": round(ppo_fast),
+        "reference_ppo_steps_per_second": round(ppo_ref),
+        "ppo_speedup": round(ppo_fast / ppo_ref, 2),
+        "ppo_500k_minutes": round(minutes, 2),
+        "torch_decision_ms": round(torch_ms, 4),
+        "onnx_decision_ms": round(onnx_ms, 4),
+        "decision_speedup": round(torch_ms / onnx_ms, 1),
+        "assets": args.assets,
+    }))
+
+
+if __name__ == "__main__":
+    main()
