@@ -38,27 +38,15 @@ _PROFILE_PPO = {
 _DEFAULTS = {**PPOSettings().model_dump(), **_PROFILE_PPO.get(profile_from_env().name, {})}
 
 
-class PPOConfig(dg.Config):
+class PPOConfig(dg.Config, PPOSettings):
     """PPO hyperparameters (defaults: the seed notebook's; the quick profile trains far fewer
     steps), the environment's episode length and risk aversion, and the position limits and
     costs every strategy in the backtest shares."""
 
-    learning_rate: float = _DEFAULTS["learning_rate"]
-    n_steps: int = _DEFAULTS["n_steps"]
-    batch_size: int = _DEFAULTS["batch_size"]
-    n_epochs: int = _DEFAULTS["n_epochs"]
-    gamma: float = _DEFAULTS["gamma"]
-    gae_lambda: float = _DEFAULTS["gae_lambda"]
-    clip_range: float = _DEFAULTS["clip_range"]
-    ent_coef: float = _DEFAULTS["ent_coef"]
     total_timesteps: int = _DEFAULTS["total_timesteps"]
-    net_arch: list[int] = list(_DEFAULTS["net_arch"])
-    n_envs: int = _DEFAULTS["n_envs"]
-    seed: int = _DEFAULTS["seed"]
+    n_steps: int = _DEFAULTS["n_steps"]
     checkpoint_every: int = _DEFAULTS["checkpoint_every"]
     episode_length: int = _DEFAULTS["episode_length"]
-    risk_aversion: float = _DEFAULTS["risk_aversion"]
-    torch_threads: int = _DEFAULTS["torch_threads"]
     max_weight: float = Constraints.max_weight
     max_invested: float = Constraints.max_invested
     cost_bps: float = Constraints.cost_bps
@@ -258,10 +246,6 @@ def backtest(market: MarketSource, storage: Storage, signer: ArtifactSigner, ppo
                                                                        "sharpe_difference"]], digits=3)})
 
 
-def _runs(daily: pd.DataFrame, tickers: list[str]) -> list[bt.StrategyRun]:
-    return bt.runs_from_frame(daily, tuple(tickers))
-
-
 class MonteCarloConfig(dg.Config):
     paths: int = 2000
     block_days: int = 20
@@ -272,7 +256,8 @@ class MonteCarloConfig(dg.Config):
 def monte_carlo(config: MonteCarloConfig, backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Block bootstrap of each strategy's daily returns (20-day blocks, same blocks for all): the
     distribution of Sharpe, max drawdown and total return over resampled paths."""
-    paths = bt.monte_carlo(_runs(backtest, ppo_policy["tickers"]), config.block_days, config.paths, config.seed)
+    runs = bt.runs_from_frame(backtest, tuple(ppo_policy["tickers"]))
+    paths = bt.monte_carlo(runs, config.block_days, config.paths, config.seed)
     summary = bt.monte_carlo_summary(paths)
     return dg.MaterializeResult(value=paths, metadata={
         "paths": config.paths, "summary": md_table(summary, digits=3),
@@ -283,7 +268,7 @@ def monte_carlo(config: MonteCarloConfig, backtest: pd.DataFrame, ppo_policy: di
 def stress_tests(backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Each strategy through the 2020 crash and 2022 rate-shock windows (when the test period covers
     them) and one-day synthetic shocks (-20 % equities, +200 bp rates, -10 % everything)."""
-    table = bt.stress_tests(_runs(backtest, ppo_policy["tickers"]), tuple(ppo_policy["tickers"]))
+    table = bt.stress_tests(bt.runs_from_frame(backtest, tuple(ppo_policy["tickers"])), tuple(ppo_policy["tickers"]))
     pivot = table.pivot_table(index="scenario", columns="strategy", values="return", sort=False).reset_index()
     return dg.MaterializeResult(value=table, metadata={"scenarios": md_table(pivot, rows=20, digits=3)})
 
@@ -295,7 +280,7 @@ def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: 
                     stress_tests: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Self-contained HTML: metrics with intervals, the policy against each baseline, equity curves,
     drawdowns, rolling Sharpe, the policy's monthly-returns heatmap, Monte Carlo and stress tests."""
-    runs = _runs(backtest, ppo_policy["tickers"])
+    runs = bt.runs_from_frame(backtest, tuple(ppo_policy["tickers"]))
     images = report.charts(runs, monte_carlo)
     metrics = pd.DataFrame(backtest_metrics["metrics"])
     summary = {"policy": ppo_policy["sha256"][:16], "trained on": f"{ppo_policy['train_start']} .. {ppo_policy['train_end']}",

@@ -49,7 +49,7 @@ class PPOSettings(BaseModel):
     clip_range: float = 0.2
     ent_coef: float = 0.01
     total_timesteps: int = 500_000
-    net_arch: tuple[int, ...] = (64, 64)
+    net_arch: list[int] = [64, 64]
     n_envs: int = 4
     seed: int = 42
     checkpoint_every: int = 50_000

@@ -12,7 +12,6 @@ import pandas as pd
 from odyssey.backtest import StrategyRun, monthly_returns
 from odyssey.metrics import ANNUAL_DAYS
 
-CHARTS = ("equity_curves", "drawdowns", "rolling_sharpe", "monthly_returns", "monte_carlo")
 COMPARISON_COLUMNS = ["baseline", "excess_return", "excess_return_ci_low", "excess_return_ci_high", "sharpe_difference",
                       "sharpe_difference_ci_low", "sharpe_difference_ci_high", "level"]
 
