@@ -1,0 +1,58 @@
+"""Trading sessions of an exchange (exchange_calendars): the only calendar Odyssey uses.
+
+Holidays are not rows: every daily table holds one row per session, gaps are counted in
+sessions, and the synthetic market trades on the same sessions as the real one.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+DEFAULT_EXCHANGE = "XNYS"
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(exchange: str):
+    import exchange_calendars as xcals
+
+    try:
+        return xcals.get_calendar(exchange)
+    except xcals.errors.InvalidCalendarName:
+        raise ValueError(f"unknown exchange {exchange!r}: use an exchange_calendars code such as XNYS, XLON, "
+                         "XTKS or 24/7 for markets that never close") from None
+
+
+def sessions(start: str | pd.Timestamp, end: str | pd.Timestamp, exchange: str = DEFAULT_EXCHANGE) -> pd.DatetimeIndex:
+    """Sessions of `exchange` from `start` to `end` inclusive, as a naive daily DatetimeIndex named date."""
+    cal = _calendar(exchange)
+    lo = max(pd.Timestamp(start).normalize(), cal.first_session)
+    hi = min(pd.Timestamp(end).normalize(), cal.last_session)
+    if hi < lo:
+        return pd.DatetimeIndex([], name="date", dtype="datetime64[ns]")
+    days = cal.sessions_in_range(lo, hi)
+    return pd.DatetimeIndex(days.tz_localize(None) if days.tz is not None else days, name="date").astype("datetime64[ns]")
+
+
+def next_sessions(after: str | pd.Timestamp, count: int, exchange: str = DEFAULT_EXCHANGE) -> pd.DatetimeIndex:
+    """The `count` sessions strictly after `after`."""
+    after = pd.Timestamp(after).normalize()
+    days = sessions(after + pd.Timedelta(days=1), after + pd.Timedelta(days=7 * count // 5 + 14), exchange)
+    return days[:count]
+
+
+def is_session(dates: pd.Series | pd.DatetimeIndex, exchange: str = DEFAULT_EXCHANGE) -> pd.Series:
+    """True where a date is a session of `exchange` (NaT is not)."""
+    values = pd.to_datetime(pd.Series(dates)).dt.normalize()
+    known = values.dropna()
+    if known.empty:
+        return pd.Series(False, index=values.index)
+    valid = sessions(known.min(), known.max(), exchange)
+    return values.isin(valid)
+
+
+def session_offset(dates: pd.DatetimeIndex, start: pd.Timestamp, count: int) -> pd.Timestamp:
+    """The session `count` sessions after `start` within `dates` (clipped to the last one)."""
+    position = min(int(dates.searchsorted(pd.Timestamp(start))) + count, len(dates) - 1)
+    return dates[position]
