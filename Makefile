@@ -27,7 +27,7 @@ test: install browser
 	$(PY) -m pytest
 
 ui: install
-	$(PY) -c "from jobs.main import prepare_home; prepare_home()"
+	$(PY) -m jobs.main --prepare-only
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow-ui: install

@@ -1,38 +1,42 @@
-"""Group `forecasting`, one partition per ticker: purged walk-forward forecasts, the final model
-(signed, tracked and registered in MLflow), SHAP importance, deployment, and batch forecasts."""
+"""Group `forecasting`, one partition per ticker: the purged walk-forward with the feature
+pipeline fitted inside each fold, the final model on a rolling window that ends at the latest
+labelled day (signed, tracked and registered in MLflow), SHAP importance, gated promotion, and
+live forecasts kept by date and model version."""
+
+from typing import Optional
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from assets.market import DAILY_FRESHNESS
-from assets.metadata import line_plot, md_table, png_bytes_markdown
 from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.explain import shap_importance as compute_shap
-from odyssey.models import predict_rows, serialize, train_final_model
-from odyssey.walkforward import (WalkForwardConfig, XGBParams, fold_metrics, run_walkforward, summary_metrics,
-                                 ticker_frame)
-from resources import profile_from_env
-from resources.market import MarketSource
+from odyssey.fitting import market_inputs
+from odyssey.models import forecast, serialize, train_final_model
+from odyssey.outcomes import append_forecasts, unlogged_dates
+from odyssey.settings import WalkForwardSettings, XGBParams
+from odyssey.walkforward import fold_metrics, summary_metrics, walkforward_from_settings
+from resources.metadata import line_plot, md_table, png_bytes_markdown
+from resources.settings import SettingsResource, overrides, ticker_partitions
+from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 GROUP = "forecasting"
-ticker_partitions = dg.StaticPartitionsDefinition(list(profile_from_env().tickers))
+
+ForecastConfig = overrides(
+    "ForecastConfig",
+    "This run's changes to the settings' XGBoost hyperparameters, walk-forward windows and final "
+    "training window (empty: the settings file's values).",
+    XGBParams, WalkForwardSettings,
+    training_years=(Optional[float], None))
 
 
-class ForecastConfig(dg.Config, XGBParams, WalkForwardConfig):
-    """Walk-forward windows and XGBoost hyperparameters (defaults: the seed notebook's values),
-    and the trading costs of the sign strategy used in the fold metrics."""
-
-    cost_bps: float = 10.0
-    slippage_bps: float = 5.0
-
-    def walkforward(self) -> WalkForwardConfig:
-        return WalkForwardConfig(**self.model_dump(include=set(WalkForwardConfig.model_fields)))
-
-    def xgb(self) -> XGBParams:
-        return XGBParams(**self.model_dump(include=set(XGBParams.model_fields)))
+def _walkforward(settings: SettingsResource, config: ForecastConfig):
+    forecast_settings = settings.value.forecast
+    return walkforward_from_settings(settings.value, config.apply(forecast_settings.xgboost),
+                                     config.apply(forecast_settings.walkforward))
 
 
 def _oos_plot(predictions: pd.DataFrame, ticker: str):
@@ -48,130 +52,183 @@ def _oos_plot(predictions: pd.DataFrame, ticker: str):
 @dg.multi_asset(
     outs={
         "walkforward_forecasts": dg.AssetOut(
-            description="Out-of-sample 5-day return predictions from the purged expanding walk-forward.",
+            description="Out-of-sample forward-return predictions from the purged expanding walk-forward, the feature "
+                        "pipeline fitted inside every fold; the last, partial fold reaches the latest labelled day.",
             kinds={"xgboost", "pandas"}),
         "walkforward_summary": dg.AssetOut(
             description="Walk-forward config, fold metrics and pooled metrics with bootstrap intervals (JSON).",
             io_manager_key="json_io_manager", kinds={"json"}),
     },
-    ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()},
+    ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
     partitions_def=ticker_partitions,
     group_name=GROUP,
 )
-def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, features: pd.DataFrame,
-                clean_prices: pd.DataFrame):
-    """Expanding-window walk-forward for one ticker: 3y min train, 0.5y validation (early stopping),
-    0.5y test, stepping 0.5y; purged targets and a 5-day embargo between windows."""
+def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, settings: SettingsResource,
+                clean_prices: pd.DataFrame, returns: pd.DataFrame, clean_alt_data: pd.DataFrame):
+    """Expanding-window walk-forward for one ticker (windows in the settings): each fold fits the
+    clip thresholds, regime model and scaler on its own training rows, early-stops on its
+    validation window and predicts its test window; purge and embargo are the horizon."""
     ticker = context.partition_key
-    frame = ticker_frame(features, clean_prices, ticker, registry.FEATURE_NAMES)
-    result = run_walkforward(frame, registry.FEATURE_NAMES, config.xgb(), config.walkforward(),
-                             cost_bps=config.cost_bps, slippage_bps=config.slippage_bps)
+    wf = _walkforward(settings, config)
+    costs = settings.value.costs
+    result = wf.run(market_inputs(clean_prices, returns, clean_alt_data), ticker)
     folds = result.folds
-    summary = summary_metrics(result.predictions, config.cost_bps, config.slippage_bps)
+    summary = summary_metrics(result.predictions, costs.cost_bps, costs.slippage_bps,
+                              level=settings.value.gates.skill_level)
     yield dg.Output(result.predictions, "walkforward_forecasts", metadata={
         "ticker": ticker, "folds": len(folds), "oos_rows": len(result.predictions),
+        "oos_start": summary["oos_start"], "oos_end": summary["oos_end"],
         "oos_direction_accuracy": summary["oos_direction_accuracy"], "oos_ic": summary["oos_ic"],
         "oos_sharpe_after_costs": summary["oos_sharpe"],
-        "fold_metrics": md_table(folds[["fold", "train_end", "val_end", "test_end", "best_iteration", "rmse", "r2",
-                                        "direction_accuracy", "ic", "sharpe"]], rows=40),
+        "fold_metrics": md_table(folds[["fold", "train_end", "val_end", "test_end", "partial", "best_iteration", "rmse",
+                                        "r2", "direction_accuracy", "ic", "sharpe"]], rows=40),
         "plot": _oos_plot(result.predictions, ticker),
     })
     intervals = pd.DataFrame([
-        {"metric": m, "value": summary[f"oos_{m}"], "ci90_low": summary[f"oos_{m}_ci_low"],
-         "ci90_high": summary[f"oos_{m}_ci_high"]} for m in ("direction_accuracy", "ic", "sharpe")])
-    yield dg.Output({"ticker": ticker, **result.config, "summary": summary,
-                     "folds": folds.to_dict("records"), "registry_version": registry.REGISTRY_VERSION},
+        {"metric": m, "value": summary[f"oos_{m}"], "ci_low": summary[f"oos_{m}_ci_low"],
+         "ci_high": summary[f"oos_{m}_ci_high"]} for m in ("direction_accuracy", "accuracy_edge", "ic", "sharpe")])
+    yield dg.Output({"ticker": ticker, **result.config, "summary": summary, "folds": folds.to_dict("records"),
+                     "registry_version": registry.REGISTRY_VERSION, "feature_names": list(wf.pipeline.names)},
                     "walkforward_summary", metadata={"ticker": ticker, "metrics": md_table(intervals)})
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"xgboost", "mlflow"},
           io_manager_key="json_io_manager",
-          ins={"dataset_splits": dg.AssetIn(), "walkforward_forecasts": dg.AssetIn(),
-               "walkforward_summary": dg.AssetIn()})
-def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, mlflow: MlflowTracking,
-                    signer: ArtifactSigner, dataset_splits: pd.DataFrame, walkforward_forecasts: pd.DataFrame,
+          ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn(),
+               "walkforward_forecasts": dg.AssetIn(), "walkforward_summary": dg.AssetIn()})
+def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, settings: SettingsResource,
+                    mlflow: MlflowTracking, signer: ArtifactSigner, clean_prices: pd.DataFrame, returns: pd.DataFrame,
+                    clean_alt_data: pd.DataFrame, walkforward_forecasts: pd.DataFrame,
                     walkforward_summary: dict) -> dg.MaterializeResult:
-    """Final model per ticker: early-stopped on validation, refit on train + validation; saved as
-    XGBoost UBJSON with SHA-256 and HMAC; logged to MLflow and registered with alias `candidate`."""
+    """The candidate: trained on the rolling window that ends `horizon + embargo` sessions before
+    the newest data (so a retrain after new days learns them), with the feature pipeline fitted
+    on that window and stored in its card; UBJSON with SHA-256 and HMAC; logged to MLflow and
+    registered with alias `candidate`. The deployment gates are its blocking checks."""
     ticker = context.partition_key
-    booster, card = train_final_model(dataset_splits, ticker, registry.FEATURE_NAMES, registry.REGISTRY_VERSION,
-                                      config.xgb())
+    wf = _walkforward(settings, config)
+    training_years = config.training_years if config.training_years is not None else settings.value.forecast.training_years
+    booster, card = train_final_model(wf, market_inputs(clean_prices, returns, clean_alt_data), ticker,
+                                      registry.REGISTRY_VERSION, training_years)
+    card.walkforward = {k: v for k, v in walkforward_summary["summary"].items()}
     data, card = serialize(booster, card, signer.key())
     tracker = mlflow.tracker()
-    params = {**{f"xgb_{k}": v for k, v in config.xgb().model_dump().items()},
-              **{f"wf_{k}": v for k, v in config.walkforward().model_dump().items()},
-              "registry_version": registry.REGISTRY_VERSION, "best_iteration": card.best_iteration}
-    folds = fold_metrics(walkforward_forecasts, config.cost_bps, config.slippage_bps)
+    params = {**{f"xgb_{k}": v for k, v in wf.params.model_dump().items()},
+              **{f"wf_{k}": v for k, v in wf.config.model_dump().items()},
+              "horizon": wf.horizon, "registry_version": registry.REGISTRY_VERSION, "best_iteration": card.best_iteration,
+              "train_start": card.train_start, "train_end": card.train_end, "features": len(card.feature_names)}
+    costs = settings.value.costs
+    folds = fold_metrics(walkforward_forecasts, costs.cost_bps, costs.slippage_bps)
     version = mlreg.log_candidate(tracker, ticker, data, card, walkforward_forecasts, params, folds,
                                   walkforward_summary["summary"], tags={"dagster_run_id": context.run.run_id})
     value = {"ticker": ticker, "version": version.version, "run_id": version.run_id, "source": version.source,
              "sha256": card.sha256, "signature": card.signature, "registry_version": card.registry_version,
-             "best_iteration": card.best_iteration, "data_sha256": card.data_sha256,
-             "walkforward": walkforward_summary["walkforward"], "xgboost": walkforward_summary["xgboost"],
-             "oos": walkforward_summary["summary"]}
+             "feature_names": card.feature_names, "best_iteration": card.best_iteration,
+             "data_sha256": card.data_sha256, "train_start": card.train_start, "train_end": card.train_end,
+             "data_end": card.data_end, "horizon": card.horizon, "walkforward": walkforward_summary["walkforward"],
+             "xgboost": walkforward_summary["xgboost"], "oos": walkforward_summary["summary"]}
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "mlflow_model": mlreg.model_name(ticker), "mlflow_version": version.version,
         "mlflow_run_id": version.run_id, "alias": mlreg.CANDIDATE, "sha256": card.sha256,
         "best_iteration": card.best_iteration, "model_bytes": len(data),
-        "train_rows": card.train_rows, "validation_rows": card.validation_rows,
+        "training_window": f"{card.train_start} .. {card.train_end} ({card.train_rows + card.validation_rows} rows)",
+        "data_end": card.data_end, "features": len(card.feature_names),
     })
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"shap", "pandas"},
-          ins={"forecast_models": dg.AssetIn(), "dataset_splits": dg.AssetIn()})
+          ins={"forecast_models": dg.AssetIn(), "clean_prices": dg.AssetIn(), "returns": dg.AssetIn(),
+               "clean_alt_data": dg.AssetIn()})
 def shap_importance(context: dg.AssetExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner,
-                    forecast_models: dict, dataset_splits: pd.DataFrame) -> dg.MaterializeResult:
-    """TreeSHAP mean |value| per feature on the test split; the top 20 as a bar plot, logged to MLflow."""
+                    forecast_models: dict, clean_prices: pd.DataFrame, returns: pd.DataFrame,
+                    clean_alt_data: pd.DataFrame) -> dg.MaterializeResult:
+    """TreeSHAP mean |value| per feature over the candidate's last year of training rows; the top
+    20 as a bar plot, logged to MLflow."""
     ticker = context.partition_key
     tracker = mlflow.tracker()
     version = mlreg.registered_version(forecast_models)
-    booster, _ = mlreg.load_registered(tracker, version, signer.key(), registry.REGISTRY_VERSION, registry.FEATURE_NAMES)
-    rows = dataset_splits[(dataset_splits["ticker"] == ticker) & (dataset_splits["split"] == "test")]
-    table, figure_png = compute_shap(booster, rows, registry.FEATURE_NAMES, top=20)
-    mlreg.log_table(tracker, version.run_id, table, "shap/top20.csv")
+    booster, card = mlreg.load_registered(tracker, version, signer.key(), registry.REGISTRY_VERSION,
+                                          forecast_models["feature_names"])
+    table = card.feature_pipeline().transform(market_inputs(clean_prices, returns, clean_alt_data),
+                                              card.pipeline_params(), [ticker])
+    rows = table[table["date"] <= pd.Timestamp(card.train_end)].tail(252)
+    top, figure_png = compute_shap(booster, rows, card.feature_names, top=20)
+    mlreg.log_table(tracker, version.run_id, top, "shap/top20.csv")
     mlreg.log_figure_bytes(tracker, version.run_id, figure_png, "shap/top20.png")
-    plot = png_bytes_markdown(figure_png, "shap")
-    return dg.MaterializeResult(value=table, metadata={"ticker": ticker, "rows_explained": len(rows),
-                                                       "top20": md_table(table, rows=20, digits=6), "plot": plot})
+    return dg.MaterializeResult(value=top, metadata={
+        "ticker": ticker, "rows_explained": len(rows), "top20": md_table(top, rows=20, digits=6),
+        "plot": png_bytes_markdown(figure_png, "shap")})
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"mlflow"}, io_manager_key="json_io_manager",
           ins={"forecast_models": dg.AssetIn()})
 def deployed_models(context: dg.AssetExecutionContext, mlflow: MlflowTracking, forecast_models: dict) -> dg.MaterializeResult:
-    """Moves the MLflow alias `champion` to this ticker's candidate. Runs only when every blocking
-    deployment gate on forecast_models passed; otherwise the previous champion stays."""
+    """Moves the MLflow alias `champion` to this ticker's candidate, only if every deployment gate
+    recorded a pass on exactly this candidate version (checked here, so materializing this asset
+    alone cannot promote a candidate that failed a gate or was never gated)."""
     ticker = context.partition_key
-    previous = mlreg.promote(mlflow.tracker(), ticker, forecast_models["version"])
-    value = {"ticker": ticker, "champion_version": forecast_models["version"], "previous_champion": previous,
-             "run_id": forecast_models["run_id"], "sha256": forecast_models["sha256"]}
-    return dg.MaterializeResult(value=value, metadata={
-        "ticker": ticker, "champion_version": forecast_models["version"],
-        "previous_champion": previous or "none", "mlflow_model": mlreg.model_name(ticker)})
-
-
-@dg.asset(group_name=GROUP, kinds={"xgboost", "pandas"}, deps=["deployed_models"],
-          ins={"features": dg.AssetIn()}, freshness_policy=DAILY_FRESHNESS)
-def forecasts(market: MarketSource, mlflow: MlflowTracking, signer: ArtifactSigner,
-              features: pd.DataFrame) -> dg.MaterializeResult:
-    """5-day return forecasts for the latest date, every ticker, from its champion model; each model's
-    signature and feature registry version are verified before it predicts."""
     tracker = mlflow.tracker()
-    latest = features["date"].max()
-    rows, missing = [], []
-    for ticker in market.universe().tickers:
+    gates = mlreg.gate_results(tracker, ticker, forecast_models["version"])
+    previous = mlreg.promote(tracker, ticker, forecast_models["version"])
+    value = {"ticker": ticker, "champion_version": forecast_models["version"], "previous_champion": previous,
+             "run_id": forecast_models["run_id"], "sha256": forecast_models["sha256"], "gates": gates}
+    return dg.MaterializeResult(value=value, metadata={
+        "ticker": ticker, "champion_version": forecast_models["version"], "previous_champion": previous or "none",
+        "mlflow_model": mlreg.model_name(ticker), "gates": md_table(pd.DataFrame(
+            [{"gate": g, "result": r} for g, r in sorted(gates.items())]))})
+
+
+NO_SKILL = "no model with skill"
+
+
+@dg.multi_asset(
+    outs={
+        "forecasts": dg.AssetOut(description="The newest session's forecasts per ticker from its champion, or 'no model "
+                                             "with skill' where no model earned deployment.",
+                                 kinds={"xgboost", "pandas"}, freshness_policy=DAILY_FRESHNESS),
+        "forecast_log": dg.AssetOut(description="Every live forecast by date, ticker and model version: the champion's "
+                                                "forecasts of returns it never saw in training.",
+                                    kinds={"pandas", "parquet"}),
+    },
+    ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
+    deps=["deployed_models"],
+    group_name=GROUP,
+)
+def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
+              signer: ArtifactSigner, storage: Storage, clean_prices: pd.DataFrame, returns: pd.DataFrame,
+              clean_alt_data: pd.DataFrame):
+    """Each champion's forecasts, from features built with the pipeline parameters it was trained
+    with, after its hash, signature and features were verified: the newest session for
+    `forecasts`, and every session whose target lies beyond its training targets and is not yet
+    logged for `forecast_log`."""
+    tracker = mlflow.tracker()
+    inputs = market_inputs(clean_prices, returns, clean_alt_data)
+    names = registry.feature_names(settings.value.universe.alt_series)
+    latest = clean_prices["date"].max()
+    log = storage.stored_table("forecast_log")
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    rows, new = [], []
+    for ticker in settings.value.universe.tickers:
         champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
         if champion is None:
-            missing.append(ticker)
+            rows.append({"date": latest, "ticker": ticker, "prediction": np.nan, "model_version": None,
+                         "status": NO_SKILL})
             continue
-        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION,
-                                              registry.FEATURE_NAMES)
-        row = features[(features["ticker"] == ticker) & (features["date"] == latest)]
-        if row.empty:
-            missing.append(ticker)
-            continue
-        rows.append({"date": latest, "ticker": ticker, "prediction": float(predict_rows(booster, row, registry.FEATURE_NAMES)[0]),
-                     "model_version": champion.version, "model_sha256": card.sha256})
-    table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "model_sha256"])
-    return dg.MaterializeResult(value=table, metadata={
-        "date": str(pd.Timestamp(latest).date()), "tickers": len(table),
-        "without_champion": ", ".join(missing) or "none", "forecasts": md_table(table, rows=20, digits=5)})
+        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
+        dates = unlogged_dates(log, ticker, champion.version, pd.Timestamp(card.live_after),
+                               clean_prices.loc[clean_prices["ticker"] == ticker, "date"].unique())
+        wanted = dates.union(pd.DatetimeIndex([latest]))
+        made = forecast(booster, card, inputs, wanted)
+        newest = made[made["date"] == latest]
+        rows.append({"date": latest, "ticker": ticker, "model_version": champion.version, "status": "champion",
+                     "prediction": float(newest["prediction"].iloc[0]) if len(newest) else np.nan})
+        new.append(made[made["date"].isin(dates)].assign(model_version=champion.version, horizon=card.horizon,
+                                                         made_at=now))
+    table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
+    updated = append_forecasts(log, pd.concat(new, ignore_index=True) if new else None)
+    without = table.loc[table["status"] == NO_SKILL, "ticker"].tolist()
+    yield dg.Output(table, "forecasts", metadata={
+        "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),
+        "no_model_with_skill": ", ".join(without) or "none", "forecasts": md_table(table, rows=30, digits=5)})
+    yield dg.Output(updated, "forecast_log", metadata={
+        "rows": len(updated), "new_rows": int(sum(len(n) for n in new)),
+        "last_date": str(updated["date"].max().date()) if len(updated) else "none"})

@@ -1,53 +1,77 @@
-"""Group `monitoring`: data-quality scoring, per-ticker feature drift (Evidently) and forecast quality."""
+"""Group `monitoring`: data-quality scoring, per-ticker feature drift against the champion's
+training window (Evidently), and live forecasts scored against what happened."""
+
+from typing import Optional
 
 import dagster as dg
 import pandas as pd
 
-from assets.forecasting import ticker_partitions
-from assets.metadata import md_table
 from odyssey import features as registry
-from odyssey.drift import evidently_drift, forecast_decay
+from odyssey import registry as mlreg
+from odyssey.drift import evidently_drift
+from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
-from odyssey.splits import TARGET, forward_returns
-from resources.market import MarketSource
+from odyssey.settings import MonitoringSettings
+from odyssey.splits import forward_returns, target_name
+from resources.metadata import md_table
+from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
+from resources.tracking import ArtifactSigner, MlflowTracking
 
 GROUP = "monitoring"
-# Market-wide features (regimes, VIX, rates) move for every ticker at once: a regime change, not
-# a ticker's drift; they are left out of the per-ticker drift test.
-TICKER_FEATURES = [f.name for f in registry.REGISTRY if not f.market_wide]
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"})
-def data_quality_report(market: MarketSource, raw_prices: pd.DataFrame, clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """Completeness, accuracy, consistency, timeliness and uniqueness of the market data (0-1)."""
-    profile = market.universe()
-    scores = quality_scores(raw_prices, clean_prices, profile.tickers, profile.start)
+def data_quality_report(settings: SettingsResource, raw_prices: pd.DataFrame,
+                        clean_prices: pd.DataFrame) -> dg.MaterializeResult:
+    """Completeness (sessions from each ticker's first bar), accuracy, consistency, timeliness and
+    uniqueness of the market data (0-1)."""
+    profile = settings.profile()
+    scores = quality_scores(raw_prices, clean_prices, profile.tickers, profile.start, exchange=profile.exchange)
     overall = float(scores.loc[scores["dimension"] == "overall", "score"].iloc[0])
     return dg.MaterializeResult(value=scores, metadata={"overall": overall, "scores": md_table(scores, digits=4)})
 
 
-class DriftConfig(dg.Config):
-    window_days: int = 126
-    z_threshold: float = 3.0
-    psi_threshold: float = 0.2
+DriftConfig = overrides("DriftConfig", "This run's changes to the settings' drift monitoring (empty: the file's).",
+                        MonitoringSettings)
+
+
+def _champion_card(mlflow: MlflowTracking, signer: ArtifactSigner, ticker: str, names):
+    tracker = mlflow.tracker()
+    champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
+    if champion is None:
+        return None, None
+    _, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
+    return champion, card
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"evidently", "pandas"},
-          ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()})
-def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, market: MarketSource, storage: Storage,
-                  features: pd.DataFrame, clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """Evidently data-drift report of the model's training window (train + validation) against the
-    most recent window: per feature the window-mean z-score (the drift decision), PSI and KL; and
-    the PSI of the 5-day target."""
+          ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()}, deps=["deployed_models"])
+def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settings: SettingsResource,
+                  storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner, features: pd.DataFrame,
+                  clean_prices: pd.DataFrame) -> dg.MaterializeResult:
+    """Evidently data-drift report of the champion's training window (the train and validation
+    splits while there is no champion) against the most recent window: per feature the
+    window-mean z-score (the drift decision), PSI and KL; and the PSI of the forward-return target.
+    When a retrained champion has learnt the new regime, its window holds it and drift clears."""
     ticker = context.partition_key
-    profile = market.universe()
+    monitoring = config.apply(settings.value.monitoring)
+    horizon = settings.value.forecast.horizon
+    target = target_name(horizon)
+    profile = settings.profile()
+    names = registry.feature_names(profile.alt_series)
     rows = features[features["ticker"] == ticker].merge(
-        forward_returns(clean_prices[clean_prices["ticker"] == ticker])[["date", TARGET]], on="date")
-    reference = rows[rows["date"] <= pd.Timestamp(profile.validation_end)]
-    current = rows.tail(config.window_days)
-    report = evidently_drift(reference, current, TICKER_FEATURES, TARGET, config.z_threshold,
-                             config.psi_threshold)
+        forward_returns(clean_prices[clean_prices["ticker"] == ticker], horizon)[["date", target]], on="date")
+    champion, card = _champion_card(mlflow, signer, ticker, names)
+    if card is not None:
+        start, end, source = pd.Timestamp(card.train_start), pd.Timestamp(card.train_end), f"champion v{champion.version}"
+    else:
+        start, end, source = rows["date"].min(), pd.Timestamp(profile.validation_end), "train + validation splits"
+    reference = rows[(rows["date"] >= start) & (rows["date"] <= end)]
+    current = rows.tail(monitoring.window_days)
+    ticker_features = [n for n in names if not registry.BY_NAME[n].market_wide]
+    report = evidently_drift(reference, current, ticker_features, target, monitoring.z_threshold,
+                             monitoring.psi_threshold)
     folder = storage.path("reports", "drift", ticker)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "feature_drift.html").write_bytes(report.html)
@@ -55,7 +79,8 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, market
     value = report.table.assign(ticker=ticker, target_psi=report.target_psi)
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "share_drifted": report.share_drifted, "target_psi": report.target_psi,
-        "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows)",
+        "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows, "
+                     f"{source})",
         "current": f"{current['date'].min().date()}..{current['date'].max().date()} ({len(current)} rows)",
         "html_report": dg.MetadataValue.path(str(folder / "feature_drift.html")),
         "json_report": dg.MetadataValue.path(str(folder / "feature_drift.json")),
@@ -63,11 +88,32 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, market
     })
 
 
+OutcomesConfig = overrides("OutcomesConfig", "This run's changes to the live-skill scoring (empty: the settings').",
+                           window=(Optional[int], None))
+
+
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"pandas"}, io_manager_key="json_io_manager",
-          ins={"walkforward_forecasts": dg.AssetIn()})
-def forecast_quality(context: dg.AssetExecutionContext, config: DriftConfig,
-                     walkforward_forecasts: pd.DataFrame) -> dg.MaterializeResult:
-    """Realized versus predicted once targets are known: the recent window's IC and direction
-    accuracy against the long run."""
-    result = {"ticker": context.partition_key, **forecast_decay(walkforward_forecasts, config.window_days)}
-    return dg.MaterializeResult(value=result, metadata={k: v for k, v in result.items() if v is not None})
+          ins={"clean_prices": dg.AssetIn()}, deps=["forecast_log"])
+def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig, settings: SettingsResource,
+                      storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner,
+                      clean_prices: pd.DataFrame) -> dg.MaterializeResult:
+    """The champion's live forecasts against the returns that later happened: IC and hit rate over
+    the last N realised forecasts with block-bootstrap intervals, beside the walk-forward skill
+    the model was deployed on (the forecast log as stored; none before the first batch forecasts)."""
+    ticker = context.partition_key
+    gates = settings.value.gates
+    window = config.window or gates.live_window
+    names = registry.feature_names(settings.value.universe.alt_series)
+    champion, card = _champion_card(mlflow, signer, ticker, names)
+    if card is None:
+        value = {"ticker": ticker, "champion": None, "realised": 0, "walkforward_ic": None,
+                 "reason": "no champion: nothing live to score"}
+        return dg.MaterializeResult(value=value, metadata={"ticker": ticker, "reason": value["reason"]})
+    forecast_log = storage.stored_table("forecast_log")
+    outcomes = realised(forecast_log if forecast_log is not None else empty_log(), clean_prices, ticker,
+                        champion.version, card.horizon)
+    scored = score(outcomes, window, gates.live_level)
+    value = {"ticker": ticker, "champion": champion.version, "walkforward_ic": float(card.walkforward["oos_ic"]),
+             "walkforward_ic_ci_low": float(card.walkforward["oos_ic_ci_low"]), "window": window, **scored}
+    shown = {k: v for k, v in value.items() if v is not None and not (isinstance(v, float) and pd.isna(v))}
+    return dg.MaterializeResult(value=value, metadata={**shown, "recent": md_table(outcomes.tail(10), digits=5)})

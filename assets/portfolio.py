@@ -5,62 +5,46 @@ import dataclasses
 import inspect
 import io
 import json
+from typing import Optional
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from assets.metadata import md_table, png_bytes_markdown
 from odyssey import backtest as bt
 from odyssey import policy as policy_module
 from odyssey import portfolio as portfolio_module
 from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
-from odyssey.policy import (PPOSettings, export_onnx, load_verified, model_bytes, onnx_decider, torch_decider,
-                            train_ppo)
-from odyssey.portfolio import Constraints, Panel, SignalScale, build_panel, orders, project, spaces
-from odyssey.signing import sign, verify
-from resources import profile_from_env
-from resources.market import MarketSource
+from odyssey.policy import export_onnx, model_bytes, onnx_decider, train_ppo
+from odyssey.portfolio import Constraints, Panel, SignalScale, build_panel, orders, project
+from odyssey.settings import Costs, PPOSettings
+from odyssey.signing import sign
+from resources.metadata import md_table, png_bytes_markdown
+from resources.portfolio import load_onnx, load_policy, policy_constraints, policy_scale, require_check_passed
+from resources.settings import SettingsResource, overrides
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
 
 GROUP = "portfolio"
-PURGE_DAYS = 5  # business days between the policy's last training day and the evaluation period
 
-# The quick profile has about a year of out-of-sample forecasts before its test period: shorter
-# episodes and rollouts, and far fewer steps than the seed's 500k.
-_PROFILE_PPO = {
-    "full": {},
-    "quick": {"total_timesteps": 40_960, "n_steps": 256, "episode_length": 64, "checkpoint_every": 10_240},
-}
-_DEFAULTS = {**PPOSettings().model_dump(), **_PROFILE_PPO.get(profile_from_env().name, {})}
+PPOConfig = overrides(
+    "PPOConfig",
+    "This run's changes to the settings' PPO hyperparameters, position limits and costs (empty: the file's).",
+    PPOSettings, Costs, max_weight=(Optional[float], None), max_invested=(Optional[float], None))
 
 
-class PPOConfig(dg.Config, PPOSettings):
-    """PPO hyperparameters (defaults: the seed notebook's; the quick profile trains far fewer
-    steps), the environment's episode length and risk aversion, and the position limits and
-    costs every strategy in the backtest shares."""
-
-    total_timesteps: int = _DEFAULTS["total_timesteps"]
-    n_steps: int = _DEFAULTS["n_steps"]
-    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
-    episode_length: int = _DEFAULTS["episode_length"]
-    max_weight: float = Constraints.max_weight
-    max_invested: float = Constraints.max_invested
-    cost_bps: float = Constraints.cost_bps
-    slippage_bps: float = Constraints.slippage_bps
-
-    def settings(self) -> PPOSettings:
-        return PPOSettings(**self.model_dump(include=set(PPOSettings.model_fields)))
-
-    def constraints(self) -> Constraints:
-        return Constraints(self.max_weight, self.max_invested, self.cost_bps, self.slippage_bps)
+def _ppo(settings: SettingsResource, config: PPOConfig) -> tuple[PPOSettings, Constraints]:
+    s = settings.value
+    limits = config.apply(s.portfolio)
+    costs = config.apply(s.costs)
+    return (config.apply(s.portfolio.ppo),
+            Constraints(limits.max_weight, limits.max_invested, costs.cost_bps, costs.slippage_bps))
 
 
 def _panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...], returns: pd.DataFrame) -> Panel:
-    return build_panel(pd.concat(walkforward_forecasts.values(), ignore_index=True), tickers, returns)
+    return build_panel(pd.concat([walkforward_forecasts[t] for t in tickers], ignore_index=True), tickers, returns)
 
 
 def _code_version() -> str:
@@ -68,45 +52,26 @@ def _code_version() -> str:
     return sha256_bytes((inspect.getsource(portfolio_module) + inspect.getsource(policy_module)).encode())[:16]
 
 
-def _periods(panel: Panel, validation_end: str) -> tuple[Panel, Panel]:
-    """Training: out-of-sample days up to PURGE_DAYS business days before the end of validation.
-    Evaluation: the test period (after validation_end). They never overlap."""
-    cut = pd.Timestamp(validation_end) - pd.offsets.BDay(PURGE_DAYS)
+def _periods(panel: Panel, validation_end: str, purge: int) -> tuple[Panel, Panel]:
+    """Training: out-of-sample days up to `purge` (the horizon) sessions before the end of
+    validation. Evaluation: the test period (after validation_end). They never overlap."""
+    before = panel.dates[panel.dates <= pd.Timestamp(validation_end)]
+    cut = before[-1 - purge] if len(before) > purge else pd.Timestamp(validation_end) - pd.Timedelta(days=1e4)
     return panel.between(end=cut), panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
-
-
-def policy_constraints(policy: dict) -> Constraints:
-    return Constraints(**policy["constraints"])
-
-
-def _scale(policy: dict) -> SignalScale:
-    return SignalScale(tuple(policy["signal_scale"]), policy["signal_clip"])
-
-
-def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
-    data = storage.path(policy["path"]).read_bytes()
-    return load_verified(data, policy["sha256"], policy["signature"], signer.key(),
-                         *spaces(len(policy["tickers"]), policy["signal_clip"]))
-
-
-def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict) -> bytes:
-    data = storage.path(exported["path"]).read_bytes()
-    verify(data, signer.key(), exported["sha256"], exported["signature"], name="policy onnx")
-    return data
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, io_manager_key="json_io_manager",
           ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()})
-def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, market: MarketSource, storage: Storage,
+def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: SettingsResource, storage: Storage,
                mlflow: MlflowTracking, signer: ArtifactSigner, checkpoints: CheckpointStore,
                walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.MaterializeResult:
     """PPO (stable-baselines3) allocation policy trained on the walk-forward's out-of-sample
     forecasts before the test period, on vectorized PortfolioEnvs, with signed checkpoints a crashed
     run resumes from. Saved as an SB3 zip with SHA-256 and HMAC, logged to MLflow."""
-    profile = market.universe()
-    settings, constraints = config.settings(), config.constraints()
+    profile, horizon = settings.profile(), settings.value.forecast.horizon
+    settings, constraints = _ppo(settings, config)
     panel = _panel(walkforward_forecasts, profile.tickers, returns)
-    train, evaluation = _periods(panel, profile.validation_end)
+    train, evaluation = _periods(panel, profile.validation_end, horizon)
     if len(train) < settings.episode_length:
         raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before "
                          f"{profile.validation_end}, fewer than episode_length={settings.episode_length}")
@@ -126,7 +91,7 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, market: Mar
         "path": path, "sha256": digest, "signature": sign(data, key), "tickers": list(profile.tickers),
         "signal_scale": list(scale.scale), "signal_clip": scale.clip,
         "constraints": dataclasses.asdict(constraints), "settings": settings.model_dump(mode="json"),
-        "action_scale": settings.env_settings().action_scale,
+        "action_scale": policy_module.env_settings(settings).action_scale,
         "train_start": str(train.dates[0].date()), "train_end": str(train.dates[-1].date()), "train_days": len(train),
         "evaluation_start": str(evaluation.dates[0].date()) if len(evaluation) else None,
         "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": fingerprint,
@@ -167,27 +132,26 @@ def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> d
                                                         "path": str(storage.path(path))})
 
 
-class BaselineConfig(dg.Config):
-    """Baseline strategies: trailing window of inverse volatility; names held by momentum and by the
-    XGBoost top-k (0: the top third of the universe)."""
-
-    vol_window: int = 60
-    top_k: int = 0
+BaselineConfig = overrides(
+    "BaselineConfig", "This run's changes to the baselines: trailing window of inverse volatility; names held by "
+    "momentum and by the XGBoost top-k (0: the top third of the universe).",
+    vol_window=(Optional[int], None), top_k=(Optional[int], None))
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn(),
                                                   "ppo_policy": dg.AssetIn()})
-def baseline_weights(config: BaselineConfig, market: MarketSource, walkforward_forecasts: dict,
+def baseline_weights(config: BaselineConfig, settings: SettingsResource, walkforward_forecasts: dict,
                      returns: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Daily target weights of the baselines on the test period, under the policy's limits: equal
     weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast."""
-    profile = market.universe()
+    profile, horizon = settings.profile(), settings.value.forecast.horizon
+    portfolio = config.apply(settings.value.portfolio)
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
-    k = config.top_k or max(1, len(profile.tickers) // 3)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end, horizon)
+    k = portfolio.top_k or max(1, len(profile.tickers) // 3)
     targets = {
         "equal_weight": bt.equal_weight_targets(evaluation, c),
-        "inverse_volatility": bt.inverse_vol_targets(evaluation, returns, c, config.vol_window),
+        "inverse_volatility": bt.inverse_vol_targets(evaluation, returns, c, portfolio.vol_window),
         "momentum_12_1": bt.momentum_targets(evaluation, returns, c, k),
         f"xgboost_top_{k}": bt.forecast_top_k_targets(evaluation, c, k),
     }
@@ -212,17 +176,18 @@ def baseline_weights(config: BaselineConfig, market: MarketSource, walkforward_f
          "walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()},
     group_name=GROUP,
 )
-def backtest(market: MarketSource, storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
+def backtest(settings: SettingsResource, storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
              baseline_weights: pd.DataFrame, walkforward_forecasts: dict, returns: pd.DataFrame):
     """The ONNX policy and the baselines traded daily on the test period through the same
     accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
-    profile = market.universe()
+    profile = settings.profile()
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
+    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end,
+                             settings.value.forecast.horizon)
     if len(evaluation) == 0:
         raise ValueError(f"backtest: no out-of-sample forecasts after validation_end {profile.validation_end}")
     act = onnx_decider(load_onnx(storage, signer, policy_onnx))
-    runs = [bt.run_policy("ppo", evaluation, _scale(ppo_policy), act, c, ppo_policy["action_scale"])]
+    runs = [bt.run_policy("ppo", evaluation, policy_scale(ppo_policy), act, c, ppo_policy["action_scale"])]
     for name, group in baseline_weights.groupby("strategy", sort=False):
         targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)]
         if targets.isna().any(axis=None):
@@ -301,13 +266,10 @@ def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: 
                                 metadata=meta)
 
 
-class RecommendationConfig(dg.Config):
-    """Current holdings (ticker -> weight; empty: the policy's paper portfolio as it stands after
-    the backtest), the portfolio value for order sizes, and the no-trade band."""
-
-    current_weights: dict[str, float] = {}
-    portfolio_value: float = 1_000_000.0
-    hold_band: float = 0.005
+RecommendationConfig = overrides(
+    "RecommendationConfig", "Current holdings (ticker -> weight; empty: the policy's paper portfolio as it stands "
+    "after the backtest), and this run's changes to the settings' portfolio value and no-trade band.",
+    current_weights=(dict[str, float], {}), portfolio_value=(Optional[float], None), hold_band=(Optional[float], None))
 
 
 def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_metrics: dict) -> tuple[np.ndarray, str]:
@@ -326,33 +288,35 @@ def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_
 @dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
           ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "forecasts": dg.AssetIn(),
                "backtest_metrics": dg.AssetIn(), "clean_prices": dg.AssetIn()})
-def recommendations(config: RecommendationConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
-                    policy_onnx: dict, forecasts: pd.DataFrame, backtest_metrics: dict,
-                    clean_prices: pd.DataFrame) -> dg.MaterializeResult:
+def recommendations(config: RecommendationConfig, settings: SettingsResource, storage: Storage,
+                    signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict, forecasts: pd.DataFrame,
+                    backtest_metrics: dict, clean_prices: pd.DataFrame) -> dg.MaterializeResult:
     """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker, from the ONNX policy on the
-    champions' latest forecasts. Guarded by the blocking check recommendation_limits."""
+    champions' latest forecasts (a ticker without a model with skill has no view). Guarded by the
+    blocking check recommendation_limits."""
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)
+    portfolio = config.apply(settings.value.portfolio)
     latest = forecasts.set_index("ticker").reindex(tickers)
-    missing = latest.index[latest["prediction"].isna()].tolist()
-    if missing:
-        raise ValueError(f"recommendations: forecasts has no latest prediction for {missing} (no champion model?)")
+    no_view = latest.index[latest["prediction"].isna()].tolist()
     current, source = _current_weights(config, tickers, backtest_metrics)
-    obs = np.concatenate([_scale(ppo_policy).apply(latest["prediction"].to_numpy(float)), current.astype(np.float32)])
+    # a ticker without a model with skill has no view: a zero forecast
+    views = np.nan_to_num(latest["prediction"].to_numpy(float), nan=0.0)
+    obs = np.concatenate([policy_scale(ppo_policy).apply(views), current.astype(np.float32)])
     action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
     target = project(current + np.clip(action, -1, 1) * ppo_policy["action_scale"], c)
-    final, actions = orders(current, target, c, config.hold_band)
+    final, actions = orders(current, target, c, portfolio.hold_band)
     close = clean_prices.sort_values("date").groupby("ticker")["close"].last().reindex(tickers).to_numpy(float)
-    trade_value = (final - current) * config.portfolio_value
+    trade_value = (final - current) * portfolio.portfolio_value
     as_of = str(pd.Timestamp(latest["date"].max()).date())
-    table = pd.DataFrame({"as_of": as_of, "ticker": tickers, "forecast_5d": latest["prediction"].to_numpy(float),
+    table = pd.DataFrame({"as_of": as_of, "ticker": tickers, "forecast": latest["prediction"].to_numpy(float),
                           "current_weight": current, "target_weight": final, "change": final - current,
                           "action": actions, "trade_value": trade_value, "last_close": close,
                           "shares": np.where(close > 0, trade_value / close, 0.0).round(2),
                           "current_weights_from": source, "policy_sha256": ppo_policy["sha256"],
-                          "portfolio_value": config.portfolio_value})
+                          "portfolio_value": portfolio.portfolio_value})
     return dg.MaterializeResult(value=table, metadata={
-        "as_of": as_of, "current_weights_from": source, "cash_weight": round(1.0 - float(final.sum()), 4),
+        "as_of": as_of, "current_weights_from": source, "no_view": ", ".join(no_view) or "none", "cash_weight": round(1.0 - float(final.sum()), 4),
         "invested": round(float(final.sum()), 4),
         "orders": md_table(table.drop(columns=["current_weights_from", "policy_sha256", "portfolio_value"]),
                            rows=len(table), digits=4)})
@@ -360,8 +324,12 @@ def recommendations(config: RecommendationConfig, storage: Storage, signer: Arti
 
 @dg.asset(group_name=GROUP, kinds={"json", "csv"}, io_manager_key="json_io_manager",
           ins={"recommendations": dg.AssetIn()})
-def recommendation_files(storage: Storage, recommendations: pd.DataFrame) -> dg.MaterializeResult:
-    """reports/recommendations.json and .csv: written only once recommendation_limits has passed."""
+def recommendation_files(context: dg.AssetExecutionContext, storage: Storage,
+                         recommendations: pd.DataFrame) -> dg.MaterializeResult:
+    """reports/recommendations.json and .csv: written only when recommendation_limits passed on
+    exactly the stored recommendations (read from the instance, so materializing this asset alone
+    cannot publish recommendations that failed or skipped the check)."""
+    require_check_passed(context.instance, "recommendations", "recommendation_limits")
     first = recommendations.iloc[0]
     cash = 1.0 - float(recommendations["target_weight"].sum())
     orders_only = recommendations.drop(columns=["as_of", "current_weights_from", "policy_sha256", "portfolio_value"])

@@ -1,4 +1,5 @@
-"""A per-ticker reference implementation of the 94 registry features, written from the formulas.
+"""A per-ticker reference implementation of the registry features (all 94 when every alternative
+series is present), written from the formulas.
 
 It loops over tickers and computes every indicator on that ticker's pandas Series; market-wide
 features (regimes, VIX, breadth, rates, FX, gold) are computed once on the shared calendar.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from odyssey.features import FEATURE_NAMES
+from odyssey.features import feature_names
 
 SQRT252 = np.sqrt(252.0)
 ALT_COLUMNS = ["VIX", "DXY", "Gold", "Yield_10Y"]
@@ -88,18 +89,20 @@ def _pct_rank_last(s: pd.Series, n: int) -> pd.Series:
 
 
 # --- market-wide features on the calendar -----------------------------------------------------
-def _regime_series(vix: pd.Series, spy: pd.Series, model: dict) -> dict[str, pd.Series]:
-    """Assign each day's market state to the nearest stored cluster centre (standardised units)."""
+def _regime_series(alt: pd.DataFrame, spy: pd.Series, model: dict) -> dict[str, pd.Series]:
+    """Assign each day's market state (ln VIX when VIX is present, the benchmark's 20-day
+    volatility and return) to the nearest stored cluster centre (standardised units)."""
     state = {
-        "ln_vix": np.log(vix),
         "spy_vol_20": _std(spy, 20) * SQRT252,
         "spy_return_20": _sum(spy, 20),
     }
+    if "VIX" in alt.columns:
+        state["ln_vix"] = np.log(alt["VIX"])
     columns = model["columns"]
     mean, std = dict(zip(columns, model["mean"])), dict(zip(columns, model["std"]))
     z = np.column_stack([(state[c].to_numpy() - mean[c]) / std[c] for c in columns])
     centers = np.asarray(model["centers"], dtype=float)
-    n_days = len(vix)
+    n_days = len(spy)
     label = np.full(n_days, np.nan)
     distance = np.full(n_days, np.nan)
     duration = np.full(n_days, np.nan)
@@ -114,17 +117,14 @@ def _regime_series(vix: pd.Series, spy: pd.Series, model: dict) -> dict[str, pd.
         run = run + 1 if k == prev_label else 1
         label[i], distance[i], duration[i] = float(k), d[k], float(run)
         prev_label = k
-    idx = vix.index
+    idx = spy.index
     return {"Regime": pd.Series(label, index=idx), "Regime_duration": pd.Series(duration, index=idx),
             "Regime_strength": pd.Series(distance, index=idx)}
 
 
 def _market_wide(alt: pd.DataFrame, spy: pd.Series, closes: dict[str, pd.Series], model: dict,
                  calendar: pd.DatetimeIndex) -> dict[str, pd.Series]:
-    vix, yld, dxy, gold = (alt[c] for c in ("VIX", "Yield_10Y", "DXY", "Gold"))
-    out = _regime_series(vix, spy, model)
-    out["VIX_percentile_20d"] = _pct_rank_last(vix, 20)
-    out["VIX_percentile_60d"] = _pct_rank_last(vix, 60)
+    out = _regime_series(alt, spy, model)
     above_sum = pd.Series(0.0, index=calendar)
     above_cnt = pd.Series(0.0, index=calendar)
     for close in closes.values():
@@ -134,11 +134,18 @@ def _market_wide(alt: pd.DataFrame, spy: pd.Series, closes: dict[str, pd.Series]
         above_sum += ((c > sma) & known).astype(float)
         above_cnt += known.astype(float)
     out["Market_breadth"] = (above_sum / above_cnt).where(above_cnt > 0)
-    out["VIX_level"] = vix
-    out["VIX_change_5d"] = np.log(vix / vix.shift(5))
-    out["Yield_10Y_change_20d"] = yld - yld.shift(20)
-    out["DXY_return_20d"] = np.log(dxy / dxy.shift(20))
-    out["Gold_return_20d"] = np.log(gold / gold.shift(20))
+    if "VIX" in alt.columns:
+        vix = alt["VIX"]
+        out["VIX_percentile_20d"] = _pct_rank_last(vix, 20)
+        out["VIX_percentile_60d"] = _pct_rank_last(vix, 60)
+        out["VIX_level"] = vix
+        out["VIX_change_5d"] = np.log(vix / vix.shift(5))
+    if "Yield_10Y" in alt.columns:
+        out["Yield_10Y_change_20d"] = alt["Yield_10Y"] - alt["Yield_10Y"].shift(20)
+    if "DXY" in alt.columns:
+        out["DXY_return_20d"] = np.log(alt["DXY"] / alt["DXY"].shift(20))
+    if "Gold" in alt.columns:
+        out["Gold_return_20d"] = np.log(alt["Gold"] / alt["Gold"].shift(20))
     return out
 
 
@@ -254,15 +261,15 @@ def _ticker_features(bars: pd.DataFrame, r: pd.Series, spy: pd.Series, alt: pd.D
     f["Return_autocorr_20d"] = _corr_filled(r, r_lag, 20)
 
     # cross-asset
-    d_ln_vix = np.log(alt["VIX"]).diff()
-    d_yield = alt["Yield_10Y"].diff()
     f["Correlation_SPY_20d"] = _corr_filled(r, spy, 20)
-    f["Correlation_VIX_20d"] = _corr_filled(r, d_ln_vix, 20)
+    if "VIX" in alt.columns:
+        f["Correlation_VIX_20d"] = _corr_filled(r, np.log(alt["VIX"]).diff(), 20)
     f["Beta_SPY_20d"] = _beta(r, spy, 20)
     beta60 = _beta(r, spy, 60)
     f["Beta_SPY_60d"] = beta60
     f["Relative_strength_SPY"] = rsum[20] - _sum(spy, 20)
-    f["Correlation_Yield10Y_60d"] = _corr_filled(r, d_yield, 60)
+    if "Yield_10Y" in alt.columns:
+        f["Correlation_Yield10Y_60d"] = _corr_filled(r, alt["Yield_10Y"].diff(), 60)
     f["Correlation_SPY_60d"] = _corr_filled(r, spy, 60)
     resid_var = r.rolling(60, min_periods=60).var() - beta60**2 * spy.rolling(60, min_periods=60).var()
     f["Idiosyncratic_vol_60d"] = np.sqrt(resid_var.clip(lower=0.0)) * SQRT252
@@ -271,13 +278,17 @@ def _ticker_features(bars: pd.DataFrame, r: pd.Series, spy: pd.Series, alt: pd.D
 
 def reference_features(clean: pd.DataFrame, returns: pd.DataFrame, alt: pd.DataFrame, regime_model: dict,
                        benchmark: str = "SPY") -> pd.DataFrame:
-    """date, ticker and the 94 registry features (registry order) for every row of `clean`,
-    in (ticker, date) order; `regime_model` is the fitted K-means dict from the feature build."""
+    """date, ticker and the registry features the alternative series in `alt` allow (registry
+    order) for every row of `clean`, in (ticker, date) order. `returns` holds the clipped daily
+    log returns (`log_return_clipped`); `regime_model` is the fitted K-means dict of the feature
+    pipeline (odyssey.fitting.RegimeModel)."""
     tickers = list(dict.fromkeys(clean["ticker"]))
     if benchmark not in tickers:
         raise ValueError(f"benchmark {benchmark!r} is not among the tickers {tickers}")
     calendar = pd.DatetimeIndex(sorted(clean["date"].unique()), name="date")
-    alt_cal = alt.set_index("date").reindex(calendar)[ALT_COLUMNS].astype(float)
+    series = [c for c in ALT_COLUMNS if c in alt.columns]
+    alt_cal = alt.set_index("date").reindex(calendar)[series].astype(float)
+    names = feature_names(tuple(series))
 
     bars: dict[str, pd.DataFrame] = {}
     rets: dict[str, pd.Series] = {}
@@ -295,10 +306,10 @@ def reference_features(clean: pd.DataFrame, returns: pd.DataFrame, alt: pd.DataF
         dates = bars[t].index
         feats = _ticker_features(bars[t], rets[t], spy_cal.reindex(dates), alt_cal.reindex(dates))
         feats.update({name: s.reindex(dates) for name, s in market.items()})
-        missing = set(FEATURE_NAMES) - set(feats)
-        if missing:
-            raise RuntimeError(f"reference lacks features {sorted(missing)}")
-        block = pd.DataFrame({name: np.asarray(feats[name], dtype=float) for name in FEATURE_NAMES})
+        missing, extra = set(names) - set(feats), set(feats) - set(names)
+        if missing or extra:
+            raise RuntimeError(f"reference lacks features {sorted(missing)} and has others {sorted(extra)}")
+        block = pd.DataFrame({name: np.asarray(feats[name], dtype=float) for name in names})
         block.insert(0, "ticker", t)
         block.insert(0, "date", dates.values)
         parts.append(block)

@@ -1,86 +1,109 @@
-"""Blocking deployment gates on forecast_models, per ticker partition: a failure stops
-deployed_models for that ticker in the same run, so the previous champion stays."""
+"""Blocking deployment gates on forecast_models, per ticker partition. Each gate records its
+verdict on exactly the candidate's MLflow version; deployed_models promotes only a version whose
+every gate passed, so a failure stops promotion in the same run and in any later one."""
 
 import dagster as dg
 import pandas as pd
 
-from assets.forecasting import ticker_partitions
-from assets.metadata import md_table
 from odyssey import features as registry
 from odyssey import registry as mlreg
-from odyssey.gates import IMPLAUSIBLE_DIRECTION_ACCURACY, canary_gate, plausibility_gate, regression_gate
-from odyssey.models import FeatureVersionError
+from odyssey.canary import leakage_canary as run_canary
+from odyssey.fitting import market_inputs
+from odyssey.gates import GateResult, plausibility_gate, regression_gate, skill_gate
+from odyssey.models import FeatureVersionError, forecast
+from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.signing import SignatureError
-from odyssey.walkforward import WalkForwardConfig, XGBParams, run_walkforward, ticker_frame
+from odyssey.walkforward import walkforward_from_settings
+from resources.metadata import md_table
+from resources.settings import SettingsResource, ticker_partitions
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 
-class GateConfig(dg.Config):
-    canary_accuracy_tolerance: float = 0.05
-    canary_ic_bound: float = 0.10
-    canary_seed: int = 0
-    implausible_direction_accuracy: float = IMPLAUSIBLE_DIRECTION_ACCURACY
-    naive_margin: float = 0.05  # above the bound is still plausible within this of the naive forecast
-    regression_tolerance: float = 0.02
-
-
-def _result(gate, **extra) -> dg.AssetCheckResult:
-    metadata = {"reason": gate.reason, **{k: v for k, v in gate.details.items() if v is not None}, **extra}
-    return dg.AssetCheckResult(passed=gate.passed, metadata=metadata)
+def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, candidate: dict, gate: str,
+            result: GateResult, **extra) -> dg.AssetCheckResult:
+    mlreg.record_gate(mlflow.tracker(), candidate["ticker"], candidate["version"], gate, result.passed, result.reason,
+                      context.run.run_id)
+    metadata = {"reason": result.reason, "candidate_version": candidate["version"],
+                **{k: v for k, v in result.details.items() if v is not None}, **extra}
+    return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                additional_ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()},
-                description="walk-forward with the target shuffled inside each fold scores at chance")
-def leakage_canary(context: dg.AssetCheckExecutionContext, config: GateConfig, forecast_models: dict,
-                   features: pd.DataFrame, clean_prices: pd.DataFrame) -> dg.AssetCheckResult:
-    ticker = forecast_models["ticker"]
-    frame = ticker_frame(features, clean_prices, ticker, registry.FEATURE_NAMES)
-    shuffled = run_walkforward(frame, registry.FEATURE_NAMES, XGBParams(**forecast_models["xgboost"]),
-                               WalkForwardConfig(**forecast_models["walkforward"]),
-                               shuffle_target_seed=config.canary_seed)
-    return _result(canary_gate(shuffled.predictions, config.canary_accuracy_tolerance, config.canary_ic_bound),
-                   ticker=ticker)
+                additional_ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
+                description="change every input after a fold's first test date: nothing the fold learns from or "
+                            "predicts at an earlier date may move (look-ahead features, missing purge, fits on "
+                            "future rows)")
+def leakage_canary(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
+                   forecast_models: dict, clean_prices: pd.DataFrame, returns: pd.DataFrame,
+                   clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
+    gates = settings.value.gates
+    wf = walkforward_from_settings(settings.value, XGBParams(**forecast_models["xgboost"]),
+                                   WalkForwardSettings(**forecast_models["walkforward"]))
+    result = run_canary(wf, market_inputs(clean_prices, returns, clean_alt_data), forecast_models["ticker"],
+                        gates.canary_folds, gates.canary_cuts, gates.canary_seed)
+    return _record(context, mlflow, forecast_models, "leakage_canary", GateResult(result.passed, result.reason,
+                   result.details()), comparisons=md_table(result.table, rows=30))
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
                 additional_ins={"walkforward_forecasts": dg.AssetIn()},
-                description="out-of-sample direction accuracy is below the implausibility bound for "
-                            "5-day returns (above it: suspected leakage)")
-def plausible_accuracy(config: GateConfig, forecast_models: dict,
-                       walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
-    return _result(plausibility_gate(walkforward_forecasts, config.implausible_direction_accuracy, config.naive_margin),
-                   ticker=forecast_models["ticker"])
+                description="out-of-sample direction accuracy is below the implausibility bound for forward "
+                            "returns (above it: suspected leakage)")
+def plausible_accuracy(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
+                       forecast_models: dict, walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
+    gates = settings.value.gates
+    result = plausibility_gate(walkforward_forecasts, gates.implausible_direction_accuracy, gates.naive_margin)
+    return _record(context, mlflow, forecast_models, "plausible_accuracy", result)
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                description="the registered model's SHA-256 and HMAC verify and its feature registry "
-                            "version is the current one")
-def signature_and_registry_version(mlflow: MlflowTracking, signer: ArtifactSigner,
+                description="the walk-forward shows skill: the IC's interval lies above 0, or direction accuracy "
+                            "beats the naive forecast beyond its interval; a constant model has neither")
+def has_skill(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
+              forecast_models: dict) -> dg.AssetCheckResult:
+    result = skill_gate(forecast_models["oos"], settings.value.gates.min_skill_days)
+    return _record(context, mlflow, forecast_models, "has_skill", result, best_iteration=forecast_models["best_iteration"])
+
+
+@dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
+                description="the registered model's SHA-256 and HMAC verify, and its feature registry version and "
+                            "features are this run's")
+def signature_and_registry_version(context: dg.AssetCheckExecutionContext, settings: SettingsResource,
+                                   mlflow: MlflowTracking, signer: ArtifactSigner,
                                    forecast_models: dict) -> dg.AssetCheckResult:
     version = mlreg.registered_version(forecast_models)
+    names = registry.feature_names(settings.value.universe.alt_series)
     try:
-        _, card = mlreg.load_registered(mlflow.tracker(), version, signer.key(), registry.REGISTRY_VERSION,
-                                        registry.FEATURE_NAMES)
+        _, card = mlreg.load_registered(mlflow.tracker(), version, signer.key(), registry.REGISTRY_VERSION, names)
     except (SignatureError, FeatureVersionError) as error:
-        return dg.AssetCheckResult(passed=False, metadata={"reason": str(error), "version": version.version})
-    return dg.AssetCheckResult(passed=True, metadata={
-        "reason": "hash, signature and feature registry version verified", "version": version.version,
-        "sha256": card.sha256, "registry_version": card.registry_version})
+        result = GateResult(False, str(error), {})
+    else:
+        result = GateResult(True, f"hash, signature, registry {card.registry_version} and {len(names)} features "
+                                  "verified", {"sha256": card.sha256})
+    return _record(context, mlflow, forecast_models, "signature_and_registry_version", result)
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                additional_ins={"walkforward_forecasts": dg.AssetIn()},
-                description="the candidate is not worse than the current champion on the same "
-                            "out-of-sample days (IC, within a tolerance)")
-def no_regression(config: GateConfig, mlflow: MlflowTracking, forecast_models: dict,
-                  walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
+                additional_ins={"walkforward_forecasts": dg.AssetIn(), "clean_prices": dg.AssetIn(),
+                                "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
+                description="on the sessions the champion forecast live whose outcome is known, the candidate's "
+                            "walk-forward IC is not significantly worse than the champion's")
+def no_regression(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
+                  signer: ArtifactSigner, forecast_models: dict, walkforward_forecasts: pd.DataFrame,
+                  clean_prices: pd.DataFrame, returns: pd.DataFrame, clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
     tracker = mlflow.tracker()
-    champion = mlreg.version_by_alias(tracker, forecast_models["ticker"], mlreg.CHAMPION)
-    champion_oos = mlreg.download_oos(tracker, champion) if champion else None
-    gate = regression_gate(walkforward_forecasts, champion_oos, config.regression_tolerance)
-    return _result(gate, champion_version=champion.version if champion else "none",
-                   candidate_version=forecast_models["version"])
+    ticker = forecast_models["ticker"]
+    champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
+    live = None
+    if champion is not None:
+        names = registry.feature_names(settings.value.universe.alt_series)
+        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
+        dates = walkforward_forecasts.loc[walkforward_forecasts["date"] > pd.Timestamp(card.live_after), "date"]
+        live = forecast(booster, card, market_inputs(clean_prices, returns, clean_alt_data), dates)
+    gates = settings.value.gates
+    result = regression_gate(walkforward_forecasts, live, gates.regression_tolerance, level=gates.skill_level)
+    return _record(context, mlflow, forecast_models, "no_regression", result,
+                   champion_version=champion.version if champion else "none")
 
 
-DEPLOYMENT_CHECKS = [leakage_canary, plausible_accuracy, signature_and_registry_version, no_regression]
+DEPLOYMENT_CHECKS = [leakage_canary, plausible_accuracy, has_skill, signature_and_registry_version, no_regression]

@@ -1,39 +1,41 @@
-"""Drift and decay checks (not blocking: they signal; the retraining sensor acts on them)."""
+"""Drift and live-skill checks (not blocking: they signal; the retraining sensor acts on them)."""
 
 import dagster as dg
 import pandas as pd
 
-from assets.forecasting import ticker_partitions
-
-
-class DriftGateConfig(dg.Config):
-    max_share_drifted: float = 0.15
-    max_target_psi: float = 0.5  # PSI above 0.5: the 5-day return distribution itself moved
+from odyssey.gates import live_skill_gate
+from resources.settings import SettingsResource, ticker_partitions
 
 
 @dg.asset_check(asset="feature_drift", partitions_def=ticker_partitions,
-                description="share of drifted features (Evidently, window-mean z > 3) and the 5-day target's PSI "
-                            "are under their thresholds")
-def feature_drift_check(config: DriftGateConfig, feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
+                description="share of drifted features (Evidently, window-mean z above the threshold) and the forward "
+                            "target's PSI are under their thresholds")
+def feature_drift_check(settings: SettingsResource, feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
+    limits = settings.value.monitoring
     share = float(feature_drift["drifted"].mean())
     target_psi = float(feature_drift["target_psi"].iloc[0])
     top = feature_drift.sort_values("window_z", ascending=False).head(5)
-    drifted = share > config.max_share_drifted or target_psi > config.max_target_psi
-    reason = (f"{share:.0%} of features drifted (threshold {config.max_share_drifted:.0%}), target PSI "
-              f"{target_psi:.2f} (threshold {config.max_target_psi}); most: "
+    drifted = share > limits.max_share_drifted or target_psi > limits.max_target_psi
+    reason = (f"{share:.0%} of features drifted (threshold {limits.max_share_drifted:.0%}), target PSI "
+              f"{target_psi:.2f} (threshold {limits.max_target_psi}); most: "
               + ", ".join(f"{r.feature} z {r.window_z:.1f}" for r in top.itertuples()))
     return dg.AssetCheckResult(passed=not drifted, metadata={"share_drifted": share, "target_psi": target_psi,
                                                              "reason": reason,
                                                              "ticker": str(feature_drift["ticker"].iloc[0])})
 
 
-@dg.asset_check(asset="forecast_quality", partitions_def=ticker_partitions,
-                description="the recent window's IC has not decayed below the long run (2 standard errors)")
-def forecast_quality_check(forecast_quality: dict) -> dg.AssetCheckResult:
-    q = forecast_quality
-    reason = (f"recent IC {q['recent_ic']:.3f} vs long-run {q['long_run_ic']:.3f} (s.e. {q['ic_standard_error']:.3f}), "
-              f"accuracy {q['recent_direction_accuracy']:.3f}")
-    return dg.AssetCheckResult(passed=not q["decayed"], metadata={"reason": reason, "ticker": q["ticker"]})
+@dg.asset_check(asset="forecast_outcomes", partitions_def=ticker_partitions,
+                description="the champion's realised live forecasts are not significantly less skilful than its "
+                            "walk-forward (the live IC's interval reaches the walk-forward IC's)")
+def live_skill_check(settings: SettingsResource, forecast_outcomes: dict) -> dg.AssetCheckResult:
+    if forecast_outcomes.get("champion") is None:
+        return dg.AssetCheckResult(passed=True, metadata={"reason": forecast_outcomes["reason"],
+                                                          "ticker": forecast_outcomes["ticker"]})
+    result = live_skill_gate(forecast_outcomes, forecast_outcomes["walkforward_ic"],
+                             forecast_outcomes["walkforward_ic_ci_low"], settings.value.gates.live_min_days)
+    return dg.AssetCheckResult(passed=result.passed, metadata={
+        "reason": result.reason, "ticker": forecast_outcomes["ticker"],
+        **{k: v for k, v in result.details.items() if v is not None and not pd.isna(v)}})
 
 
-MONITORING_CHECKS = [feature_drift_check, forecast_quality_check]
+MONITORING_CHECKS = [feature_drift_check, live_skill_check]

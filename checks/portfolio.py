@@ -5,9 +5,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from assets.portfolio import load_onnx, load_policy, policy_constraints
 from odyssey.policy import onnx_decider, torch_decider
 from odyssey.portfolio import limit_violations
+from resources.portfolio import load_onnx, load_policy, policy_constraints
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
 

@@ -1,6 +1,11 @@
-"""Jobs: the data layer, the per-ticker forecasting chain, batch forecasts, and everything."""
+"""Jobs: the data layer, the per-ticker forecasting chain, monitoring, batch forecasts, the
+portfolio, ingestion of new sessions, and everything."""
 
 import dagster as dg
+import pandas as pd
+
+from odyssey.calendar import sessions
+from resources.settings import SettingsResource
 
 DATA_GROUPS = ("market", "features")
 
@@ -22,14 +27,14 @@ forecasting_job = dg.define_asset_job(
 )
 drift_monitoring_job = dg.define_asset_job(
     "drift_monitoring",
-    selection=dg.AssetSelection.assets("feature_drift", "forecast_quality"),
-    description="One ticker partition: Evidently feature drift and forecast-quality decay (their checks feed "
-                "the retraining sensor).",
+    selection=dg.AssetSelection.assets("feature_drift", "forecast_outcomes"),
+    description="One ticker partition: Evidently feature drift against the champion's training window, and the "
+                "champion's live forecasts scored (their checks feed the retraining sensor).",
 )
 batch_forecasts_job = dg.define_asset_job(
     "batch_forecasts",
-    selection=dg.AssetSelection.assets("forecasts"),
-    description="Latest-date forecasts for every ticker from the champion models.",
+    selection=dg.AssetSelection.assets("forecasts", "forecast_log"),
+    description="Newest-session forecasts for every ticker from the champion models, and the live forecast log.",
 )
 portfolio_job = dg.define_asset_job(
     "portfolio",
@@ -40,14 +45,23 @@ portfolio_job = dg.define_asset_job(
 
 ingest_job = dg.define_asset_job(
     "ingest",
-    selection=dg.AssetSelection.groups(*DATA_GROUPS) | dg.AssetSelection.assets("data_quality_report", "forecasts"),
-    description="New days: landing files -> raw -> clean -> features -> exports, and forecasts from the champions.",
+    selection=(dg.AssetSelection.groups(*DATA_GROUPS)
+               | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log")),
+    description="New sessions: landing files or the source -> raw -> clean -> features -> exports, and forecasts "
+                "from the champions.",
 )
-daily_ingest = dg.ScheduleDefinition(
-    name="daily_ingest", job=ingest_job, cron_schedule="0 22 * * 1-5", execution_timezone="America/New_York",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Weekdays after the US close: ingestion -> features -> forecasts.",
-)
+
+
+@dg.schedule(job=ingest_job, cron_schedule="0 22 * * 1-5", execution_timezone="America/New_York",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="After each session's close: fetch the new session (settings dates.end = today) or ingest "
+                         "landed files -> features -> forecasts. Skips days the exchange is closed.")
+def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
+    day = pd.Timestamp(context.scheduled_execution_time).tz_localize(None).normalize()
+    exchange = settings.value.universe.exchange
+    if len(sessions(day, day, exchange)) == 0:
+        return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
+    return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
 
 ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, portfolio_job, ingest_job]
 ALL_SCHEDULES = [daily_ingest]

@@ -1,20 +1,22 @@
-"""Headless run of the whole graph on the configured defaults, ending with a short summary.
+"""Headless run of the whole graph on the settings, ending with a short summary.
 
-    python -m jobs.main [--profile full|quick] [--workers N]
+    python -m jobs.main [--settings FILE | --profile full|quick] [--workers N]
 
+Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
 Order: `market_features`, then per ticker partition the `forecasting` and `drift_monitoring`
 jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts` and
-`portfolio`. Runs go to the same
-DAGSTER_HOME as `dagster dev` (default: .odyssey/dagster_home), so the UI shows what this
-materialized, with its history. Exit code: 0 all built and every check passed, 2 a blocking
-check stopped part of the graph (reported, not a crash), 1 a step failed.
+`portfolio`. Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home,
+default .odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit
+code: 0 all built and every check passed, 2 a blocking check stopped part of the graph (reported,
+not a crash), 1 a step failed.
 """
 
 import argparse
 import json
-import os
+import multiprocessing
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +32,9 @@ run_coordinator:
 RECORD = "ODYSSEY_RUN_RECORD "
 
 
-def prepare_home() -> Path:
-    """Make sure DAGSTER_HOME exists with Odyssey's instance settings."""
-    from resources import odyssey_home
-
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(odyssey_home() / "dagster_home")))
+def prepare_home(settings) -> Path:
+    """Make sure the Dagster home of the settings exists with Odyssey's instance settings."""
+    home = Path(settings.paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -42,12 +42,16 @@ def prepare_home() -> Path:
     return home
 
 
-def prepare_shared_state() -> None:
+def open_instance(settings):
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(prepare_home(settings)))
+
+
+def prepare_shared_state(defs) -> None:
     """Create what worker processes share before they start: the MLflow database (its schema
     migrations must not race) and the signing key (two workers must not each generate one)."""
-    from resources import build_resources
-
-    resources = build_resources()
+    resources = defs.resources
     resources["mlflow"].tracker().experiment_id()
     resources["signer"].key()
 
@@ -90,12 +94,15 @@ def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_th
     return out
 
 
-def run_partitions_in_workers(partitions: list[str], workers: int, log_level: str,
+def run_partitions_in_workers(settings, partitions: list[str], workers: int, log_level: str,
                               jobs: tuple[str, ...] = PER_TICKER_JOBS) -> list[dict]:
-    """Spread the ticker partitions over worker processes; each runs its share in process."""
+    """Spread the ticker partitions over worker processes; each runs its share in process, with
+    the same settings (handed over as a file)."""
     chunks = [partitions[i::workers] for i in range(workers) if partitions[i::workers]]
+    shared = Path(tempfile.mkdtemp(prefix="odyssey-settings-")) / "settings.json"
+    shared.write_text(settings.model_dump_json())
     procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--worker-jobs",
-                               ",".join(jobs), "--log-level", log_level],
+                               ",".join(jobs), "--log-level", log_level, "--settings-json", str(shared)],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
              for chunk in chunks]
     records = []
@@ -108,19 +115,22 @@ def run_partitions_in_workers(partitions: list[str], workers: int, log_level: st
     return records
 
 
-def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
+def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
     """market_features, the forecasting chain per ticker, batch forecasts, then the portfolio. A ticker stopped
     by a gate does not stop the others: each is gated on its own, and batch forecasts use
     whichever champions exist."""
+    from resources import sync_ticker_partitions
+
+    partitions = list(settings.universe.tickers)
+    sync_ticker_partitions(instance, partitions)
     data = defs.resolve_job_def("market_features").execute_in_process(
         instance=instance, raise_on_error=False, run_config=_run_config(log_level))
     records = [record(data)]
     if not data.success:
         return records
-    partitions = defs.resolve_job_def("forecasting").partitions_def.get_partition_keys()
-    prepare_shared_state()
+    prepare_shared_state(defs)
     if workers > 1:
-        records += run_partitions_in_workers(partitions, workers, log_level)
+        records += run_partitions_in_workers(settings, partitions, workers, log_level)
     else:
         records += run_partitions(defs, instance, partitions, log_level, None)
     for job in ("batch_forecasts", "portfolio"):
@@ -130,9 +140,7 @@ def run_all(defs, instance, log_level: str = "WARNING", workers: int = 1) -> lis
     return records
 
 
-def summarize(records: list[dict], planned: int, started: float) -> tuple[str, int]:
-    from resources import storage_url
-
+def summarize(settings, records: list[dict], planned: int, started: float) -> tuple[str, int]:
     built = sum(r["materialized"] for r in records)
     checks = [dict(c, partition=r["partition"]) for r in records for c in r["checks"]]
     failed = [c for c in checks if not c["passed"]]
@@ -151,8 +159,10 @@ def summarize(records: list[dict], planned: int, started: float) -> tuple[str, i
         label = "FAILED   " if c["blocking"] else "WARNING  "
         lines.append(f"    {label} {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
     lines += [f"  step error  {e}" for e in errors]
-    lines.append(f"  outputs     {storage_url()}")
-    lines.append(f"  UI          make ui  (DAGSTER_HOME={os.environ['DAGSTER_HOME']});  MLflow: make mlflow-ui")
+    lines.append(f"  settings    {settings.name}: {len(settings.universe.tickers)} tickers, {settings.dates.start} .. "
+                 f"{settings.dates.end}, source {settings.source.kind}")
+    lines.append(f"  outputs     {settings.paths.storage_url}")
+    lines.append(f"  UI          make ui  (DAGSTER_HOME={settings.paths.dagster_home});  MLflow: make mlflow-ui")
     if errors:
         code = 1
     elif gates or built < planned:
@@ -164,44 +174,61 @@ def summarize(records: list[dict], planned: int, started: float) -> tuple[str, i
     return "\n".join(lines), code
 
 
-def planned_materializations(defs) -> int:
-    forecasting = defs.resolve_job_def("forecasting")
-    per_ticker = len(forecasting.asset_layer.executable_asset_keys) + len(
-        defs.resolve_job_def("drift_monitoring").asset_layer.executable_asset_keys)
-    tickers = len(forecasting.partitions_def.get_partition_keys())
-    data = len(defs.resolve_job_def("market_features").asset_layer.executable_asset_keys)
-    portfolio = len(defs.resolve_job_def("portfolio").asset_layer.executable_asset_keys)
-    return data + per_ticker * tickers + 1 + portfolio
+def planned_materializations(defs, tickers: int) -> int:
+    def size(job: str) -> int:
+        return len(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
+
+    per_ticker = size("forecasting") + size("drift_monitoring")
+    return size("market_features") + per_ticker * tickers + size("batch_forecasts") + size("portfolio")
+
+
+def settings_from(args):
+    from odyssey.settings import Settings, load_settings, preset_path
+
+    if args.settings_json:
+        return Settings.model_validate_json(Path(args.settings_json).read_text())
+    if args.settings:
+        return load_settings(args.settings)
+    if args.profile:
+        return load_settings(preset_path(args.profile))
+    return load_settings()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["full", "quick"], help="overrides ODYSSEY_PROFILE")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--settings", help="a settings file (default: $ODYSSEY_SETTINGS, else odyssey.toml)")
+    parser.add_argument("--profile", help="a preset in settings/ (full, quick) instead of a settings file")
+    parser.add_argument("--workers", type=int, default=min(2, multiprocessing.cpu_count()),
                         help="processes for the ticker partitions (default: up to 2)")
     parser.add_argument("--log-level", default="WARNING", help="console log level of the runs (DEBUG shows every event)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run these partitions, print records
     parser.add_argument("--worker-jobs", default=",".join(PER_TICKER_JOBS), help=argparse.SUPPRESS)
+    parser.add_argument("--settings-json", help=argparse.SUPPRESS)  # internal: the parent's settings
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="create the Dagster home and the ticker partitions, run nothing (make ui)")
     args = parser.parse_args(argv)
-    if args.profile:
-        os.environ["ODYSSEY_PROFILE"] = args.profile
-    prepare_home()
+    settings = settings_from(args)
+    if args.prepare_only:
+        from resources import sync_ticker_partitions
 
-    import dagster as dg
+        with open_instance(settings) as instance:
+            sync_ticker_partitions(instance, list(settings.universe.tickers))
+        return 0
 
-    from definitions import defs
+    from definitions import build_definitions
 
+    defs = build_definitions(settings)
     if args.worker:
-        with dg.DagsterInstance.get() as instance:
+        with open_instance(settings) as instance:
             for rec in run_partitions(defs, instance, args.worker.split(","), args.log_level, xgb_threads=1,
                                       jobs=tuple(args.worker_jobs.split(","))):
                 print(RECORD + json.dumps(rec), flush=True)
         return 0
 
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        records = run_all(defs, instance, args.log_level, args.workers)
-    text, code = summarize(records, planned_materializations(defs), started)
+    with open_instance(settings) as instance:
+        records = run_all(settings, defs, instance, args.log_level, args.workers)
+    text, code = summarize(settings, records, planned_materializations(defs, len(settings.universe.tickers)), started)
     print(text)
     return code
 

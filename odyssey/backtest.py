@@ -94,7 +94,7 @@ def inverse_vol_targets(panel: Panel, history: pd.DataFrame, c: Constraints, win
     """Weights proportional to 1 / trailing `window`-day volatility (known at each close)."""
     vol = daily_returns(history, panel.tickers).rolling(window, min_periods=window // 2).std()
     vol = vol.reindex(panel.dates).to_numpy()
-    return np.array([allocate(np.where(v > 0, 1.0 / v, 0.0), c) for v in np.nan_to_num(vol)])
+    return np.array([allocate(np.divide(1.0, v, out=np.zeros_like(v), where=v > 0), c) for v in np.nan_to_num(vol)])
 
 
 def top_k(scores: np.ndarray, k: int, c: Constraints, positive_only: bool) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Feature and forecast drift: PSI and KL per feature, an Evidently data-drift report, and
-forecast-quality decay."""
+"""Feature drift: PSI and KL per feature and an Evidently data-drift report with the
+window-mean z-score test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from odyssey.metrics import direction_accuracy, spearman_ic
 
 EPS = 1e-4
 
@@ -125,19 +124,3 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Seq
     target_psi, _ = psi_kl(reference[target].to_numpy(float), current[target].to_numpy(float))
     html = snapshot.get_html_str(as_iframe=False).encode()
     return DriftReport(table, share, target_psi, html, json.dumps(payload, default=str).encode())
-
-
-def forecast_decay(predictions: pd.DataFrame, window: int = 126, horizon: int = 5, z: float = 2.0) -> dict:
-    """Recent out-of-sample quality against the long run: decay when the last `window` days' IC
-    is negative and below the long-run IC by more than `z` standard errors (overlapping
-    `horizon`-day targets: ~window/horizon independent outcomes)."""
-    ordered = predictions.dropna(subset=["target"]).sort_values("date")
-    recent, history = ordered.tail(window), ordered.iloc[:-window]
-    y, p = recent["target"].to_numpy(), recent["prediction"].to_numpy()
-    recent_ic, recent_acc = spearman_ic(y, p), direction_accuracy(y, p)
-    long_ic = spearman_ic(history["target"].to_numpy(), history["prediction"].to_numpy()) if len(history) > window else 0.0
-    se = 1.0 / np.sqrt(max(len(recent) / horizon, 1.0))
-    decayed = bool(recent_ic < 0 and recent_ic < long_ic - z * se)
-    return {"recent_ic": float(recent_ic), "recent_direction_accuracy": float(recent_acc), "long_run_ic": float(long_ic),
-            "ic_standard_error": float(se), "decayed": decayed, "recent_days": int(len(recent)),
-            "recent_start": str(recent["date"].min().date()) if len(recent) else None}

@@ -11,8 +11,7 @@ import pandas as pd
 from upath import UPath
 
 from odyssey.hashing import sha256_bytes
-from odyssey.splits import TARGET
-from odyssey.universe import SPLIT_NAMES
+from odyssey.settings import SPLIT_NAMES
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -38,14 +37,14 @@ def _write(root: UPath, relative: str, frame: pd.DataFrame) -> dict:
 
 
 def write_exports(table: pd.DataFrame, root: str | UPath, feature_names: Sequence[str], registry_version: str,
-                  scaler: dict) -> dict:
+                  scaler: dict, target: str) -> dict:
     """Write per_asset/<TICKER>/<split>.parquet and global/<split>.parquet; return the manifest.
 
     Each file holds date, ticker, the features (scaled) and the target. The manifest is also
     written as manifest.json beside them.
     """
     root = UPath(root)
-    columns = ["date", "ticker", *feature_names, TARGET]
+    columns = ["date", "ticker", *feature_names, target]
     files = []
     for split in SPLIT_NAMES:
         part = table.loc[table["split"] == split, columns]
@@ -56,7 +55,7 @@ def write_exports(table: pd.DataFrame, root: str | UPath, feature_names: Sequenc
     manifest = {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "registry_version": registry_version,
-        "target": TARGET,
+        "target": target,
         "n_features": len(feature_names),
         "feature_names": list(feature_names),
         "tickers": sorted(table["ticker"].unique().tolist()),
@@ -66,7 +65,7 @@ def write_exports(table: pd.DataFrame, root: str | UPath, feature_names: Sequenc
                 "end": str(table.loc[table["split"] == s, "date"].max().date()) if (table["split"] == s).any() else None}
             for s in SPLIT_NAMES
         },
-        "scaling": {"kind": scaler["kind"], "fit_on": scaler["fit_on"], "train_end": scaler["train_end"]},
+        "scaling": {"kind": scaler["kind"], "fit_on": "train", "train_end": scaler["train_end"]},
         "files": files,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))

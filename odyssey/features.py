@@ -1,11 +1,13 @@
-"""The feature registry (94 features, version v1) and the vectorised feature builder.
+"""The feature registry (94 features, version v2) and the vectorised feature builder.
 
 Every feature is computed from data at or before its date (see tests/test_causality.py).
 Price-level quantities (moving averages, bands, VWAP, MACD, momentum, ATR, OBV) are stored in
 ratio form relative to the close or to traded volume, marked ``_rel``, so every feature is
 stationary and comparable across tickers and splits. Features marked ``fitted`` use parameters
-fit on the train period (return clip thresholds or the regime K-means), so inside the train
-period they see the train period as a whole; from ``train_end`` on they are strictly causal.
+fitted on a training window (return clip thresholds, the regime K-means; see odyssey/fitting.py):
+the data layer fits them on the train split, every walk-forward fold on its own training rows,
+and every model carries the parameters it was trained with. Features marked with ``needs`` use
+alternative series and are present only when the universe has those series.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 
 from odyssey import indicators as ind
 
-REGISTRY_VERSION = "v1"
+REGISTRY_VERSION = "v2"
 CATEGORY_COUNTS = {"price": 21, "momentum": 18, "volatility": 12, "volume": 9, "returns": 15,
                    "cross_asset": 8, "regime": 11}
 ANNUAL = np.sqrt(252.0)
@@ -31,8 +32,9 @@ class Feature:
     category: str
     formula: str
     lookback: int  # leading rows that are NaN for a ticker with a full, clean history
-    fitted: bool = False  # uses train-fitted parameters (clip thresholds, regime model)
+    fitted: bool = False  # uses fitted parameters (clip thresholds, regime model)
     market_wide: bool = False  # the same value for every ticker on a date
+    needs: tuple[str, ...] = ()  # alternative series it is computed from
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Context:
     close: pd.DataFrame
     volume: pd.DataFrame
     ret: pd.DataFrame  # clipped daily log returns
-    alt: pd.DataFrame  # dates x [VIX, DXY, Gold, Yield_10Y]
+    alt: pd.DataFrame  # dates x the alternative series present (any of VIX, DXY, Gold, Yield_10Y)
     benchmark: str
     regime: dict = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
@@ -153,6 +155,8 @@ def _breadth(c: Context) -> pd.Series:
 
 
 def _regime_frame(c: Context, key: str) -> pd.Series:
+    if not c.regime:
+        raise ValueError("regime features need a fitted regime model (odyssey/fitting.py)")
     return c.regime[key]
 
 
@@ -161,8 +165,8 @@ _DEFS: list[tuple[Feature, Compute]] = []
 
 
 def _f(name: str, category: str, formula: str, lookback: int, fn: Compute, *, fitted: bool = False,
-       market_wide: bool = False) -> None:
-    _DEFS.append((Feature(name, category, formula, lookback, fitted, market_wide), fn))
+       market_wide: bool = False, needs: tuple[str, ...] = ()) -> None:
+    _DEFS.append((Feature(name, category, formula, lookback, fitted, market_wide, needs), fn))
 
 
 # --- price (21) -----------------------------------------------------------------------------
@@ -273,7 +277,7 @@ _f("Correlation_SPY_20d", "cross_asset", "corr(r, r_SPY, 20)", 20,
    lambda c: ind.rolling_corr(c.ret, c.spy(), 20), fitted=True)
 _f("Correlation_VIX_20d", "cross_asset", "corr(r, dln VIX, 20)", 20,
    lambda c: ind.rolling_corr(c.ret, np.log(c.alt["VIX"]).diff(), 20),
-   fitted=True)
+   fitted=True, needs=("VIX",))
 _f("Beta_SPY_20d", "cross_asset", "cov(r, r_SPY, 20) / var(r_SPY, 20)", 20,
    lambda c: ind.rolling_beta(c.ret, c.spy(), 20), fitted=True)
 _f("Beta_SPY_60d", "cross_asset", "cov(r, r_SPY, 60) / var(r_SPY, 60)", 60,
@@ -282,28 +286,29 @@ _f("Relative_strength_SPY", "cross_asset", "sum(r,20) - sum(r_SPY,20)", 20,
    lambda c: c.rsum(20).sub(c.rsum(20)[c.benchmark], axis=0), fitted=True)
 _f("Correlation_Yield10Y_60d", "cross_asset", "corr(r, d Yield_10Y, 60)", 60,
    lambda c: ind.rolling_corr(c.ret, c.alt["Yield_10Y"].diff(), 60),
-   fitted=True)
+   fitted=True, needs=("Yield_10Y",))
 _f("Correlation_SPY_60d", "cross_asset", "corr(r, r_SPY, 60)", 60,
    lambda c: ind.rolling_corr(c.ret, c.spy(), 60), fitted=True)
 _f("Idiosyncratic_vol_60d", "cross_asset", "sqrt(var(r,60) - beta60^2 var(r_SPY,60)) sqrt(252)", 60, _idio_vol, fitted=True)
 
 # --- regime (11, market-wide) ---------------------------------------------------------------
-_f("Regime", "regime", "K-means (k=3, fit on train) of [ln VIX, SPY vol 20d, SPY return 20d]; 0 calm, 1 normal, 2 crisis",
+_f("Regime", "regime", "K-means (k=3, fitted) of [ln VIX (when VIX is present), benchmark vol 20d, benchmark "
+   "return 20d]; 0 calm, 1 normal, 2 crisis",
    20, lambda c: _regime_frame(c, "label"), fitted=True, market_wide=True)
 _f("Regime_duration", "regime", "consecutive days in the current regime", 20,
    lambda c: _regime_frame(c, "duration"), fitted=True, market_wide=True)
 _f("Regime_strength", "regime", "distance to the assigned cluster centre (standardised units)", 20,
    lambda c: _regime_frame(c, "distance"), fitted=True, market_wide=True)
 _f("VIX_percentile_20d", "regime", "percentile rank of VIX within its last 20 days", 19,
-   lambda c: c.alt["VIX"].rolling(20, min_periods=20).rank(pct=True), market_wide=True)
+   lambda c: c.alt["VIX"].rolling(20, min_periods=20).rank(pct=True), market_wide=True, needs=("VIX",))
 _f("VIX_percentile_60d", "regime", "percentile rank of VIX within its last 60 days", 59,
-   lambda c: c.alt["VIX"].rolling(60, min_periods=60).rank(pct=True), market_wide=True)
+   lambda c: c.alt["VIX"].rolling(60, min_periods=60).rank(pct=True), market_wide=True, needs=("VIX",))
 _f("Market_breadth", "regime", "share of universe tickers with close > SMA(close,20)", 19, _breadth, market_wide=True)
-_f("VIX_level", "regime", "VIX", 0, lambda c: c.alt["VIX"], market_wide=True)
-_f("VIX_change_5d", "regime", "ln(VIX / VIX[t-5])", 5, lambda c: np.log(c.alt["VIX"] / c.alt["VIX"].shift(5)), market_wide=True)
-_f("Yield_10Y_change_20d", "regime", "Yield_10Y - Yield_10Y[t-20]", 20, lambda c: c.alt["Yield_10Y"].diff(20), market_wide=True)
-_f("DXY_return_20d", "regime", "ln(DXY / DXY[t-20])", 20, lambda c: np.log(c.alt["DXY"] / c.alt["DXY"].shift(20)), market_wide=True)
-_f("Gold_return_20d", "regime", "ln(Gold / Gold[t-20])", 20, lambda c: np.log(c.alt["Gold"] / c.alt["Gold"].shift(20)), market_wide=True)
+_f("VIX_level", "regime", "VIX", 0, lambda c: c.alt["VIX"], market_wide=True, needs=("VIX",))
+_f("VIX_change_5d", "regime", "ln(VIX / VIX[t-5])", 5, lambda c: np.log(c.alt["VIX"] / c.alt["VIX"].shift(5)), market_wide=True, needs=("VIX",))
+_f("Yield_10Y_change_20d", "regime", "Yield_10Y - Yield_10Y[t-20]", 20, lambda c: c.alt["Yield_10Y"].diff(20), market_wide=True, needs=("Yield_10Y",))
+_f("DXY_return_20d", "regime", "ln(DXY / DXY[t-20])", 20, lambda c: np.log(c.alt["DXY"] / c.alt["DXY"].shift(20)), market_wide=True, needs=("DXY",))
+_f("Gold_return_20d", "regime", "ln(Gold / Gold[t-20])", 20, lambda c: np.log(c.alt["Gold"] / c.alt["Gold"].shift(20)), market_wide=True, needs=("Gold",))
 
 REGISTRY: tuple[Feature, ...] = tuple(f for f, _ in _DEFS)
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in REGISTRY)
@@ -311,101 +316,83 @@ _COMPUTE: dict[str, Compute] = {f.name: fn for f, fn in _DEFS}
 BY_NAME: dict[str, Feature] = {f.name: f for f in REGISTRY}
 
 
-def registry_table() -> pd.DataFrame:
-    """The registry as a table: name, category, formula, lookback, fitted, market_wide, version."""
-    frame = pd.DataFrame([f.__dict__ for f in REGISTRY])
+FITTED_NAMES: tuple[str, ...] = tuple(f.name for f in REGISTRY if f.fitted)
+
+
+def feature_names(alt_series: tuple[str, ...] | list[str] = ("VIX", "DXY", "Gold", "Yield_10Y")) -> tuple[str, ...]:
+    """The registry features computable with these alternative series, in registry order."""
+    have = set(alt_series)
+    return tuple(f.name for f in REGISTRY if set(f.needs) <= have)
+
+
+def registry_table(alt_series: tuple[str, ...] | list[str] = ("VIX", "DXY", "Gold", "Yield_10Y")) -> pd.DataFrame:
+    """The registry as a table: name, category, formula, lookback, fitted, market_wide, needs,
+    present (computable with these alternative series), version."""
+    frame = pd.DataFrame([{**f.__dict__, "needs": ", ".join(f.needs)} for f in REGISTRY])
+    frame["present"] = frame["name"].isin(feature_names(alt_series))
     frame["version"] = REGISTRY_VERSION
     return frame
 
 
 # --- regimes ----------------------------------------------------------------------------------
-def _regime_state(close: pd.DataFrame, ret: pd.DataFrame, alt: pd.DataFrame, benchmark: str) -> pd.DataFrame:
-    spy = ret[benchmark]
-    return pd.DataFrame({
-        "ln_vix": np.log(alt["VIX"]),
-        "spy_vol_20": spy.rolling(20, min_periods=20).std() * ANNUAL,
-        "spy_return_20": spy.rolling(20, min_periods=20).sum(),
-    }, index=close.index)
-
-
-def fit_regime_model(state: pd.DataFrame, train_end: str, seed: int = 42) -> dict:
-    """K-means (k=3) on standardised market state, dates <= train_end; clusters ordered by VIX."""
-    train = state[(state.index <= pd.Timestamp(train_end))].dropna()
-    if len(train) < 30:
-        raise ValueError(f"regime model needs at least 30 complete train days before {train_end}, got {len(train)}")
-    mean, std = train.mean(), train.std(ddof=0).replace(0.0, 1.0)
-    model = KMeans(n_clusters=3, n_init=10, random_state=seed).fit(((train - mean) / std).to_numpy())
-    order = np.argsort(model.cluster_centers_[:, 0])
-    return {
-        "columns": list(state.columns),
-        "mean": mean.tolist(),
-        "std": std.tolist(),
-        "centers": model.cluster_centers_[order].tolist(),
-        "labels": ["calm", "normal", "crisis"],
-        "train_end": str(pd.Timestamp(train_end).date()),
-        "train_rows": int(len(train)),
-        "seed": int(seed),
-    }
-
-
-def apply_regime_model(state: pd.DataFrame, model: dict) -> dict[str, pd.Series]:
-    z = (state[model["columns"]] - np.array(model["mean"])) / np.array(model["std"])
-    values = z.to_numpy()
-    centers = np.array(model["centers"])
-    dist = np.sqrt(((values[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
-    valid = np.isfinite(values).all(axis=1)
-    label = np.where(valid, dist.argmin(axis=1), -1)
-    duration = np.zeros(len(label))
-    run = 0
-    for i in range(len(label)):
-        run = run + 1 if i > 0 and label[i] == label[i - 1] and label[i] >= 0 else 1
-        duration[i] = run
-    to_series = lambda a: pd.Series(np.where(valid, a, np.nan), index=state.index)  # noqa: E731
-    return {"label": to_series(label.astype(float)), "duration": to_series(duration),
-            "distance": to_series(np.where(valid, dist.min(axis=1), np.nan))}
+def regime_state(ctx: Context) -> pd.DataFrame:
+    """The market state the regime K-means clusters: ln VIX when present, and the benchmark's
+    20-day volatility and return (clipped returns)."""
+    bench = ctx.spy()
+    state = {"ln_vix": np.log(ctx.alt["VIX"])} if "VIX" in ctx.alt.columns else {}
+    state["spy_vol_20"] = bench.rolling(20, min_periods=20).std() * ANNUAL
+    state["spy_return_20"] = bench.rolling(20, min_periods=20).sum()
+    return pd.DataFrame(state, index=ctx.close.index)
 
 
 # --- builder ----------------------------------------------------------------------------------
-@dataclass
-class FeatureResult:
-    table: pd.DataFrame  # date, ticker, 94 features (ticker, date order)
-    regime_model: dict
+PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
-def build_context(clean: pd.DataFrame, returns: pd.DataFrame, alt: pd.DataFrame, benchmark: str) -> tuple[Context, np.ndarray]:
+def build_context(clean: pd.DataFrame, ret: pd.DataFrame | None, alt: pd.DataFrame, benchmark: str,
+                  tickers: list[str] | None = None, fields: tuple[str, ...] = PRICE_FIELDS,
+                  check_benchmark: bool = True) -> tuple[Context, np.ndarray]:
+    """Dates x tickers frames of the clean prices (on the clean table's sessions; `fields` only,
+    the others left empty), the clipped returns `ret` (dates x tickers, or None when only
+    unfitted features are wanted), the alternative series present, and the mask of
+    (date, ticker) cells the clean table has."""
     from odyssey.cleaning import wide
 
-    tickers = list(dict.fromkeys(clean["ticker"]))
+    tickers = tickers or list(dict.fromkeys(clean["ticker"]))
+    if check_benchmark and benchmark not in set(clean["ticker"]):
+        raise ValueError(f"benchmark {benchmark!r} is not among the tickers: cross-asset features need it")
     calendar = pd.DatetimeIndex(sorted(clean["date"].unique()), name="date")
-    if benchmark not in tickers:
-        raise ValueError(f"benchmark {benchmark!r} is not among the tickers {tickers}: cross-asset features need it")
-    frames = {f: wide(clean, f, tickers, calendar) for f in ("open", "high", "low", "close", "volume")}
-    ret = wide(returns, "log_return_clipped", tickers, calendar)
-    alt_wide = alt.set_index("date").reindex(calendar)[["VIX", "DXY", "Gold", "Yield_10Y"]].astype(float)
+    frames = {f: wide(clean, f, tickers, calendar) if f in fields else pd.DataFrame(np.nan, index=calendar, columns=tickers)
+              for f in PRICE_FIELDS}
+    if ret is None:
+        ret = pd.DataFrame(np.nan, index=calendar, columns=tickers)
+    else:
+        ret = ret.reindex(index=calendar, columns=list(dict.fromkeys([*tickers, benchmark])))
+    series = [c for c in alt.columns if c != "date"]
+    alt_wide = alt.set_index("date").reindex(calendar)[series].astype(float)
     present = wide(clean.assign(_p=1.0), "_p", tickers, calendar).notna().to_numpy()
     return Context(**frames, ret=ret, alt=alt_wide, benchmark=benchmark), present
 
 
-def build_features(clean: pd.DataFrame, returns: pd.DataFrame, alt: pd.DataFrame, train_end: str,
-                   benchmark: str = "SPY", seed: int = 42, regime_model: dict | None = None,
-                   names: tuple[str, ...] = FEATURE_NAMES) -> FeatureResult:
-    """All registry features for every (ticker, date) of the clean table.
+def compute_series(ctx: Context, name: str) -> pd.Series:
+    """A market-wide feature: one value per date."""
+    value = _COMPUTE[name](ctx)
+    if value.ndim != 1:
+        raise ValueError(f"{name} is not market-wide")
+    return value
 
-    ``regime_model``: reuse a stored model instead of fitting one (incremental updates).
-    """
-    ctx, present = build_context(clean, returns, alt, benchmark)
-    state = _regime_state(ctx.close, ctx.ret, ctx.alt, benchmark)
-    model = regime_model or fit_regime_model(state, train_end, seed)
-    ctx.regime = apply_regime_model(state, model)
+
+def compute(ctx: Context, present: np.ndarray, names: tuple[str, ...]) -> pd.DataFrame:
+    """The named features for every (ticker, date) cell present: a long table (ticker, date order)."""
     tickers = list(ctx.close.columns)
     n_days, n_tk = ctx.close.shape
     block = np.empty((n_tk, n_days, len(names)))
     for k, name in enumerate(names):
         value = _COMPUTE[name](ctx)
-        arr = value.to_numpy(dtype=float)
+        arr = value.to_numpy(dtype=float) if value.ndim == 1 else value[tickers].to_numpy(dtype=float)
         block[:, :, k] = arr[None, :].repeat(n_tk, 0) if arr.ndim == 1 else arr.T
     mask = present.T.reshape(-1)
     table = pd.DataFrame(block.reshape(n_tk * n_days, len(names))[mask], columns=list(names))
     table.insert(0, "ticker", np.repeat(np.array(tickers, dtype=object), n_days)[mask])
     table.insert(0, "date", np.tile(ctx.close.index.values, n_tk)[mask])
-    return FeatureResult(table=table, regime_model=model)
+    return table

@@ -1,4 +1,6 @@
-"""Deployment gates for forecast models: leakage canary, implausibility bound, no regression."""
+"""Deployment gates for forecast models (implausibility bound, skill, no regression; the leakage
+canary is odyssey/canary.py), the live-skill check, and the rule that promotion needs every gate
+passed for exactly the candidate being promoted."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass, asdict
 import numpy as np
 import pandas as pd
 
-from odyssey.metrics import direction_accuracy, spearman_ic
+from odyssey.metrics import block_bootstrap_ci, direction_accuracy, spearman_ic
 
 # Daily-sampled 5-day direction accuracy above this, over hundreds of out-of-sample days, has not
 # been seen from honest forecasts of liquid assets; the seed system's 73 % was leakage.
@@ -32,28 +34,6 @@ def within_fold_ic(predictions: pd.DataFrame) -> float:
     return float(sum(n * ic for n, ic in parts) / total) if total else 0.0
 
 
-def canary_gate(shuffled: pd.DataFrame, accuracy_tolerance: float = 0.05, ic_bound: float = 0.1) -> GateResult:
-    """With the target shuffled across the ticker's history, the walk-forward must score at chance.
-
-    A pipeline that lets test rows reach training (overlap, unpurged windows, fitting on all
-    data) memorises the shuffled labels and scores far above chance here. Chance for direction
-    is the naive forecast (the sign of each fold's training mean: shuffling keeps the drift), so
-    accuracy is compared with that baseline; the rank IC is taken within folds and compared with
-    zero.
-    """
-    y, p = shuffled["target"].to_numpy(), shuffled["prediction"].to_numpy()
-    acc, ic = direction_accuracy(y, p), within_fold_ic(shuffled)
-    baseline = direction_accuracy(y, shuffled["train_mean"].to_numpy())
-    passed = acc <= baseline + accuracy_tolerance and abs(ic) <= ic_bound
-    reason = (f"shuffled-target walk-forward scores at chance (accuracy {acc:.3f} vs naive {baseline:.3f}, "
-              f"IC {ic:.3f})" if passed else
-              f"shuffled-target walk-forward scores above chance (accuracy {acc:.3f} vs naive {baseline:.3f}, "
-              f"IC {ic:.3f}): suspected leakage")
-    return GateResult(passed, reason, {"shuffled_direction_accuracy": acc, "naive_direction_accuracy": baseline,
-                                       "shuffled_ic": ic, "n": int(len(y)),
-                                       "accuracy_tolerance": accuracy_tolerance, "ic_bound": ic_bound})
-
-
 def plausibility_gate(predictions: pd.DataFrame, bound: float = IMPLAUSIBLE_DIRECTION_ACCURACY,
                       margin: float = 0.05) -> GateResult:
     """Out-of-sample direction accuracy above `bound` is suspected leakage, unless the naive
@@ -71,21 +51,86 @@ def plausibility_gate(predictions: pd.DataFrame, bound: float = IMPLAUSIBLE_DIRE
 
 
 def regression_gate(candidate: pd.DataFrame, champion: pd.DataFrame | None, tolerance: float = 0.02,
-                    min_common: int = 60) -> GateResult:
-    """The candidate's out-of-sample IC on the dates both models forecast must not fall more than
-    `tolerance` below the champion's."""
+                    min_common: int = 60, level: float = 0.9, block: int = 10, reps: int = 1000) -> GateResult:
+    """On the sessions the champion forecast live (after its training data) whose outcome is now
+    known, the candidate's walk-forward IC must not be significantly worse than the champion's
+    live IC: the upper end of the paired block-bootstrap interval of (candidate - champion) must
+    reach -tolerance. `champion`: date, prediction on those sessions (None: no champion)."""
     if champion is None:
         return GateResult(True, "no champion yet: first deployment", {})
     common = candidate[["date", "target", "prediction"]].merge(
-        champion[["date", "prediction"]].rename(columns={"prediction": "champion"}), on="date")
+        champion[["date", "prediction"]].rename(columns={"prediction": "champion"}), on="date").sort_values("date")
     if len(common) < min_common:
-        return GateResult(True, f"only {len(common)} common out-of-sample days (< {min_common}): not comparable",
-                          {"common_days": int(len(common))})
+        return GateResult(True, f"only {len(common)} sessions the champion forecast live have an outcome (< "
+                                f"{min_common}): not comparable yet", {"common_days": int(len(common))})
     y = common["target"].to_numpy()
     cand_ic = spearman_ic(y, common["prediction"].to_numpy())
     champ_ic = spearman_ic(y, common["champion"].to_numpy())
-    passed = bool(cand_ic >= champ_ic - tolerance) or bool(np.isclose(cand_ic, champ_ic))
-    reason = (f"candidate IC {cand_ic:.4f} vs champion {champ_ic:.4f} on {len(common)} common days"
-              + ("" if passed else f": worse by more than {tolerance}"))
-    return GateResult(passed, reason, {"candidate_ic": cand_ic, "champion_ic": champ_ic,
-                                       "common_days": int(len(common)), "tolerance": tolerance})
+
+    def difference(f: pd.DataFrame) -> float:
+        t = f["target"].to_numpy()
+        return spearman_ic(t, f["prediction"].to_numpy()) - spearman_ic(t, f["champion"].to_numpy())
+
+    low, high = block_bootstrap_ci(common.reset_index(drop=True), difference, block=block, reps=reps, level=level)
+    passed = bool(high >= -tolerance)
+    reason = (f"candidate walk-forward IC {cand_ic:.4f} vs champion live IC {champ_ic:.4f} on the {len(common)} "
+              f"sessions the champion forecast live (difference interval {low:+.3f} .. {high:+.3f})"
+              + ("" if passed else f": significantly worse, by more than {tolerance}"))
+    return GateResult(passed, reason, {"candidate_ic": cand_ic, "champion_ic": champ_ic, "difference_ci_low": low,
+                                       "difference_ci_high": high, "common_days": int(len(common)),
+                                       "tolerance": tolerance})
+
+
+def skill_gate(summary: dict, min_days: int = 250) -> GateResult:
+    """A model earns deployment when its walk-forward rank IC's interval lies above 0, or its
+    direction accuracy beats the naive forecast's beyond the interval of the difference (both
+    moving-block bootstrap intervals at the summary's level). A constant model has neither."""
+    n = int(summary.get("oos_n", 0))
+    ic, ic_low = summary["oos_ic"], summary["oos_ic_ci_low"]
+    edge, edge_low = summary["oos_accuracy_edge"], summary["oos_accuracy_edge_ci_low"]
+    details = {"oos_days": n, "ic": ic, "ic_ci_low": ic_low, "accuracy_edge": edge, "accuracy_edge_ci_low": edge_low}
+    if n < min_days:
+        return GateResult(False, f"only {n} out-of-sample days (< {min_days}): skill cannot be judged", details)
+    passed = bool(np.isfinite(ic_low) and ic_low > 0) or bool(np.isfinite(edge_low) and edge_low > 0)
+    reason = (f"out-of-sample IC {ic:.3f} (interval low {ic_low:.3f}), direction accuracy edge over the naive "
+              f"forecast {edge:+.3f} (interval low {edge_low:+.3f})"
+              + ("" if passed else ": no skill distinguishable from none"))
+    return GateResult(passed, reason, details)
+
+
+def live_skill_gate(outcomes: dict, walkforward_ic: float, walkforward_ic_low: float,
+                    min_days: int = 40) -> GateResult:
+    """Live forecasts scored against what happened must not fall significantly below the model's
+    walk-forward skill: the two intervals must meet (the live IC's upper end reaches the lower end
+    of the walk-forward IC's interval)."""
+    n = int(outcomes["realised"])
+    details = {"realised": n, "live_ic": outcomes.get("ic"), "live_ic_ci_high": outcomes.get("ic_ci_high"),
+               "walkforward_ic": walkforward_ic, "walkforward_ic_ci_low": walkforward_ic_low}
+    if n < min_days:
+        return GateResult(True, f"{n} realised live forecasts (< {min_days}): too few to judge yet", details)
+    high = outcomes["ic_ci_high"]
+    passed = bool(not np.isfinite(high) or high >= walkforward_ic_low)
+    reason = (f"live IC {outcomes['ic']:.3f} over {n} realised live forecasts (interval up to {high:.3f}) against "
+              f"the walk-forward IC {walkforward_ic:.3f} (interval from {walkforward_ic_low:.3f})"
+              + ("" if passed else ": live skill is significantly lower"))
+    return GateResult(passed, reason, details)
+
+
+# Every gate a candidate must pass, by the check that records it, before it may become champion.
+REQUIRED_GATES: tuple[str, ...] = ("leakage_canary", "plausible_accuracy", "has_skill",
+                                   "signature_and_registry_version", "no_regression")
+
+
+class GateNotPassed(RuntimeError):
+    """Promotion refused: a required gate failed or never ran for this candidate."""
+
+
+def require_gates(results: dict[str, str], candidate: str, required: tuple[str, ...] = REQUIRED_GATES) -> None:
+    """`results`: gate name -> "passed" | "failed" as recorded for exactly this candidate."""
+    failed = [g for g in required if results.get(g) == "failed"]
+    missing = [g for g in required if g not in results]
+    if failed or missing:
+        raise GateNotPassed(f"{candidate} cannot be promoted: " + "; ".join(
+            ([f"failed gates {failed}"] if failed else []) + ([f"gates never evaluated {missing}"] if missing else []))
+            + ". Materialize forecast_models with its checks (the forecasting job) and promote a candidate that "
+              "passes them all.")

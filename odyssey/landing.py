@@ -17,9 +17,11 @@ import pandas as pd
 from odyssey import schemas
 from odyssey.hashing import sha256_file
 from odyssey.sources.columns import ALT_COLUMNS, MarketData
-from odyssey.sources.csv_source import SourceError, _price_frame, _read_table, _require, _to_dates, _to_numbers
+from odyssey.sources.csv_source import (SourceError, _lines, _price_frame, _read_table, _require, _to_dates,
+                                        _to_numbers)
 from odyssey.sources.synthetic import SyntheticConfig, generate_market
-from odyssey.universe import Profile
+from odyssey.calendar import is_session, next_sessions
+from odyssey.settings import Profile
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -43,8 +45,10 @@ def landing_kind(path: Path) -> str | None:
     return "bars" if path.name.startswith("bars") else "alt" if path.name.startswith("alt") else None
 
 
-def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None) -> LandedFile:
-    """Parse and judge one landing file; raise SourceError naming what is wrong."""
+def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
+                exchange: str | None = None) -> LandedFile:
+    """Parse and judge one landing file; raise SourceError naming what is wrong (with the file's
+    own line numbers). With `exchange`, a day that is not one of its sessions is wrong too."""
     kind = landing_kind(path)
     if kind is None:
         raise SourceError(f"{path.name}: landing files are named bars_*.csv|parquet or alt_*.csv|parquet")
@@ -52,27 +56,31 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None) 
     if kind == "bars":
         frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
         if frame["volume"].isna().any():
-            rows = list(frame.index[frame["volume"].isna()][:10] + 1)
-            raise SourceError(f"{path.name}: column 'volume' is empty in rows {rows}")
+            raise SourceError(f"{path.name}: column 'volume' is empty in {_lines(frame.index[frame['volume'].isna()])}")
         unknown = sorted(set(frame["ticker"]) - set(tickers))
         if unknown:
             raise SourceError(f"{path.name}: column 'ticker' has tickers outside the universe: {unknown}")
         outcome = schemas.validate(schemas.RAW_PRICES, frame.reset_index(drop=True))
         if not outcome.passed:
             problems = []
+            lines = frame.index.to_numpy()
             for (column, check), cases in outcome.failure_cases.groupby(["column", "check"], sort=False):
-                rows = ", ".join(str(int(r) + 1) for r in cases["row"].head(5) if str(r).isdigit())
-                problems.append(f"column {column!r}: {check} ({len(cases)} failing, rows {rows})")
+                shown = _lines([int(lines[int(r)]) for r in cases["row"] if str(r).isdigit()], limit=5)
+                problems.append(f"column {column!r}: {check} ({len(cases)} failing, {shown})")
             raise SourceError(f"{path.name}: " + "; ".join(problems))
     else:
-        _require(table, path, ALT_COLUMNS)
+        _require(table, path, ["date"])
         frame = pd.DataFrame({"date": _to_dates(table, path)})
-        for column in ALT_COLUMNS[1:]:
+        for column in [c for c in ALT_COLUMNS[1:] if c in table.columns]:
             frame[column] = _to_numbers(table, path, column)
+    if exchange is not None:
+        off = ~is_session(frame["date"], exchange).to_numpy()
+        if off.any():
+            raise SourceError(f"{path.name}: column 'date' has days that are not {exchange} sessions in "
+                              f"{_lines(frame.index[off])} (e.g. {frame.loc[frame.index[off][0], 'date'].date()})")
     if after is not None and (frame["date"] <= after).any():
-        rows = frame.index[frame["date"] <= after] + 1
         raise SourceError(f"{path.name}: column 'date' repeats days already stored (on or before {after.date()}) "
-                          f"in rows {list(rows[:10])}")
+                          f"in {_lines(frame.index[frame['date'] <= after])}")
     return LandedFile(path, kind, sha256_file(path), frame.reset_index(drop=True))
 
 
@@ -91,8 +99,8 @@ def move(path: Path, folder: Path, reason: str | None = None) -> Path:
 
 
 def synthetic_days(profile: Profile, config: SyntheticConfig, after: pd.Timestamp, days: int) -> MarketData:
-    """The synthetic market's next `days` business days after `after` (the same market continued)."""
-    end = after + pd.offsets.BDay(days)
+    """The synthetic market's next `days` sessions after `after` (the same market continued)."""
+    end = next_sessions(after, days, profile.exchange)[-1]
     market = generate_market(profile.with_end(end), config).data
     prices = market.prices[market.prices["date"] > after].reset_index(drop=True)
     alt = market.alt[market.alt["date"] > after].reset_index(drop=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
 import warnings
 import zipfile
@@ -21,7 +20,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
@@ -31,53 +29,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from odyssey.hashing import sha256_bytes
 from odyssey.portfolio import Constraints, EnvSettings, PortfolioEnv
+from odyssey.settings import PPOSettings
 from odyssey.signing import SignatureError, sign, verify
 
 
-class PPOSettings(BaseModel):
-    """PPO hyperparameters (defaults: the seed notebook's), vectorization, checkpointing, and the
-    environment's episode length and reward risk aversion."""
-
-    model_config = ConfigDict(frozen=True)
-
-    learning_rate: float = 3e-4
-    n_steps: int = 2048
-    batch_size: int = 64
-    n_epochs: int = 10
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.01
-    total_timesteps: int = 500_000
-    net_arch: list[int] = [64, 64]
-    n_envs: int = 4
-    seed: int = 42
-    checkpoint_every: int = 50_000
-    episode_length: int = 256
-    risk_aversion: float = 5.0
-    torch_threads: int = 1
-
-    @model_validator(mode="after")
-    def _aligned(self) -> "PPOSettings":
-        if self.n_steps % self.episode_length:
-            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of episode_length "
-                             f"({self.episode_length}) so that rollouts end on episode boundaries")
-        if (self.n_steps * self.n_envs) % self.batch_size:
-            raise ValueError(f"n_steps * n_envs ({self.n_steps * self.n_envs}) must be a multiple of batch_size "
-                             f"({self.batch_size})")
-        return self
-
-    @property
-    def rollout(self) -> int:
-        return self.n_steps * self.n_envs
-
-    @property
-    def checkpoint_rollouts(self) -> int:
-        """Checkpoints fall on rollout boundaries: every this many rollouts."""
-        return max(1, math.ceil(self.checkpoint_every / self.rollout))
-
-    def env_settings(self) -> EnvSettings:
-        return EnvSettings(episode_length=self.episode_length, risk_aversion=self.risk_aversion)
+def env_settings(settings: PPOSettings) -> EnvSettings:
+    return EnvSettings(episode_length=settings.episode_length, risk_aversion=settings.risk_aversion)
 
 
 @dataclass
@@ -91,8 +48,8 @@ class TrainedPolicy:
 
 def make_vec_env(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettings,
                  constraints: Constraints) -> DummyVecEnv:
-    env_settings = settings.env_settings()
-    vec = DummyVecEnv([lambda: PortfolioEnv(signals, next_returns, constraints, env_settings)
+    env = env_settings(settings)
+    vec = DummyVecEnv([lambda: PortfolioEnv(signals, next_returns, constraints, env)
                        for _ in range(settings.n_envs)])
     vec.seed(settings.seed)
     return vec

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from odyssey.features import REGISTRY
+from odyssey.calendar import DEFAULT_EXCHANGE, sessions
+from odyssey.features import BY_NAME
 from odyssey.schemas import _ohlc_consistent
 
 
@@ -16,31 +17,62 @@ def missing_tickers(frame: pd.DataFrame, tickers: Sequence[str]) -> list[str]:
     return [t for t in tickers if t not in present]
 
 
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end exclusive) of each run of True."""
+    padded = np.r_[False, flags, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2], edges[1::2]))
+
+
 def long_gaps(clean: pd.DataFrame) -> pd.DataFrame:
-    """Runs of business days left empty after cleaning (longer than the fill limit)."""
+    """Runs of sessions left empty after cleaning (longer than the fill limit)."""
     rows = []
     for ticker, group in clean.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
-        gap = group["gap"].to_numpy()
         dates = group["date"].to_numpy()
-        i = 0
-        while i < len(gap):
-            if gap[i]:
-                j = i
-                while j < len(gap) and gap[j]:
-                    j += 1
+        for i, j in _runs(group["gap"].to_numpy()):
+            rows.append({"ticker": ticker, "start": pd.Timestamp(dates[i]).date(),
+                         "end": pd.Timestamp(dates[j - 1]).date(), "sessions": j - i})
+    return pd.DataFrame(rows, columns=["ticker", "start", "end", "sessions"])
+
+
+def stale_volume(raw: pd.DataFrame, min_sessions: int = 10) -> pd.DataFrame:
+    """Runs of at least `min_sessions` bars in a row with zero volume, per ticker (a feed that
+    stopped reporting volume, or a halted line): ticker, start, end, sessions."""
+    rows = []
+    for ticker, group in raw.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
+        dates = group["date"].to_numpy()
+        for i, j in _runs((group["volume"].astype(float) == 0).to_numpy()):
+            if j - i >= min_sessions:
                 rows.append({"ticker": ticker, "start": pd.Timestamp(dates[i]).date(),
-                             "end": pd.Timestamp(dates[j - 1]).date(), "business_days": j - i})
-                i = j
-            else:
-                i += 1
-    return pd.DataFrame(rows, columns=["ticker", "start", "end", "business_days"])
+                             "end": pd.Timestamp(dates[j - 1]).date(), "sessions": int(j - i)})
+    return pd.DataFrame(rows, columns=["ticker", "start", "end", "sessions"])
 
 
-def nan_outside_warmup(features: pd.DataFrame) -> pd.DataFrame:
+def level_shifts(clean: pd.DataFrame, sigma: float = 15.0, min_move: float = 0.4, persist: int = 5) -> pd.DataFrame:
+    """Persistent one-session level changes no corporate action explains: after cleaning (listed
+    and detected splits adjusted, bad prints repaired), a close-to-close log move beyond `sigma`
+    trailing standard deviations and beyond `min_move` in size (x1.5 or /1.5), still at least half
+    there `persist` sessions later. An unlisted split of an unusual ratio or a change of price unit
+    looks like this; it is never a market move to learn from."""
+    rows = []
+    for ticker, group in clean.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
+        log_close = np.log(group["close"].astype(float).ffill()).to_numpy()
+        move = np.r_[np.nan, np.diff(log_close)]
+        trailing = pd.Series(move).rolling(60, min_periods=20).std().shift(1).to_numpy()
+        later = np.r_[log_close[persist:], np.full(persist, np.nan)] - np.r_[np.nan, log_close[:-1]]
+        hit = ((np.abs(move) > sigma * trailing) & (np.abs(move) > min_move)
+               & (np.sign(later) == np.sign(move)) & (np.abs(later) >= 0.5 * np.abs(move)))
+        for i in np.flatnonzero(hit):
+            rows.append({"ticker": ticker, "date": pd.Timestamp(group["date"].iloc[i]).date(),
+                         "ratio": float(np.exp(move[i])), "sigmas": float(abs(move[i]) / trailing[i])})
+    return pd.DataFrame(rows, columns=["ticker", "date", "ratio", "sigmas"])
+
+
+def nan_outside_warmup(features: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """(feature, ticker, count, first date) for NaNs after each feature's warm-up window."""
     position = features.groupby("ticker", sort=False).cumcount().to_numpy()
     rows = []
-    for feature in REGISTRY:
+    for feature in (BY_NAME[n] for n in names):
         bad = features[feature.name].isna().to_numpy() & (position >= feature.lookback)
         if bad.any():
             hit = features.loc[bad, ["ticker", "date"]]
@@ -63,20 +95,23 @@ def scaled_train_moments(scaled: pd.DataFrame, columns: Sequence[str], mean_tol:
 
 
 def quality_scores(raw: pd.DataFrame, clean: pd.DataFrame, tickers: Sequence[str], start: str,
-                   freshness_days: int = 5) -> pd.DataFrame:
+                   freshness_days: int = 5, exchange: str = DEFAULT_EXCHANGE) -> pd.DataFrame:
     """Completeness, accuracy, consistency, timeliness and uniqueness, each in [0, 1].
 
-    completeness: share of expected (ticker, business day) cells with a close in the raw data;
+    completeness: share of the exchange's sessions, from each ticker's first bar on, that have a
+        close in the raw data;
     accuracy: share of raw rows with positive finite prices, non-negative volume, a date not in
         the future and no +-5 sigma outlier flag;
     consistency: share of raw rows with low <= open, close <= high;
-    timeliness: share of tickers whose last bar is within `freshness_days` business days of the
+    timeliness: share of tickers whose last bar is within `freshness_days` sessions of the
         newest bar in the data;
     uniqueness: share of raw rows that are not duplicates of an earlier (ticker, date).
     """
     end = raw["date"].max()
-    calendar = pd.bdate_range(start, end)
-    expected = len(calendar) * len(tickers)
+    calendar = sessions(start, end, exchange)
+    first = raw.groupby("ticker")["date"].min().reindex(list(tickers))
+    expected = int(sum(len(calendar) - calendar.searchsorted(d) for d in first.dropna()))
+    expected += int(first.isna().sum()) * len(calendar)  # a ticker with no bar at all misses every session
     have = raw[raw["ticker"].isin(tickers) & raw["date"].isin(calendar) & raw["close"].notna()]
     completeness = have.drop_duplicates(["ticker", "date"]).shape[0] / expected if expected else 0.0
 
@@ -91,7 +126,7 @@ def quality_scores(raw: pd.DataFrame, clean: pd.DataFrame, tickers: Sequence[str
     consistency = float(_ohlc_consistent(raw).mean()) if len(raw) else 0.0
 
     last = raw.groupby("ticker")["date"].max().reindex(list(tickers))
-    lag = last.apply(lambda d: len(pd.bdate_range(d, end)) - 1 if pd.notna(d) else np.inf)
+    lag = last.apply(lambda d: len(calendar) - 1 - calendar.searchsorted(d) if pd.notna(d) else np.inf)
     timeliness = float((lag <= freshness_days).mean()) if len(tickers) else 0.0
 
     uniqueness = float(1.0 - raw.duplicated(["ticker", "date"]).mean()) if len(raw) else 0.0

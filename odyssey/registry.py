@@ -74,7 +74,8 @@ def log_candidate(tracker: Tracker, ticker: str, model_bytes: bytes, card: Model
             for metric in ("rmse", "r2", "direction_accuracy", "ic", "sharpe"):
                 client.log_metric(run_id, f"fold_{metric}", float(row[metric]), step=int(row["fold"]))
         for key, value in summary_metrics.items():
-            client.log_metric(run_id, key, float(value))
+            if isinstance(value, (int, float)):
+                client.log_metric(run_id, key, float(value))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
@@ -134,8 +135,32 @@ def download_oos(tracker: Tracker, version: RegisteredVersion) -> pd.DataFrame:
         return pd.read_parquet(local)
 
 
+GATE_TAG = "gate."
+
+
+def record_gate(tracker: Tracker, ticker: str, version: str, gate: str, passed: bool, reason: str,
+                run_id: str | None = None) -> None:
+    """Record a gate's verdict on exactly this registered version (tags gate.<name> = passed |
+    failed, with the reason and the Dagster run): what promotion reads, in any process."""
+    client, name = tracker.client(), model_name(ticker)
+    client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}", "passed" if passed else "failed")
+    client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}.reason", reason[:4000])
+    if run_id:
+        client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}.run_id", run_id)
+
+
+def gate_results(tracker: Tracker, ticker: str, version: str) -> dict[str, str]:
+    """gate name -> "passed" | "failed", as recorded on this version."""
+    tags = tracker.client().get_model_version(model_name(ticker), version).tags
+    return {k[len(GATE_TAG):]: v for k, v in tags.items() if k.startswith(GATE_TAG) and k.count(".") == 1}
+
+
 def promote(tracker: Tracker, ticker: str, version: str) -> str | None:
-    """Point `champion` at `version`; return the previous champion's version (or None)."""
+    """Point `champion` at `version` only if every required gate passed for exactly this version
+    (GateNotPassed otherwise, and the champion stays); return the previous champion's version."""
+    from odyssey.gates import require_gates
+
+    require_gates(gate_results(tracker, ticker, version), f"{model_name(ticker)} version {version}")
     previous = version_by_alias(tracker, ticker, CHAMPION)
     tracker.client().set_registered_model_alias(model_name(ticker), CHAMPION, version)
     return previous.version if previous else None

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from odyssey.features import FEATURE_NAMES
-from odyssey.splits import TARGET
+from odyssey.settings import KNOWN_ALT_SERIES
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 _TOL = 1e-9
@@ -57,17 +56,20 @@ RAW_PRICES = pa.DataFrameSchema(
 RAW_ALT = pa.DataFrameSchema(
     {
         "date": pa.Column("datetime64[ns]", [pa.Check(_not_future, error="date must not be in the future")], unique=True),
-        "VIX": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
-        "DXY": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
-        "Gold": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True),
-        "Yield_10Y": pa.Column(float, pa.Check.in_range(-5, 30), nullable=True, coerce=True),
+        "VIX": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True, required=False),
+        "DXY": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True, required=False),
+        "Gold": pa.Column(float, pa.Check.gt(0), nullable=True, coerce=True, required=False),
+        "Yield_10Y": pa.Column(float, pa.Check.in_range(-5, 30), nullable=True, coerce=True, required=False),
     },
     strict=False, name="raw_alt_data",
 )
 
 CLEAN_PRICES = pa.DataFrameSchema(
     {**_KEYS, **_price_columns(nullable=True),
-     "filled": pa.Column(bool), "gap": pa.Column(bool), "outlier": pa.Column(bool),
+     "adj_close": pa.Column(float, [pa.Check.gt(0, error="adj_close must be > 0"),
+                                    pa.Check(_finite, element_wise=False, error="finite")], nullable=True),
+     "filled": pa.Column(bool), "gap": pa.Column(bool), "outlier": pa.Column(bool), "repaired": pa.Column(bool),
+     "close_original": pa.Column(float, nullable=True),
      "split_factor": pa.Column(float, pa.Check.gt(0))},
     checks=[pa.Check(_ohlc_consistent, name="ohlc_consistent", error="low <= open, close <= high"),
             pa.Check(lambda f: f["close"].notna() | f["gap"], name="empty_only_in_gaps",
@@ -77,34 +79,36 @@ CLEAN_PRICES = pa.DataFrameSchema(
 
 CLEAN_ALT = pa.DataFrameSchema(
     {"date": pa.Column("datetime64[ns]", unique=True),
-     **{c: pa.Column(float, pa.Check(_finite, element_wise=False), nullable=True) for c in ("VIX", "DXY", "Gold", "Yield_10Y")}},
+     **{c: pa.Column(float, pa.Check(_finite, element_wise=False), nullable=True, required=False)
+        for c in KNOWN_ALT_SERIES}},
     strict=True, name="clean_alt_data",
 )
 
 RETURNS = pa.DataFrameSchema(
-    {**_KEYS,
-     "log_return": pa.Column(float, pa.Check(_finite, element_wise=False, error="finite"), nullable=True),
-     "log_return_clipped": pa.Column(float, pa.Check(_finite, element_wise=False, error="finite"), nullable=True),
-     "clipped": pa.Column(bool)},
+    {**_KEYS, "log_return": pa.Column(float, pa.Check(_finite, element_wise=False, error="finite"), nullable=True)},
     unique=["ticker", "date"], strict=True, name="returns",
 )
 
 
-def _feature_columns() -> dict[str, pa.Column]:
+def _feature_columns(names) -> dict[str, pa.Column]:
     return {name: pa.Column(float, pa.Check(_finite, element_wise=False, error="no inf"), nullable=True)
-            for name in FEATURE_NAMES}
+            for name in names}
 
 
-FEATURES = pa.DataFrameSchema({**_KEYS, **_feature_columns()}, unique=["ticker", "date"], strict=True,
+def features_schema(names) -> pa.DataFrameSchema:
+    """The features table of a run: the registry features present, in registry order."""
+    return pa.DataFrameSchema({**_KEYS, **_feature_columns(names)}, unique=["ticker", "date"], strict=True,
                               ordered=True, name="features")
 
-DATASET = pa.DataFrameSchema(
-    {**_KEYS,
-     "split": pa.Column(str, pa.Check.isin(["train", "validation", "test"])),
-     TARGET: pa.Column(float, pa.Check(_finite, element_wise=False, error="finite")),
-     **_feature_columns()},
-    unique=["ticker", "date"], strict=True, ordered=True, name="dataset",
-)
+
+def dataset_schema(names, target: str) -> pa.DataFrameSchema:
+    """Features + the forecast target + the split label."""
+    return pa.DataFrameSchema(
+        {**_KEYS,
+         "split": pa.Column(str, pa.Check.isin(["train", "validation", "test"])),
+         target: pa.Column(float, pa.Check(_finite, element_wise=False, error="finite")),
+         **_feature_columns(names)},
+        unique=["ticker", "date"], strict=True, ordered=True, name="dataset")
 
 
 @dataclass

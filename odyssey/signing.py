@@ -11,24 +11,21 @@ from pathlib import Path
 
 from odyssey.hashing import sha256_bytes
 
-KEY_ENV = "ODYSSEY_SIGNING_KEY"
-
-
 class SignatureError(ValueError):
     """An artifact's hash or signature does not match: it was changed or signed with another key."""
 
 
-def load_or_create_key(key_file: Path) -> bytes:
-    """The signing key from $ODYSSEY_SIGNING_KEY, else from `key_file` (created, with a warning,
-    on first use: fine for one machine, not for a team)."""
-    value = os.environ.get(KEY_ENV, "").strip()
-    if value:
-        return value.encode()
+def load_or_create_key(key_file: Path, key: str | None = None) -> bytes:
+    """The given key, else the one in `key_file` (created, with a warning, on first use: fine for
+    one machine, not for a team; set ODYSSEY_SIGNING_KEY to share one)."""
+    if key and key.strip():
+        return key.strip().encode()
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32))
         os.chmod(key_file, 0o600)
-        warnings.warn(f"{KEY_ENV} is not set: generated a local signing key at {key_file}", stacklevel=2)
+        warnings.warn(f"no signing key was given (ODYSSEY_SIGNING_KEY): generated a local one at {key_file}",
+                      stacklevel=2)
     return key_file.read_text().strip().encode()
 
 

@@ -5,21 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from odyssey.universe import Profile
+from odyssey.settings import Profile
+from odyssey.sources.columns import ADJ_CLOSE
 
-TARGET = "Return_5d_forward"
+def target_name(horizon: int) -> str:
+    return f"Return_{horizon}d_forward"
+
+
+def price_column(clean: pd.DataFrame) -> str:
+    """The close returns are taken from: adjusted for distributions when the table has it."""
+    return ADJ_CLOSE if ADJ_CLOSE in clean.columns else "close"
 
 
 def forward_returns(clean: pd.DataFrame, horizon: int = 5) -> pd.DataFrame:
-    """log(close[t+h] / close[t]) per ticker, h business rows ahead; also the date of t+h."""
+    """Total log return from the close of t to the close of t+h per ticker, h sessions ahead, in
+    column `target_name(horizon)`; also the date of t+h (`target_end`)."""
     ordered = clean.sort_values(["ticker", "date"], kind="stable")
     grouped = ordered.groupby("ticker", sort=False)
-    future_close = grouped["close"].shift(-horizon)
+    column = price_column(ordered)
+    future_close = grouped[column].shift(-horizon)
     future_date = grouped["date"].shift(-horizon)
     return pd.DataFrame({
         "date": ordered["date"].to_numpy(),
         "ticker": ordered["ticker"].to_numpy(),
-        TARGET: np.log(future_close.to_numpy() / ordered["close"].to_numpy()),
+        target_name(horizon): np.log(future_close.to_numpy() / ordered[column].to_numpy()),
         "target_end": future_date.to_numpy(),
     })
 
@@ -29,11 +38,12 @@ def make_splits(features: pd.DataFrame, clean: pd.DataFrame, profile: Profile, h
 
     Returns the table (date, ticker, split, target, features...) and a report of purged rows.
     """
+    target_column = target_name(horizon)
     target = forward_returns(clean, horizon)
     table = features.merge(target, on=["date", "ticker"], how="left", validate="one_to_one")
     table.insert(2, "split", profile.split_of(table["date"]).to_numpy())
     end_split = profile.split_of(table["target_end"].fillna(pd.Timestamp.max.normalize())).to_numpy()
-    no_target = table[TARGET].isna().to_numpy()
+    no_target = table[target_column].isna().to_numpy()
     crosses = (end_split != table["split"].to_numpy()) & ~no_target
     keep = ~(crosses | no_target)
     report = {
@@ -44,5 +54,6 @@ def make_splits(features: pd.DataFrame, clean: pd.DataFrame, profile: Profile, h
         "boundaries": {"train_end": profile.train_end, "validation_end": profile.validation_end},
     }
     out = table.loc[keep].drop(columns="target_end").reset_index(drop=True)
-    cols = ["date", "ticker", "split", TARGET] + [c for c in out.columns if c not in ("date", "ticker", "split", TARGET)]
+    first = ["date", "ticker", "split", target_column]
+    cols = first + [c for c in out.columns if c not in first]
     return out[cols], report

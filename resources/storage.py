@@ -109,3 +109,20 @@ class Storage(dg.ConfigurableResource):
 
     def path(self, *parts: str) -> UPath:
         return UPath(self.base_path).joinpath(*parts)
+
+    def stored_table(self, asset: str) -> pd.DataFrame | None:
+        """An asset's stored table as the IO manager wrote it, or None before its first run (for
+        assets that extend their own history, such as the landed days and the forecast log)."""
+        path = self.path("tables", f"{asset}.parquet")
+        if not path.exists():
+            return None
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle)
+
+
+def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str) -> pd.Timestamp:
+    """New `kind` ("bars" | "alt") landing files must start after this day: the later of the
+    source history's end and the last landed day of that kind."""
+    stored = storage.stored_table("landed_bars" if kind == "bars" else "landed_alt_data")
+    end = pd.Timestamp(history_end)
+    return max(end, stored["date"].max()) if stored is not None and len(stored) else end

@@ -1,6 +1,7 @@
-"""MLflow tracking/registry and the artifact signer, as configurable resources."""
+"""MLflow tracking/registry, the artifact signer and the checkpoint folder, as configurable resources."""
 
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 from pydantic import Field
@@ -22,12 +23,14 @@ class MlflowTracking(dg.ConfigurableResource):
 
 
 class ArtifactSigner(dg.ConfigurableResource):
-    """HMAC key for model artifacts: $ODYSSEY_SIGNING_KEY, or a key generated in key_file."""
+    """HMAC key for model artifacts: `key` (set from the ODYSSEY_SIGNING_KEY environment variable,
+    which the UI shows by name only), or a key generated in key_file."""
 
     key_file: str
+    key_value: Optional[str] = Field(default=None, description="the HMAC key (from an environment variable)")
 
     def key(self) -> bytes:
-        return load_or_create_key(Path(self.key_file))
+        return load_or_create_key(Path(self.key_file), self.key_value)
 
 
 class CheckpointStore(dg.ConfigurableResource):

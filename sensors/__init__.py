@@ -1,9 +1,11 @@
-"""Sensors: new files in the landing folder, retraining of drifted tickers, run-failure alerts."""
+"""Sensors: new files in the landing folder, retraining of drifted or decayed tickers, run-failure alerts,
+and the ticker partitions following the universe."""
 
 from sensors.alerts import run_failure_alerts
 from sensors.landing import landing_sensor
 from sensors.retrain import retrain_on_drift
+from sensors.universe import universe_partitions
 
-ALL_SENSORS = [landing_sensor, retrain_on_drift, run_failure_alerts]
+ALL_SENSORS = [landing_sensor, retrain_on_drift, run_failure_alerts, universe_partitions]
 
-__all__ = ["ALL_SENSORS", "landing_sensor", "retrain_on_drift", "run_failure_alerts"]
+__all__ = ["ALL_SENSORS", "landing_sensor", "retrain_on_drift", "run_failure_alerts", "universe_partitions"]

@@ -1,20 +1,17 @@
 """Record every failed run to `$ODYSSEY_HOME/alerts.log` (JSON lines) and an optional webhook."""
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 import requests
 
-def alerts_path() -> Path:
-    from resources import odyssey_home
+from resources.settings import SettingsResource
 
-    return Path(os.environ.get("ODYSSEY_ALERTS_LOG", odyssey_home() / "alerts.log"))
 
-def record_alert(alert: dict, path: Path | None = None, webhook: str | None = None) -> None:
-    target = path or alerts_path()
+def record_alert(alert: dict, path: Path, webhook: str | None = None) -> None:
+    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a") as handle:
         handle.write(json.dumps(alert, sort_keys=True) + "\n")
@@ -23,7 +20,7 @@ def record_alert(alert: dict, path: Path | None = None, webhook: str | None = No
 
 @dg.run_failure_sensor(name="run_failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Append failed runs to the alerts log; POST them to ODYSSEY_ALERT_WEBHOOK if set.")
-def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
+def run_failure_alerts(context: dg.RunFailureSensorContext, settings: SettingsResource) -> None:
     run = context.dagster_run
     alert = {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -32,4 +29,5 @@ def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
         "error": context.failure_event.message,
         "tags": {k: v for k, v in run.tags.items() if not k.startswith(".dagster")},
     }
-    record_alert(alert, webhook=os.environ.get("ODYSSEY_ALERT_WEBHOOK") or None)
+    paths = settings.value.paths
+    record_alert(alert, Path(paths.alerts_log), webhook=paths.alert_webhook or None)

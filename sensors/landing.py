@@ -13,18 +13,17 @@ import dagster as dg
 from odyssey.hashing import sha256_file
 from odyssey.landing import landing_files, landing_kind, move, read_landed
 from odyssey.sources.csv_source import SourceError
-from resources import landing_dirs
-from assets.market import last_landed_day
-from resources.market import MarketSource
-from resources.storage import Storage
+from resources.settings import SettingsResource
+from resources.storage import Storage, last_landed_day
 
 RUN_KEY_TAG = "dagster/run_key"
 
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="Start an ingestion run for new files in the landing folder; archive or quarantine them.")
-def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market: MarketSource):
-    landing, archive, quarantine = landing_dirs()
+def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
+    landing, archive, quarantine = settings.value.paths.landing_dirs
+    profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     for run_key, files in list(cursor["pending"].items()):
         runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
@@ -40,7 +39,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market
                     move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
         del cursor["pending"][run_key]
     pending_names = {n for files in cursor["pending"].values() for n in files}
-    watermark = {kind: last_landed_day(storage, market, kind) for kind in ("bars", "alt")}
+    watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in ("bars", "alt")}
     good = []
     for path in landing_files(landing):
         digest = sha256_file(path)
@@ -48,7 +47,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, market
             continue
         cursor["seen"][path.name] = digest
         try:
-            good.append(read_landed(path, market.universe().tickers, watermark[landing_kind(path) or "bars"]))
+            good.append(read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange))
         except Exception as error:  # any file that cannot be read is quarantined, never retried
             reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
             move(path, quarantine, reason)

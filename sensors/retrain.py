@@ -1,6 +1,6 @@
-"""Retrain exactly the tickers whose drift or forecast-quality check failed.
+"""Retrain exactly the tickers whose drift or live-skill check failed.
 
-The sensor reads new evaluations of `feature_drift_check` and `forecast_quality_check` from the
+The sensor reads new evaluations of `feature_drift_check` and `live_skill_check` from the
 instance, and requests one `forecasting` run (walk-forward, model, gates, champion) per ticker
 that went from passing (or unknown) to failing. Its cursor holds the evaluations it has read
 (check records are numbered when a run is planned, not when the check finishes, so a
@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 WATCHED = (dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check"),
-           dg.AssetCheckKey(dg.AssetKey("forecast_quality"), "forecast_quality_check"))
+           dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check"))
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 1000-record history anyway
 
@@ -34,7 +34,7 @@ def _reason(record) -> str:
 
 
 @dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Request a forecasting run for exactly the tickers whose drift or quality check just failed.")
+           description="Request a forecasting run for exactly the tickers whose drift or live-skill check just failed.")
 def retrain_on_drift(context: dg.SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else {"seen": [], "failing": {}}
     failing: dict[str, list[str]] = cursor["failing"]

@@ -1,22 +1,19 @@
-"""Shared fixtures: the quick-profile synthetic market and the pure-library pipeline on it."""
+"""Shared fixtures: the quick preset's settings and synthetic market, and the pure-library
+pipeline on it."""
 
-import os
 from dataclasses import dataclass
-
-# The ticker partitions are fixed when the definitions load: tests run the quick profile.
-os.environ["ODYSSEY_PROFILE"] = "quick"
-os.environ.pop("ODYSSEY_STORAGE_URL", None)
-os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 import pandas as pd
 import pytest
 
 from odyssey import features as F
 from odyssey.cleaning import clean_alt, clean_prices
-from odyssey.returns import clip_returns, fit_clip_thresholds, log_returns
+from odyssey.fitting import FeaturePipeline, MarketInputs, PipelineParams, log_returns
+from odyssey.settings import Profile, Settings, load_settings, preset_path
 from odyssey.sources.columns import MarketData
-from odyssey.sources.synthetic import SyntheticConfig, SyntheticMarket, generate_market
-from odyssey.universe import Profile, get_profile
+from odyssey.sources.synthetic import SyntheticMarket, generate_market
+
+QUICK: Settings = load_settings(preset_path("quick"), environ={})
 
 
 @dataclass
@@ -26,31 +23,43 @@ class Pipeline:
     clean: pd.DataFrame
     alt: pd.DataFrame
     returns: pd.DataFrame
-    thresholds: dict
+    params: PipelineParams
     features: pd.DataFrame
-    regime_model: dict
+
+    @property
+    def inputs(self) -> MarketInputs:
+        return MarketInputs(self.clean, self.returns, self.alt)
+
+
+def pipeline_for(profile: Profile) -> FeaturePipeline:
+    return FeaturePipeline(profile.benchmark, F.feature_names(profile.alt_series), scale=False)
 
 
 def run_pipeline(profile: Profile, data: MarketData) -> Pipeline:
-    """clean -> returns -> features, exactly as the assets chain them."""
-    cleaned = clean_prices(data.prices, data.actions, list(profile.tickers), profile.start)
+    """clean -> returns -> features (fitted on the train split), exactly as the assets chain them."""
+    cleaned = clean_prices(data.prices, data.actions, list(profile.tickers), profile.start, exchange=profile.exchange)
     calendar = pd.DatetimeIndex(sorted(cleaned.prices["date"].unique()), name="date")
     alt = clean_alt(data.alt, calendar)
-    raw_returns = log_returns(cleaned.prices)
-    thresholds = fit_clip_thresholds(raw_returns, profile.train_end)
-    returns = clip_returns(raw_returns, thresholds)
-    built = F.build_features(cleaned.prices, returns, alt, profile.train_end)
-    return Pipeline(profile, data, cleaned.prices, alt, returns, thresholds, built.table, built.regime_model)
+    returns = log_returns(cleaned.prices)
+    params, table = pipeline_for(profile).fit_transform(MarketInputs(cleaned.prices, returns, alt),
+                                                        end=pd.Timestamp(profile.train_end))
+    table = table.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+    return Pipeline(profile, data, cleaned.prices, alt, returns, params, table)
+
+
+@pytest.fixture(scope="session")
+def quick_settings() -> Settings:
+    return QUICK
 
 
 @pytest.fixture(scope="session")
 def quick_profile() -> Profile:
-    return get_profile("quick")
+    return QUICK.profile()
 
 
 @pytest.fixture(scope="session")
 def quick_market(quick_profile) -> SyntheticMarket:
-    return generate_market(quick_profile, SyntheticConfig())
+    return generate_market(quick_profile, QUICK.source.synthetic)
 
 
 @pytest.fixture(scope="session")

@@ -6,37 +6,40 @@ import dagster as dg
 import pandas as pd
 
 from definitions import build_definitions
-from resources import MarketSource, build_resources
+from odyssey.settings import Settings
+from resources import sync_ticker_partitions
+from tests.conftest import QUICK
+
+FAST_XGB = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 60, "early_stopping_rounds": 10, "nthread": 1,
+            "min_child_weight": 20.0}
 
 
-def quick_source(**overrides) -> MarketSource:
-    return MarketSource(**{"profile": "quick", **overrides})
+def quick_settings(home: Path | str, **changes) -> Settings:
+    """The quick preset with its local state under `home`, and nested `changes`
+    (e.g. source={"synthetic": {"drift_date": "2021-01-04"}})."""
+    return QUICK.updated({"paths": {"home": str(home)}, **changes})
 
 
-FAST_XGB = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 60, "early_stopping_rounds": 10, "nthread": 1}
-
-
-def run_graph(storage: Path | str, market: MarketSource, job: str = "market_features",
-              instance: dg.DagsterInstance | None = None, selection=None, partition_key: str | None = None,
-              run_config: dict | None = None, home: Path | None = None,
+def run_graph(settings: Settings, job: str = "market_features", instance: dg.DagsterInstance | None = None,
+              selection=None, partition_key: str | None = None, run_config: dict | None = None,
               tags: dict | None = None) -> dg.ExecuteInProcessResult:
-    """Execute one job in process against temporary storage (and MLflow/signing key under `home`)."""
-    local_home = home or (Path(storage) / "state" if "://" not in str(storage) else None)
-    defs = build_definitions(build_resources(market=market, base_url=str(storage), home=local_home))
-    job_def = defs.resolve_job_def(job)
-    return job_def.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection,
-                                      partition_key=partition_key, run_config=run_config, tags=tags)
+    """Execute one job in process with these settings (ticker partitions synced to the instance)."""
+    defs = build_definitions(settings)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    sync_ticker_partitions(instance, list(settings.universe.tickers))
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                        asset_selection=selection, partition_key=partition_key,
+                                                        run_config=run_config, tags=tags)
 
 
-def fast_forecasting_config(xgb: dict | None = None, **gates) -> dict:
-    """Run config: small XGBoost models for tests (with `xgb` overrides), and optional
-    deployment-gate settings."""
+def fast_forecasting_config(xgb: dict | None = None) -> dict:
+    """Run config: small XGBoost models for tests (with `xgb` overrides)."""
     params = {**FAST_XGB, **(xgb or {})}
-    ops = {"walkforward": {"config": params}, "forecast_models": {"config": params}}
-    if gates:
-        for check in ("leakage_canary", "plausible_accuracy", "no_regression"):
-            ops[f"forecast_models_{check}"] = {"config": gates}
-    return {"ops": ops}
+    return {"ops": {"walkforward": {"config": params}, "forecast_models": {"config": params}}}
+
+
+def gate_settings(settings: Settings, **gates) -> Settings:
+    return settings.updated({"gates": gates})
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
@@ -64,11 +67,11 @@ def step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
     return messages
 
 
-def read_table(storage: Path | str, asset: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(storage) / "tables" / f"{asset}.parquet")
+def read_table(settings: Settings, asset: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(settings.paths.storage_url) / "tables" / f"{asset}.parquet")
 
 
-def read_previous_version(storage: Path | str, asset: str) -> pd.DataFrame:
+def read_previous_version(settings: Settings, asset: str) -> pd.DataFrame:
     """The version an asset's latest materialization replaced (kept by the IO manager)."""
-    folder = Path(storage) / "tables" / ".history" / f"{asset}.parquet"
+    folder = Path(settings.paths.storage_url) / "tables" / ".history" / f"{asset}.parquet"
     return pd.read_parquet(sorted(folder.iterdir())[-1])

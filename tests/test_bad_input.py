@@ -1,43 +1,46 @@
 """Broken input through the csv source: a failing check or an error naming file, column and
-rows; downstream assets do not run; what was stored before stays readable and unchanged."""
+lines; downstream assets do not run; what was stored before stays readable and unchanged."""
 
-from pathlib import Path
-
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from odyssey.sources.csv_source import SourceError, read_csv_folder, write_csv_folder
-from tests.dagster_helpers import (failed_checks, materialized, quick_source, read_previous_version, read_table,
+from tests.dagster_helpers import (failed_checks, materialized, quick_settings, read_previous_version, read_table,
                                   run_graph, step_errors)
 
 DOWNSTREAM = {"features", "dataset_splits", "scaled_features", "feature_exports"}
 
 
+def csv_settings(home: Path, folder: Path):
+    return quick_settings(home, source={"kind": "csv", "csv_path": str(folder)})
+
+
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory, quick_market):
     folder = write_csv_folder(quick_market.data, tmp_path_factory.mktemp("csv"))
-    storage = tmp_path_factory.mktemp("storage")
-    result = run_graph(storage, quick_source(source="csv", csv_path=str(folder)), job="market_features")
+    settings = csv_settings(tmp_path_factory.mktemp("home"), folder)
+    result = run_graph(settings, job="market_features")
     assert result.success
-    return folder, storage, {a: read_table(storage, a) for a in ("clean_prices", "features")}
+    return folder, settings, {a: read_table(settings, a) for a in ("clean_prices", "features")}
 
 
 @pytest.fixture
 def broken(good_run, tmp_path):
     """A copy of the good csv folder to break, and a runner against a copy of the good run's
     storage (so each case starts from the same good state)."""
-    folder, storage, before = good_run
+    folder, settings, before = good_run
     copy = tmp_path / "csv"
     shutil.copytree(folder, copy)
-    own_storage = tmp_path / "storage"
-    shutil.copytree(storage, own_storage)
+    own = csv_settings(tmp_path / "home", copy)
+    shutil.copytree(settings.paths.storage_url, own.paths.storage_url)
 
     def run():
-        result = run_graph(own_storage, quick_source(source="csv", csv_path=str(copy)), job="market_features")
-        return result, own_storage
+        return run_graph(own, job="market_features"), own
 
     return copy, run
 
@@ -52,13 +55,13 @@ def _assert_nothing_downstream_and_old_data_intact(outcome, good_run):
     """Nothing past the failed gate ran; the good data is still readable: in place where the
     asset was not rebuilt, as the kept previous version where it was (the checked asset itself
     is stored even when its check fails)."""
-    result, storage = outcome
+    result, settings = outcome
     before = good_run[2]
     assert not result.success
     built = materialized(result)
     assert not (built & DOWNSTREAM)
     for asset, frame in before.items():
-        stored = read_previous_version(storage, asset) if asset in built else read_table(storage, asset)
+        stored = read_previous_version(settings, asset) if asset in built else read_table(settings, asset)
         pd.testing.assert_frame_equal(stored, frame)
 
 
@@ -109,27 +112,71 @@ def test_duplicate_rows(broken, good_run):
 
 
 @pytest.mark.slow
-def test_nan_burst_longer_than_five_days(broken, good_run):
+def test_missing_run_longer_than_five_sessions(broken, good_run):
     folder, run = broken
-    _edit(folder / "QQQ.csv", lambda f: f.__setitem__("close", f["close"].where(~f.index.isin(range(200, 208)), "")))
+    path = folder / "QQQ.csv"
+    frame = pd.read_csv(path, dtype=str)
+    sessions = good_run[1].profile().sessions
+    dates = pd.to_datetime(frame["date"])
+    # eight sessions in a row that the file has, with the sessions either side present too
+    position = next(i for i in range(200, len(frame) - 10)
+                    if (dates.iloc[i - 1:i + 9] == sessions[sessions.get_loc(dates.iloc[i - 1]):][:10]).all())
+    removed = dates.iloc[position:position + 8]
+    frame.drop(frame.index[position:position + 8]).to_csv(path, index=False)
     outcome = run()
     result = outcome[0]
     failed = failed_checks(result)
     assert "clean_prices_no_long_gaps" in failed
-    text = _failure_text(failed["clean_prices_no_long_gaps"])
-    assert "QQQ" in text and "8" in text
+    check = failed["clean_prices_no_long_gaps"]
+    assert check.metadata["long_gaps"].value == 1
+    gaps = check.metadata["gaps"].value
+    row = rf"\|\s*QQQ\s*\|\s*{removed.iloc[0].date()}\s*\|\s*{removed.iloc[-1].date()}\s*\|\s*8\s*\|"
+    assert re.search(row, gaps) and "sessions" in gaps, gaps
     _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
 
 
 @pytest.mark.slow
-def test_wrong_dtype_names_file_column_and_row(broken, good_run):
+def test_wrong_dtype_names_file_column_and_line(broken, good_run):
     folder, run = broken
+    # data row 30 counted from 0 is the file's line 32: the header is line 1
     _edit(folder / "IEF.csv", lambda f: f.__setitem__("volume", f["volume"].where(f.index != 30, "lots")))
-    with pytest.raises(SourceError, match=r"IEF\.csv: column 'volume' is not numeric in row 31"):
+    with pytest.raises(SourceError, match=r"IEF\.csv: column 'volume' is not numeric in line 32 \(e\.g\. 'lots'\)"):
         read_csv_folder(folder, ["IEF"])
     outcome = run()
     result = outcome[0]
-    assert any("IEF.csv" in e and "'volume'" in e and "row 31" in e for e in step_errors(result))
+    assert any("IEF.csv" in e and "'volume'" in e and "line 32 " in e for e in step_errors(result))
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+
+
+@pytest.mark.slow
+def test_volume_no_longer_reported(broken, good_run):
+    folder, run = broken
+    _edit(folder / "SPY.csv", lambda f: f.__setitem__("volume", f["volume"].where(~f.index.isin(range(300, 312)), "0")))
+    dates = pd.read_csv(folder / "SPY.csv", dtype=str)["date"]
+    outcome = run()
+    failed = failed_checks(outcome[0])
+    assert set(failed) == {"raw_prices_volume_reported"}
+    reason = failed["raw_prices_volume_reported"].metadata["reason"].value
+    assert reason == f"1 run(s) of at least 10 sessions with zero volume, first SPY {dates[300]}..{dates[311]}"
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+
+
+@pytest.mark.slow
+def test_prices_in_another_unit_without_a_corporate_action(broken, good_run):
+    """From one day on AAPL is quoted in cents: no split explains the x100 level change."""
+    folder, run = broken
+    def cents(f):
+        later = f.index >= 1000
+        for column in ("open", "high", "low", "close"):
+            f.loc[later, column] = (f.loc[later, column].astype(float) * 100).astype(str)
+    quoted = pd.read_csv(folder / "AAPL.csv")
+    day, ratio = quoted["date"][1000], 100 * quoted["close"][1000] / quoted["close"][999]
+    _edit(folder / "AAPL.csv", cents)
+    outcome = run()
+    failed = failed_checks(outcome[0])
+    assert set(failed) == {"clean_prices_no_unexplained_level_shift"}
+    reason = failed["clean_prices_no_unexplained_level_shift"].metadata["reason"].value
+    assert reason.startswith(f"1 unexplained level shift(s): AAPL on {day} x{ratio:.3f} ("), reason
     _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
 
 
@@ -163,27 +210,33 @@ def test_dates_in_the_future(broken, good_run):
 @pytest.mark.parametrize("damage, message", [
     (lambda p: p.write_text(""), r"AAPL\.csv: file is empty"),
     (lambda p: p.write_text("\n".join(p.read_text().splitlines()[:-1] + [p.read_text().splitlines()[-1][:12]])),
-     r"AAPL\.csv: row \d+ have a different number of fields"),
+     r"AAPL\.csv: line (?P<line>\d+) has a different number of fields than the header \(6\)"),
 ])
 def test_empty_or_truncated_file(broken, good_run, damage, message):
     folder, run = broken
+    lines = len((folder / "AAPL.csv").read_text().splitlines())
     damage(folder / "AAPL.csv")
-    with pytest.raises(SourceError, match=message):
+    with pytest.raises(SourceError, match=message) as error:
         read_csv_folder(folder, ["AAPL"])
+    if "(?P<line>" in message:     # the truncated line is the file's last
+        assert re.search(message, str(error.value))["line"] == str(lines)
     outcome = run()
     result = outcome[0]
     assert step_errors(result)
     _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
 
 
-def test_csv_source_round_trips_the_synthetic_market(quick_market, tmp_path):
+def test_csv_source_round_trips_the_synthetic_market(quick_market, quick_profile, tmp_path):
     write_csv_folder(quick_market.data, tmp_path / "per_ticker")
     write_csv_folder(quick_market.data, tmp_path / "long", per_ticker=False)
     tickers = sorted(quick_market.data.prices["ticker"].unique())
-    a = read_csv_folder(tmp_path / "per_ticker", tickers)
-    b = read_csv_folder(tmp_path / "long", tickers)
+    a = read_csv_folder(tmp_path / "per_ticker", tickers, sessions=quick_profile.sessions)
+    b = read_csv_folder(tmp_path / "long", tickers, sessions=quick_profile.sessions)
+    assert a.issues.empty and b.issues.empty
     cols = ["date", "ticker", "open", "high", "low", "close", "volume"]
-    expected = quick_market.data.prices[cols].sort_values(["ticker", "date"]).reset_index(drop=True)
+    # the csv source reads volume as float (a blank volume is NaN)
+    expected = (quick_market.data.prices[cols].astype({"volume": float}).sort_values(["ticker", "date"])
+                .reset_index(drop=True))
     pd.testing.assert_frame_equal(a.prices[cols], expected, check_exact=False, rtol=1e-12)
     pd.testing.assert_frame_equal(b.prices[cols], expected, check_exact=False, rtol=1e-12)
     assert a.actions.equals(b.actions) and len(a.actions) == len(quick_market.data.actions)
@@ -197,5 +250,5 @@ def test_missing_column_is_named(tmp_path):
 
 def test_bad_date_is_named(tmp_path):
     (tmp_path / "AAPL.csv").write_text("date,open,high,low,close,volume\n2020-01-02,1,1,1,1,10\n2020-13-45,1,1,1,1,10\n")
-    with pytest.raises(SourceError, match=r"AAPL\.csv: column 'date' is not an ISO date in row 2"):
+    with pytest.raises(SourceError, match=r"AAPL\.csv: column 'date' is not an ISO date in line 3 "):
         read_csv_folder(tmp_path, ["AAPL"])

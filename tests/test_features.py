@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 
 from odyssey import features as F
+from odyssey.fitting import ClipThresholds, MarketInputs
+from tests.conftest import pipeline_for
 
 
 def test_registry_has_94_unique_features_in_the_stated_categories():
@@ -15,6 +17,21 @@ def test_registry_has_94_unique_features_in_the_stated_categories():
     table = F.registry_table()
     assert (table["version"] == F.REGISTRY_VERSION).all()
     assert table["formula"].str.len().min() > 2
+    assert table["present"].all() and F.feature_names() == F.FEATURE_NAMES
+
+
+def test_features_needing_an_absent_alternative_series_are_left_out():
+    needs = {f.name: set(f.needs) for f in F.REGISTRY}
+    assert {n for n, s in needs.items() if s} == {
+        "Correlation_VIX_20d", "Correlation_Yield10Y_60d", "VIX_percentile_20d", "VIX_percentile_60d", "VIX_level",
+        "VIX_change_5d", "Yield_10Y_change_20d", "DXY_return_20d", "Gold_return_20d"}
+    none = F.feature_names(())
+    assert len(none) == 94 - 9 and all(not needs[n] for n in none)
+    assert list(none) == [n for n in F.FEATURE_NAMES if n in set(none)]  # registry order
+    assert set(F.feature_names(("VIX",))) == set(none) | {n for n, s in needs.items() if s == {"VIX"}}
+    table = F.registry_table(("DXY",))
+    assert set(table.loc[table["present"], "name"]) == set(none) | {"DXY_return_20d"}
+    assert table.set_index("name").loc["Correlation_Yield10Y_60d", "needs"] == "Yield_10Y"
 
 
 def test_feature_table_layout(quick_pipeline):
@@ -34,7 +51,7 @@ def test_lookback_is_exactly_the_leading_nan_window(quick_pipeline, ticker):
 
 
 def _series(p, ticker, column, source="clean"):
-    frame = p.clean if source == "clean" else p.returns
+    frame = p.clean if source == "clean" else ClipThresholds().apply(p.returns, p.params.clip)
     rows = frame[frame["ticker"] == ticker]
     return rows[column].to_numpy(dtype=float)
 
@@ -107,7 +124,7 @@ def test_regimes_are_ordered_by_vix_and_durations_count_runs(quick_pipeline):
     for k in range(1, len(regime)):
         expected[k] = expected[k - 1] + 1 if regime[k] == regime[k - 1] else 1
     assert np.array_equal(duration, expected)
-    assert p.regime_model["train_end"] == p.profile.train_end
+    assert p.params.regime["train_end"] == p.profile.train_end
 
 
 def test_missing_benchmark_is_a_clear_error(quick_pipeline):
@@ -115,7 +132,10 @@ def test_missing_benchmark_is_a_clear_error(quick_pipeline):
     clean = p.clean[p.clean["ticker"] != "SPY"]
     returns = p.returns[p.returns["ticker"] != "SPY"]
     with pytest.raises(ValueError, match="benchmark 'SPY'"):
-        F.build_features(clean, returns, p.alt, p.profile.train_end)
+        pipeline_for(p.profile).fit_transform(MarketInputs(clean, returns, p.alt),
+                                              end=pd.Timestamp(p.profile.train_end))
+    with pytest.raises(ValueError, match="benchmark 'SPY'"):
+        F.build_context(clean, None, p.alt, "SPY")
 
 
 def test_a_zero_volume_day_does_not_blank_the_illiquidity_feature(quick_pipeline):
@@ -123,6 +143,6 @@ def test_a_zero_volume_day_does_not_blank_the_illiquidity_feature(quick_pipeline
     clean = p.clean.copy()
     row = clean.index[clean["ticker"] == "AAPL"][500]
     clean.loc[row, "volume"] = 0.0
-    table = F.build_features(clean, p.returns, p.alt, p.profile.train_end).table
+    table = pipeline_for(p.profile).transform(MarketInputs(clean, p.returns, p.alt), p.params, ["AAPL"])
     aapl = table[table["ticker"] == "AAPL"]
     assert aapl["Amihud_illiquidity_20"].iloc[F.BY_NAME["Amihud_illiquidity_20"].lookback:].notna().all()

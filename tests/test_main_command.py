@@ -1,49 +1,128 @@
-"""The README's main command, headless, on the quick profile: everything built, gates reported."""
+"""The README's main command, headless, on the quick preset: everything built, gates reported."""
 
+import argparse
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from jobs.main import main, open_instance, planned_materializations, settings_from, summarize
+from odyssey.settings import ENV_OVERRIDES, SIGNING_KEY_ENV, load_settings, preset_path
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ODYSSEY_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           "ODYSSEY_PROFILE": "quick"}
-    env.pop("ODYSSEY_STORAGE_URL", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
+def _settings_file(tmp_path: Path) -> Path:
+    """The quick preset with every piece of local state under tmp_path/home."""
+    path = tmp_path / "odyssey.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "home"\n')
+    return path
+
+
+SETTINGS_VARIABLES = {*ENV_OVERRIDES, "ODYSSEY_SETTINGS", SIGNING_KEY_ENV}
+
+
+@pytest.fixture
+def no_settings_environment(monkeypatch):
+    """Nothing of the caller's environment (e.g. `make`'s DAGSTER_HOME) may redirect the run's state."""
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    for flag in ("--settings", "--profile", "--settings-json"):
+        parser.add_argument(flag)
+    return parser.parse_args(argv)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
     return subprocess.run([sys.executable, "-m", "jobs.main", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
 
 
+def _record(job, partition=None, checks=(), materialized=1, errors=()):
+    return {"job": job, "partition": partition, "run_id": "r", "materialized": materialized,
+            "checks": [{"asset": a, "check": c, "passed": p, "blocking": b, "reason": r} for a, c, p, b, r in checks],
+            "errors": list(errors)}
+
+
+def test_settings_come_from_the_file_or_the_preset(tmp_path, quick_settings, no_settings_environment):
+    path = _settings_file(tmp_path)
+    from_file = settings_from(_args("--settings", str(path)))
+    assert from_file.paths.home == str(tmp_path / "home")
+    assert from_file.paths.dagster_home == str(tmp_path / "home" / "dagster_home")
+    assert from_file.universe == quick_settings.universe and from_file.dates == quick_settings.dates
+    assert settings_from(_args("--profile", "quick")).universe == quick_settings.universe
+    with pytest.raises(ValueError, match="unknown settings preset 'nope'"):
+        settings_from(_args("--profile", "nope"))
+
+
+def test_prepare_only_creates_the_settings_dagster_home_with_the_ticker_partitions(tmp_path, quick_settings,
+                                                                                  no_settings_environment):
+    path = _settings_file(tmp_path)
+    assert main(["--settings", str(path), "--prepare-only"]) == 0
+    settings = load_settings(path, environ={})
+    assert (tmp_path / "home" / "dagster_home" / "dagster.yaml").exists()
+    with open_instance(settings) as instance:
+        assert instance.get_dynamic_partitions("ticker") == list(quick_settings.universe.tickers)
+
+
+def test_summary_exit_codes_name_what_failed(quick_settings):
+    started = time.perf_counter()
+    good = [_record("market_features", checks=[("raw_prices", "raw_prices_schema", True, True, None)], materialized=3)]
+    text, code = summarize(quick_settings, good, 3, started)
+    assert code == 0 and "assets      3/3 materializations" in text and "checks      1/1 passed" in text
+    assert "FAILED" not in text and "WARNING" not in text
+
+    late = [_record("market_features", checks=[("raw_prices", "raw_prices_up_to_date", False, False, "behind")],
+                    materialized=3)]
+    text, code = summarize(quick_settings, late, 3, started)
+    assert code == 0 and "WARNING   raw_prices:raw_prices_up_to_date  (behind)" in text
+
+    gated = [_record("forecasting", "NVDA", checks=[("forecast_models", "has_skill", False, True, "no skill")],
+                     materialized=1)]
+    text, code = summarize(quick_settings, gated, 5, started)
+    assert code == 2 and "FAILED    forecast_models[NVDA]:has_skill  (no skill)" in text
+    assert "a blocking check failed" in text
+
+    broken = [_record("market_features", errors=["raw_market: boom"], materialized=0)]
+    text, code = summarize(quick_settings, broken, 17, started)
+    assert code == 1 and "step error  raw_market: boom" in text
+
+
 @pytest.mark.slow
 def test_main_command_builds_everything_and_reports_it(tmp_path):
-    done = _run(tmp_path, "--workers", "2")
+    path = _settings_file(tmp_path)
+    done = _run("--settings", str(path), "--workers", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
-    assert "assets      63/63 materializations" in out
+    # 17 data assets, 5 forecasting and 2 monitoring assets for each of the 5 tickers, forecasts and the
+    # forecast log, and 10 portfolio assets
+    from definitions import build_definitions
+
+    settings = load_settings(path, environ={})
+    assert planned_materializations(build_definitions(settings), 5) == 17 + 5 * (5 + 2) + 2 + 10
+    assert "assets      64/64 materializations" in out
     passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
-    # 14 data checks, 4 deployment gates and 2 monitoring checks for each of the 5 tickers, 2 portfolio checks
-    assert passed == total == 14 + 5 * (4 + 2) + 2
-    assert "FAILED" not in out
+    # 17 data checks, 5 deployment gates and 2 monitoring checks for each of the 5 tickers, 2 portfolio checks
+    assert passed == total == 17 + 5 * (5 + 2) + 2
+    assert "FAILED" not in out and "WARNING" not in out
     home = tmp_path / "home"
+    assert f"outputs     {home / 'storage'}" in out
     assert (home / "storage" / "tables" / "forecasts.parquet").exists()
+    assert (home / "storage" / "tables" / "forecast_log.parquet").exists()
     assert (home / "storage" / "reports" / "backtest_report.html").exists()
     assert (home / "storage" / "reports" / "recommendations.json").exists()
     assert (home / "mlflow" / "mlflow.db").exists()
-    assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
+    assert (home / "dagster_home" / "dagster.yaml").exists()
     # the UI reads the same instance: the runs are in it
-    import dagster as dg
-
-    os.environ["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
-    try:
-        with dg.DagsterInstance.get() as instance:
-            jobs = {r.job_name for r in instance.get_runs()}
-    finally:
-        os.environ.pop("DAGSTER_HOME")
-    assert {"market_features", "forecasting", "batch_forecasts", "portfolio"} <= jobs
+    with open_instance(settings) as instance:
+        jobs = {r.job_name for r in instance.get_runs()}
+    assert {"market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio"} <= jobs

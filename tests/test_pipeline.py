@@ -1,4 +1,4 @@
-"""The whole graph on the quick profile: wiring, checks, storage, determinism."""
+"""The whole graph on the quick preset: wiring, checks, storage, determinism."""
 
 import json
 from pathlib import Path
@@ -8,16 +8,20 @@ import pandas as pd
 import pytest
 from upath import UPath
 
+from checks.data_quality import ALL_CHECKS as DATA_CHECKS
 from definitions import ALL_ASSETS, build_definitions, defs
 from odyssey import features as F
 from odyssey.exports import verify_exports
-from tests.dagster_helpers import check_results, materialized, quick_source, read_table, run_graph
+from resources import sync_ticker_partitions, ticker_partitions
+from tests.conftest import QUICK
+from tests.dagster_helpers import check_results, materialized, quick_settings, read_table, run_graph
 
 EXPECTED_ASSETS = {
     "landed_bars", "landed_alt_data", "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
     "return_clip_thresholds", "feature_registry", "features", "regime_model", "dataset_splits", "scaled_features",
     "scaler_params", "feature_exports", "data_quality_report",
 }
+DATA_CHECK_NAMES = {spec.name for check in DATA_CHECKS for spec in check.check_specs}
 
 
 def test_definitions_are_wired():
@@ -25,73 +29,100 @@ def test_definitions_are_wired():
     dg.Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert EXPECTED_ASSETS <= keys
+    assert EXPECTED_ASSETS | {"forecast_log", "forecasts", "forecast_outcomes"} <= keys
+    assert "forecast_quality" not in keys
     for job in ("odyssey_main", "market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio",
                 "ingest"):
         assert defs.resolve_job_def(job).asset_layer is not None
-    assert defs.resolve_job_def("forecasting").partitions_def.get_partition_keys() == ["AAPL", "NVDA", "SPY", "QQQ", "IEF"]
-    assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
+                                                  "universe_partitions"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
     assert groups == {"market", "features", "forecasting", "portfolio", "monitoring"}
     gates = {c.name for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key.to_user_string() == "forecast_models"}
-    assert gates == {"leakage_canary", "plausible_accuracy", "signature_and_registry_version", "no_regression"}
+    assert gates == {"leakage_canary", "plausible_accuracy", "has_skill", "signature_and_registry_version",
+                     "no_regression"}
+    blocking = {spec.name: spec.blocking for check in DATA_CHECKS for spec in check.check_specs}
+    assert [name for name, blocks in blocking.items() if not blocks] == ["raw_prices_up_to_date"]
     for asset in ALL_ASSETS:
         for spec in asset.specs:
             assert spec.description, spec.key
 
 
+def test_ticker_partitions_follow_the_settings_universe():
+    quick = build_definitions(QUICK)
+    assert quick.resolve_job_def("forecasting").partitions_def == ticker_partitions
+    instance = dg.DagsterInstance.ephemeral()
+    sync_ticker_partitions(instance, ["AAPL", "ZZZ"])
+    assert sync_ticker_partitions(instance, list(QUICK.universe.tickers)) == {
+        "added": ["NVDA", "SPY", "QQQ", "IEF"], "removed": ["ZZZ"]}
+    assert sorted(ticker_partitions.get_partition_keys(dynamic_partitions_store=instance)) == \
+        sorted(["AAPL", "NVDA", "SPY", "QQQ", "IEF"])
+    assert sync_ticker_partitions(instance, list(QUICK.universe.tickers)) == {"added": [], "removed": []}
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    storage = tmp_path_factory.mktemp("storage")
-    result = run_graph(storage, quick_source())
-    return storage, result
+    settings = quick_settings(tmp_path_factory.mktemp("home"))
+    result = run_graph(settings)
+    return settings, result
 
 
 @pytest.mark.slow
 def test_quick_graph_materializes_everything_and_all_checks_pass(quick_run):
-    storage, result = quick_run
+    settings, result = quick_run
+    storage = Path(settings.paths.storage_url)
+    names = F.feature_names(settings.universe.alt_series)
     assert result.success
     assert materialized(result) == EXPECTED_ASSETS
     checks = check_results(result)
-    assert len(checks) >= 14 and all(checks.values()), checks
-    features = read_table(storage, "features")
-    assert list(features.columns) == ["date", "ticker", *F.FEATURE_NAMES]
+    assert set(checks) == DATA_CHECK_NAMES and all(checks.values()), checks
+    features = read_table(settings, "features")
+    assert list(features.columns) == ["date", "ticker", *names]
     manifest = json.loads((storage / "exports" / "manifest.json").read_text())
-    assert manifest["registry_version"] == F.REGISTRY_VERSION and manifest["n_features"] == 94
+    assert manifest["registry_version"] == F.REGISTRY_VERSION and manifest["n_features"] == 94 == len(names)
     assert verify_exports(storage / "exports", manifest) == []
     assert (storage / "exports" / "per_asset" / "AAPL" / "test.parquet").exists()
     scaler = json.loads((storage / "tables" / "scaler_params.json").read_text())
-    assert scaler["fit_on"] == "train" and set(scaler["features"]) == set(F.FEATURE_NAMES)
+    splits = read_table(settings, "dataset_splits")
+    train = splits[splits["split"] == "train"]
+    assert scaler["rows"] == len(train) and scaler["train_end"] == str(train["date"].max().date())
+    assert scaler["train_end"] <= settings.profile().train_end
+    assert set(scaler["features"]) == set(names)
 
 
 @pytest.mark.slow
 def test_same_config_same_numbers(quick_run, tmp_path):
-    storage, _ = quick_run
-    again = run_graph(tmp_path, quick_source())
-    assert again.success
+    settings, _ = quick_run
+    again = quick_settings(tmp_path)
+    assert run_graph(again).success
     for asset in ("features", "scaled_features", "dataset_splits"):
-        pd.testing.assert_frame_equal(read_table(storage, asset), read_table(tmp_path, asset))
+        pd.testing.assert_frame_equal(read_table(settings, asset), read_table(again, asset))
 
 
 @pytest.mark.slow
-def test_an_object_store_url_works_the_same_way():
+def test_an_object_store_url_works_the_same_way(tmp_path):
     url = "memory://odyssey-test"
-    result = run_graph(url, quick_source(), job="market_features")
+    result = run_graph(quick_settings(tmp_path, paths={"storage_url": url}), job="market_features")
     assert result.success
     root = UPath(url)
     with (root / "tables" / "features.parquet").open("rb") as handle:
         assert len(pd.read_parquet(handle)) > 0
     manifest = json.loads((root / "exports" / "manifest.json").read_text())
     assert verify_exports(root / "exports", manifest) == []
+    assert not (tmp_path / "storage").exists()
 
 
 def test_metadata_users_look_at(quick_run):
-    storage, result = quick_run
+    settings, result = quick_run
     events = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     for key in ("rows", "tickers", "first_date", "last_date", "nan_cells", "preview", "sha256"):
         assert key in events["features"], key
     assert "plot" in events["features"] and "base64" in events["features"]["plot"].value
     assert events["clean_prices"]["tickers"].value == 5
+    # the quick market's two planted bad prints (NVDA 2018-12-13, QQQ 2019-11-21), repaired
+    assert events["clean_prices"]["bad_prints_repaired"].value == 2
+    assert "NVDA" in events["clean_prices"]["repaired"].value and "2019-11-21" in events["clean_prices"]["repaired"].value
+    assert events["clean_prices"]["off_calendar_rows"].value == 0
     assert "purged_boundary_rows" in events["dataset_splits"]
     assert "global_files" in events["feature_exports"]

@@ -13,9 +13,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from odyssey import backtest as bt
 from odyssey.hashing import sha256_bytes
-from odyssey.policy import (PPOSettings, export_onnx, latest_checkpoint, load_model, load_verified, model_bytes,
+from odyssey.policy import (env_settings, export_onnx, latest_checkpoint, load_model, load_verified, model_bytes,
                             onnx_decider, torch_decider, train_ppo)
-from odyssey.portfolio import Constraints, Panel, SignalScale, spaces
+from odyssey.portfolio import Constraints, EnvSettings, Panel, SignalScale, spaces
+from odyssey.settings import PPOSettings
 from odyssey.signing import SignatureError, sign
 
 KEY = b"test-key"
@@ -109,6 +110,17 @@ def test_onnx_actions_match_torch_within_1e_5(uninterrupted):
 def test_settings_must_align_rollouts_with_episodes():
     with pytest.raises(ValueError, match="n_steps \\(100\\) must be a multiple of episode_length \\(64\\)"):
         PPOSettings(n_steps=100, episode_length=64)
+    with pytest.raises(ValueError, match="n_steps \\* n_envs \\(384\\) must be a multiple of batch_size \\(256\\)"):
+        PPOSettings(n_steps=192, n_envs=2, episode_length=64, batch_size=256)
+
+
+def test_the_environment_takes_its_episode_length_and_risk_aversion_from_the_settings(quick_settings):
+    assert env_settings(PPOSettings(n_steps=128, episode_length=64, risk_aversion=2.0)) == \
+        EnvSettings(episode_length=64, risk_aversion=2.0)
+    quick = quick_settings.portfolio.ppo  # the quick preset's shorter episodes and fewer steps
+    assert (quick.total_timesteps, quick.n_steps, quick.episode_length, quick.checkpoint_every) == \
+        (40960, 256, 64, 10240)
+    assert env_settings(quick).episode_length == 64 and quick.checkpoint_rollouts == 10
 
 
 # -- honesty ------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """PortfolioEnv and the shared accounting, against hand-computed cases."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 from odyssey import backtest as bt
+from odyssey.calendar import sessions
 from odyssey.portfolio import (Constraints, EnvSettings, Panel, PortfolioEnv, SignalScale, allocate, build_panel,
                                limit_violations, orders, project, rebalance)
 
@@ -122,7 +125,8 @@ def _long_returns(dates, tickers, values):
 
 
 def test_panel_covers_every_trading_day_and_carries_forecasts_over_embargo_gaps():
-    dates = pd.bdate_range("2021-01-04", periods=6)
+    dates = sessions("2021-01-04", "2021-01-11")
+    assert len(dates) == 6
     simple = np.arange(12).reshape(6, 2) / 1000.0
     returns = _long_returns(dates, ["A", "B"], simple)
     # B starts a day late; both skip 2021-01-07 (an embargo day)
@@ -193,3 +197,18 @@ def test_baselines_use_only_information_known_at_each_close():
     best = panel.forecasts.argmax(axis=1)
     positive = panel.forecasts.max(axis=1) > 0
     np.testing.assert_allclose(top[np.arange(100)[positive], best[positive]], 0.2)
+
+
+def test_inverse_volatility_gives_no_weight_to_an_asset_that_never_moves():
+    dates = pd.bdate_range("2019-01-01", periods=120)
+    rng = np.random.default_rng(2)
+    log_returns = np.column_stack([rng.normal(0, 0.01, 120), rng.normal(0, 0.02, 120), np.zeros(120)])
+    history = pd.DataFrame({"date": np.repeat(dates, 3), "ticker": np.tile(["A", "B", "C"], 120),
+                            "log_return": log_returns.ravel()})
+    panel = Panel(dates[80:], ("A", "B", "C"), np.zeros((40, 3)), np.zeros((40, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights = bt.inverse_vol_targets(panel, history, Constraints(max_weight=0.6), window=60)
+    assert np.isfinite(weights).all() and (weights[:, 2] == 0.0).all()
+    np.testing.assert_allclose(weights.sum(axis=1), 0.8)
+    assert (weights[:, 0] > weights[:, 1]).all()

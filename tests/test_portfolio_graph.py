@@ -4,16 +4,17 @@ obeys the same limits and costs, the report renders, and recommendations are gua
 
 import json
 import shutil
+from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
-from assets.portfolio import PURGE_DAYS
 from checks.portfolio import recommendation_limits
-from odyssey.universe import get_profile
-from tests.dagster_helpers import (check_results, fast_forecasting_config, materialized, quick_source, read_table,
-                                   run_graph)
+from odyssey.calendar import sessions
+from tests.dagster_helpers import (check_results, fast_forecasting_config, materialized, quick_settings, read_table,
+                                   run_graph, step_errors)
 
 PPO_TEST = {"total_timesteps": 2048, "n_steps": 128, "episode_length": 64, "n_envs": 2, "checkpoint_every": 512}
 PORTFOLIO_ASSETS = {"ppo_policy", "policy_onnx", "baseline_weights", "backtest", "backtest_metrics", "monte_carlo",
@@ -29,19 +30,30 @@ def _portfolio_config(**recommendation) -> dict:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    storage = tmp_path_factory.mktemp("portfolio_storage")
-    home = storage / "state"
-    assert run_graph(storage, quick_source(), home=home).success
-    for ticker in get_profile("quick").tickers:
-        assert run_graph(storage, quick_source(), job="forecasting", partition_key=ticker, home=home,
+    """(settings, instance, result of the portfolio job): one instance across all runs, as the
+    recommendation files need the limits check recorded in it."""
+    settings = quick_settings(tmp_path_factory.mktemp("portfolio"))
+    with dg.instance_for_test() as instance:
+        assert run_graph(settings, instance=instance).success
+        # the policy needs every ticker's out-of-sample forecasts; the recommendations, the champions'
+        # newest forecasts: SPY gets one, the others only their walk-forward (no model with skill)
+        assert run_graph(settings, job="forecasting", partition_key="SPY", instance=instance,
                          run_config=fast_forecasting_config()).success
-    assert run_graph(storage, quick_source(), job="batch_forecasts", home=home).success
-    result = run_graph(storage, quick_source(), job="portfolio", home=home, run_config=_portfolio_config())
-    return storage, home, result
+        walkforward = [dg.AssetKey("walkforward_forecasts"), dg.AssetKey("walkforward_summary")]
+        for ticker in set(settings.universe.tickers) - {"SPY"}:
+            assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
+                             selection=walkforward, run_config=fast_forecasting_config()).success
+        assert run_graph(settings, job="batch_forecasts", instance=instance).success
+        result = run_graph(settings, job="portfolio", instance=instance, run_config=_portfolio_config())
+        yield settings, instance, result
 
 
-def _json(storage, asset: str) -> dict:
-    return json.loads((storage / "tables" / f"{asset}.json").read_text())
+def _storage(settings) -> Path:
+    return Path(settings.paths.storage_url)
+
+
+def _json(settings, asset: str) -> dict:
+    return json.loads((_storage(settings) / "tables" / f"{asset}.json").read_text())
 
 
 @pytest.mark.slow
@@ -54,24 +66,33 @@ def test_the_whole_group_builds_and_its_checks_pass(built):
 
 @pytest.mark.slow
 def test_policy_trains_only_before_the_test_period(built):
-    storage, _, _ = built
-    policy = _json(storage, "ppo_policy")
-    profile = get_profile("quick")
-    cut = pd.Timestamp(profile.validation_end) - pd.offsets.BDay(PURGE_DAYS)
-    assert pd.Timestamp(policy["train_end"]) <= cut
-    assert pd.Timestamp(policy["evaluation_start"]) > pd.Timestamp(profile.validation_end)
+    settings, _, _ = built
+    policy = _json(settings, "ppo_policy")
+    profile = settings.profile()
+    # training ends `horizon` sessions before the last validation session: no 5-session target of a
+    # training day reaches into the test period
+    validation = sessions(profile.start, profile.validation_end, profile.exchange)
+    assert settings.forecast.horizon == 5
+    assert pd.Timestamp(policy["train_end"]) == validation[-1 - 5]
+    test_days = sessions(pd.Timestamp(profile.validation_end) + pd.Timedelta(days=1), profile.end, profile.exchange)
+    assert pd.Timestamp(policy["evaluation_start"]) == test_days[0]
     # training starts once every ticker has an out-of-sample forecast, never on in-sample fits
-    first_forecast = max(read_table(storage, f"walkforward_forecasts/{t}")["date"].min() for t in profile.tickers)
+    first_forecast = max(read_table(settings, f"walkforward_forecasts/{t}")["date"].min() for t in profile.tickers)
     assert pd.Timestamp(policy["train_start"]) == first_forecast
     assert policy["timesteps"] == PPO_TEST["total_timesteps"]
     assert len(policy["signal_scale"]) == len(profile.tickers)
+    # the run's config changes only the fields it names; the rest are the settings' (quick preset)
+    assert policy["settings"] == settings.portfolio.ppo.model_copy(update=PPO_TEST).model_dump(mode="json")
+    assert policy["constraints"] == {"max_weight": settings.portfolio.max_weight,
+                                     "max_invested": settings.portfolio.max_invested,
+                                     "cost_bps": settings.costs.cost_bps, "slippage_bps": settings.costs.slippage_bps}
 
 
 @pytest.mark.slow
 def test_every_strategy_trades_the_same_days_within_the_limits(built):
-    storage, _, _ = built
-    daily = read_table(storage, "backtest")
-    tickers = get_profile("quick").tickers
+    settings, _, _ = built
+    daily = read_table(settings, "backtest")
+    tickers = settings.universe.tickers
     weights = daily[[f"w_{t}" for t in tickers]].to_numpy()
     assert (weights >= -1e-12).all() and (weights <= 0.20 + 1e-12).all()
     assert (weights.sum(axis=1) <= 0.80 + 1e-12).all()
@@ -85,10 +106,11 @@ def test_every_strategy_trades_the_same_days_within_the_limits(built):
     bought = first[[f"w_{t}" for t in tickers]].sum(axis=1)
     np.testing.assert_allclose(first["traded"], bought)
     np.testing.assert_allclose(first["cost"], bought * 0.0015)
-    # the backtest runs on every trading day of the test period: no embargo gaps
+    # the backtest runs on every session of the test period: no embargo gaps, no holidays
     days = pd.DatetimeIndex(sorted(daily["date"].unique()))
-    assert days.equals(pd.bdate_range(days[0], days[-1]))
-    metrics = pd.DataFrame(_json(storage, "backtest_metrics")["metrics"])
+    assert days.equals(sessions(days[0], days[-1], settings.universe.exchange))
+    assert days[0] > pd.Timestamp(settings.profile().validation_end)
+    metrics = pd.DataFrame(_json(settings, "backtest_metrics")["metrics"])
     sharpe = metrics[metrics["metric"] == "sharpe"]
     assert (sharpe["ci_low"] < sharpe["ci_high"]).all()
     assert set(metrics["metric"]) >= {"cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate",
@@ -97,10 +119,10 @@ def test_every_strategy_trades_the_same_days_within_the_limits(built):
 
 @pytest.mark.slow
 def test_monte_carlo_and_stress_tests_cover_every_strategy(built):
-    storage, _, _ = built
-    paths = read_table(storage, "monte_carlo")
+    settings, _, _ = built
+    paths = read_table(settings, "monte_carlo")
     assert paths.groupby("strategy").size().eq(300).all()
-    stress = read_table(storage, "stress_tests")
+    stress = read_table(settings, "stress_tests")
     crash = stress[stress["scenario"] == "covid_crash_2020"]
     assert (crash["covered_days"] > 10).all()  # the quick test period includes it
     shock = stress[stress["scenario"] == "equities_minus_20pct (average weights)"].set_index("strategy")
@@ -110,25 +132,45 @@ def test_monte_carlo_and_stress_tests_cover_every_strategy(built):
 
 @pytest.mark.slow
 def test_recommendations_are_written_and_respect_the_limits(built):
-    storage, _, _ = built
-    table = read_table(storage, "recommendations")
-    payload = json.loads((storage / "reports" / "recommendations.json").read_text())
-    csv = pd.read_csv(storage / "reports" / "recommendations.csv")
+    settings, _, _ = built
+    table = read_table(settings, "recommendations")
+    payload = json.loads((_storage(settings) / "reports" / "recommendations.json").read_text())
+    csv = pd.read_csv(_storage(settings) / "reports" / "recommendations.csv")
     assert len(table) == len(csv) == len(payload["orders"]) == 5
     assert set(table["action"]) <= {"BUY", "SELL", "HOLD"}
     assert table["target_weight"].between(0, 0.20 + 1e-12).all() and table["target_weight"].sum() <= 0.80 + 1e-12
     assert payload["cash_weight"] == pytest.approx(1 - table["target_weight"].sum())
     np.testing.assert_allclose(table["trade_value"], table["change"] * 1_000_000)
+    # each ticker's view is its champion's newest forecast; a ticker without a model with skill has none
+    forecasts = read_table(settings, "forecasts").set_index("ticker")
+    assert forecasts["status"].to_dict() == {t: "champion" if t == "SPY" else "no model with skill"
+                                             for t in settings.universe.tickers}
+    views = table.set_index("ticker")["forecast"].reindex(forecasts.index)
+    np.testing.assert_array_equal(views.to_numpy(), forecasts["prediction"].to_numpy())
+    champion = forecasts["status"] == "champion"
+    assert views[~champion].isna().all() and views[champion].notna().all()
+    assert (table["as_of"] == str(forecasts["date"].max().date())).all()
+
+
+@pytest.mark.slow
+def test_recommendation_files_need_the_limits_check_passed_in_the_instance(built):
+    settings, instance, _ = built
+    files = [dg.AssetKey("recommendation_files")]
+    again = run_graph(settings, job="portfolio", instance=instance, selection=files)
+    assert again.success  # the latest recommendations passed recommendation_limits in this instance
+    elsewhere = run_graph(settings, job="portfolio", instance=dg.DagsterInstance.ephemeral(), selection=files)
+    assert not elsewhere.success
+    assert "recommendations has never been materialized" in " ".join(step_errors(elsewhere))
 
 
 @pytest.mark.slow
 def test_given_holdings_become_orders_and_an_overweight_is_always_sold(built):
-    storage, home, _ = built
+    settings, instance, _ = built
     holdings = {"AAPL": 0.35, "NVDA": 0.0, "SPY": 0.10, "QQQ": 0.10, "IEF": 0.10}
-    result = run_graph(storage, quick_source(), job="portfolio", home=home,
+    result = run_graph(settings, job="portfolio", instance=instance,
                        run_config=_portfolio_config(current_weights=holdings, hold_band=0.5))
     assert result.success
-    table = read_table(storage, "recommendations").set_index("ticker")
+    table = read_table(settings, "recommendations").set_index("ticker")
     # a band of 50 % holds everything, except the 35 % position that breaks the 20 % limit
     assert table.loc["AAPL", "action"] == "SELL" and table.loc["AAPL", "target_weight"] == pytest.approx(0.20)
     assert (table.drop("AAPL")["action"] == "HOLD").all()
@@ -149,20 +191,19 @@ def test_the_limits_check_blocks_a_breach():
 
 @pytest.mark.slow
 def test_repeating_the_same_training_loads_its_final_checkpoint(built):
-    storage, home, _ = built
-    first = _json(storage, "ppo_policy")
-    again = run_graph(storage, quick_source(), job="portfolio", home=home,
-                      run_config=_portfolio_config())
+    settings, instance, _ = built
+    first = _json(settings, "ppo_policy")
+    again = run_graph(settings, job="portfolio", instance=instance, run_config=_portfolio_config())
     assert again.success
-    second = _json(storage, "ppo_policy")
+    second = _json(settings, "ppo_policy")
     assert second["resumed_from"] == 2048  # the first run's final checkpoint: nothing left to train
     assert second["sha256"] == first["sha256"]
 
 
 @pytest.mark.slow
 def test_the_report_renders_its_charts_in_headless_chromium(built):
-    storage, _, _ = built
-    page_path = storage / "reports" / "backtest_report.html"
+    settings, _, _ = built
+    page_path = _storage(settings) / "reports" / "backtest_report.html"
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -186,13 +227,8 @@ def test_the_report_renders_its_charts_in_headless_chromium(built):
 
 @pytest.mark.slow
 def test_invalid_holdings_are_refused_with_the_reason(built):
-    import dagster as dg
-
-    from tests.dagster_helpers import step_errors
-
-    storage, home, _ = built
-    result = run_graph(storage, quick_source(), job="portfolio", home=home,
-                       selection=[dg.AssetKey("recommendations")],
+    settings, instance, _ = built
+    result = run_graph(settings, job="portfolio", instance=instance, selection=[dg.AssetKey("recommendations")],
                        run_config={"ops": {"recommendations": {"config": {"current_weights": {"AAPL": -0.1, "XYZ": 0.1}}}}})
     assert not result.success
     message = " ".join(step_errors(result))

@@ -6,8 +6,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from odyssey import features as F
 from odyssey.quality import long_gaps, nan_outside_warmup, quality_scores
+from resources.settings import SettingsResource
 from sensors.alerts import record_alert, run_failure_alerts
+from tests.dagster_helpers import quick_settings
 
 
 def _scores(raw, clean, tickers, start):
@@ -38,17 +41,37 @@ def test_each_dimension_drops_for_its_own_defect(quick_pipeline):
     assert _scores(stale, clean, tickers, start)["timeliness"] == pytest.approx(0.8)
 
 
+def test_completeness_counts_sessions_from_each_tickers_first_bar(quick_pipeline):
+    """A ticker listed later than the start is not incomplete before its first bar; a session it
+    misses afterwards is. Holidays are not sessions, so they are never missing."""
+    p = quick_pipeline
+    raw, clean, tickers, start = p.data.prices, p.clean, p.profile.tickers, p.profile.start
+    sessions = p.profile.sessions
+    full = raw[raw["ticker"] != "IEF"]
+    ief = pd.DataFrame({"date": sessions, "ticker": "IEF", "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
+                        "volume": 1.0})
+    have = len(full) + len(sessions)
+    complete = _scores(pd.concat([full, ief]), clean, tickers, start)["completeness"]
+    assert complete == pytest.approx(have / (4 * len(sessions) + len(sessions)))
+    late = ief[ief["date"] >= sessions[500]]
+    assert _scores(pd.concat([full, late]), clean, tickers, start)["completeness"] == pytest.approx(
+        (len(full) + len(late)) / (4 * len(sessions) + len(late)))
+    holes = late.drop(late.index[[10, 11, 12]])
+    assert _scores(pd.concat([full, holes]), clean, tickers, start)["completeness"] == pytest.approx(
+        (len(full) + len(late) - 3) / (4 * len(sessions) + len(late)))
+
+
 def test_long_gap_and_warmup_rules_name_ticker_and_dates(quick_pipeline):
     clean = quick_pipeline.clean.copy()
     aapl = clean.index[clean["ticker"] == "AAPL"][100:108]
     clean.loc[aapl, "gap"] = True
     gaps = long_gaps(clean)
     assert gaps.to_dict("records") == [{"ticker": "AAPL", "start": clean.loc[aapl[0], "date"].date(),
-                                        "end": clean.loc[aapl[-1], "date"].date(), "business_days": 8}]
+                                        "end": clean.loc[aapl[-1], "date"].date(), "sessions": 8}]
     features = quick_pipeline.features.copy()
     row = features.index[features["ticker"] == "SPY"][400]
     features.loc[row, "RSI_14"] = float("nan")
-    bad = nan_outside_warmup(features)
+    bad = nan_outside_warmup(features, F.feature_names(quick_pipeline.profile.alt_series))
     assert bad[["feature", "ticker", "rows"]].to_dict("records") == [{"feature": "RSI_14", "ticker": "SPY", "rows": 1}]
 
 
@@ -60,8 +83,8 @@ def test_alert_log_appends_json_lines(tmp_path):
     assert [x["run_id"] for x in lines] == ["a", "b"]
 
 
-def test_run_failure_sensor_records_a_failed_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_ALERTS_LOG", str(tmp_path / "alerts.log"))
+def test_run_failure_sensor_records_a_failed_run(tmp_path):
+    settings = quick_settings(tmp_path / "home")
 
     @dg.op
     def explode():
@@ -77,7 +100,8 @@ def test_run_failure_sensor_records_a_failed_run(tmp_path, monkeypatch):
         failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
-            dagster_run=result.dagster_run).for_run_failure()
+            dagster_run=result.dagster_run, resources={"settings": SettingsResource.of(settings)}).for_run_failure()
         run_failure_alerts(context)
-    alert = json.loads((tmp_path / "alerts.log").read_text().splitlines()[0])
+    assert settings.paths.alerts_log == str(tmp_path / "home" / "alerts.log")
+    alert = json.loads((tmp_path / "home" / "alerts.log").read_text().splitlines()[0])
     assert alert["run_id"] == result.run_id and alert["job"] == "failing"

@@ -2,9 +2,12 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from odyssey.sources.synthetic import SPLITS, SyntheticConfig, generate_market
-from odyssey.universe import get_profile
+from odyssey.calendar import sessions
+from odyssey.settings import SyntheticSettings as SyntheticConfig
+from odyssey.settings import load_settings, preset_path
+from odyssey.sources.synthetic import SPLITS, generate_market
 
 
 def _returns(market) -> pd.DataFrame:
@@ -20,13 +23,18 @@ def test_same_seed_same_market_other_seed_other_market(quick_profile):
     assert not np.allclose(a.adjusted_close.to_numpy(), c.adjusted_close.to_numpy())
 
 
-def test_full_profile_covers_universe_and_dates():
-    market = generate_market(get_profile("full"))
+def test_full_profile_covers_universe_and_sessions():
+    full = load_settings(preset_path("full"), environ={})
+    profile = full.profile()
+    market = generate_market(profile, full.source.synthetic)
     prices = market.data.prices
-    assert sorted(prices["ticker"].unique()) == sorted(get_profile("full").tickers)
+    assert sorted(prices["ticker"].unique()) == sorted(profile.tickers)
     assert prices["date"].min() == pd.Timestamp("2010-01-04")
     assert prices["date"].max() == pd.Timestamp("2024-12-31")
-    assert (prices["date"].dt.dayofweek < 5).all()
+    nyse = sessions("2010-01-04", "2024-12-31", "XNYS")
+    assert prices["date"].isin(nyse).all()
+    assert pd.Timestamp("2024-12-25") not in set(market.data.alt["date"])   # holidays are not rows
+    assert market.regimes.index.equals(nyse)
     assert list(market.data.alt.columns) == ["date", "VIX", "DXY", "Gold", "Yield_10Y"]
     assert len(market.data.actions) == len(SPLITS)
 
@@ -59,7 +67,7 @@ def test_volume_rises_with_absolute_returns(quick_market):
 
 def test_missing_days_bad_ticks_and_splits_in_quotes(quick_profile, quick_market):
     prices = quick_market.data.prices
-    n_days = len(quick_profile.business_days)
+    n_days = len(quick_profile.sessions)
     counts = prices.groupby("ticker").size()
     assert (counts <= n_days).all() and (counts < n_days).any()
     # NVDA's 4:1 split in 2021 shows as a quote jump of ~1/4
@@ -107,3 +115,23 @@ def test_a_longer_range_extends_the_same_market(quick_profile):
     alt = longer.data.alt[longer.data.alt["date"] <= cut].reset_index(drop=True)
     pd.testing.assert_frame_equal(alt, base.data.alt)
     assert longer.data.prices["date"].max() == pd.Timestamp("2022-03-31")
+
+
+def test_bad_prints_are_one_session_spikes_around_the_true_midpoint(quick_profile, quick_settings, quick_market):
+    """Each planted bad print quotes the close 25 % off for one session; the market's true close
+    that day is the geometric midpoint of its neighbours, so a repair can restore it exactly."""
+    truth = generate_market(quick_profile, quick_settings.source.synthetic.model_copy(update={"bad_ticks": False}))
+    quoted = quick_market.data.prices.set_index(["ticker", "date"])
+    honest = truth.data.prices.set_index(["ticker", "date"])
+    pd.testing.assert_frame_equal(quoted.drop(columns=["close", "high", "low"]), honest.drop(columns=["close", "high", "low"]))
+    ratio = quoted["close"] / honest["close"]
+    bad = ratio[~np.isclose(ratio, 1.0, rtol=1e-12)]
+    assert len(bad) >= 2
+    np.testing.assert_allclose(np.abs(bad.to_numpy() - 1.0), 0.25)
+    true_close = quick_market.adjusted_close
+    pd.testing.assert_frame_equal(true_close, truth.adjusted_close)   # bad prints change quotes only
+    for ticker, day in bad.index:
+        i = true_close.index.get_loc(day)
+        series = true_close[ticker]
+        assert series.iloc[i] == pytest.approx(np.sqrt(series.iloc[i - 1] * series.iloc[i + 1]), rel=1e-12)
+        assert quoted.loc[(ticker, day), "high"] >= quoted.loc[(ticker, day), "close"] >= quoted.loc[(ticker, day), "low"]

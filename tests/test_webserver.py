@@ -11,13 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
+
+from odyssey.settings import ENV_OVERRIDES, SIGNING_KEY_ENV, preset_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 120.0
 RUN_TIMEOUT = 180.0
 RAW_MARKET_ASSETS = ["raw_prices", "raw_alt_data", "corporate_actions"]
+LOCATION = "odyssey"  # workspace.yaml's code location
 
 # With a dagster.yaml, Dagster 1.13 defaults to the QueuedRunCoordinator, which only puts runs
 # in a queue that a separately running `dagster-daemon` dequeues. The DefaultRunCoordinator
@@ -146,10 +150,11 @@ def _log_tail(log_path: Path, chars: int = 6000) -> str:
 class Server:
     """A running dagster-webserver: its base URL, process and log file."""
 
-    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path, odyssey_home: Path):
         self.url = url
         self.process = process
         self.log_path = log_path
+        self.odyssey_home = odyssey_home
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30.0) -> dict:
         response = requests.post(
@@ -200,6 +205,7 @@ def _wait_until_loaded(server: Server) -> None:
         assert workspace["__typename"] == "Workspace", workspace
         entries = workspace["locationEntries"]
         last = repr(entries)
+        assert [entry["name"] for entry in entries] == [LOCATION], entries
         if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
             for entry in entries:
                 location = entry["locationOrLoadError"]
@@ -218,12 +224,14 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     odyssey_home = tmp_path_factory.mktemp("odyssey_home")
     log_path = tmp_path_factory.mktemp("webserver_log") / "webserver.log"
 
-    env = dict(os.environ)
-    env.pop("ODYSSEY_STORAGE_URL", None)  # tables must land under the temporary ODYSSEY_HOME
+    settings_file = odyssey_home / "odyssey.toml"
+    settings_file.write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "{odyssey_home}"\n')
+
+    # only these settings: no variable of the caller's may redirect tables, MLflow or the instance
+    env = {k: v for k, v in os.environ.items() if k not in {*ENV_OVERRIDES, "ODYSSEY_SETTINGS", SIGNING_KEY_ENV}}
     env.update(
         DAGSTER_HOME=str(dagster_home),
-        ODYSSEY_HOME=str(odyssey_home),
-        ODYSSEY_PROFILE="quick",
+        ODYSSEY_SETTINGS=str(settings_file),
         PYTHONUNBUFFERED="1",
     )
     port = _free_port()
@@ -238,7 +246,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # own process group, so teardown can kill every descendant
         )
-    srv = Server(f"http://127.0.0.1:{port}", process, log_path)
+    srv = Server(f"http://127.0.0.1:{port}", process, log_path, odyssey_home)
     try:
         _wait_until_loaded(srv)
         yield srv
@@ -277,8 +285,10 @@ def test_webserver_lists_assets_and_materializes_raw_market(server: Server):
 
     # 2. Launch the raw_market multi-asset through the implicit asset job.
     repository = _repository(server)
+    assert repository["location"]["name"] == LOCATION, repository["location"]
     job_names = {job["name"] for job in repository["pipelines"]}
     assert "__ASSET_JOB" in job_names, sorted(job_names)
+    assert {"odyssey_main", "market_features", "forecasting", "ingest"} <= job_names, sorted(job_names)
     execution_params = {
         "selector": {
             "repositoryLocationName": repository["location"]["name"],
@@ -315,3 +325,8 @@ def test_webserver_lists_assets_and_materializes_raw_market(server: Server):
         materializations = asset["assetMaterializations"]
         assert materializations, f"{name} has no materialization"
         assert materializations[0]["runId"] == run_id, materializations
+
+    # 5. The run used the settings the server was started with: the quick universe, stored under its home.
+    raw = pd.read_parquet(server.odyssey_home / "storage" / "tables" / "raw_prices.parquet")
+    assert sorted(raw["ticker"].unique()) == sorted(["AAPL", "NVDA", "SPY", "QQQ", "IEF"])
+    assert str(raw["date"].max().date()) == "2021-12-31"

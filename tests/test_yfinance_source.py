@@ -27,7 +27,8 @@ from curl_cffi.curl import Curl
 from requests.adapters import HTTPAdapter
 from yfinance.data import YfData
 
-from odyssey.sources.columns import ACTION_COLUMNS, ALT_COLUMNS, PRICE_COLUMNS
+from odyssey.sources import yfinance_source
+from odyssey.sources.columns import ACTION_COLUMNS, ADJ_CLOSE, ALT_COLUMNS, ISSUE_COLUMNS, PRICE_COLUMNS
 from odyssey.sources.yfinance_source import (
     ALT_SYMBOLS,
     NoDataError,
@@ -37,6 +38,9 @@ from odyssey.sources.yfinance_source import (
 
 DATA = Path(__file__).parent / "data" / "yfinance"
 START, END = "2020-08-17", "2020-09-30"
+LAST_RECORDED = pd.Timestamp("2020-10-02")
+SPY_EX_DIVIDEND, SPY_DIVIDEND = pd.Timestamp("2020-09-18"), 1.339
+SPY_NO_VOLUME = pd.Timestamp("2020-09-24")
 
 
 class UnrecordedRequest(AssertionError):
@@ -187,14 +191,14 @@ def _row(prices: pd.DataFrame, ticker: str, day: str) -> pd.Series:
 
 def test_columns_and_dtypes(market):
     prices, alt, actions = market.prices, market.alt, market.actions
-    assert tuple(prices.columns) == PRICE_COLUMNS
+    assert tuple(prices.columns) == (*PRICE_COLUMNS, ADJ_CLOSE)
     assert prices["date"].dtype == np.dtype("datetime64[ns]")
     assert (prices["date"] == prices["date"].dt.normalize()).all()
     assert prices["ticker"].dtype == object
     assert all(isinstance(t, str) for t in prices["ticker"])
-    for column in ("open", "high", "low", "close"):
+    for column in ("open", "high", "low", "close", "volume", ADJ_CLOSE):
         assert prices[column].dtype == np.float64
-    assert prices["volume"].dtype == np.int64
+    assert (prices["volume"].dropna() == prices["volume"].dropna().round()).all()
     ordered = prices.sort_values(["ticker", "date"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(prices, ordered)
     assert prices["date"].min() == pd.Timestamp(START) and prices["date"].max() == pd.Timestamp(END)
@@ -208,6 +212,9 @@ def test_columns_and_dtypes(market):
     assert tuple(actions.columns) == ACTION_COLUMNS
     assert actions["date"].dtype == np.dtype("datetime64[ns]")
     assert actions["ratio"].dtype == np.float64
+
+    assert tuple(market.issues.columns) == ISSUE_COLUMNS
+    assert market.issues["line"].dtype == pd.Int64Dtype()
 
 
 def test_one_row_per_recorded_bar_from_start_to_end(market):
@@ -256,6 +263,91 @@ def test_close_is_not_dividend_adjusted(market):
     row = _row(market.prices, "SPY", "2020-09-17")
     assert row["close"] == recorded["close"]
     assert row["close"] == pytest.approx(335.84, abs=1e-4)
+
+
+def test_adj_close_is_yahoos_adjusted_close(market):
+    for ticker in ("AAPL", "SPY"):
+        recorded = _recorded(ticker)["adjclose"]
+        recorded = recorded[(recorded.index >= pd.Timestamp(START)) & (recorded.index <= pd.Timestamp(END))]
+        got = market.prices.loc[market.prices["ticker"] == ticker].set_index("date")[ADJ_CLOSE]
+        pd.testing.assert_series_equal(got, recorded, check_names=False, check_freq=False)
+
+
+def test_recorded_spy_dividend_is_in_adjclose_the_way_yahoo_applies_it():
+    # every adjclose before the ex-date is the close times (1 - dividend / close the day before)
+    payload = _payload("SPY")
+    (event,) = payload["events"]["dividends"].values()
+    assert event["amount"] == SPY_DIVIDEND
+    assert pd.Timestamp(event["date"], unit="s", tz="UTC").tz_convert("America/New_York").normalize().tz_localize(None) == SPY_EX_DIVIDEND
+    recorded = _recorded("SPY")
+    before, after = recorded[recorded.index < SPY_EX_DIVIDEND], recorded[recorded.index >= SPY_EX_DIVIDEND]
+    factor = 1.0 - SPY_DIVIDEND / before["close"].iloc[-1]
+    np.testing.assert_allclose(before["adjclose"], before["close"] * factor, rtol=1e-6)
+    np.testing.assert_array_equal(after["adjclose"], after["close"])
+
+
+def test_adj_close_return_includes_the_dividend(market):
+    spy = market.prices.loc[market.prices["ticker"] == "SPY"].set_index("date")
+    total = np.log(spy[ADJ_CLOSE]).diff()
+    price = np.log(spy["close"]).diff()
+    close_before = spy["close"].shift(1).loc[SPY_EX_DIVIDEND]
+    assert close_before == pytest.approx(335.84, abs=1e-4)
+    # the close drops by the dividend on the ex-date; the total return does not
+    assert price.loc[SPY_EX_DIVIDEND] - total.loc[SPY_EX_DIVIDEND] == pytest.approx(
+        np.log(1.0 - SPY_DIVIDEND / close_before), abs=1e-6)
+    assert total.loc[SPY_EX_DIVIDEND] > price.loc[SPY_EX_DIVIDEND]
+    others = total.index[1:].drop(SPY_EX_DIVIDEND)
+    np.testing.assert_allclose(total.loc[others], price.loc[others], atol=1e-6)
+
+
+def test_adj_close_is_on_one_share_basis_across_the_split(market):
+    aapl = market.prices.loc[market.prices["ticker"] == "AAPL"].set_index("date")
+    before, after = aapl.loc[pd.Timestamp("2020-08-28")], aapl.loc[pd.Timestamp("2020-08-31")]
+    # quoted closes jump by the split; the adjusted close moves by the day's return only
+    assert after["close"] / before["close"] == pytest.approx(129.04 / 499.23, rel=1e-6)
+    assert after[ADJ_CLOSE] / before[ADJ_CLOSE] == pytest.approx(129.04 / (499.23 / 4), rel=1e-6)
+    np.testing.assert_allclose(aapl[ADJ_CLOSE].loc[:"2020-08-28"], aapl["close"].loc[:"2020-08-28"] / 4, rtol=1e-12)
+
+
+def test_missing_volume_is_nan_kept_and_listed_in_issues(market):
+    # the recorded SPY body has a null volume on 2020-09-24 (see tests/data/yfinance/README.md)
+    recorded = _recorded("SPY").loc[SPY_NO_VOLUME]
+    assert recorded.isna()["volume"] and not recorded.drop("volume").isna().any()
+    row = _row(market.prices, "SPY", "2020-09-24")
+    assert np.isnan(row["volume"])
+    assert (row["open"], row["high"], row["low"], row["close"]) == tuple(recorded[["open", "high", "low", "close"]])
+    assert market.prices["volume"].isna().sum() == 1
+    assert (market.prices["volume"] > 0).sum() == len(market.prices) - 1
+    expected = pd.DataFrame({"file": ["yfinance:SPY"], "line": pd.array([pd.NA], dtype="Int64"),
+                             "column": ["volume"], "problem": ["missing volume"], "value": ["2020-09-24"]})
+    pd.testing.assert_frame_equal(market.issues, expected)
+
+
+def test_no_missing_volume_gives_empty_issues(replay):
+    data = fetch_yfinance(["AAPL"], START, END, session=_session(replay))
+    assert data.issues.empty and tuple(data.issues.columns) == ISSUE_COLUMNS
+    assert data.prices["volume"].notna().all()
+
+
+def test_end_today_fetches_through_the_last_recorded_bar(replay):
+    for end in ("today", "Today", " TODAY "):
+        data = fetch_yfinance(["SPY", "AAPL"], START, end, session=_session(replay))
+        for ticker in ("AAPL", "SPY"):
+            dates = data.prices.loc[data.prices["ticker"] == ticker, "date"]
+            assert list(dates) == list(_recorded(ticker).index)
+            assert dates.max() == LAST_RECORDED
+        assert data.alt["date"].max() == LAST_RECORDED
+        assert len(data.prices) == 2 * 34
+
+
+def test_end_today_cuts_at_the_new_york_date(replay, monkeypatch):
+    # 02:00 UTC on 2020-09-26 is still the evening of 2020-09-25 in New York
+    moment = pd.Timestamp("2020-09-26 02:00", tz="UTC")
+    assert yfinance_source._today(moment) == pd.Timestamp("2020-09-25")
+    monkeypatch.setattr(yfinance_source, "_today", lambda: pd.Timestamp("2020-09-25"))
+    data = fetch_yfinance(["SPY"], START, "TODAY", session=_session(replay))
+    assert data.prices["date"].max() == pd.Timestamp("2020-09-25")
+    assert data.alt["date"].max() == pd.Timestamp("2020-09-25")
 
 
 def test_alt_frame_holds_recorded_closes_outer_joined(market):

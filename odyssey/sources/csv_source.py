@@ -1,17 +1,33 @@
-"""Read market data from a folder of CSV or Parquet files, naming file, column and rows on error.
+"""Read market data from a folder of CSV or Parquet files, naming file, column and lines on error.
 
 Folder layout (CSV or Parquet, `.csv` / `.parquet`):
 
-* prices: either one file per ticker, ``<TICKER>.csv`` with columns
+* prices: either one file per configured ticker, ``<TICKER>.csv`` with columns
   ``date,open,high,low,close,volume``, or one long file ``prices.csv`` with columns
-  ``date,ticker,open,high,low,close,volume``;
-* ``alt_data.csv`` (optional): ``date,VIX,DXY,Gold,Yield_10Y``;
+  ``date,ticker,open,high,low,close,volume``; either may add ``adj_close`` (the total-return
+  adjusted close), which is then carried in the prices; other extra columns are ignored;
+* ``alt_data.csv`` (optional): ``date`` and any of ``VIX,DXY,Gold,Yield_10Y``;
 * ``corporate_actions.csv`` (optional): ``date,ticker,ratio`` (stock splits; ratio = new shares
   per old share).
 
-Dates are ISO ``YYYY-MM-DD``. Structural problems (a missing column, a value that is not a
-number or a date, a truncated line, an empty file) raise `SourceError`; value problems
-(negative prices, high < low, duplicates, gaps) pass through and are judged by the checks.
+Dates are ISO ``YYYY-MM-DD``. Lines are the file's own line numbers: the header is line 1 and
+blank lines count, as in an editor (a Parquet row is numbered as it would be in a CSV file:
+the first row is line 2). The `source_row` column of the prices carries that line.
+
+Structural problems raise `SourceError` naming the file, column and lines: a missing column, a
+value that is not a number or a date, a blank date or open/high/low/close, a fractional volume,
+a truncated line, an empty file. Rows kept out of the prices, and cells the source could not
+fill, are listed in `MarketData.issues` (file, line, column, problem, value):
+
+* a row of ``prices.csv`` whose ticker is not configured: "ticker not in the universe";
+* with `sessions` given, a row dated inside their span on a day that is not one of them (a
+  weekend, an exchange holiday): "not a trading session of the exchange"; later dates are kept;
+* a blank volume (the row stays, its volume NaN): "missing volume";
+* an ``alt_data.csv`` column that is not an alternative-data column (ignored): "not an
+  alternative-data column (ignored)", on line 1.
+
+Value problems (negative prices, high < low, duplicates, gaps) pass through and are judged by
+the checks.
 """
 
 from __future__ import annotations
@@ -24,26 +40,42 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from odyssey.sources.columns import ALT_COLUMNS, MarketData, empty_actions
+from odyssey.sources.columns import (ADJ_CLOSE, ALT_COLUMNS, ISSUE_COLUMNS, PRICE_COLUMNS, MarketData,
+                                     empty_actions, empty_issues)
 
 RESERVED = {"prices", "alt_data", "corporate_actions"}
 NUMERIC_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+REQUIRED_PRICE_FIELDS = ("open", "high", "low", "close")
+BLANKS = ("", "nan", "NaN", "None")
+UNKNOWN_TICKER = "ticker not in the universe"
+OFF_CALENDAR = "not a trading session of the exchange"
+MISSING_VOLUME = "missing volume"
+UNKNOWN_ALT_COLUMN = "not an alternative-data column (ignored)"
 
 
 class SourceError(ValueError):
-    """A source file cannot be read; the message names the file, column and rows."""
+    """A source file cannot be read; the message names the file, column and lines."""
 
 
-def _rows(index: Iterable[int], limit: int = 10) -> str:
-    rows = sorted(int(i) for i in index)
-    shown = ", ".join(str(r) for r in rows[:limit])
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"rows {shown}{more}" if len(rows) != 1 else f"row {shown}"
+def _lines(index: Iterable[int], limit: int = 10) -> str:
+    lines = sorted(int(i) for i in index)
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return f"lines {shown}{more}" if len(lines) != 1 else f"line {shown}"
+
+
+def _issues(path: Path, lines: Iterable[int], column: str | list[str], problem: str,
+            values: str | Iterable[str]) -> pd.DataFrame:
+    lines = pd.array(list(lines), dtype="Int64")
+    values = list(values) if not isinstance(values, str) else [values] * len(lines)
+    frame = pd.DataFrame({"file": path.name, "line": lines, "column": column, "problem": problem, "value": values},
+                         index=pd.RangeIndex(len(lines)))
+    return frame[list(ISSUE_COLUMNS)].astype({c: object for c in ISSUE_COLUMNS if c != "line"})
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as strings (CSV) or as stored (Parquet); rows are 1-based
-    data-row numbers (the header is row 0) kept in the index for error messages."""
+    """Read a CSV file as strings, or a Parquet file as stored; the index holds each row's line
+    in the file (header = line 1, blank lines counted; Parquet rows from line 2)."""
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty")
     if path.suffix == ".parquet":
@@ -51,23 +83,27 @@ def _read_table(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+        frame.index = pd.RangeIndex(2, len(frame) + 2)
     else:
-        text = path.read_text()
-        records = list(csv.reader(io.StringIO(text)))
-        records = [r for r in records if r]
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+        records, lines, start = [], [], 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                records.append(record)
+                lines.append(start)
+            start = reader.line_num + 1
         if not records:
             raise SourceError(f"{path}: file is empty")
         header, body = records[0], records[1:]
         if not body:
             raise SourceError(f"{path}: file has a header but no data rows")
-        bad = [i + 1 for i, r in enumerate(body) if len(r) != len(header)]
+        bad = [line for line, r in zip(lines[1:], body) if len(r) != len(header)]
         if bad:
             raise SourceError(
-                f"{path}: {_rows(bad)} have a different number of fields than the header "
-                f"({len(header)}): the file is truncated or malformed"
+                f"{path}: {_lines(bad)} {'has' if len(bad) == 1 else 'have'} a different number of fields than "
+                f"the header ({len(header)}): the file is truncated or malformed"
             )
-        frame = pd.DataFrame(body, columns=[h.strip() for h in header])
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
+        frame = pd.DataFrame(body, columns=header, index=pd.Index(lines[1:]))
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -78,93 +114,123 @@ def _require(frame: pd.DataFrame, path: Path, columns: Sequence[str]) -> None:
         raise SourceError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
 
 
+def _textual(raw: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw)
+
+
+def _blank(raw: pd.Series) -> pd.Series:
+    return raw.isna() | raw.astype(str).str.strip().isin(BLANKS) if _textual(raw) else raw.isna()
+
+
 def _to_dates(frame: pd.DataFrame, path: Path) -> pd.Series:
     raw = frame["date"]
-    parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601") if raw.dtype == object else pd.to_datetime(raw)
-    bad = parsed.isna() & raw.notna()
+    empty = _blank(raw)
+    if empty.any():
+        raise SourceError(f"{path}: column 'date' is empty in {_lines(frame.index[empty])}")
+    if _textual(raw):
+        parsed = pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format="ISO8601")
+    else:
+        parsed = pd.to_datetime(raw, errors="coerce")
+    bad = parsed.isna()
     if bad.any():
-        raise SourceError(f"{path}: column 'date' is not an ISO date in {_rows(frame.index[bad])} "
+        raise SourceError(f"{path}: column 'date' is not an ISO date in {_lines(frame.index[bad])} "
                           f"(e.g. {raw[bad].iloc[0]!r})")
-    if parsed.isna().any():
-        raise SourceError(f"{path}: column 'date' is empty in {_rows(frame.index[parsed.isna()])}")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed.dt.normalize().astype("datetime64[ns]")
 
 
 def _to_numbers(frame: pd.DataFrame, path: Path, column: str) -> pd.Series:
+    """The column as floats; a blank cell is NaN, any other non-number raises."""
     raw = frame[column]
-    if raw.dtype == object:
-        stripped = raw.astype(str).str.strip()
-        empty = stripped.isin(["", "nan", "NaN", "None"])
-        parsed = pd.to_numeric(stripped.where(~empty), errors="coerce")
-        bad = parsed.isna() & ~empty
-    else:
-        parsed = pd.to_numeric(raw, errors="coerce")
-        bad = parsed.isna() & raw.notna()
+    empty = _blank(raw)
+    text = raw.astype(str).str.strip().where(~empty) if _textual(raw) else raw
+    parsed = pd.to_numeric(text, errors="coerce")
+    bad = parsed.isna() & ~empty
     if bad.any():
-        example = raw[bad].iloc[0]
-        raise SourceError(f"{path}: column {column!r} is not numeric in {_rows(frame.index[bad])} "
-                          f"(e.g. {example!r})")
+        raise SourceError(f"{path}: column {column!r} is not numeric in {_lines(frame.index[bad])} "
+                          f"(e.g. {raw[bad].iloc[0]!r})")
     return parsed.astype(float)
 
 
 def _price_frame(frame: pd.DataFrame, path: Path, ticker: str | None) -> pd.DataFrame:
-    needed = ["date", *NUMERIC_PRICE_COLUMNS] + ([] if ticker else ["ticker"])
-    _require(frame, path, needed)
+    """Bars of one table: date, ticker, open..volume (float; a blank volume is NaN), adj_close
+    when the table has it, source_file and source_row (the line)."""
+    _require(frame, path, ["date", *NUMERIC_PRICE_COLUMNS] + ([] if ticker else ["ticker"]))
     out = pd.DataFrame({"date": _to_dates(frame, path)})
     out["ticker"] = ticker if ticker else frame["ticker"].astype(str).str.strip()
-    for column in NUMERIC_PRICE_COLUMNS:
+    for column in NUMERIC_PRICE_COLUMNS + ((ADJ_CLOSE,) if ADJ_CLOSE in frame.columns else ()):
         out[column] = _to_numbers(frame, path, column)
+    empty = [f"column {c!r} is empty in {_lines(frame.index[out[c].isna()])}"
+             for c in REQUIRED_PRICE_FIELDS if out[c].isna().any()]
+    if empty:
+        raise SourceError(f"{path}: " + "; ".join(empty))
     volume = out["volume"]
     fractional = volume.notna() & (volume != np.round(volume))
     if fractional.any():
         raise SourceError(f"{path}: column 'volume' has fractional share counts in "
-                          f"{_rows(frame.index[fractional])}")
+                          f"{_lines(frame.index[fractional])}")
     out["source_file"] = path.name
-    out["source_row"] = frame.index.to_numpy()
+    out["source_row"] = frame.index.to_numpy(dtype=np.int64)
     return out
+
+
+def _read_prices(path: Path, ticker: str | None, tickers: Sequence[str],
+                 sessions: pd.DatetimeIndex | None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """A price file's bars for the configured tickers on sessions, and the issues it raised."""
+    frame = _price_frame(_read_table(path), path, ticker)
+    unknown = ~frame["ticker"].isin(list(tickers))
+    off = pd.Series(False, index=frame.index)
+    if sessions is not None and len(sessions):
+        days = pd.DatetimeIndex(sessions)
+        days = (days.tz_localize(None) if days.tz is not None else days).normalize()
+        off = ~unknown & frame["date"].between(days.min(), days.max()) & ~frame["date"].isin(days)
+    kept = frame[~unknown & ~off]
+    no_volume = kept["volume"].isna()
+    issues = [_issues(path, frame.loc[unknown, "source_row"], "ticker", UNKNOWN_TICKER, frame.loc[unknown, "ticker"]),
+              _issues(path, frame.loc[off, "source_row"], "date", OFF_CALENDAR,
+                      frame.loc[off, "date"].dt.strftime("%Y-%m-%d")),
+              _issues(path, kept.loc[no_volume, "source_row"], "volume", MISSING_VOLUME, "")]
+    return kept, issues
 
 
 def _files(folder: Path, stem: str) -> list[Path]:
     return [p for p in (folder / f"{stem}.parquet", folder / f"{stem}.csv") if p.exists()]
 
 
-def read_csv_folder(folder: str | Path, tickers: Sequence[str]) -> MarketData:
+def read_csv_folder(folder: str | Path, tickers: Sequence[str], sessions: pd.DatetimeIndex | None = None) -> MarketData:
     """Read the configured tickers' bars (and alt data, corporate actions) from a folder.
 
-    Tickers with no file are simply absent from the result: the completeness check names them.
-    The result carries `source_file` / `source_row` columns so later checks can point at rows.
+    `sessions` are the exchange's trading sessions; when given, bars dated inside their span on
+    other days are kept out and listed in `issues`. Tickers with no file are simply absent from
+    the result: the completeness check names them. The prices carry `source_file` / `source_row`
+    (the file's line) so later checks can point at lines.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder}: market data folder does not exist")
-    frames = []
-    long_files = _files(folder, "prices")
-    for path in long_files:
-        frame = _price_frame(_read_table(path), path, ticker=None)
-        frames.append(frame[frame["ticker"].isin(tickers)])
-    for ticker in tickers:
-        for path in _files(folder, ticker):
-            frames.append(_price_frame(_read_table(path), path, ticker=ticker))
-    if not frames:
+    paths = [(p, None) for p in _files(folder, "prices")] + [(p, t) for t in tickers for p in _files(folder, t)]
+    if not paths:
         raise SourceError(f"{folder}: no price files found (expected prices.csv or <TICKER>.csv "
                           f"for any of {list(tickers)})")
-    prices = pd.concat(frames, ignore_index=True)
-    prices["volume"] = prices["volume"].astype("Int64") if prices["volume"].isna().any() else prices["volume"].astype(np.int64)
-    prices = prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+    frames, issues = [], [empty_issues()]
+    for path, ticker in paths:
+        kept, found = _read_prices(path, ticker, tickers, sessions)
+        frames.append(kept)
+        issues += found
+    prices = pd.concat(frames, ignore_index=True).sort_values(["ticker", "date"], kind="stable")
 
+    alt = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
     alt_files = _files(folder, "alt_data")
     if alt_files:
         path = alt_files[0]
         table = _read_table(path)
-        _require(table, path, ALT_COLUMNS)
-        alt = pd.DataFrame({"date": _to_dates(table, path)})
-        for column in ALT_COLUMNS[1:]:
-            alt[column] = _to_numbers(table, path, column)
-        alt = alt.sort_values("date").reset_index(drop=True)
-    else:
-        alt = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "date" else float) for c in ALT_COLUMNS})
+        _require(table, path, ["date"])
+        extra = [c for c in table.columns if c not in ALT_COLUMNS]
+        alt = pd.DataFrame({"date": _to_dates(table, path),
+                            **{c: _to_numbers(table, path, c) for c in ALT_COLUMNS[1:] if c in table.columns}})
+        alt = alt.sort_values("date", kind="stable")
+        issues.append(_issues(path, [1] * len(extra), extra, UNKNOWN_ALT_COLUMN, extra))
 
     action_files = _files(folder, "corporate_actions")
     if action_files:
@@ -176,27 +242,35 @@ def read_csv_folder(folder: str | Path, tickers: Sequence[str]) -> MarketData:
                                 "ratio": _to_numbers(table, path, "ratio")})
         bad = ~(actions["ratio"] > 0)
         if bad.any():
-            raise SourceError(f"{path}: column 'ratio' must be > 0 in {_rows(table.index[bad])}")
+            raise SourceError(f"{path}: column 'ratio' must be > 0 in {_lines(table.index[bad])}")
     else:
         actions = empty_actions()
-    return MarketData(prices=prices, alt=alt, actions=actions.reset_index(drop=True))
+    issues = pd.concat(issues, ignore_index=True).sort_values(["file", "line"], kind="stable")
+    return MarketData(prices=prices.reset_index(drop=True), alt=alt.reset_index(drop=True),
+                      actions=actions.reset_index(drop=True), issues=issues.reset_index(drop=True))
 
 
 def write_csv_folder(data: MarketData, folder: str | Path, per_ticker: bool = True) -> Path:
-    """Write market data in the folder format `read_csv_folder` reads (used for examples/tests)."""
+    """Write market data in the folder format `read_csv_folder` reads (used for examples/tests);
+    an empty alt or actions table is written as no file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    prices = data.prices[["date", "ticker", "open", "high", "low", "close", "volume"]].copy()
+    prices = data.prices[[*PRICE_COLUMNS, *([ADJ_CLOSE] if ADJ_CLOSE in data.prices.columns else [])]].copy()
     prices["date"] = prices["date"].dt.strftime("%Y-%m-%d")
+    if (prices["volume"].dropna() % 1 == 0).all():
+        prices["volume"] = prices["volume"].astype("Int64")
     if per_ticker:
         for ticker, group in prices.groupby("ticker", sort=True):
             group.drop(columns="ticker").to_csv(folder / f"{ticker}.csv", index=False)
     else:
         prices.to_csv(folder / "prices.csv", index=False)
-    alt = data.alt.copy()
-    alt["date"] = alt["date"].dt.strftime("%Y-%m-%d")
-    alt.to_csv(folder / "alt_data.csv", index=False)
-    actions = data.actions.copy()
-    actions["date"] = pd.to_datetime(actions["date"]).dt.strftime("%Y-%m-%d")
-    actions.to_csv(folder / "corporate_actions.csv", index=False)
+    alt = data.alt[[c for c in ALT_COLUMNS if c in data.alt.columns]]
+    actions = data.actions
+    for frame, path in ((alt, folder / "alt_data.csv"), (actions, folder / "corporate_actions.csv")):
+        if frame.empty:
+            path.unlink(missing_ok=True)
+            continue
+        frame = frame.copy()
+        frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+        frame.to_csv(path, index=False)
     return folder

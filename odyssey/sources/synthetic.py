@@ -1,6 +1,6 @@
 """A seeded synthetic market that behaves like one, with a documented planted signal.
 
-Structure (all daily, business days):
+Structure (all daily, on the exchange's trading sessions):
 
 * a 3-state regime process (0 calm, 1 normal, 2 crisis; a Markov chain) sets the market
   factor's volatility; VIX follows the regime and jumps when the market falls;
@@ -9,14 +9,19 @@ Structure (all daily, business days):
 * volume rises with absolute returns; a few days are missing, a few ticks are bad (a one-day
   spike that reverts) and stock splits appear in the quotes and in the corporate-actions table;
 * the planted signal: on day t+1 every ticker earns an extra
-  ``signal_strength * sigma_i * tanh(R10_i,t / (sigma_i * sqrt(10)))``, where R10 is the
-  ticker's own log return over the last 10 days (information available at t) and sigma_i its
-  typical daily volatility. `true_signal` gives, per (date, ticker), the planted part of the
+  ``signal_strength * sigma_i * tanh((R10_i,t - 10 mu_i) / (sigma_i * sqrt(10)))``, where R10 is
+  the ticker's own log return over the last 10 days (information available at t), mu_i its daily
+  drift (so the signal is momentum in excess of drift) and sigma_i its typical daily volatility. `true_signal` gives, per (date, ticker), the planted part of the
   5-day forward log return to first order: ``5 * signal_strength * sigma_i * tanh(...)``.
   The drift (``annual_drift`` per unit of beta) is the same in every regime; with
   ``signal_strength = 0`` and ``annual_drift = 0`` nothing about direction is predictable;
 * ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility triples,
-  their market beta rises by 0.8 and their volume doubles, so feature distributions shift.
+  their market beta rises by 0.8 and their volume doubles, so feature distributions shift;
+* ``signal_flip_date``: from that date on the planted signal reverses sign, so a model that
+  learned it forecasts the wrong way (the live-skill check must notice);
+* a bad print is a one-day spike of the quoted close that reverts the next day. The market's
+  true close on such a day is the geometric midpoint of its neighbours (the two days' returns
+  are equal), with or without the bad prints, so a correct repair restores it exactly.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from odyssey.settings import Profile, SyntheticSettings
 from odyssey.sources.columns import MarketData
-from odyssey.universe import Profile
 
 # ticker: (market beta, sector, sector loading, idiosyncratic daily vol, start price, volume)
 _TICKER_SPECS: dict[str, tuple[float, str, float, float, float, float]] = {
@@ -70,21 +75,13 @@ REGIME_TRANSITIONS = np.array(
 )
 SECTOR_VOL = 0.006
 DURATION = 7.5  # rates ETFs move by -duration x yield change
+YIELD_VOL = 0.045  # daily standard deviation of the 10-year yield, percentage points
 N_BAD_TICKS = 6
 DRIFT_VOL, DRIFT_BETA, DRIFT_VOLUME = 3.0, 0.8, 2.0  # after drift_date, for the drifted tickers
-BAD_TICK_HORIZON = 3900  # bad ticks fall on business days 60..3900 of the range
+BAD_TICK_HORIZON = 3900  # bad ticks fall on sessions 60..3900 of the range
+BAD_TICK_SIZE = 0.25  # the quoted close is off by 25 % for one day
 
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    seed: int = 7
-    signal_strength: float = 0.05
-    annual_drift: float = 0.075  # expected yearly log return per unit of market beta
-    drift_date: str | None = None
-    drift_tickers: tuple[str, ...] | None = None  # None: every ticker drifts after drift_date
-    missing_day_rate: float = 0.001
-    bad_ticks: bool = True
-    splits: bool = True
+SyntheticConfig = SyntheticSettings
 
 
 @dataclass
@@ -99,9 +96,9 @@ def _spec(ticker: str) -> tuple[float, str, float, float, float, float]:
     return _TICKER_SPECS.get(ticker, _DEFAULT_SPEC)
 
 
-def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig()) -> SyntheticMarket:
-    """Generate the synthetic market for a profile's tickers and dates (deterministic)."""
-    dates = profile.business_days
+def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSettings()) -> SyntheticMarket:
+    """Generate the synthetic market for a profile's tickers and sessions (deterministic)."""
+    dates = profile.sessions
     tickers = list(profile.tickers)
     n_days, n_tk = len(dates), len(tickers)
     # Every random array comes from its own stream and is filled day by day, so a longer date
@@ -136,7 +133,7 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     market = REGIME_MARKET_VOL[regimes] * z_market
 
     # Yield and rates factor: the 10Y yield moves with the market (risk-on, yields up).
-    d_yield = 0.045 * (0.4 * z_market + np.sqrt(1 - 0.16) * z_alt[:, 0])
+    d_yield = YIELD_VOL * (0.4 * z_market + np.sqrt(1 - 0.16) * z_alt[:, 0])
     yield_10y = np.clip(2.4 + np.cumsum(d_yield), 0.3, None)
 
     spec = np.array([_spec(t)[0] for t in tickers]), [_spec(t)[1] for t in tickers]
@@ -146,11 +143,13 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     idio_vol = np.array([_spec(t)[3] for t in tickers])
     start_price = np.array([_spec(t)[4] for t in tickers])
     base_volume = np.array([_spec(t)[5] for t in tickers])
-    typical_vol = np.sqrt((beta * REGIME_MARKET_VOL[1]) ** 2 + (loading * SECTOR_VOL) ** 2 + idio_vol**2)
     is_rates = np.array([s == "rates" for s in spec[1]])
+    rates_vol = np.where(is_rates, DURATION * YIELD_VOL / 100.0, 0.0)
+    typical_vol = np.sqrt((beta * REGIME_MARKET_VOL[1]) ** 2 + (loading * SECTOR_VOL) ** 2 + idio_vol**2 + rates_vol**2)
     # the same drift in every regime: regimes never predict direction
     drift = config.annual_drift / 252.0 * np.clip(beta, 0.15, None)
 
+    flip = np.where(dates >= pd.Timestamp(config.signal_flip_date), -1.0, 1.0) if config.signal_flip_date else np.ones(n_days)
     drift_mask = np.zeros((n_days, n_tk), dtype=bool)
     if config.drift_date is not None:
         after = dates >= pd.Timestamp(config.drift_date)
@@ -172,20 +171,24 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
         vol_mult = np.where(drift_mask[t], DRIFT_VOL, 1.0) * (1.0 + 0.5 * (regimes[t] == 2))
         eps = np.sqrt(h) * z_idio[t]
         b = beta + np.where(drift_mask[t], DRIFT_BETA, 0.0)
-        g_prev = np.tanh(window.sum(axis=0) / (typical_vol * sqrt10)) if t >= 10 else np.zeros(n_tk)
+        g_prev = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 10 else np.zeros(n_tk)
         r = (
             drift
             + b * market[t]
             + loading * sector_ret[t]
             + idio_vol * vol_mult * eps
-            + config.signal_strength * typical_vol * g_prev
+            + config.signal_strength * flip[t] * typical_vol * g_prev
         )
         r = np.where(is_rates, r - DURATION * d_yield[t] / 100.0, r)
         returns[t] = r
         window[t % 10] = r
-        g_hist[t] = np.tanh(window.sum(axis=0) / (typical_vol * sqrt10)) if t >= 9 else 0.0
+        g_hist[t] = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 9 else 0.0
         eps_prev = eps
 
+    # Bad-print days: the true close is the geometric midpoint of its neighbours.
+    for row, col in zip(bad_rows, bad_cols):
+        if row + 1 < n_days:
+            returns[row, col] = returns[row + 1, col] = 0.5 * (returns[row, col] + returns[row + 1, col])
     adj_close = start_price * np.exp(np.cumsum(returns, axis=0))
     open_frac = np.clip(0.35 + 0.15 * z_open, 0.0, 1.0)
     prev_close = np.vstack([start_price[None, :], adj_close[:-1]])
@@ -209,13 +212,17 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
 
     # Quotes: unadjusted for splits (earlier prices are higher by the later splits' ratios).
     actions = []
+    # A quote is what traded that day: every split after it scales it, including splits after the
+    # range's end, so a longer range extends the same quotes. Only splits inside the range are
+    # listed as corporate actions (a source knows the splits of the history it delivers).
     factor = np.ones((n_days, n_tk))
     if config.splits:
         for ticker, day, ratio in SPLITS:
-            if ticker in tickers and dates[0] < pd.Timestamp(day) <= dates[-1]:
+            if ticker in tickers and dates[0] < pd.Timestamp(day):
                 j = tickers.index(ticker)
                 factor[dates < pd.Timestamp(day), j] *= ratio
-                actions.append((pd.Timestamp(day), ticker, ratio))
+                if pd.Timestamp(day) <= dates[-1]:
+                    actions.append((pd.Timestamp(day), ticker, ratio))
     q_open, q_high, q_low, q_close = (x * factor for x in (adj_open, adj_high, adj_low, adj_close))
     q_volume = np.round(volume / factor).astype(np.int64)
 
@@ -223,7 +230,7 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
         for row, col, sign in zip(bad_rows, bad_cols, bad_sign):
             if row >= n_days:
                 continue
-            q_close[row, col] *= 1.0 + 0.25 * sign
+            q_close[row, col] *= 1.0 + BAD_TICK_SIZE * sign
             q_high[row, col] = max(q_high[row, col], q_close[row, col])
             q_low[row, col] = min(q_low[row, col], q_close[row, col])
 
@@ -259,7 +266,7 @@ def generate_market(profile: Profile, config: SyntheticConfig = SyntheticConfig(
     actions_df["date"] = pd.to_datetime(actions_df["date"])
     actions_df["ratio"] = actions_df["ratio"].astype(float)
 
-    signal = 5.0 * config.signal_strength * typical_vol * g_hist
+    signal = 5.0 * config.signal_strength * flip[:, None] * typical_vol * g_hist
     true_signal = pd.DataFrame(
         {
             "date": np.repeat(dates.values, n_tk),

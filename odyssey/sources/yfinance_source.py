@@ -1,5 +1,6 @@
 """Daily bars, the alternative-data closes and stock splits from Yahoo Finance, via yfinance,
-delivered in the column format of `columns.py` (prices as quoted on the day)."""
+delivered in the column format of `columns.py`: prices as quoted on the day, plus `adj_close`
+(Yahoo's close adjusted for splits and dividends) for total returns."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from yfinance.exceptions import YFTickerMissingError
 
 from odyssey.sources.columns import (
     ACTION_COLUMNS,
+    ADJ_CLOSE,
     ALT_COLUMNS,
+    ISSUE_COLUMNS,
     PRICE_COLUMNS,
     MarketData,
     empty_actions,
@@ -23,6 +26,7 @@ from odyssey.sources.columns import (
 ALT_SYMBOLS: dict[str, str] = {"VIX": "^VIX", "DXY": "DX-Y.NYB", "Gold": "GC=F", "Yield_10Y": "^TNX"}
 
 TIMEOUT_SECONDS = 30.0
+EXCHANGE_TZ = "America/New_York"
 
 
 class YFinanceError(RuntimeError):
@@ -39,13 +43,19 @@ class NoDataError(ValueError):
 
 def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any = None) -> MarketData:
     """Fetch daily bars for `tickers`, the `ALT_SYMBOLS` closes and the stock splits, `start` to
-    `end` inclusive (``YYYY-MM-DD``).
+    `end` inclusive (``YYYY-MM-DD``; ``"today"``, in any case, is today's date in New York, so
+    the latest available bar is included).
 
     Yahoo quotes every bar split-adjusted as of today (volume too), so each symbol is requested
     from `start` up to now and the adjustment is reversed with the split events in that span:
     a bar is multiplied by the product of the ratios of the splits after its date (volume
-    divided by it). The result is then cut to [start, end]. `session` is handed to yfinance
-    (a curl_cffi or requests Session); None lets yfinance create its own.
+    divided by it). `adj_close` is Yahoo's adjusted close as served (splits and dividends, on
+    today's share basis), so its returns are total returns. The result is then cut to
+    [start, end]. `session` is handed to yfinance (a curl_cffi or requests Session); None lets
+    yfinance create its own.
+
+    yfinance turns a volume Yahoo leaves null into 0, so a ticker's bar with volume 0 has no
+    volume: it is kept with volume NaN and listed in `issues` ("missing volume").
 
     Raises `NoDataError` (a ValueError) naming every symbol yfinance has no bars for in the
     range, and `YFinanceError` naming the symbol when a request fails (network, HTTP, rate
@@ -98,14 +108,24 @@ def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any
             list(missing),
         )
 
+    prices = _prices(tickers, bars)
     return MarketData(
-        prices=_prices(tickers, bars),
+        prices=prices,
         alt=_alt(bars),
         actions=_actions(tickers, splits),
+        issues=_missing_volume(prices),
     )
 
 
+def _today(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The date in New York, where US sessions are dated, at `now` (default: the clock)."""
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    return now.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
+
+
 def _day(value: str) -> pd.Timestamp:
+    if str(value).strip().lower() == "today":
+        return _today()
     day = pd.Timestamp(value)
     if day.tzinfo is not None:
         day = day.tz_localize(None)
@@ -162,24 +182,36 @@ def _as_quoted(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for column in ("Open", "High", "Low", "Close"):
         bars[column.lower()] = raw[column].to_numpy(dtype=float) * factor
     volume = raw["Volume"].to_numpy(dtype=float)
-    bars["volume"] = np.rint(np.nan_to_num(volume, nan=0.0) / factor).astype(np.int64)
+    bars["volume"] = np.rint(np.where(volume > 0, volume, np.nan) / factor)
+    bars[ADJ_CLOSE] = raw["Adj Close"].to_numpy(dtype=float) if "Adj Close" in raw else np.nan
     bars = bars.loc[bars["close"].notna()]
     bars = bars.drop_duplicates("date", keep="first").sort_values("date")
     return bars.reset_index(drop=True), split_table
 
 
 def _prices(tickers: list[str], bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    columns = [*PRICE_COLUMNS, ADJ_CLOSE]
+    numeric = {c: float for c in columns[2:]}
     frames = [bars[t].assign(ticker=t) for t in tickers]
     if not frames:
-        return pd.DataFrame({
-            "date": pd.Series(dtype="datetime64[ns]"), "ticker": pd.Series(dtype=object),
-            **{c: pd.Series(dtype=float) for c in ("open", "high", "low", "close")},
-            "volume": pd.Series(dtype=np.int64),
-        })[list(PRICE_COLUMNS)]
-    prices = pd.concat(frames, ignore_index=True)[list(PRICE_COLUMNS)]
+        return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "ticker": pd.Series(dtype=object),
+                             **{c: pd.Series(dtype=float) for c in numeric}})[columns]
+    prices = pd.concat(frames, ignore_index=True)[columns].astype(numeric)
     prices["ticker"] = prices["ticker"].astype(object)
-    prices = prices.astype({c: float for c in ("open", "high", "low", "close")} | {"volume": np.int64})
     return prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+
+
+def _missing_volume(prices: pd.DataFrame) -> pd.DataFrame:
+    """One issue per bar without a volume, named "yfinance:<ticker>" and dated YYYY-MM-DD."""
+    missing = prices.loc[prices["volume"].isna()].reset_index(drop=True)
+    issues = pd.DataFrame({
+        "file": ("yfinance:" + missing["ticker"]).astype(object),
+        "line": pd.Series(pd.NA, index=missing.index, dtype="Int64"),
+        "column": "volume",
+        "problem": "missing volume",
+        "value": missing["date"].dt.strftime("%Y-%m-%d").astype(object),
+    })
+    return issues[list(ISSUE_COLUMNS)]
 
 
 def _alt(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Metadata users look at in the UI: table summaries, previews and small plots."""
+"""Metadata users look at in the UI: table summaries, previews and small plots (shared by assets and checks)."""
 
 import base64
 import io

@@ -1,0 +1,494 @@
+"""One typed `Settings` for a run, and the one place that reads it: `load_settings`.
+
+Settings come from a TOML file: `odyssey.toml` at the repository root, or the file the
+environment variable ODYSSEY_SETTINGS names. A file may start from another with
+``extends = "settings/full.toml"`` (a path relative to the file) and change only what differs.
+A few environment variables override the common knobs (`ENV_OVERRIDES`). Nothing else in Odyssey
+reads the environment: the settings object is passed in.
+
+Sections: universe (tickers, benchmark, alternative series, exchange), dates (start; end, which
+may be "today"; the split boundaries as ISO dates or as proportions of the sessions), source,
+costs, cleaning, features, forecast (the one horizon, walk-forward windows, training window,
+XGBoost), gates, monitoring, portfolio (limits and PPO) and paths.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from odyssey.calendar import sessions as exchange_sessions
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FILE = REPO_ROOT / "odyssey.toml"
+PRESETS_DIR = REPO_ROOT / "settings"
+KNOWN_ALT_SERIES: tuple[str, ...] = ("VIX", "DXY", "Gold", "Yield_10Y")
+SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- universe and dates ---------------------------------------------------------------------
+class Universe(_Model):
+    """What is traded, against what, on which exchange's sessions."""
+
+    tickers: tuple[str, ...] = Field(min_length=1)
+    benchmark: str = Field(description="a universe ticker: cross-asset features and regimes use its returns")
+    alt_series: tuple[str, ...] = Field(default=KNOWN_ALT_SERIES, description="alternative series used (any of "
+                                        "VIX, DXY, Gold, Yield_10Y; empty: none)")
+    exchange: str = Field(default="XNYS", description="exchange_calendars code of the trading calendar")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Universe":
+        if len(set(self.tickers)) != len(self.tickers):
+            raise ValueError(f"universe.tickers repeats a ticker: {list(self.tickers)}")
+        if self.benchmark not in self.tickers:
+            raise ValueError(f"universe.benchmark {self.benchmark!r} must be one of the tickers {list(self.tickers)}")
+        unknown = sorted(set(self.alt_series) - set(KNOWN_ALT_SERIES))
+        if unknown:
+            raise ValueError(f"universe.alt_series has unknown series {unknown}; known: {list(KNOWN_ALT_SERIES)}")
+        return self
+
+
+Boundary = Union[float, str]
+
+
+class Dates(_Model):
+    """The history a run covers; split boundaries are ISO dates or proportions (0-1) of the sessions."""
+
+    start: str
+    end: str = Field(default="today", description='an ISO date or "today"')
+    train_end: Boundary = 0.55
+    validation_end: Boundary = 0.75
+
+    @field_validator("start", "end")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        if str(value).lower() != "today":
+            pd.Timestamp(value)
+        return str(value)
+
+    @field_validator("train_end", "validation_end")
+    @classmethod
+    def _boundary(cls, value: Boundary) -> Boundary:
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            raise ValueError(f"a proportion must lie strictly between 0 and 1, got {value}")
+        if isinstance(value, str):
+            pd.Timestamp(value)
+        return value
+
+
+class Profile(_Model):
+    """The resolved universe and dates of a run: concrete session dates everywhere."""
+
+    name: str
+    tickers: tuple[str, ...]
+    benchmark: str
+    alt_series: tuple[str, ...]
+    exchange: str
+    start: str
+    end: str
+    train_end: str
+    validation_end: str
+
+    @property
+    def sessions(self) -> pd.DatetimeIndex:
+        return exchange_sessions(self.start, self.end, self.exchange)
+
+    def sessions_until(self, end: str | pd.Timestamp) -> pd.DatetimeIndex:
+        return exchange_sessions(self.start, end, self.exchange)
+
+    def split_of(self, dates: pd.Series | pd.DatetimeIndex) -> pd.Series:
+        """'train' / 'validation' / 'test' for each date."""
+        d = pd.Series(pd.DatetimeIndex(dates))
+        out = pd.Series("test", index=d.index, dtype=object)
+        out[d <= pd.Timestamp(self.validation_end)] = "validation"
+        out[d <= pd.Timestamp(self.train_end)] = "train"
+        return out
+
+    def with_tickers(self, tickers: tuple[str, ...]) -> "Profile":
+        return self.model_copy(update={"tickers": tuple(tickers)})
+
+    def with_end(self, end: str | pd.Timestamp) -> "Profile":
+        return self.model_copy(update={"end": str(pd.Timestamp(end).date())})
+
+
+# --- source ---------------------------------------------------------------------------------
+class SyntheticSettings(_Model):
+    """The seeded synthetic market (see odyssey/sources/synthetic.py)."""
+
+    seed: int = 7
+    signal_strength: float = Field(default=0.22, description="planted predictable share of returns (0: none)")
+    annual_drift: float = Field(default=0.075, description="expected yearly log return per unit of market beta")
+    drift_date: Optional[str] = Field(default=None, description="distribution shift from this date")
+    drift_tickers: Optional[tuple[str, ...]] = Field(default=None, description="tickers that drift (None: all)")
+    signal_flip_date: Optional[str] = Field(default=None, description="from this date the planted signal reverses")
+    missing_day_rate: float = 0.001
+    bad_ticks: bool = True
+    splits: bool = True
+
+
+class SourceSettings(_Model):
+    kind: Literal["synthetic", "csv", "yfinance"] = "synthetic"
+    csv_path: Optional[str] = Field(default=None, description="folder of CSV/Parquet bars (csv source)")
+    synthetic: SyntheticSettings = SyntheticSettings()
+
+
+# --- stages ---------------------------------------------------------------------------------
+class Costs(_Model):
+    """Trading costs on traded value, shared by the forecast sign strategy and the portfolio."""
+
+    cost_bps: float = 10.0
+    slippage_bps: float = 5.0
+
+    @property
+    def rate(self) -> float:
+        return (self.cost_bps + self.slippage_bps) / 1e4
+
+
+class CleaningSettings(_Model):
+    max_fill_days: int = Field(default=5, description="longest run of missing sessions forward-filled")
+    outlier_sigma: float = Field(default=5.0, description="a one-day move beyond this many trailing sigmas is an outlier")
+    revert_share: float = Field(default=0.5, description="an outlier the next day reverses by at least this share "
+                                "of is a bad print, repaired")
+    level_shift_sigma: float = Field(default=15.0, description="a persistent one-day level change beyond this many "
+                                     "sigmas without a corporate action is suspicious")
+    stale_volume_days: int = Field(default=10, description="this many sessions in a row of zero volume is suspicious")
+    clip_sigma: float = Field(default=3.0, description="returns are clipped at mean +- this many sigma (fitted)")
+
+
+class FeatureSettings(_Model):
+    regime_seed: int = 42
+
+
+class WalkForwardSettings(_Model):
+    """Walk-forward windows (years); the purge and embargo are the forecast horizon."""
+
+    min_train_years: float = 3.0
+    val_years: float = 0.5
+    test_years: float = 0.5
+    step_years: float = 0.5
+
+
+class XGBParams(_Model):
+    """XGBoost hyperparameters. Defaults: the regularized preset (shallow, subsampled trees with
+    patient early stopping), which recovers about twice the seed notebook's share of a planted
+    signal; `XGB_PRESETS["seed"]` keeps the seed notebook's values."""
+
+    objective: str = "reg:squarederror"
+    learning_rate: float = 0.05
+    max_depth: int = 2
+    n_estimators: int = 1000
+    early_stopping_rounds: int = 100
+    seed: int = 42
+    tree_method: str = "hist"
+    nthread: int = 2
+    subsample: float = 0.5
+    colsample_bytree: float = 0.5
+    min_child_weight: float = 100.0
+    max_bin: int = 64
+
+    def booster_params(self) -> dict:
+        return {"objective": self.objective, "eta": self.learning_rate, "max_depth": self.max_depth,
+                "seed": self.seed, "tree_method": self.tree_method, "nthread": self.nthread,
+                "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
+                "min_child_weight": self.min_child_weight, "max_bin": self.max_bin}
+
+
+XGB_PRESETS: dict[str, XGBParams] = {
+    "regularized": XGBParams(),
+    "seed": XGBParams(learning_rate=0.01, max_depth=6, early_stopping_rounds=50, subsample=1.0,
+                      colsample_bytree=1.0, min_child_weight=1.0),
+}
+
+
+class ForecastSettings(_Model):
+    """The one horizon (target, purge, embargo, canary and drift target all follow it), the
+    walk-forward, the final model's rolling training window and XGBoost."""
+
+    horizon: int = Field(default=5, ge=1, description="sessions ahead of the forecast target")
+    training_years: float = Field(default=0.0, ge=0.0, description="length of the final model's training window "
+                                  "(0: everything labelled)")
+    walkforward: WalkForwardSettings = WalkForwardSettings()
+    xgboost: XGBParams = XGBParams()
+
+    @field_validator("xgboost", mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        """A preset name, or a table whose optional `preset` key names the base the rest changes."""
+        if isinstance(value, str):
+            value = {"preset": value}
+        if isinstance(value, Mapping) and "preset" in value:
+            name = value["preset"]
+            if name not in XGB_PRESETS:
+                raise ValueError(f"unknown XGBoost preset {name!r}; choose one of {sorted(XGB_PRESETS)}")
+            value = {**XGB_PRESETS[name].model_dump(), **{k: v for k, v in value.items() if k != "preset"}}
+        return value
+
+    @property
+    def embargo(self) -> int:
+        return self.horizon
+
+    @property
+    def target(self) -> str:
+        return f"Return_{self.horizon}d_forward"
+
+
+class GateSettings(_Model):
+    """Deployment gates of the forecast models and the live-skill check."""
+
+    implausible_direction_accuracy: float = 0.60
+    naive_margin: float = 0.05
+    regression_tolerance: float = 0.02
+    skill_level: float = Field(default=0.90, description="interval level of the has_skill gate")
+    min_skill_days: int = Field(default=250, description="out-of-sample days needed to judge skill")
+    canary_folds: int = Field(default=3, description="walk-forward folds the leakage canary re-runs")
+    canary_cuts: int = Field(default=1, description="cut dates per fold after which the future is perturbed")
+    canary_seed: int = 0
+    live_window: int = Field(default=126, description="realised live forecasts scored by forecast_outcomes")
+    live_min_days: int = Field(default=40, description="realised live forecasts needed to judge live skill")
+    live_level: float = 0.90
+
+
+class MonitoringSettings(_Model):
+    window_days: int = 126
+    z_threshold: float = 3.0
+    psi_threshold: float = 0.2
+    max_share_drifted: float = 0.15
+    max_target_psi: float = 0.5
+
+
+class PPOSettings(_Model):
+    """PPO hyperparameters (defaults: the seed notebook's), vectorization, checkpointing, and the
+    environment's episode length and reward risk aversion."""
+
+    learning_rate: float = 3e-4
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.01
+    total_timesteps: int = 500_000
+    net_arch: list[int] = [64, 64]
+    n_envs: int = 4
+    seed: int = 42
+    checkpoint_every: int = 50_000
+    episode_length: int = 256
+    risk_aversion: float = 5.0
+    torch_threads: int = 1
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "PPOSettings":
+        if self.n_steps % self.episode_length:
+            raise ValueError(f"n_steps ({self.n_steps}) must be a multiple of episode_length "
+                             f"({self.episode_length}) so that rollouts end on episode boundaries")
+        if (self.n_steps * self.n_envs) % self.batch_size:
+            raise ValueError(f"n_steps * n_envs ({self.n_steps * self.n_envs}) must be a multiple of batch_size "
+                             f"({self.batch_size})")
+        return self
+
+    @property
+    def rollout(self) -> int:
+        return self.n_steps * self.n_envs
+
+    @property
+    def checkpoint_rollouts(self) -> int:
+        """Checkpoints fall on rollout boundaries: every this many rollouts."""
+        return max(1, math.ceil(self.checkpoint_every / self.rollout))
+
+
+class PortfolioSettings(_Model):
+    max_weight: float = 0.20
+    max_invested: float = 0.80
+    vol_window: int = Field(default=60, description="trailing days of the inverse-volatility baseline")
+    top_k: int = Field(default=0, description="names held by momentum and XGBoost top-k (0: a third)")
+    portfolio_value: float = 1_000_000.0
+    hold_band: float = 0.005
+    ppo: PPOSettings = PPOSettings()
+
+
+class Paths(_Model):
+    """Local state and where it goes; every field has an embedded default under `home`."""
+
+    home: str = str(REPO_ROOT / ".odyssey")
+    storage_url: Optional[str] = None
+    landing: Optional[str] = None
+    dagster_home: Optional[str] = None
+    mlflow_tracking_uri: Optional[str] = None
+    mlflow_artifacts: Optional[str] = None
+    alerts_log: Optional[str] = None
+    alert_webhook: Optional[str] = None
+    signing_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
+                                           "the HMAC key (read by the signer, never stored here)")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Paths":
+        home = Path(self.home)
+        derived = {
+            "storage_url": str(home / "storage"),
+            "landing": str(home / "landing"),
+            "dagster_home": str(home / "dagster_home"),
+            "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            "mlflow_artifacts": (home / "mlflow" / "artifacts").as_uri(),
+            "alerts_log": str(home / "alerts.log"),
+        }
+        for name, value in derived.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
+
+    @property
+    def landing_dirs(self) -> tuple[Path, Path, Path]:
+        """The landing folder, and its archive and quarantine beside it."""
+        landing = Path(self.landing)
+        return landing, landing.with_name(landing.name + "_archive"), landing.with_name(landing.name + "_quarantine")
+
+
+class Settings(_Model):
+    name: str = "custom"
+    universe: Universe
+    dates: Dates
+    source: SourceSettings = SourceSettings()
+    costs: Costs = Costs()
+    cleaning: CleaningSettings = CleaningSettings()
+    features: FeatureSettings = FeatureSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    gates: GateSettings = GateSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
+    paths: Paths = Paths()
+
+    @model_validator(mode="after")
+    def _source(self) -> "Settings":
+        if self.source.kind == "csv" and not self.source.csv_path:
+            raise ValueError("source.kind = 'csv' needs source.csv_path (or ODYSSEY_CSV_PATH)")
+        return self
+
+    def profile(self, today: pd.Timestamp | None = None) -> Profile:
+        """Resolve "today" and proportions into session dates (the exchange's calendar)."""
+        u, d = self.universe, self.dates
+        now = pd.Timestamp(today) if today is not None else pd.Timestamp.now(tz="America/New_York").tz_localize(None)
+        end = now.normalize() if d.end.lower() == "today" else pd.Timestamp(d.end)
+        days = exchange_sessions(d.start, end, u.exchange)
+        if len(days) < 2:
+            raise ValueError(f"dates: no trading sessions of {u.exchange} between {d.start} and {end.date()}")
+
+        def boundary(value: Boundary, name: str) -> str:
+            if isinstance(value, float):
+                return str(days[max(0, min(len(days) - 1, int(round(value * len(days))) - 1))].date())
+            return str(pd.Timestamp(value).date())
+
+        train_end, validation_end = boundary(d.train_end, "train_end"), boundary(d.validation_end, "validation_end")
+        if not pd.Timestamp(days[0]) <= pd.Timestamp(train_end) < pd.Timestamp(validation_end):
+            raise ValueError(f"dates: need start <= train_end < validation_end, got {days[0].date()}, {train_end}, "
+                             f"{validation_end}")
+        return Profile(name=self.name, tickers=u.tickers, benchmark=u.benchmark, alt_series=u.alt_series,
+                       exchange=u.exchange, start=str(days[0].date()), end=str(days[-1].date()),
+                       train_end=train_end, validation_end=validation_end)
+
+    def updated(self, changes: Mapping[str, Any]) -> "Settings":
+        """A copy with nested changes merged in (validated), e.g. {"source": {"kind": "csv"}}."""
+        return Settings.model_validate(_merge(self.model_dump(exclude_unset=True), changes))
+
+
+# --- loading --------------------------------------------------------------------------------
+# env variable -> (dotted settings field, parser)
+ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "ODYSSEY_SOURCE": ("source.kind", str),
+    "ODYSSEY_CSV_PATH": ("source.csv_path", str),
+    "ODYSSEY_SEED": ("source.synthetic.seed", int),
+    "ODYSSEY_SIGNAL_STRENGTH": ("source.synthetic.signal_strength", float),
+    "ODYSSEY_DRIFT_DATE": ("source.synthetic.drift_date", str),
+    "ODYSSEY_DRIFT_TICKERS": ("source.synthetic.drift_tickers", lambda v: tuple(t.strip() for t in v.split(","))),
+    "ODYSSEY_END": ("dates.end", str),
+    "ODYSSEY_HOME": ("paths.home", str),
+    "ODYSSEY_STORAGE_URL": ("paths.storage_url", str),
+    "ODYSSEY_LANDING": ("paths.landing", str),
+    "DAGSTER_HOME": ("paths.dagster_home", str),
+    "MLFLOW_TRACKING_URI": ("paths.mlflow_tracking_uri", str),
+    "ODYSSEY_MLFLOW_ARTIFACTS": ("paths.mlflow_artifacts", str),
+    "ODYSSEY_ALERTS_LOG": ("paths.alerts_log", str),
+    "ODYSSEY_ALERT_WEBHOOK": ("paths.alert_webhook", str),
+}
+SIGNING_KEY_ENV = "ODYSSEY_SIGNING_KEY"
+PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "dagster_home",
+                                                                 "alerts_log"))}
+
+
+def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _absolute_paths(tree: dict, folder: Path) -> dict:
+    """Relative paths in a settings file are relative to that file's folder."""
+    for section, name in PATH_FIELDS:
+        value = tree.get(section, {}).get(name)
+        if isinstance(value, str) and value and "://" not in value and not Path(value).is_absolute():
+            tree[section][name] = str((folder / value).resolve())
+    return tree
+
+
+def read_settings_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """The merged tree of a settings file and the files it extends."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ValueError(f"{path}: 'extends' loops through {[str(p) for p in _seen]}")
+    if not path.is_file():
+        raise FileNotFoundError(f"settings file {path} does not exist")
+    with path.open("rb") as handle:
+        try:
+            tree = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML ({error})") from None
+    tree = _absolute_paths(tree, path.parent)
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    return _merge(read_settings_file(path.parent / parent, (*_seen, path)), tree)
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+        raise ValueError(f"unknown settings preset {name!r}; presets: {known}")
+    return path
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from `path` (default: $ODYSSEY_SETTINGS, else odyssey.toml), then the environment's
+    overrides (`ENV_OVERRIDES`), then `overrides`. The only reader of the environment."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("ODYSSEY_SETTINGS") or DEFAULT_FILE
+    tree = read_settings_file(chosen)
+    for variable, (dotted, parse) in ENV_OVERRIDES.items():
+        value = env.get(variable, "").strip()
+        if value:
+            _set(tree, dotted, parse(value))
+    if env.get(SIGNING_KEY_ENV):
+        _set(tree, "paths.signing_key_env", SIGNING_KEY_ENV)
+    try:
+        return Settings.model_validate(_merge(tree, overrides or {}))
+    except ValueError as error:
+        raise ValueError(f"settings from {chosen}: {error}") from None

@@ -1,0 +1,61 @@
+"""Loading the signed policy artifacts and reading gate results from the Dagster instance:
+shared by the portfolio assets and their checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from odyssey.policy import load_verified
+from odyssey.portfolio import Constraints, SignalScale, spaces
+from odyssey.signing import verify
+from resources.storage import Storage
+from resources.tracking import ArtifactSigner
+
+
+def policy_constraints(policy: dict) -> Constraints:
+    return Constraints(**policy["constraints"])
+
+
+def policy_scale(policy: dict) -> SignalScale:
+    return SignalScale(tuple(policy["signal_scale"]), policy["signal_clip"])
+
+
+def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
+    data = storage.path(policy["path"]).read_bytes()
+    return load_verified(data, policy["sha256"], policy["signature"], signer.key(),
+                         *spaces(len(policy["tickers"]), policy["signal_clip"]))
+
+
+def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict) -> bytes:
+    data = storage.path(exported["path"]).read_bytes()
+    verify(data, signer.key(), exported["sha256"], exported["signature"], name="policy onnx")
+    return data
+
+
+class CheckNotPassed(RuntimeError):
+    """A gate's latest evaluation is missing, failed, or was made on another version of its asset."""
+
+
+def require_check_passed(instance: dg.DagsterInstance, asset: str, check: str) -> None:
+    """The check's latest evaluation must have passed on the asset's latest materialization."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+    latest = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+    record = instance.get_latest_asset_check_evaluation_record(key)
+    where = f"{asset}:{check}"
+    if not latest:
+        raise CheckNotPassed(f"{asset} has never been materialized")
+    if record is None or record.event is None or record.status not in (AssetCheckExecutionRecordStatus.SUCCEEDED,
+                                                                        AssetCheckExecutionRecordStatus.FAILED):
+        raise CheckNotPassed(f"{where} has not been evaluated on the latest {asset}: materialize {asset} with its "
+                             "checks first")
+    evaluation = record.event.asset_check_evaluation
+    target = evaluation.target_materialization_data if evaluation else None
+    if target is None or target.storage_id != latest[0].storage_id:
+        raise CheckNotPassed(f"{where} was last evaluated on an earlier {asset} (run "
+                             f"{target.run_id if target else '?'}), not the latest (run {latest[0].run_id}): "
+                             f"materialize {asset} with its checks first")
+    if not evaluation.passed:
+        reason = evaluation.metadata.get("reason")
+        raise CheckNotPassed(f"{where} failed on the latest {asset}"
+                             + (f": {reason.value}" if reason is not None else ""))

@@ -1,0 +1,99 @@
+"""Live forecasts are kept by date and model version, scored against what happened, and a
+champion whose live skill falls significantly below its walk-forward skill fails its check and is
+sent back to training; a champion that keeps its skill passes."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from odyssey import registry as mlreg
+from odyssey.outcomes import append_forecasts, score, unlogged_dates
+from resources import mlflow_resource
+from sensors.retrain import retrain_on_drift
+from tests.dagster_helpers import failed_checks, fast_forecasting_config, quick_settings, read_table, run_graph
+from tests.test_drift_retrain import land
+
+TICKERS = ("AAPL", "SPY")
+
+
+def test_the_log_keeps_the_first_forecast_of_each_date_and_version():
+    day = pd.Timestamp("2021-03-01")
+    first = pd.DataFrame({"date": [day], "ticker": ["A"], "model_version": ["1"], "prediction": [0.1], "horizon": [5],
+                          "made_at": [pd.Timestamp("2021-03-01 22:00")]})
+    again = first.assign(prediction=0.9, made_at=pd.Timestamp("2021-03-02 22:00"))
+    other = first.assign(model_version="2", prediction=0.5)
+    log = append_forecasts(append_forecasts(None, first), pd.concat([again, other]))
+    assert log[["model_version", "prediction"]].values.tolist() == [["1", 0.1], ["2", 0.5]]
+    dates = pd.DatetimeIndex(["2021-02-26", "2021-03-01", "2021-03-02"])
+    assert list(unlogged_dates(log, "A", "1", pd.Timestamp("2021-02-26"), dates)) == [pd.Timestamp("2021-03-02")]
+
+
+def test_score_on_known_outcomes():
+    dates = pd.bdate_range("2021-01-01", periods=120)
+    perfect = pd.DataFrame({"date": dates, "target": range(120), "prediction": range(120)})
+    scored = score(perfect, window=100)
+    assert scored["realised"] == 100 and scored["ic"] == pytest.approx(1.0) and scored["ic_ci_low"] > 0.95
+    reversed_ = perfect.assign(prediction=-perfect["prediction"] + 0.5)
+    assert score(reversed_, window=100)["ic_ci_high"] < -0.95
+
+
+def _world(tmp_path_factory, instance: dg.DagsterInstance, flip: bool):
+    synthetic = {"signal_flip_date": "2021-01-04"} if flip else {}
+    settings = quick_settings(tmp_path_factory.mktemp("live"), universe={"tickers": list(TICKERS), "benchmark": "SPY"},
+                              dates={"end": "2020-12-31"}, source={"synthetic": synthetic})
+    assert run_graph(settings, instance=instance).success
+    for ticker in TICKERS:
+        assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
+                         run_config=fast_forecasting_config()).success
+    assert land(settings, instance, 250).success  # 2021 lands; the ingest logs the champions' live forecasts
+    outcomes = {t: run_graph(settings, job="drift_monitoring", partition_key=t, instance=instance,
+                             selection=[dg.AssetKey("forecast_outcomes")]) for t in TICKERS}
+    return settings, instance, outcomes
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory):
+    with dg.instance_for_test() as instance:
+        yield _world(tmp_path_factory, instance, flip=True)
+
+
+@pytest.fixture(scope="module")
+def steady(tmp_path_factory):
+    with dg.instance_for_test() as instance:
+        yield _world(tmp_path_factory, instance, flip=False)
+
+
+@pytest.mark.slow
+def test_live_forecasts_are_logged_by_date_and_model_version(steady):
+    settings, _, _ = steady
+    log = read_table(settings, "forecast_log")
+    tracker = mlflow_resource(settings).tracker()
+    for ticker in TICKERS:
+        rows = log[log["ticker"] == ticker]
+        card = mlreg.download_model(tracker, mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION))[1]
+        assert rows["model_version"].unique().tolist() == ["1"]
+        assert rows["date"].min() > pd.Timestamp(card.live_after) and len(rows) >= 240
+        assert rows["date"].is_unique
+
+
+@pytest.mark.slow
+def test_a_champion_that_keeps_its_skill_passes(steady):
+    _, _, outcomes = steady
+    for ticker, result in outcomes.items():
+        evaluation = result.get_asset_check_evaluations()[0]
+        assert evaluation.passed, (ticker, evaluation.metadata["reason"].value)
+        assert "realised live forecasts" in evaluation.metadata["reason"].value
+
+
+@pytest.mark.slow
+def test_a_champion_whose_signal_reversed_fails_live_skill_and_is_retrained(flipped):
+    settings, instance, outcomes = flipped
+    for ticker, result in outcomes.items():
+        assert set(failed_checks(result)) == {"live_skill_check"}, ticker
+        reason = failed_checks(result)["live_skill_check"].metadata["reason"].value
+        assert "live skill is significantly lower" in reason
+    stored = read_table(settings, "forecast_log")
+    assert len(stored) >= 2 * 240
+    requests = list(retrain_on_drift(dg.build_sensor_context(instance=instance)))
+    assert sorted(r.partition_key for r in requests) == sorted(TICKERS)
+    assert all("live_skill_check" in r.tags["odyssey/reason"] for r in requests)
