@@ -52,7 +52,8 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
                   clean_prices: pd.DataFrame) -> dg.MaterializeResult:
     """Evidently data-drift report of the champion's training window (the train and validation
     splits while there is no champion) against the most recent window: per feature the
-    window-mean z-score (the drift decision), PSI and KL; and the PSI of the forward-return target.
+    window-mean z-score (the drift decision), PSI and KL; and for the forward-return target the
+    window-mean z-score of its absolute size (its volatility, the decision) and its PSI.
     When a retrained champion has learnt the new regime, its window holds it and drift clears."""
     ticker = context.partition_key
     monitoring = config.apply(settings.value.monitoring)
@@ -76,9 +77,10 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "feature_drift.html").write_bytes(report.html)
     (folder / "feature_drift.json").write_bytes(report.json)
-    value = report.table.assign(ticker=ticker, target_psi=report.target_psi)
+    value = report.table.assign(ticker=ticker, target_psi=report.target_psi, target_z=report.target_z)
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "share_drifted": report.share_drifted, "target_psi": report.target_psi,
+        "target_z": report.target_z,
         "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows, "
                      f"{source})",
         "current": f"{current['date'].min().date()}..{current['date'].max().date()} ({len(current)} rows)",

@@ -1,5 +1,18 @@
-"""Benchmark the per-ticker XGBoost walk-forward (full profile) and model inference, each
-against a reference measured in the same run; the last line is one JSON object."""
+"""Benchmark the per-ticker XGBoost walk-forward (full preset, the feature pipeline fitted inside
+every fold), model inference and the leakage canary, each against a reference measured in full in
+the same run; the last line printed is one JSON object.
+
+    walk-forward: odyssey.walkforward.WalkForward.run for every ticker, against what a competent
+                  user writes with the same building blocks: per fold, the pipeline's one-call
+                  fit_transform on the fold's training window, the fold's rows picked from a pandas
+                  frame, one DMatrix per part, and the same XGBoost parameters and early stopping.
+                  Both run on all tickers (nothing is scaled up from a sample) and must give the
+                  same predictions.
+    inference:    Booster.inplace_predict on every feature row of the universe against one DMatrix
+                  for the whole batch and Booster.predict; single-row latency of both.
+    canary:       odyssey.canary.leakage_canary (the settings' folds and cuts) per ticker, as a
+                  share of that ticker's walk-forward time (aim: at most 30 %).
+"""
 
 from __future__ import annotations
 
@@ -11,118 +24,241 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from odyssey import features as F  # noqa: E402
-from odyssey.cleaning import clean_alt, clean_prices  # noqa: E402
-from odyssey.returns import clip_returns, fit_clip_thresholds, log_returns  # noqa: E402
-from odyssey.sources.synthetic import generate_market  # noqa: E402
-from odyssey.universe import get_profile  # noqa: E402
-from odyssey.walkforward import XGBParams, run_walkforward, ticker_frame  # noqa: E402
+from bench.features import prepare_inputs  # noqa: E402
+from odyssey.canary import leakage_canary  # noqa: E402
+from odyssey.fitting import MarketInputs, feature_pipeline  # noqa: E402
+from odyssey.settings import Settings, XGBParams, load_settings, preset_path  # noqa: E402
+from odyssey.walkforward import Fold, WalkForward, walkforward_from_settings  # noqa: E402
 
-
-def build_frames(profile_name: str) -> dict[str, pd.DataFrame]:
-    """Per-ticker model frames for a profile, built exactly as the assets build them."""
-    profile = get_profile(profile_name)
-    market = generate_market(profile)
-    cleaned = clean_prices(market.data.prices, market.data.actions, list(profile.tickers), profile.start)
-    calendar = pd.DatetimeIndex(sorted(cleaned.prices["date"].unique()))
-    alt = clean_alt(market.data.alt, calendar)
-    raw = log_returns(cleaned.prices)
-    returns = clip_returns(raw, fit_clip_thresholds(raw, profile.train_end))
-    table = F.build_features(cleaned.prices, returns, alt, profile.train_end).table
-    return {t: ticker_frame(table, cleaned.prices, t, F.FEATURE_NAMES) for t in profile.tickers}
+CANARY_AIM = 0.30
 
 
-def _one(args: tuple[pd.DataFrame, XGBParams]) -> tuple[int, int]:
-    frame, params = args
-    result = run_walkforward(frame, F.FEATURE_NAMES, params)
-    return len(result.folds), len(result.predictions)
+@dataclass
+class FirstFolds(WalkForward):
+    """The walk-forward limited to its first `max_folds` folds (None: all)."""
+
+    max_folds: int | None = None
+
+    def folds(self, frame: pd.DataFrame) -> list[Fold]:
+        return super().folds(frame)[: self.max_folds]
 
 
-def time_walkforward(frames: dict[str, pd.DataFrame], params: XGBParams, workers: int = 1) -> tuple[float, int, int]:
-    """Seconds for every ticker's walk-forward; folds per ticker; out-of-sample rows."""
-    started = time.perf_counter()
-    jobs = [(frame, params) for frame in frames.values()]
-    if workers > 1:
-        # spawn, not fork: OpenMP (XGBoost's threads) does not survive a fork
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            out = list(pool.map(_one, jobs))
-    else:
-        out = [_one(job) for job in jobs]
-    return time.perf_counter() - started, out[0][0], sum(n for _, n in out)
+def make_walkforward(settings: Settings, params: XGBParams, max_folds: int | None) -> WalkForward:
+    wf = walkforward_from_settings(settings, params)
+    return FirstFolds(wf.pipeline, wf.params, wf.config, wf.horizon, wf.costs, max_folds=max_folds)
 
 
-def inference(frames: dict[str, pd.DataFrame], params: XGBParams) -> dict[str, float]:
-    """Batch throughput, row-by-row reference and single-ticker latency of one final-size model."""
-    frame = next(iter(frames.values()))
-    usable = frame.dropna(subset=["Return_5d_forward"])
-    x = usable[list(F.FEATURE_NAMES)].to_numpy(np.float32)
-    y = usable["Return_5d_forward"].to_numpy()
-    booster = xgb.train(params.booster_params(), xgb.DMatrix(x, label=y), num_boost_round=300)
-    batch = np.vstack([f[list(F.FEATURE_NAMES)].to_numpy(np.float32) for f in frames.values()])
+def reference_walkforward(wf: WalkForward, inputs: MarketInputs, ticker: str) -> pd.DataFrame:
+    """The reference: the same fold windows, features, model and early stopping, written plainly
+    (the pipeline refitted and recomputed in full per fold, pandas row selection, one DMatrix per
+    train / validation / test part)."""
+    frame = wf.frame(inputs, ticker)
+    names = list(wf.pipeline.names)
+    params = wf.params
+    out = []
+    for fold in wf.folds(frame):
+        train_end = frame["date"].iloc[fold.train].max()
+        _, table = wf.pipeline.fit_transform(inputs, end=train_end, tickers=[ticker])
+        data = frame.merge(table, on=["date", "ticker"], how="left")
+        train, val, test = (data.iloc[rows] for rows in (fold.train, fold.val, fold.test))
+        booster = xgb.train(params.booster_params(), xgb.DMatrix(train[names], label=train["target"]),
+                            num_boost_round=params.n_estimators,
+                            evals=[(xgb.DMatrix(val[names], label=val["target"]), "validation")],
+                            early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False)
+        prediction = booster.predict(xgb.DMatrix(test[names]), iteration_range=(0, booster.best_iteration + 1))
+        out.append(pd.DataFrame({"date": test["date"].to_numpy(), "fold": fold.k, "prediction": prediction}))
+    return pd.concat(out, ignore_index=True)
+
+
+# --- the walk-forward in worker processes ------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _worker_run(job: tuple[str, str, dict, int | None]) -> int:
+    settings_json, ticker, params, max_folds = job
+    if "inputs" not in _WORKER:
+        settings = Settings.model_validate_json(settings_json)
+        _WORKER.update(settings=settings, inputs=prepare_inputs(settings))
+    wf = make_walkforward(_WORKER["settings"], XGBParams(**params), max_folds)
+    return len(wf.run(_WORKER["inputs"], ticker).predictions)
+
+
+def parallel_walkforward(settings: Settings, params: XGBParams, max_folds: int | None, workers: int) -> float:
+    """Seconds for every ticker's walk-forward spread over `workers` processes (nthread=1 each),
+    excluding the workers' start-up and their one-off input preparation."""
+    one = params.model_copy(update={"nthread": 1}).model_dump()
+    # spawn, not fork: OpenMP (XGBoost's threads) does not survive a fork
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        warm = settings.universe.tickers[:workers]
+        list(pool.map(_worker_run, [(settings.model_dump_json(), t, one, 1) for t in warm]))  # start and prepare
+        started = time.perf_counter()
+        list(pool.map(_worker_run, [(settings.model_dump_json(), t, one, max_folds)
+                                    for t in settings.universe.tickers]))
+        return time.perf_counter() - started
+
+
+# --- inference ---------------------------------------------------------------------------------
+def inference(settings: Settings, inputs: MarketInputs, params: XGBParams) -> dict[str, float]:
+    """Batch throughput and single-row latency of one final-size model (300 rounds on a ticker's
+    labelled rows), inplace_predict against one DMatrix per batch + predict."""
+    pipeline = feature_pipeline(settings)
+    _, table = pipeline.fit_transform(inputs, end=pd.Timestamp(settings.profile().train_end))
+    names = list(pipeline.names)
+    wf = walkforward_from_settings(settings, params)
+    labelled = wf.frame(inputs, settings.universe.tickers[0]).merge(table, on=["date", "ticker"])
+    booster = xgb.train(params.booster_params(), xgb.DMatrix(labelled[names].to_numpy(np.float32),
+                                                             label=labelled["target"]), num_boost_round=300)
+    batch = table[names].to_numpy(np.float32)
     booster.inplace_predict(batch[:10])  # warm up
-    started = time.perf_counter()
     repeats = 5
-    for _ in range(repeats):
-        booster.inplace_predict(batch)
-    batch_rate = repeats * len(batch) / (time.perf_counter() - started)
-    rows = batch[:500]
-    started = time.perf_counter()
-    for row in rows:
-        booster.predict(xgb.DMatrix(row[None, :]))
-    reference_rate = len(rows) / (time.perf_counter() - started)
-    latencies = []
-    one = batch[-1:][:, :]
-    for _ in range(2000):
-        t = time.perf_counter()
-        booster.inplace_predict(one)
-        latencies.append((time.perf_counter() - t) * 1e3)
-    return {"predictions_per_second": batch_rate, "reference_predictions_per_second": reference_rate,
-            "single_latency_ms": statistics.median(latencies), "batch_rows": len(batch)}
+
+    def rate(fn) -> tuple[float, np.ndarray]:
+        started = time.perf_counter()
+        for _ in range(repeats):
+            out = fn()
+        return repeats * len(batch) / (time.perf_counter() - started), out
+
+    fast_rate, fast = rate(lambda: booster.inplace_predict(batch))
+    ref_rate, ref = rate(lambda: booster.predict(xgb.DMatrix(batch)))
+    if not np.allclose(fast, ref, rtol=1e-6, atol=1e-9):
+        raise AssertionError("inplace_predict and DMatrix predict disagree")
+
+    def latency(fn) -> float:
+        one = batch[-1:]
+        times = []
+        for _ in range(2000):
+            started = time.perf_counter()
+            fn(one)
+            times.append((time.perf_counter() - started) * 1e3)
+        return statistics.median(times)
+
+    return {"predictions_per_second": fast_rate, "reference_predictions_per_second": ref_rate,
+            "single_latency_ms": latency(booster.inplace_predict),
+            "reference_single_latency_ms": latency(lambda x: booster.predict(xgb.DMatrix(x))),
+            "batch_rows": len(batch)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="full")
-    parser.add_argument("--reference-tickers", type=int, default=3,
-                        help="tickers the slow reference runs on; its time is scaled to all tickers")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", "--profile", dest="preset", default="full", help="settings preset (settings/)")
+    parser.add_argument("--max-folds", type=int, default=None,
+                        help="time only each ticker's first N folds, for Odyssey and the reference alike "
+                             "(default: all)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also time the walk-forward over this many processes x nthread=1 (1: skip)")
     args = parser.parse_args()
-    frames = build_frames(args.profile)
-    params = XGBParams(nthread=2)
-    seconds, folds, oos = time_walkforward(frames, params)
-    parallel_seconds, _, _ = time_walkforward(frames, params.model_copy(update={"nthread": 1}), workers=2)
-    subset = dict(list(frames.items())[: args.reference_tickers])
-    reference = params.model_copy(update={"max_bin": 256})  # XGBoost's default binning, as the seed ran it
-    ref_subset_seconds, _, _ = time_walkforward(subset, reference)
-    reference_seconds = ref_subset_seconds * len(frames) / len(subset)
-    inf = inference(frames, params)
-    print(f"profile {args.profile}: {len(frames)} tickers, {folds} folds each, {oos} out-of-sample rows, "
+
+    settings = load_settings(preset_path(args.preset), environ={})
+    tickers = list(settings.universe.tickers)
+    params = settings.forecast.xgboost.model_copy(update={"nthread": 2})
+    gates = settings.gates
+    inputs = prepare_inputs(settings)
+    wf = make_walkforward(settings, params, args.max_folds)
+    full_wf = walkforward_from_settings(settings, params)  # the canary re-runs folds of the whole walk-forward
+
+    warm = make_walkforward(settings, params, 1)  # first calls (imports, XGBoost start-up) stay out of the timings
+    warm.run(inputs, tickers[0])
+    reference_walkforward(warm, inputs, tickers[0])
+
+    rows = []
+    max_diff = 0.0
+    for ticker in tickers:
+        started = time.perf_counter()
+        result = wf.run(inputs, ticker)
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        reference = reference_walkforward(wf, inputs, ticker)
+        ref_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        canary = leakage_canary(full_wf, inputs, ticker, gates.canary_folds, gates.canary_cuts, gates.canary_seed)
+        canary_seconds = time.perf_counter() - started
+        ours = result.predictions
+        if len(ours) != len(reference) or not (ours["date"].to_numpy() == reference["date"].to_numpy()).all():
+            raise AssertionError(f"{ticker}: Odyssey and the reference predict different rows")
+        max_diff = max(max_diff, float(np.abs(ours["prediction"].to_numpy() - reference["prediction"]).max()))
+        all_folds = len(full_wf.folds(full_wf.frame(inputs, ticker)))
+        rows.append({"ticker": ticker, "folds": len(result.folds), "all_folds": all_folds, "oos_rows": len(ours),
+                     "seconds": seconds, "reference_seconds": ref_seconds, "canary_seconds": canary_seconds,
+                     "canary_passed": canary.passed})
+        r = rows[-1]
+        print(f"  {ticker:<6} {r['folds']:>3} folds  odyssey {seconds:6.1f} s  reference {ref_seconds:6.1f} s  "
+              f"canary {canary_seconds:5.1f} s  ({'pass' if canary.passed else 'FAIL'})", flush=True)
+    table = pd.DataFrame(rows)
+    seconds = float(table["seconds"].sum())
+    reference_seconds = float(table["reference_seconds"].sum())
+    parallel_seconds = (parallel_walkforward(settings, params, args.max_folds, args.workers)
+                        if args.workers > 1 else None)
+    inf = inference(settings, inputs, params)
+
+    folds, all_folds = int(table["folds"].iloc[0]), int(table["all_folds"].iloc[0])
+    partial = args.max_folds is not None and folds < all_folds
+    fold_label = f"first {folds} of {all_folds} folds" if partial else f"all {folds} folds"
+    # the canary's share is against the whole walk-forward of the ticker
+    table["share"] = table["canary_seconds"] / (table["seconds"] * all_folds / folds if partial else table["seconds"])
+    print()
+    print(f"preset {settings.name}: {len(tickers)} tickers, {fold_label} each, {int(table['oos_rows'].sum())} "
+          f"out-of-sample rows, XGBoost {settings.forecast.xgboost.max_depth}-deep trees, eta "
+          f"{params.learning_rate}, early stopping {params.early_stopping_rounds}, max_bin {params.max_bin}, "
           f"{os.cpu_count()} cores")
-    print(f"{'measurement':<58} {'value':>12}")
-    print(f"{'walk-forward, tickers in sequence, nthread=2 (s)':<58} {seconds:>12.1f}")
-    print(f"{'walk-forward, 2 processes x nthread=1 (s)':<58} {parallel_seconds:>12.1f}")
-    print(f"{'reference: max_bin=256, scaled from ' + str(len(subset)) + ' tickers (s)':<58} {reference_seconds:>12.1f}")
-    print(f"{'batch inference (predictions/s)':<58} {inf['predictions_per_second']:>12,.0f}")
-    print(f"{'reference: row-by-row DMatrix predict (predictions/s)':<58} {inf['reference_predictions_per_second']:>12,.0f}")
-    print(f"{'single-ticker latency, median (ms)':<58} {inf['single_latency_ms']:>12.3f}")
+    print(f"{'ticker':<8} {'walk-forward (s)':>16} {'reference (s)':>14} {'ratio':>6} {'canary (s)':>11} "
+          f"{'canary share':>13} {'canary':>7}")
+    for r in table.itertuples():
+        print(f"{r.ticker:<8} {r.seconds:>16.1f} {r.reference_seconds:>14.1f} {r.reference_seconds / r.seconds:>6.2f} "
+              f"{r.canary_seconds:>11.2f} {r.share:>12.1%} {'pass' if r.canary_passed else 'FAIL':>7}")
+    print(f"{'all':<8} {seconds:>16.1f} {reference_seconds:>14.1f} {reference_seconds / seconds:>6.2f} "
+          f"{table['canary_seconds'].sum():>11.2f} {table['share'].mean():>12.1%} "
+          f"{int(table['canary_passed'].sum()):>4}/{len(table)}")
+    print(f"predictions: Odyssey and the reference agree to {max_diff:.3g} (max abs difference)")
+    print()
+    print(f"{'measurement':<66} {'value':>12}")
+    print(f"{'walk-forward, ' + fold_label + ', tickers in sequence, nthread=2 (s)':<66} {seconds:>12.1f}")
+    if parallel_seconds is not None:
+        print(f"{'walk-forward, ' + str(args.workers) + ' processes x nthread=1 (s)':<66} {parallel_seconds:>12.1f}")
+    print(f"{'reference: plain per-fold loop, same model, all ' + str(len(tickers)) + ' tickers (s)':<66} "
+          f"{reference_seconds:>12.1f}")
+    print(f"{'leakage canary, ' + str(gates.canary_folds) + ' folds x ' + str(gates.canary_cuts) + ' cut, all tickers (s)':<66} "
+          f"{table['canary_seconds'].sum():>12.1f}")
+    print(f"{'canary / the ticker`s whole walk-forward, mean (aim <= 30 %)':<66} {table['share'].mean():>12.1%}")
+    print(f"{'canary / the ticker`s whole walk-forward, worst':<66} {table['share'].max():>12.1%}")
+    print(f"{'batch inference, inplace_predict (predictions/s)':<66} {inf['predictions_per_second']:>12,.0f}")
+    print(f"{'reference: one DMatrix per batch + predict (predictions/s)':<66} "
+          f"{inf['reference_predictions_per_second']:>12,.0f}")
+    print(f"{'single-row latency, inplace_predict, median (ms)':<66} {inf['single_latency_ms']:>12.3f}")
+    print(f"{'reference: single-row DMatrix + predict, median (ms)':<66} {inf['reference_single_latency_ms']:>12.3f}")
+    best = min(seconds, parallel_seconds) if parallel_seconds is not None else seconds
     print(json.dumps({
         "bench": "forecasting",
-        "walkforward_seconds": round(min(seconds, parallel_seconds), 2),
+        "walkforward_seconds": round(best, 2),
         "walkforward_sequential_seconds": round(seconds, 2),
+        "walkforward_parallel_seconds": round(parallel_seconds, 2) if parallel_seconds is not None else None,
         "reference_walkforward_seconds": round(reference_seconds, 2),
-        "speedup": round(reference_seconds / min(seconds, parallel_seconds), 2),
+        "speedup": round(reference_seconds / best, 2),
+        "sequential_speedup": round(reference_seconds / seconds, 2),
+        "prediction_max_abs_diff": max_diff,
         "predictions_per_second": round(inf["predictions_per_second"]),
         "reference_predictions_per_second": round(inf["reference_predictions_per_second"]),
         "single_latency_ms": round(inf["single_latency_ms"], 4),
+        "reference_single_latency_ms": round(inf["reference_single_latency_ms"], 4),
+        "canary_seconds": {r.ticker: round(r.canary_seconds, 3) for r in table.itertuples()},
+        "walkforward_seconds_per_ticker": {r.ticker: round(r.seconds, 2) for r in table.itertuples()},
+        "canary_share": round(float(table["share"].mean()), 4),
+        "canary_share_max": round(float(table["share"].max()), 4),
+        "canary_within_aim": bool(table["share"].max() <= CANARY_AIM),
+        "canary_passed": int(table["canary_passed"].sum()),
         "folds": folds,
-        "tickers": len(frames),
+        "folds_in_walkforward": all_folds,
+        "tickers": len(tickers),
     }))
 
 

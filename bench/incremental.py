@@ -1,5 +1,10 @@
 """Benchmark one new trading day landing (ingest -> features -> forecasts, then drift for every
-ticker) against a full recomputation of the graph, in the same run; last line is JSON."""
+ticker) against a full recomputation of the graph, in the same run; the last line printed is one
+JSON object.
+
+The run's state (storage, landing folder, Dagster home, MLflow) lives in a temporary folder:
+the preset's settings with `paths.home` pointed there.
+"""
 
 from __future__ import annotations
 
@@ -12,63 +17,71 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="full")
-    parser.add_argument("--workers", type=int, default=2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", "--profile", dest="preset", default="full", help="settings preset (settings/)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the ticker partitions")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="odyssey-bench-"))
-    os.environ.update({"ODYSSEY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"),
-                       "ODYSSEY_PROFILE": args.profile})
-    os.environ.pop("ODYSSEY_STORAGE_URL", None)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.chdir(ROOT)
+    os.chdir(ROOT)  # the worker processes of jobs.main run from the repository root
 
-    from jobs.main import prepare_home, run_all, run_partitions_in_workers
-
-    prepare_home()
-    import dagster as dg
-
-    from definitions import defs
+    from definitions import build_definitions
+    from jobs.main import open_instance, run_all, run_partitions, run_partitions_in_workers
     from odyssey.landing import synthetic_days, write_landing
-    from resources import build_resources, landing_dirs
-    from assets.market import last_landed_day
+    from odyssey.settings import load_settings, preset_path
+    from resources.storage import last_landed_day
 
-    with dg.DagsterInstance.get() as instance:
+    home = Path(tempfile.mkdtemp(prefix="odyssey-bench-"))
+    # environ={}: no ODYSSEY_* / MLFLOW_* variable of the caller redirects the run's state
+    settings = load_settings(preset_path(args.preset), environ={}).updated({"paths": {"home": str(home)}})
+    if settings.source.kind != "synthetic":
+        raise SystemExit("the incremental benchmark lands synthetic days: it needs source.kind = 'synthetic'")
+    profile = settings.profile()
+    tickers = list(settings.universe.tickers)
+    defs = build_definitions(settings)
+
+    with open_instance(settings) as instance:
         started = time.perf_counter()
-        records = run_all(defs, instance, workers=args.workers)
+        records = run_all(settings, defs, instance, workers=args.workers)
         full_seconds = time.perf_counter() - started
-        assert all(not r["errors"] for r in records), [r["errors"] for r in records if r["errors"]]
+        errors = [e for r in records for e in r["errors"]]
+        assert not errors, errors
 
-        resources = build_resources()
-        after = last_landed_day(resources["storage"], resources["market"], "bars")
-        data = synthetic_days(resources["market"].universe(), resources["market"].synthetic_config(), after, 1)
-        files = write_landing(data, landing_dirs()[0])
+        after = last_landed_day(defs.resources["storage"], profile.end, "bars")
+        data = synthetic_days(profile, settings.source.synthetic, after, 1)
+        files = write_landing(data, settings.paths.landing_dirs[0])
 
         started = time.perf_counter()
         ingest = defs.resolve_job_def("ingest").execute_in_process(
             instance=instance, raise_on_error=False,
             run_config={"ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
         ingest_seconds = time.perf_counter() - started
-        assert ingest.success
-        partitions = defs.resolve_job_def("drift_monitoring").partitions_def.get_partition_keys()
+        assert ingest.success, "the ingest run failed"
         drift_started = time.perf_counter()
-        drift_records = run_partitions_in_workers(partitions, args.workers, "WARNING", jobs=("drift_monitoring",))
+        if args.workers > 1:
+            drift_records = run_partitions_in_workers(settings, tickers, args.workers, "WARNING",
+                                                      jobs=("drift_monitoring",))
+        else:
+            drift_records = run_partitions(defs, instance, tickers, "WARNING", None, jobs=("drift_monitoring",))
         drift_seconds = time.perf_counter() - drift_started
         incremental_seconds = time.perf_counter() - started
-        assert all(not r["errors"] for r in drift_records)
+        errors = [e for r in drift_records for e in r["errors"]]
+        assert not errors, errors
 
-    print(f"profile {args.profile}, {len(partitions)} tickers, {args.workers} workers, new day {data.prices['date'].max().date()}")
+    print(f"preset {settings.name}, {len(tickers)} tickers, {args.workers} workers, new day "
+          f"{data.prices['date'].max().date()}, state in {home}")
     print(f"{'step':<52} {'seconds':>8}")
-    print(f"{'full recomputation (make run)':<52} {full_seconds:>8.1f}")
+    print(f"{'full recomputation (jobs.main run_all, as make run)':<52} {full_seconds:>8.1f}")
     print(f"{'one new day: ingest -> features -> forecasts':<52} {ingest_seconds:>8.1f}")
     print(f"{'one new day: drift for every ticker':<52} {drift_seconds:>8.1f}")
+    print(f"{'one new day: total':<52} {incremental_seconds:>8.1f}")
     print(json.dumps({"bench": "incremental", "incremental_seconds": round(incremental_seconds, 2),
                       "full_seconds": round(full_seconds, 2), "speedup": round(full_seconds / incremental_seconds, 2),
-                      "ingest_seconds": round(ingest_seconds, 2), "drift_seconds": round(drift_seconds, 2)}))
+                      "ingest_seconds": round(ingest_seconds, 2), "drift_seconds": round(drift_seconds, 2),
+                      "tickers": len(tickers), "workers": args.workers}))
 
 
 if __name__ == "__main__":

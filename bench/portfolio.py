@@ -2,9 +2,11 @@
 reference measured in the same run; the last line is one JSON object.
 
     env:      PortfolioEnv.step on precomputed arrays vs a pandas environment that looks each
-              day up in DataFrames (the seed notebook's style); both give the same rewards.
+              day up in DataFrames (the seed notebook's style), the same steps on both; both
+              give the same rewards.
     PPO:      the seed's hyperparameters on 4 vectorized envs, 1 torch thread, vs a single env
-              with torch's default threads; 500k-step time extrapolated from the measured rate.
+              with one torch thread per core, the same number of steps on both; the 500k-step
+              time is extrapolated from the measured rate.
     decision: one observation -> action, ONNX Runtime vs the SB3 torch policy's predict().
 """
 
@@ -22,10 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from odyssey.policy import PPOSettings, export_onnx, onnx_decider, torch_decider, train_ppo  # noqa: E402
+from odyssey.policy import export_onnx, onnx_decider, torch_decider, train_ppo  # noqa: E402
 from odyssey.portfolio import Constraints, EnvSettings, PortfolioEnv, project  # noqa: E402
+from odyssey.settings import PPOSettings  # noqa: E402
 
 
 class PandasReferenceEnv:
@@ -41,6 +46,7 @@ class PandasReferenceEnv:
         return np.r_[self.signals.iloc[0].to_numpy(), self.weights.to_numpy()]
 
     def step(self, action):
+        """(observation, reward, truncated): one episode runs through the whole frame."""
         date = self.signals.index[self.i]
         target = pd.Series(project((self.weights + pd.Series(np.asarray(action, dtype=float), index=self.weights.index)
                                     * self.s.action_scale).to_numpy(), self.c), index=self.weights.index)
@@ -51,7 +57,9 @@ class PandasReferenceEnv:
         self.weights = target * (1 + r) / (1 + net)
         reward = self.s.reward_scale * (net - 0.5 * self.s.risk_aversion * net**2)
         self.i += 1
-        return np.r_[self.signals.iloc[self.i].to_numpy(), self.weights.to_numpy()], reward
+        truncated = self.i >= len(self.signals)
+        obs = self.signals.iloc[min(self.i, len(self.signals) - 1)]
+        return np.r_[obs.to_numpy(), self.weights.to_numpy()], reward, truncated
 
 
 def market(days: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +67,9 @@ def market(days: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.standard_normal((days, n)).astype(np.float32), rng.normal(0.0003, 0.01, (days, n))
 
 
-def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int, reference_steps: int) -> tuple[float, float]:
+def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int) -> tuple[float, float]:
+    """Steps per second of both environments over the same `steps` (episodes through the whole
+    panel, reset at its end), after checking they give the same rewards."""
     settings = EnvSettings(episode_length=None)
     actions = np.random.default_rng(1).uniform(-1, 1, (steps, signals.shape[1])).astype(np.float32)
     env = PortfolioEnv(signals, next_returns, settings=settings)
@@ -76,10 +86,13 @@ def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int, referen
                              Constraints(), settings)
     ref.reset()
     ref_rewards, started = [], time.perf_counter()
-    for k in range(reference_steps):
-        ref_rewards.append(ref.step(actions[k])[1])
-    slow = reference_steps / (time.perf_counter() - started)
-    np.testing.assert_allclose(ref_rewards, rewards[:reference_steps], rtol=1e-9, atol=1e-12)
+    for k in range(steps):
+        _, reward, truncated = ref.step(actions[k])
+        ref_rewards.append(reward)
+        if truncated:
+            ref.reset()
+    slow = steps / (time.perf_counter() - started)
+    np.testing.assert_allclose(ref_rewards, rewards, rtol=1e-9, atol=1e-12)
     return fast, slow
 
 
@@ -103,17 +116,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", type=int, default=15)
     parser.add_argument("--days", type=int, default=1600, help="training days (the full profile has about 1,600)")
-    parser.add_argument("--ppo-steps", type=int, default=65_536, help="PPO steps timed (whole 8,192-step rollouts)")
+    parser.add_argument("--env-steps", type=int, default=20_000, help="environment steps timed, on both")
+    parser.add_argument("--ppo-steps", type=int, default=65_536,
+                        help="PPO steps timed, on both (whole 8,192-step rollouts)")
     args = parser.parse_args()
 
     signals, next_returns = market(args.days, args.assets)
-    env_fast, env_ref = env_rates(signals, next_returns, steps=200_000, reference_steps=min(1_500, args.days - 1))
+    env_fast, env_ref = env_rates(signals, next_returns, steps=args.env_steps)
 
     seed = PPOSettings(total_timesteps=args.ppo_steps)
     ppo_fast = ppo_rate(signals, next_returns, seed)
     default_threads = torch.get_num_threads()
     reference = seed.model_copy(update={"n_envs": 1, "n_steps": 2048, "torch_threads": os.cpu_count() or 1,
-                                        "total_timesteps": args.ppo_steps // 4})
+                                        "total_timesteps": args.ppo_steps})
     ppo_ref = ppo_rate(signals, next_returns, reference)
     torch.set_num_threads(default_threads)
 
@@ -125,13 +140,14 @@ def main() -> None:
     onnx_ms = latency_ms(onnx_decider(export_onnx(model)), observations)
 
     minutes = 500_000 / ppo_fast / 60
-    print(f"{args.assets} assets, {args.days} training days, {os.cpu_count()} cores")
+    print(f"{args.assets} assets, {args.days} training days, {args.env_steps:,} env steps and {args.ppo_steps:,} "
+          f"PPO steps timed on both sides, {os.cpu_count()} cores")
     print(f"{'measurement':<62} {'value':>12}")
     print(f"{'env steps/s, PortfolioEnv (numpy)':<62} {env_fast:>12,.0f}")
     print(f"{'reference: pandas env, DataFrame lookups (steps/s)':<62} {env_ref:>12,.0f}")
     print(f"{'PPO steps/s, seed hyperparameters, 4 envs, 1 torch thread':<62} {ppo_fast:>12,.0f}")
     print(f"{'reference: 1 env, ' + str(os.cpu_count()) + ' torch threads (steps/s)':<62} {ppo_ref:>12,.0f}")
-    print(f"{'500k PPO steps (minutes)':<62} {minutes:>12.1f}")
+    print(f"{'500k PPO steps, extrapolated from the rate above (minutes)':<62} {minutes:>12.1f}")
     print(f"{'decision latency, torch predict() (ms)':<62} {torch_ms:>12.3f}")
     print(f"{'decision latency, ONNX Runtime (ms)':<62} {onnx_ms:>12.3f}")
     print(json.dumps({

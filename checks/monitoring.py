@@ -8,20 +8,20 @@ from resources.settings import SettingsResource, ticker_partitions
 
 
 @dg.asset_check(asset="feature_drift", partitions_def=ticker_partitions,
-                description="share of drifted features (Evidently, window-mean z above the threshold) and the forward "
-                            "target's PSI are under their thresholds")
+                description="the share of drifted features (window-mean z above the threshold, Evidently) and the "
+                            "forward target's size (window-mean z of its absolute value) are under their thresholds")
 def feature_drift_check(settings: SettingsResource, feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
     limits = settings.value.monitoring
     share = float(feature_drift["drifted"].mean())
-    target_psi = float(feature_drift["target_psi"].iloc[0])
+    target_z = float(feature_drift["target_z"].iloc[0])
     top = feature_drift.sort_values("window_z", ascending=False).head(5)
-    drifted = share > limits.max_share_drifted or target_psi > limits.max_target_psi
-    reason = (f"{share:.0%} of features drifted (threshold {limits.max_share_drifted:.0%}), target PSI "
-              f"{target_psi:.2f} (threshold {limits.max_target_psi}); most: "
+    drifted = share > limits.max_share_drifted or target_z > limits.z_threshold
+    reason = (f"{share:.0%} of features drifted (threshold {limits.max_share_drifted:.0%}), the target's size z "
+              f"{target_z:.1f} (threshold {limits.z_threshold}); most: "
               + ", ".join(f"{r.feature} z {r.window_z:.1f}" for r in top.itertuples()))
-    return dg.AssetCheckResult(passed=not drifted, metadata={"share_drifted": share, "target_psi": target_psi,
-                                                             "reason": reason,
-                                                             "ticker": str(feature_drift["ticker"].iloc[0])})
+    return dg.AssetCheckResult(passed=not drifted, metadata={
+        "share_drifted": share, "target_z": target_z, "target_psi": float(feature_drift["target_psi"].iloc[0]),
+        "reason": reason, "ticker": str(feature_drift["ticker"].iloc[0])})
 
 
 @dg.asset_check(asset="forecast_outcomes", partitions_def=ticker_partitions,

@@ -13,6 +13,7 @@ not a crash), 1 a step failed.
 
 import argparse
 import json
+import logging
 import multiprocessing
 import subprocess
 import sys
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="create the Dagster home and the ticker partitions, run nothing (make ui)")
     args = parser.parse_args(argv)
     settings = settings_from(args)
+    # MLflow logs its database migrations at INFO on the first run; nothing a user acts on.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     if args.prepare_only:
         from resources import sync_ticker_partitions
 

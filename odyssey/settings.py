@@ -259,11 +259,14 @@ class GateSettings(_Model):
 
 
 class MonitoringSettings(_Model):
+    """Drift: the recent window against the champion's training window. A feature (or the
+    target's absolute size) drifts when its window mean is more than z_threshold standard
+    deviations of same-length window means away."""
+
     window_days: int = 126
     z_threshold: float = 3.0
     psi_threshold: float = 0.2
     max_share_drifted: float = 0.15
-    max_target_psi: float = 0.5
 
 
 class PPOSettings(_Model):

@@ -1,0 +1,139 @@
+"""One typed Settings, read in one place: files, presets, `extends`, proportions, environment
+overrides, validation that names the problem; and nothing else in the project reads the
+environment or imports the asset modules from a check."""
+
+import ast
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from jobs import daily_ingest
+from odyssey.settings import DEFAULT_FILE, load_settings, preset_path
+from resources import SettingsResource
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_default_file_is_the_full_preset(tmp_path):
+    default = load_settings(environ={})
+    full = load_settings(preset_path("full"), environ={})
+    assert DEFAULT_FILE.name == "odyssey.toml"
+    assert default.model_dump() == full.model_dump()
+    assert len(default.universe.tickers) == 15 and default.universe.exchange == "XNYS"
+    assert default.forecast.horizon == 5 and default.forecast.target == "Return_5d_forward"
+
+
+def test_a_file_extends_a_preset_and_changes_only_what_differs(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(f'''extends = "{preset_path("full")}"
+[universe]
+tickers = ["AAA", "BBB", "CCC"]
+benchmark = "AAA"
+alt_series = []
+[dates]
+start = "2012-01-03"
+end = "2017-12-29"
+train_end = 0.6
+validation_end = 0.8
+[source]
+kind = "csv"
+csv_path = "bars"
+[forecast]
+horizon = 10
+''')
+    settings = load_settings(path, environ={})
+    profile = settings.profile()
+    assert profile.tickers == ("AAA", "BBB", "CCC") and profile.alt_series == ()
+    assert settings.source.csv_path == str(tmp_path / "bars")  # relative to the file
+    assert settings.forecast.target == "Return_10d_forward" and settings.forecast.embargo == 10
+    sessions = profile.sessions
+    assert profile.start == "2012-01-03" and profile.end == "2017-12-29" and len(sessions) == 1509
+    assert profile.train_end == str(sessions[round(0.6 * 1509) - 1].date())
+    assert profile.validation_end == str(sessions[round(0.8 * 1509) - 1].date())
+    assert settings.portfolio.ppo.total_timesteps == 500_000  # untouched: the preset's
+
+
+def test_the_environment_overrides_the_common_knobs_and_today_resolves_to_a_session(tmp_path):
+    settings = load_settings(preset_path("quick"), environ={
+        "ODYSSEY_SEED": "3", "ODYSSEY_SIGNAL_STRENGTH": "0", "ODYSSEY_DRIFT_TICKERS": "AAPL, NVDA",
+        "ODYSSEY_HOME": str(tmp_path), "ODYSSEY_END": "today", "ODYSSEY_SIGNING_KEY": "secret"})
+    assert settings.source.synthetic.seed == 3 and settings.source.synthetic.signal_strength == 0.0
+    assert settings.source.synthetic.drift_tickers == ("AAPL", "NVDA")
+    assert settings.paths.storage_url == str(tmp_path / "storage")
+    assert settings.paths.signing_key_env == "ODYSSEY_SIGNING_KEY" and "secret" not in settings.model_dump_json()
+    end = settings.profile(today=pd.Timestamp("2024-12-25 20:00")).end
+    assert end == "2024-12-24"  # Christmas is not a session: the newest session on or before today
+
+
+def test_another_file_through_odyssey_settings(tmp_path):
+    path = tmp_path / "other.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\nname = "other"\n')
+    assert load_settings(environ={"ODYSSEY_SETTINGS": str(path)}).name == "other"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[universe]\ntickers = ["A", "B"]\nbenchmark = "SPY"', "benchmark 'SPY' must be one of the tickers"),
+    ('[universe]\ntickers = ["A", "A"]\nbenchmark = "A"', "repeats a ticker"),
+    ('[universe]\ntickers = ["A"]\nbenchmark = "A"\nalt_series = ["OIL"]', "unknown series \\['OIL'\\]"),
+    ('[dates]\nstart = "2015-01-02"\ntrain_end = 1.5', "strictly between 0 and 1"),
+    ('[forecast]\nxgboost = "fancy"', "unknown XGBoost preset 'fancy'"),
+    ('[source]\nkind = "csv"', "needs source.csv_path"),
+    ('[dates]\ntrain_end = "2020-01-02"\nvalidation_end = "2019-01-02"', None),
+])
+def test_bad_settings_are_named(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\n{text}\n')
+    if message is None:  # valid to read, refused when the dates are resolved
+        with pytest.raises(ValueError, match="train_end < validation_end"):
+            load_settings(path, environ={}).profile()
+        return
+    with pytest.raises(ValueError, match=message) as error:
+        load_settings(path, environ={})
+    assert str(path) in str(error.value)
+
+
+def test_an_extends_loop_and_a_missing_file_are_named(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ValueError, match="loops"):
+        load_settings(tmp_path / "a.toml", environ={})
+    with pytest.raises(FileNotFoundError, match="nowhere.toml"):
+        load_settings(tmp_path / "nowhere.toml", environ={})
+
+
+def _python_files(*folders: str):
+    for folder in folders:
+        yield from sorted((REPO / folder).rglob("*.py"))
+
+
+def test_only_the_settings_loader_reads_the_environment():
+    readers = []
+    for path in _python_files("assets", "checks", "sensors", "jobs", "resources", "odyssey"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os":
+                readers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    # the loader, and the one place that sets an MLflow option for its own client
+    assert {r.split(":")[0] for r in readers} <= {"odyssey/settings.py", "odyssey/registry.py"}, readers
+
+
+def test_checks_sensors_and_jobs_never_import_the_asset_modules():
+    offenders = []
+    for path in _python_files("checks", "sensors", "jobs", "resources", "odyssey"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "assets":
+                offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
+
+
+def test_the_daily_ingest_skips_the_days_the_exchange_is_closed(quick_settings):
+    resource = SettingsResource.of(quick_settings)
+    for day, runs in (("2024-12-25 22:00", False), ("2024-12-24 22:00", True)):
+        context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp(day, tz="America/New_York"))
+        result = daily_ingest(context, settings=resource)
+        assert isinstance(result, dg.RunRequest) is runs, day
+        if not runs:
+            assert "not a XNYS session" in result.skip_message
