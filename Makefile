@@ -6,10 +6,11 @@ export DAGSTER_HOME ?= $(CURDIR)/.odyssey/dagster_home
 
 .PHONY: install browser run test ui mlflow-ui bench clean
 
+# The pinned dependencies of pyproject.toml; Odyssey itself runs from this folder, not installed.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt $$($(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(' '.join(p['dependencies'] + p['optional-dependencies']['test']))")
 	touch $@
 
 install: $(VENV)/.installed

@@ -174,15 +174,18 @@ def main() -> None:
     rows = []
     max_diff = 0.0
     for ticker in tickers:
-        started = time.perf_counter()
+        # Odyssey, reference and canary interleaved per ticker, so that load from other processes
+        # on a shared machine falls on all three alike; CPU seconds (every thread of this process)
+        # are recorded beside wall-clock seconds for the same reason.
+        started, cpu = time.perf_counter(), time.process_time()
         result = wf.run(inputs, ticker)
-        seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         reference = reference_walkforward(wf, inputs, ticker)
-        ref_seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        ref_seconds, ref_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
         canary = leakage_canary(full_wf, inputs, ticker, gates.canary_folds, gates.canary_cuts, gates.canary_seed)
-        canary_seconds = time.perf_counter() - started
+        canary_seconds, canary_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
         ours = result.predictions
         if len(ours) != len(reference) or not (ours["date"].to_numpy() == reference["date"].to_numpy()).all():
             raise AssertionError(f"{ticker}: Odyssey and the reference predict different rows")
@@ -190,10 +193,15 @@ def main() -> None:
         all_folds = len(full_wf.folds(full_wf.frame(inputs, ticker)))
         rows.append({"ticker": ticker, "folds": len(result.folds), "all_folds": all_folds, "oos_rows": len(ours),
                      "seconds": seconds, "reference_seconds": ref_seconds, "canary_seconds": canary_seconds,
-                     "canary_passed": canary.passed})
+                     "cpu_seconds": cpu_seconds, "reference_cpu_seconds": ref_cpu_seconds,
+                     "canary_cpu_seconds": canary_cpu_seconds, "canary_passed": canary.passed,
+                     # boosting rounds trained (early stopping runs `early_stopping_rounds` past the best)
+                     "trees": int(np.minimum(result.folds["best_iteration"] + 1 + params.early_stopping_rounds,
+                                             params.n_estimators).sum())})
         r = rows[-1]
-        print(f"  {ticker:<6} {r['folds']:>3} folds  odyssey {seconds:6.1f} s  reference {ref_seconds:6.1f} s  "
-              f"canary {canary_seconds:5.1f} s  ({'pass' if canary.passed else 'FAIL'})", flush=True)
+        print(f"  {ticker:<6} {r['folds']:>3} folds  odyssey {seconds:6.1f} s ({cpu_seconds:6.1f} cpu)  reference "
+              f"{ref_seconds:6.1f} s ({ref_cpu_seconds:6.1f} cpu)  canary {canary_seconds:5.1f} s "
+              f"({canary_cpu_seconds:5.1f} cpu)  ({'pass' if canary.passed else 'FAIL'})", flush=True)
     table = pd.DataFrame(rows)
     seconds = float(table["seconds"].sum())
     reference_seconds = float(table["reference_seconds"].sum())
@@ -205,19 +213,28 @@ def main() -> None:
     partial = args.max_folds is not None and folds < all_folds
     fold_label = f"first {folds} of {all_folds} folds" if partial else f"all {folds} folds"
     # the canary's share is against the whole walk-forward of the ticker
-    table["share"] = table["canary_seconds"] / (table["seconds"] * all_folds / folds if partial else table["seconds"])
+    scale = all_folds / folds if partial else 1.0
+    table["share"] = table["canary_seconds"] / (table["seconds"] * scale)
+    table["cpu_share"] = table["canary_cpu_seconds"] / (table["cpu_seconds"] * scale)
+    load = os.getloadavg()
     print()
     print(f"preset {settings.name}: {len(tickers)} tickers, {fold_label} each, {int(table['oos_rows'].sum())} "
           f"out-of-sample rows, XGBoost {settings.forecast.xgboost.max_depth}-deep trees, eta "
           f"{params.learning_rate}, early stopping {params.early_stopping_rounds}, max_bin {params.max_bin}, "
-          f"{os.cpu_count()} cores")
-    print(f"{'ticker':<8} {'walk-forward (s)':>16} {'reference (s)':>14} {'ratio':>6} {'canary (s)':>11} "
-          f"{'canary share':>13} {'canary':>7}")
+          f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end")
+    print(f"{'':<8} {'rounds':>6} {'----- wall-clock seconds ------':>31} {'------ CPU seconds ------':>26} "
+          f"{'canary share':>13}")
+    print(f"{'ticker':<8} {'boosted':>6} {'odyssey':>8} {'reference':>10} {'ratio':>5} {'canary':>6} {'odyssey':>8} "
+          f"{'reference':>10} {'canary':>6} {'wall':>6} {'cpu':>6} {'canary':>7}")
     for r in table.itertuples():
-        print(f"{r.ticker:<8} {r.seconds:>16.1f} {r.reference_seconds:>14.1f} {r.reference_seconds / r.seconds:>6.2f} "
-              f"{r.canary_seconds:>11.2f} {r.share:>12.1%} {'pass' if r.canary_passed else 'FAIL':>7}")
-    print(f"{'all':<8} {seconds:>16.1f} {reference_seconds:>14.1f} {reference_seconds / seconds:>6.2f} "
-          f"{table['canary_seconds'].sum():>11.2f} {table['share'].mean():>12.1%} "
+        print(f"{r.ticker:<8} {r.trees:>6d} {r.seconds:>8.1f} {r.reference_seconds:>10.1f} "
+              f"{r.reference_seconds / r.seconds:>5.2f} {r.canary_seconds:>6.1f} {r.cpu_seconds:>8.1f} "
+              f"{r.reference_cpu_seconds:>10.1f} {r.canary_cpu_seconds:>6.1f} {r.share:>6.1%} {r.cpu_share:>6.1%} "
+              f"{'pass' if r.canary_passed else 'FAIL':>7}")
+    print(f"{'all':<8} {int(table['trees'].sum()):>6d} {seconds:>8.1f} {reference_seconds:>10.1f} "
+          f"{reference_seconds / seconds:>5.2f} {table['canary_seconds'].sum():>6.1f} {table['cpu_seconds'].sum():>8.1f} "
+          f"{table['reference_cpu_seconds'].sum():>10.1f} {table['canary_cpu_seconds'].sum():>6.1f} "
+          f"{table['share'].mean():>6.1%} {table['cpu_share'].mean():>6.1%} "
           f"{int(table['canary_passed'].sum()):>4}/{len(table)}")
     print(f"predictions: Odyssey and the reference agree to {max_diff:.3g} (max abs difference)")
     print()
@@ -253,6 +270,9 @@ def main() -> None:
         "canary_seconds": {r.ticker: round(r.canary_seconds, 3) for r in table.itertuples()},
         "walkforward_seconds_per_ticker": {r.ticker: round(r.seconds, 2) for r in table.itertuples()},
         "canary_share": round(float(table["share"].mean()), 4),
+        "canary_cpu_share": round(float(table["cpu_share"].mean()), 4),
+        "walkforward_cpu_seconds": round(float(table["cpu_seconds"].sum()), 2),
+        "reference_walkforward_cpu_seconds": round(float(table["reference_cpu_seconds"].sum()), 2),
         "canary_share_max": round(float(table["share"].max()), 4),
         "canary_within_aim": bool(table["share"].max() <= CANARY_AIM),
         "canary_passed": int(table["canary_passed"].sum()),

@@ -108,7 +108,7 @@ def print_table(title: str, table: pd.DataFrame, seconds: float) -> None:
     print()
     print(f"{title}  ({seconds / 60:.1f} min)")
     print(f"{'ticker':<7} {'oos days':>8} {'IC':>7} {'IC low':>7} {'oracle IC':>9} {'share':>6} {'dir acc':>7} "
-          f"{'edge':>7} {'edge low':>8} {'trees':>6} {'skill':>6} {'plaus.':>6} {'deploy':>6}")
+          f"{'edge':>7} {'edge low':>8} {'best':>6} {'skill':>6} {'plaus.':>6} {'deploy':>6}")
     for r in table.itertuples():
         share = r.ic / r.oracle_ic if r.oracle_ic else float("nan")
         print(f"{r.ticker:<7} {r.oos_n:>8d} {r.ic:>+7.3f} {r.ic_ci_low:>+7.3f} {r.oracle_ic:>+9.3f} {share:>6.2f} "

@@ -50,9 +50,3 @@ def is_session(dates: pd.Series | pd.DatetimeIndex, exchange: str = DEFAULT_EXCH
         return pd.Series(False, index=values.index)
     valid = sessions(known.min(), known.max(), exchange)
     return values.isin(valid)
-
-
-def session_offset(dates: pd.DatetimeIndex, start: pd.Timestamp, count: int) -> pd.Timestamp:
-    """The session `count` sessions after `start` within `dates` (clipped to the last one)."""
-    position = min(int(dates.searchsorted(pd.Timestamp(start))) + count, len(dates) - 1)
-    return dates[position]

@@ -12,7 +12,7 @@ data after the end of the window its parameters were fitted on.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
@@ -214,7 +214,6 @@ class FeaturePipeline:
     clip_sigma: float = 3.0
     regime_seed: int = 42
     scale: bool = True
-    transforms: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def fitted_names(self) -> tuple[str, ...]:

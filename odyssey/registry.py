@@ -128,13 +128,6 @@ def load_registered(tracker: Tracker, version: RegisteredVersion, key: bytes, re
     return load_verified(data, card, key, registry_version, feature_names), card
 
 
-def download_oos(tracker: Tracker, version: RegisteredVersion) -> pd.DataFrame:
-    client = tracker.client()
-    with tempfile.TemporaryDirectory() as tmp:
-        local = client.download_artifacts(version.run_id, f"walkforward/{OOS_FILE}", tmp)
-        return pd.read_parquet(local)
-
-
 GATE_TAG = "gate."
 
 

@@ -264,7 +264,7 @@ class MonitoringSettings(_Model):
     deviations of same-length window means away."""
 
     window_days: int = 126
-    z_threshold: float = 3.0
+    z_threshold: float = 4.0
     psi_threshold: float = 0.2
     max_share_drifted: float = 0.15
 

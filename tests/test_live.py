@@ -9,6 +9,8 @@ import pytest
 from odyssey import registry as mlreg
 from odyssey.outcomes import append_forecasts, score, unlogged_dates
 from resources import mlflow_resource
+from resources import SettingsResource
+from sensors.monitoring import monitor_after_ingest
 from sensors.retrain import retrain_on_drift
 from tests.dagster_helpers import failed_checks, fast_forecasting_config, quick_settings, read_table, run_graph
 from tests.test_drift_retrain import land
@@ -74,6 +76,17 @@ def test_live_forecasts_are_logged_by_date_and_model_version(steady):
         assert rows["model_version"].unique().tolist() == ["1"]
         assert rows["date"].min() > pd.Timestamp(card.live_after) and len(rows) >= 240
         assert rows["date"].is_unique
+
+
+@pytest.mark.slow
+def test_new_forecasts_start_the_monitoring_of_every_ticker_once(steady):
+    settings, instance, _ = steady
+    context = dg.build_sensor_context(instance=instance, resources={"settings": SettingsResource.of(settings)})
+    requests = monitor_after_ingest(context)
+    assert sorted(r.partition_key for r in requests) == sorted(TICKERS)
+    again = dg.build_sensor_context(instance=instance, cursor=context.cursor,
+                                    resources={"settings": SettingsResource.of(settings)})
+    assert isinstance(monitor_after_ingest(again), dg.SkipReason)
 
 
 @pytest.mark.slow

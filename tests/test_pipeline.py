@@ -35,7 +35,7 @@ def test_definitions_are_wired():
                 "ingest"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
-                                                  "universe_partitions"}
+                                                  "universe_partitions", "monitor_after_ingest"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
     assert groups == {"market", "features", "forecasting", "portfolio", "monitoring"}
