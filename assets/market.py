@@ -10,7 +10,7 @@ import pandas as pd
 from odyssey.cleaning import clean_alt, clean_prices
 from odyssey.fitting import log_returns
 from odyssey.landing import append_landed, landing_kind, read_landed
-from odyssey.sources.columns import ALT_COLUMNS, PRICE_COLUMNS
+from odyssey.sources.columns import ALT_COLUMNS, PRICE_COLUMNS, empty_actions
 from resources.market import MarketSource
 from resources.metadata import describe_table, md_table
 from resources.settings import SettingsResource
@@ -32,6 +32,8 @@ class LandingConfig(dg.Config):
                                    kinds={"pandas", "parquet"}),
         "landed_alt_data": dg.AssetOut(description="Alternative data for new sessions from the landing folder.",
                                        kinds={"pandas", "parquet"}),
+        "landed_actions": dg.AssetOut(description="Splits delivered with landed sessions (date, ticker, ratio).",
+                                      kinds={"pandas", "parquet"}),
     },
     group_name=GROUP,
 )
@@ -40,10 +42,13 @@ def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, sett
     """Everything ingested from the landing folder so far, plus the files of this run (the
     landing sensor names them); files must carry sessions after those already stored."""
     profile = settings.profile()
-    stored = {k: storage.stored_table(k) for k in ("landed_bars", "landed_alt_data")}
-    files = [read_landed(Path(f), profile.tickers,
-                         last_landed_day(storage, profile.end, landing_kind(Path(f)) or "bars"), profile.exchange)
-             for f in config.files]
+    stored = {k: storage.stored_table(k) for k in ("landed_bars", "landed_alt_data", "landed_actions")}
+
+    def after(path: Path):
+        kind = landing_kind(path) or "bars"
+        return None if kind == "actions" else last_landed_day(storage, profile.end, kind)
+
+    files = [read_landed(Path(f), profile.tickers, after(Path(f)), profile.exchange) for f in config.files]
     bars = append_landed(stored["landed_bars"], [f.frame for f in files if f.kind == "bars"] or
                          [pd.DataFrame(columns=list(PRICE_COLUMNS))], ["ticker", "date"])
     alt = append_landed(stored["landed_alt_data"], [f.frame for f in files if f.kind == "alt"] or
@@ -53,6 +58,10 @@ def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, sett
     yield dg.Output(bars.astype({"date": "datetime64[ns]"}), "landed_bars",
                     metadata={**describe_table(bars), "files_this_run": names})
     yield dg.Output(alt.astype({"date": "datetime64[ns]"}), "landed_alt_data", metadata=describe_table(alt))
+    actions = append_landed(stored["landed_actions"], [f.frame for f in files if f.kind == "actions"] or
+                            [empty_actions()], ["ticker", "date"])
+    yield dg.Output(actions.astype({"date": "datetime64[ns]", "ratio": float}), "landed_actions",
+                    metadata={"rows": len(actions), "splits": md_table(actions, rows=20)})
 
 
 @dg.multi_asset(
@@ -66,7 +75,7 @@ def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, sett
         "corporate_actions": dg.AssetOut(description="Stock splits: date, ticker, ratio (new shares per old share).",
                                          kinds={"pandas", "parquet"}),
     },
-    deps=["landed_bars", "landed_alt_data"],
+    deps=["landed_bars", "landed_alt_data", "landed_actions"],
     group_name=GROUP,
 )
 def raw_market(context: dg.AssetExecutionContext, settings: SettingsResource, market: MarketSource, storage: Storage):
@@ -99,8 +108,12 @@ def raw_market(context: dg.AssetExecutionContext, settings: SettingsResource, ma
         "landed_rows": 0 if landed_bars is None else len(landed_bars),
         "source_issues": len(issues), "source_issue_rows": md_table(issues, rows=30)})
     yield dg.Output(alt, "raw_alt_data", metadata=describe_table(alt))
-    yield dg.Output(data.actions, "corporate_actions",
-                    metadata={"rows": len(data.actions), "actions": md_table(data.actions, rows=20)})
+    actions = data.actions
+    landed_actions = storage.stored_table("landed_actions")
+    if landed_actions is not None and len(landed_actions):
+        actions = (pd.concat([actions, landed_actions], ignore_index=True).drop_duplicates(["ticker", "date"])
+                   .sort_values(["date", "ticker"]).reset_index(drop=True))
+    yield dg.Output(actions, "corporate_actions", metadata={"rows": len(actions), "actions": md_table(actions, rows=20)})
 
 
 @dg.multi_asset(

@@ -49,6 +49,9 @@ def main() -> None:
         full_seconds = time.perf_counter() - started
         errors = [e for r in records for e in r["errors"]]
         assert not errors, errors
+        checks = [c for r in records for c in r["checks"]]
+        blocked = sorted({f"{c['check']}[{r['partition']}]" for r in records for c in r["checks"]
+                          if c["blocking"] and not c["passed"]})
 
         after = last_landed_day(defs.resources["storage"], profile.end, "bars")
         data = synthetic_days(profile, settings.source.synthetic, after, 1)
@@ -57,7 +60,8 @@ def main() -> None:
         started = time.perf_counter()
         ingest = defs.resolve_job_def("ingest").execute_in_process(
             instance=instance, raise_on_error=False,
-            run_config={"ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                        "ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
         ingest_seconds = time.perf_counter() - started
         assert ingest.success, "the ingest run failed"
         drift_started = time.perf_counter()
@@ -73,6 +77,8 @@ def main() -> None:
 
     print(f"preset {settings.name}, {len(tickers)} tickers, {args.workers} workers, new day "
           f"{data.prices['date'].max().date()}, state in {home}")
+    print(f"full run: {sum(bool(c['passed']) for c in checks)}/{len(checks)} checks passed"
+          + (f"; blocking checks failed: {', '.join(blocked)}" if blocked else ""))
     print(f"{'step':<52} {'seconds':>8}")
     print(f"{'full recomputation (jobs.main run_all, as make run)':<52} {full_seconds:>8.1f}")
     print(f"{'one new day: ingest -> features -> forecasts':<52} {ingest_seconds:>8.1f}")

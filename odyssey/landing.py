@@ -1,8 +1,9 @@
 """New trading days arrive as files in a landing folder; this module reads and judges them,
 moves them to the archive or to quarantine, and makes synthetic ones for demos.
 
-A landing file is ``bars_<anything>.csv|parquet`` (``date,ticker,open,high,low,close,volume``)
-or ``alt_<anything>.csv|parquet`` (``date,VIX,DXY,Gold,Yield_10Y``).
+A landing file is ``bars_<anything>.csv|parquet`` (``date,ticker,open,high,low,close,volume``),
+``alt_<anything>.csv|parquet`` (``date`` and any of VIX, DXY, Gold, Yield_10Y) or
+``actions_<anything>.csv|parquet`` (``date,ticker,ratio``: splits in or before the landed days).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from odyssey import schemas
 from odyssey.hashing import sha256_file
-from odyssey.sources.columns import ALT_COLUMNS, MarketData
+from odyssey.sources.columns import ACTION_COLUMNS, ALT_COLUMNS, MarketData
 from odyssey.sources.csv_source import (SourceError, _lines, _price_frame, _read_table, _require, _to_dates,
                                         _to_numbers)
 from odyssey.sources.synthetic import SyntheticConfig, generate_market
@@ -29,7 +30,7 @@ SUFFIXES = (".csv", ".parquet")
 @dataclass
 class LandedFile:
     path: Path
-    kind: str  # "bars" | "alt"
+    kind: str  # "bars" | "alt" | "actions"
     sha256: str
     frame: pd.DataFrame
 
@@ -40,9 +41,12 @@ def landing_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith("."))
 
 
+KINDS = ("bars", "alt", "actions")
+
+
 def landing_kind(path: Path) -> str | None:
-    """"bars", "alt", or None for a file that is neither."""
-    return "bars" if path.name.startswith("bars") else "alt" if path.name.startswith("alt") else None
+    """"bars", "alt", "actions", or None for a file that is none of them."""
+    return next((k for k in KINDS if path.name.startswith(k)), None)
 
 
 def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
@@ -51,7 +55,7 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
     own line numbers). With `exchange`, a day that is not one of its sessions is wrong too."""
     kind = landing_kind(path)
     if kind is None:
-        raise SourceError(f"{path.name}: landing files are named bars_*.csv|parquet or alt_*.csv|parquet")
+        raise SourceError(f"{path.name}: landing files are named bars_*, alt_* or actions_* (.csv or .parquet)")
     table = _read_table(path)
     if kind == "bars":
         frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
@@ -68,6 +72,15 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
                 shown = _lines([int(lines[int(r)]) for r in cases["row"] if str(r).isdigit()], limit=5)
                 problems.append(f"column {column!r}: {check} ({len(cases)} failing, {shown})")
             raise SourceError(f"{path.name}: " + "; ".join(problems))
+    elif kind == "actions":
+        _require(table, path, list(ACTION_COLUMNS))
+        frame = pd.DataFrame({"date": _to_dates(table, path), "ticker": table["ticker"].astype(str).str.strip(),
+                              "ratio": _to_numbers(table, path, "ratio")})
+        bad = ~(frame["ratio"] > 0) | ~frame["ticker"].isin(list(tickers))
+        if bad.any():
+            raise SourceError(f"{path.name}: a split needs a universe ticker and a ratio > 0, not so in "
+                              f"{_lines(frame.index[bad])}")
+        return LandedFile(path, kind, sha256_file(path), frame.reset_index(drop=True))  # may name earlier days
     else:
         _require(table, path, ["date"])
         frame = pd.DataFrame({"date": _to_dates(table, path)})
@@ -99,25 +112,29 @@ def move(path: Path, folder: Path, reason: str | None = None) -> Path:
 
 
 def synthetic_days(profile: Profile, config: SyntheticConfig, after: pd.Timestamp, days: int) -> MarketData:
-    """The synthetic market's next `days` sessions after `after` (the same market continued)."""
+    """The synthetic market's next `days` sessions after `after` (the same market continued),
+    with the splits that fall in them."""
     end = next_sessions(after, days, profile.exchange)[-1]
     market = generate_market(profile.with_end(end), config).data
     prices = market.prices[market.prices["date"] > after].reset_index(drop=True)
     alt = market.alt[market.alt["date"] > after].reset_index(drop=True)
-    return MarketData(prices=prices, alt=alt, actions=market.actions.iloc[0:0])
+    actions = market.actions[market.actions["date"] > after].reset_index(drop=True)
+    return MarketData(prices=prices, alt=alt, actions=actions)
 
 
 def write_landing(data: MarketData, folder: Path) -> list[Path]:
+    """Landing files for the bars, the alternative data and (when there are any) the splits."""
     folder.mkdir(parents=True, exist_ok=True)
     first, last = data.prices["date"].min().date(), data.prices["date"].max().date()
-    bars = folder / f"bars_{first}_{last}.csv"
-    alt = folder / f"alt_{first}_{last}.csv"
-    for frame, path in ((data.prices, bars), (data.alt, alt)):
+    files = [(data.prices, folder / f"bars_{first}_{last}.csv"), (data.alt, folder / f"alt_{first}_{last}.csv")]
+    if len(data.actions):
+        files.append((data.actions, folder / f"actions_{first}_{last}.csv"))
+    for frame, path in files:
         out = frame.copy()
-        out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+        out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d")
         out.to_csv(path.with_suffix(".tmp"), index=False)
         path.with_suffix(".tmp").rename(path)  # appear whole
-    return [bars, alt]
+    return [path for _, path in files]
 
 
 def append_landed(stored: pd.DataFrame | None, new: Sequence[pd.DataFrame], keys: Sequence[str]) -> pd.DataFrame:

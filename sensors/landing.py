@@ -40,6 +40,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
         del cursor["pending"][run_key]
     pending_names = {n for files in cursor["pending"].values() for n in files}
     watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in ("bars", "alt")}
+    watermark["actions"] = None  # a split may name a day already stored
     good = []
     for path in landing_files(landing):
         digest = sha256_file(path)

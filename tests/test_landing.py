@@ -112,3 +112,24 @@ def test_landing_sensor_ingests_new_days_once_and_quarantines_bad_files(tmp_path
         assert list(landing.iterdir()) == []
         context = dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor)
         assert list(landing_sensor(context)) == []
+
+
+def test_splits_land_with_their_sessions_and_reach_the_corporate_actions(tmp_path):
+    """NVDA split 4:1 on 2021-07-20: landed with the sessions around it, the split is applied and
+    the clean series has no level change there (without it the level-shift check would stop it)."""
+    settings = quick_settings(tmp_path, dates={"end": "2021-06-30"})
+    profile = settings.profile()
+    data = synthetic_days(profile, settings.source.synthetic, pd.Timestamp(profile.end), 30)
+    assert data.actions[["ticker", "ratio"]].values.tolist() == [["NVDA", 4.0]]
+    files = write_landing(data, tmp_path / "landing")
+    assert sorted(f.name.split("_")[0] for f in files) == ["actions", "alt", "bars"]
+    with dg.instance_for_test() as instance:
+        assert run_graph(settings, instance=instance).success
+        result = run_graph(settings, job="ingest", instance=instance,
+                           run_config={"ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
+        assert result.success
+    actions = read_table(settings, "corporate_actions")
+    assert ((actions["ticker"] == "NVDA") & (actions["date"] == pd.Timestamp("2021-07-20"))).sum() == 1
+    nvda = read_table(settings, "clean_prices").query("ticker == 'NVDA'").set_index("date")["close"]
+    move = nvda.loc["2021-07-20"] / nvda.loc["2021-07-19"]
+    assert 0.8 < move < 1.25

@@ -17,7 +17,7 @@ from tests.conftest import QUICK
 from tests.dagster_helpers import check_results, materialized, quick_settings, read_table, run_graph
 
 EXPECTED_ASSETS = {
-    "landed_bars", "landed_alt_data", "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
+    "landed_bars", "landed_alt_data", "landed_actions", "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
     "return_clip_thresholds", "feature_registry", "features", "regime_model", "dataset_splits", "scaled_features",
     "scaler_params", "feature_exports", "data_quality_report",
 }
