@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export DAGSTER_HOME ?= $(CURDIR)/.odyssey/dagster_home
 
 .PHONY: install browser run test ui mlflow-ui bench clean
 
@@ -27,12 +26,12 @@ browser:
 test: install browser
 	$(PY) -m pytest
 
+# The UI runs on the settings' Dagster instance (paths.dagster_home), the one make run fills.
 ui: install
-	$(PY) -m jobs.main --prepare-only
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	DAGSTER_HOME=$$($(PY) -m jobs.main --prepare-only) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 mlflow-ui: install
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.odyssey/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+	$(VENV)/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from odyssey.settings import load_settings; print(load_settings().paths.mlflow_tracking_uri)')" --host 127.0.0.1 --port 5000
 
 bench: install
 	$(PY) bench/features.py

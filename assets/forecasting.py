@@ -106,7 +106,7 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
     registered with alias `candidate`. The deployment gates are its blocking checks."""
     ticker = context.partition_key
     wf = _walkforward(settings, config)
-    training_years = config.training_years if config.training_years is not None else settings.value.forecast.training_years
+    training_years = config.apply(settings.value.forecast).training_years
     booster, card = train_final_model(wf, market_inputs(clean_prices, returns, clean_alt_data), ticker,
                                       registry.REGISTRY_VERSION, training_years)
     card.walkforward = {k: v for k, v in walkforward_summary["summary"].items()}
@@ -208,12 +208,12 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     rows, new = [], []
     for ticker in settings.value.universe.tickers:
-        champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
-        if champion is None:
+        current = mlreg.champion(tracker, ticker, signer.key(), registry.REGISTRY_VERSION, names)
+        if current is None or current.booster is None:
             rows.append({"date": latest, "ticker": ticker, "prediction": np.nan, "model_version": None,
-                         "status": NO_SKILL})
+                         "status": NO_SKILL if current is None else f"champion needs retraining: {current.problem}"})
             continue
-        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
+        champion, booster, card = current.version, current.booster, current.card
         dates = unlogged_dates(log, ticker, champion.version, pd.Timestamp(card.live_after),
                                clean_prices.loc[clean_prices["ticker"] == ticker, "date"].unique())
         wanted = dates.union(pd.DatetimeIndex([latest]))
@@ -225,7 +225,7 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
                                                          made_at=now))
     table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
     updated = append_forecasts(log, pd.concat(new, ignore_index=True) if new else None)
-    without = table.loc[table["status"] == NO_SKILL, "ticker"].tolist()
+    without = table.loc[table["status"] != "champion", "ticker"].tolist()
     yield dg.Output(table, "forecasts", metadata={
         "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),
         "no_model_with_skill": ", ".join(without) or "none", "forecasts": md_table(table, rows=30, digits=5)})

@@ -37,12 +37,11 @@ DriftConfig = overrides("DriftConfig", "This run's changes to the settings' drif
 
 
 def _champion_card(mlflow: MlflowTracking, signer: ArtifactSigner, ticker: str, names):
-    tracker = mlflow.tracker()
-    champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
-    if champion is None:
+    """The champion's version and card; (None, None) without a champion this run can use."""
+    current = mlreg.champion(mlflow.tracker(), ticker, signer.key(), registry.REGISTRY_VERSION, names)
+    if current is None or current.card is None:
         return None, None
-    _, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
-    return champion, card
+    return current.version, current.card
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"evidently", "pandas"},

@@ -56,8 +56,10 @@ def _periods(panel: Panel, validation_end: str, purge: int) -> tuple[Panel, Pane
     """Training: out-of-sample days up to `purge` (the horizon) sessions before the end of
     validation. Evaluation: the test period (after validation_end). They never overlap."""
     before = panel.dates[panel.dates <= pd.Timestamp(validation_end)]
-    cut = before[-1 - purge] if len(before) > purge else pd.Timestamp(validation_end) - pd.Timedelta(days=1e4)
-    return panel.between(end=cut), panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
+    # no out-of-sample day early enough: an empty training period (ppo_policy says so)
+    cut = before[-1 - purge] if len(before) > purge else panel.dates[0] - pd.Timedelta(days=1)
+    train = panel.between(end=cut)
+    return train, panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, io_manager_key="json_io_manager",
@@ -69,18 +71,18 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     forecasts before the test period, on vectorized PortfolioEnvs, with signed checkpoints a crashed
     run resumes from. Saved as an SB3 zip with SHA-256 and HMAC, logged to MLflow."""
     profile, horizon = settings.profile(), settings.value.forecast.horizon
-    settings, constraints = _ppo(settings, config)
+    ppo, constraints = _ppo(settings, config)
     panel = _panel(walkforward_forecasts, profile.tickers, returns)
     train, evaluation = _periods(panel, profile.validation_end, horizon)
-    if len(train) < settings.episode_length:
+    if len(train) < ppo.episode_length:
         raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before "
-                         f"{profile.validation_end}, fewer than episode_length={settings.episode_length}")
+                         f"{profile.validation_end}, fewer than episode_length={ppo.episode_length}")
     scale = SignalScale.fit(train.forecasts)
-    fingerprint = sha256_bytes(json.dumps([settings.model_dump(), dataclasses.asdict(constraints),
+    fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints),
                                            list(profile.tickers), _code_version()], sort_keys=True).encode()
                                + train.forecasts.tobytes() + train.next_returns.tobytes())[:16]
     key = signer.key()
-    trained = train_ppo(scale.apply(train.forecasts), train.next_returns, settings, constraints,
+    trained = train_ppo(scale.apply(train.forecasts), train.next_returns, ppo, constraints,
                         checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
     data = model_bytes(trained.model)
     digest = sha256_bytes(data)
@@ -90,8 +92,8 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     value = {
         "path": path, "sha256": digest, "signature": sign(data, key), "tickers": list(profile.tickers),
         "signal_scale": list(scale.scale), "signal_clip": scale.clip,
-        "constraints": dataclasses.asdict(constraints), "settings": settings.model_dump(mode="json"),
-        "action_scale": policy_module.env_settings(settings).action_scale,
+        "constraints": dataclasses.asdict(constraints), "settings": ppo.model_dump(mode="json"),
+        "action_scale": policy_module.env_settings(ppo).action_scale,
         "train_start": str(train.dates[0].date()), "train_end": str(train.dates[-1].date()), "train_days": len(train),
         "evaluation_start": str(evaluation.dates[0].date()) if len(evaluation) else None,
         "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": fingerprint,
@@ -99,7 +101,7 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     tracker = dataclasses.replace(mlflow.tracker(), experiment="odyssey-portfolio")
     run_id = mlreg.log_run(
         tracker, f"ppo-{digest[:8]}",
-        params={**{k: str(v) for k, v in settings.model_dump().items()}, **dataclasses.asdict(constraints),
+        params={**{k: str(v) for k, v in ppo.model_dump().items()}, **dataclasses.asdict(constraints),
                 "train_start": value["train_start"], "train_end": value["train_end"]},
         metrics={"train_seconds": trained.seconds, "timesteps": trained.timesteps,
                  "final_rollout_reward": trained.rollout_rewards[-1] if trained.rollout_rewards else 0.0},

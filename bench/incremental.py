@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(ROOT)  # the worker processes of jobs.main run from the repository root
 
-    from definitions import build_definitions
+    from graph import build_definitions
     from jobs.main import open_instance, run_all, run_partitions, run_partitions_in_workers
     from odyssey.landing import synthetic_days, write_landing
     from odyssey.settings import load_settings, preset_path

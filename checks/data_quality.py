@@ -12,7 +12,6 @@ import pandas as pd
 import pandera.pandas as pa
 
 from odyssey import schemas
-from odyssey.calendar import sessions
 from odyssey.exports import verify_exports
 from odyssey.features import feature_names
 from odyssey.quality import level_shifts, long_gaps, missing_tickers, nan_outside_warmup, scaled_train_moments, stale_volume
@@ -91,7 +90,7 @@ def raw_prices_volume_reported(settings: SettingsResource, raw_prices: pd.DataFr
                 description="the newest bar is the newest session the settings ask for: new data, not a re-fetch")
 def raw_prices_up_to_date(settings: SettingsResource, raw_prices: pd.DataFrame) -> dg.AssetCheckResult:
     profile = settings.profile()
-    expected = sessions(profile.start, profile.end, profile.exchange)[-1]
+    expected = pd.Timestamp(profile.end)  # resolved to the newest session asked for
     newest = raw_prices["date"].max()
     behind = raw_prices.groupby("ticker")["date"].max()
     late = behind[behind < expected]

@@ -91,19 +91,20 @@ def signature_and_registry_version(context: dg.AssetCheckExecutionContext, setti
 def no_regression(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
                   signer: ArtifactSigner, forecast_models: dict, walkforward_forecasts: pd.DataFrame,
                   clean_prices: pd.DataFrame, returns: pd.DataFrame, clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
-    tracker = mlflow.tracker()
-    ticker = forecast_models["ticker"]
-    champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION)
-    live = None
-    if champion is not None:
-        names = registry.feature_names(settings.value.universe.alt_series)
-        booster, card = mlreg.load_registered(tracker, champion, signer.key(), registry.REGISTRY_VERSION, names)
-        dates = walkforward_forecasts.loc[walkforward_forecasts["date"] > pd.Timestamp(card.live_after), "date"]
-        live = forecast(booster, card, market_inputs(clean_prices, returns, clean_alt_data), dates)
+    names = registry.feature_names(settings.value.universe.alt_series)
+    current = mlreg.champion(mlflow.tracker(), forecast_models["ticker"], signer.key(), registry.REGISTRY_VERSION, names)
     gates = settings.value.gates
-    result = regression_gate(walkforward_forecasts, live, gates.regression_tolerance, level=gates.skill_level)
+    if current is not None and current.booster is None:
+        result = GateResult(True, f"the champion cannot be compared ({current.problem}): it is replaced", {})
+    else:
+        live = None
+        if current is not None:
+            card = current.card
+            dates = walkforward_forecasts.loc[walkforward_forecasts["date"] > pd.Timestamp(card.live_after), "date"]
+            live = forecast(current.booster, card, market_inputs(clean_prices, returns, clean_alt_data), dates)
+        result = regression_gate(walkforward_forecasts, live, gates.regression_tolerance, level=gates.skill_level)
     return _record(context, mlflow, forecast_models, "no_regression", result,
-                   champion_version=champion.version if champion else "none")
+                   champion_version=current.version.version if current else "none")
 
 
 DEPLOYMENT_CHECKS = [leakage_canary, plausible_accuracy, has_skill, signature_and_registry_version, no_regression]

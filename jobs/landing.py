@@ -2,8 +2,9 @@
 
     python -m jobs.landing --days 3 [--settings FILE]
 
-Writes bars_<first>_<last>.csv and alt_<first>_<last>.csv into the settings' landing folder
-(default .odyssey/landing), continuing after the last session stored.
+Writes bars_<first>_<last>.csv, alt_<first>_<last>.csv and, when a split falls in those sessions,
+actions_<first>_<last>.csv into the settings' landing folder (default .odyssey/landing),
+continuing after the last session stored.
 """
 
 import argparse

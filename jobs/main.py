@@ -100,19 +100,20 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
     """Spread the ticker partitions over worker processes; each runs its share in process, with
     the same settings (handed over as a file)."""
     chunks = [partitions[i::workers] for i in range(workers) if partitions[i::workers]]
-    shared = Path(tempfile.mkdtemp(prefix="odyssey-settings-")) / "settings.json"
-    shared.write_text(settings.model_dump_json())
-    procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--worker-jobs",
-                               ",".join(jobs), "--log-level", log_level, "--settings-json", str(shared)],
-                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
-             for chunk in chunks]
     records = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        records += [json.loads(line[len(RECORD):]) for line in out.splitlines() if line.startswith(RECORD)]
-        if proc.returncode != 0:
-            records.append({"job": "forecasting", "partition": None, "run_id": "-", "materialized": 0, "checks": [],
-                            "errors": [f"worker exited with code {proc.returncode}"]})
+    with tempfile.TemporaryDirectory(prefix="odyssey-settings-") as folder:
+        shared = Path(folder) / "settings.json"
+        shared.write_text(settings.model_dump_json())
+        procs = [subprocess.Popen([sys.executable, "-m", "jobs.main", "--worker", ",".join(chunk), "--worker-jobs",
+                                   ",".join(jobs), "--log-level", log_level, "--settings-json", str(shared)],
+                                  stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+                 for chunk in chunks]
+        for proc in procs:
+            out, _ = proc.communicate()
+            records += [json.loads(line[len(RECORD):]) for line in out.splitlines() if line.startswith(RECORD)]
+            if proc.returncode != 0:
+                records.append({"job": "forecasting", "partition": None, "run_id": "-", "materialized": 0,
+                                "checks": [], "errors": [f"worker exited with code {proc.returncode}"]})
     return records
 
 
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-jobs", default=",".join(PER_TICKER_JOBS), help=argparse.SUPPRESS)
     parser.add_argument("--settings-json", help=argparse.SUPPRESS)  # internal: the parent's settings
     parser.add_argument("--prepare-only", action="store_true",
-                        help="create the Dagster home and the ticker partitions, run nothing (make ui)")
+                        help="create the Dagster home and the ticker partitions and print the home, run nothing "
+                             "(make ui)")
     args = parser.parse_args(argv)
     settings = settings_from(args)
     # MLflow logs its database migrations at INFO on the first run; nothing a user acts on.
@@ -216,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
 
         with open_instance(settings) as instance:
             sync_ticker_partitions(instance, list(settings.universe.tickers))
+        print(settings.paths.dagster_home)  # for DAGSTER_HOME=$(python -m jobs.main --prepare-only) dagster dev
         return 0
 
-    from definitions import build_definitions
+    from graph import build_definitions
 
     defs = build_definitions(settings)
     if args.worker:

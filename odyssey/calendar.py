@@ -35,6 +35,11 @@ def sessions(start: str | pd.Timestamp, end: str | pd.Timestamp, exchange: str =
     return pd.DatetimeIndex(days.tz_localize(None) if days.tz is not None else days, name="date").astype("datetime64[ns]")
 
 
+def today(exchange: str = DEFAULT_EXCHANGE) -> pd.Timestamp:
+    """Today's date where the exchange trades (its own time zone), as a naive timestamp."""
+    return pd.Timestamp.now(tz=str(_calendar(exchange).tz)).tz_localize(None).normalize()
+
+
 def next_sessions(after: str | pd.Timestamp, count: int, exchange: str = DEFAULT_EXCHANGE) -> pd.DatetimeIndex:
     """The `count` sessions strictly after `after`."""
     after = pd.Timestamp(after).normalize()

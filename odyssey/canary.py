@@ -28,7 +28,7 @@ from odyssey.walkforward import FoldData, WalkForward
 PRICE_COLUMNS = ("open", "high", "low", "close", ADJ_CLOSE)
 
 
-def perturb_after(inputs: MarketInputs, t: pd.Timestamp, seed: int = 0, until: pd.Timestamp | None = None) -> MarketInputs:
+def perturb_after(inputs: MarketInputs, t: pd.Timestamp, seed: int = 0) -> MarketInputs:
     """Every price (one random factor per bar, so a bar stays consistent), volume and alternative
     value dated after `t` changed; returns recomputed from the changed prices."""
     rng = np.random.default_rng(seed)

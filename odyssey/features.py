@@ -316,9 +316,6 @@ _COMPUTE: dict[str, Compute] = {f.name: fn for f, fn in _DEFS}
 BY_NAME: dict[str, Feature] = {f.name: f for f in REGISTRY}
 
 
-FITTED_NAMES: tuple[str, ...] = tuple(f.name for f in REGISTRY if f.fitted)
-
-
 def feature_names(alt_series: tuple[str, ...] | list[str] = ("VIX", "DXY", "Gold", "Yield_10Y")) -> tuple[str, ...]:
     """The registry features computable with these alternative series, in registry order."""
     have = set(alt_series)

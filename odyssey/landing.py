@@ -20,9 +20,9 @@ from odyssey.hashing import sha256_file
 from odyssey.sources.columns import ACTION_COLUMNS, ALT_COLUMNS, MarketData
 from odyssey.sources.csv_source import (SourceError, _lines, _price_frame, _read_table, _require, _to_dates,
                                         _to_numbers)
-from odyssey.sources.synthetic import SyntheticConfig, generate_market
+from odyssey.sources.synthetic import generate_market
 from odyssey.calendar import is_session, next_sessions
-from odyssey.settings import Profile
+from odyssey.settings import Profile, SyntheticSettings
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -111,7 +111,7 @@ def move(path: Path, folder: Path, reason: str | None = None) -> Path:
     return target
 
 
-def synthetic_days(profile: Profile, config: SyntheticConfig, after: pd.Timestamp, days: int) -> MarketData:
+def synthetic_days(profile: Profile, config: SyntheticSettings, after: pd.Timestamp, days: int) -> MarketData:
     """The synthetic market's next `days` sessions after `after` (the same market continued),
     with the splits that fall in them."""
     end = next_sessions(after, days, profile.exchange)[-1]

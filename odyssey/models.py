@@ -72,7 +72,7 @@ def train_final_model(walkforward: WalkForward, inputs: MarketInputs, ticker: st
     """Train on the window that ends at `training_cutoff` (and spans `training_years`, 0 = all
     labelled rows): the pipeline is fitted on the window, XGBoost early-stops on its last
     validation span (purged) and is refit on the whole window with that many rounds."""
-    horizon, embargo = walkforward.horizon, walkforward.horizon if walkforward.embargo is None else walkforward.embargo
+    horizon, embargo = walkforward.horizon, walkforward.embargo_rows
     sessions = pd.DatetimeIndex(sorted(inputs.clean.loc[inputs.clean["ticker"] == ticker, "date"].unique()))
     cutoff = training_cutoff(sessions, horizon, embargo)
     frame = walkforward.frame(inputs, ticker)
@@ -80,7 +80,7 @@ def train_final_model(walkforward: WalkForward, inputs: MarketInputs, ticker: st
     if training_years > 0:
         window = window[window["date"] >= cutoff - _months(training_years)]
     val_start = cutoff - _months(walkforward.config.val_years)
-    train = window[window["date"] < val_start].iloc[:-horizon or None]
+    train = window[window["date"] < val_start].iloc[:-walkforward.purge_rows or None]
     val = window[window["date"] >= val_start]
     if len(train) < 100 or len(val) < 20:
         raise ValueError(f"{ticker}: the training window ending {cutoff.date()} has {len(train)} training and "
@@ -123,7 +123,12 @@ def card_to_json(card: ModelCard) -> str:
 
 
 def card_from_json(text: str) -> ModelCard:
-    return ModelCard(**json.loads(text))
+    payload = json.loads(text)
+    try:
+        return ModelCard(**payload)
+    except TypeError as error:  # a card written by another version of Odyssey
+        raise FeatureVersionError(f"{payload.get('ticker', '?')} model card is from another registry version "
+                                  f"({payload.get('registry_version', '?')}: {error}): retrain before predicting") from None
 
 
 def check_compatible(card: ModelCard, registry_version: str, feature_names: Sequence[str]) -> None:
@@ -155,7 +160,5 @@ def forecast(booster: xgb.Booster, card: ModelCard, inputs: MarketInputs, dates:
     table = pipeline.transform(inputs, card.pipeline_params(), [card.ticker])
     if dates is not None:
         table = table[table["date"].isin(pd.DatetimeIndex(dates))]
-    names = list(card.feature_names)
-    x = xgb.DMatrix(table[names].to_numpy(np.float32), feature_names=names)
-    return pd.DataFrame({"date": table["date"].to_numpy(), "ticker": card.ticker,
-                         "prediction": booster.predict(x).astype(float)})
+    prediction = booster.inplace_predict(table[list(card.feature_names)].to_numpy(np.float32))
+    return pd.DataFrame({"date": table["date"].to_numpy(), "ticker": card.ticker, "prediction": prediction.astype(float)})

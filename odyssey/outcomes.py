@@ -33,7 +33,7 @@ def append_forecasts(log: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFram
 
 def unlogged_dates(log: pd.DataFrame | None, ticker: str, version: str, after: pd.Timestamp,
                    dates: Sequence) -> pd.DatetimeIndex:
-    """Sessions after `after` (the model's data end) that this model version has not forecast yet."""
+    """Sessions after `after` (the model's `live_after`) that this model version has not forecast yet."""
     candidates = pd.DatetimeIndex(dates)
     candidates = candidates[candidates > pd.Timestamp(after)]
     if log is None or log.empty:

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 
 import xgboost as xgb
 
-from odyssey.models import ModelCard, card_from_json, card_to_json, load_verified
+from odyssey.models import FeatureVersionError, ModelCard, card_from_json, card_to_json, load_verified
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -126,6 +126,28 @@ def load_registered(tracker: Tracker, version: RegisteredVersion, key: bytes, re
     version all verify (SignatureError / FeatureVersionError otherwise)."""
     data, card = download_model(tracker, version)
     return load_verified(data, card, key, registry_version, feature_names), card
+
+
+@dataclass
+class Champion:
+    version: RegisteredVersion
+    booster: xgb.Booster | None  # None: the champion cannot serve this run (see `problem`)
+    card: ModelCard | None
+    problem: str | None = None
+
+
+def champion(tracker: Tracker, ticker: str, key: bytes, registry_version: str, feature_names) -> Champion | None:
+    """The ticker's champion, loaded and verified; None when there is none. A champion trained on
+    another feature registry or feature list comes back without a model and with the reason, so
+    callers can treat it as not comparable (a retrain replaces it). A bad hash or signature raises."""
+    version = version_by_alias(tracker, ticker, CHAMPION)
+    if version is None:
+        return None
+    try:
+        booster, card = load_registered(tracker, version, key, registry_version, feature_names)
+    except FeatureVersionError as error:
+        return Champion(version, None, None, str(error))
+    return Champion(version, booster, card)
 
 
 GATE_TAG = "gate."

@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from odyssey.calendar import sessions as exchange_sessions
+from odyssey.calendar import today as exchange_today
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = REPO_ROOT / "odyssey.toml"
@@ -103,9 +104,6 @@ class Profile(_Model):
     def sessions(self) -> pd.DatetimeIndex:
         return exchange_sessions(self.start, self.end, self.exchange)
 
-    def sessions_until(self, end: str | pd.Timestamp) -> pd.DatetimeIndex:
-        return exchange_sessions(self.start, end, self.exchange)
-
     def split_of(self, dates: pd.Series | pd.DatetimeIndex) -> pd.Series:
         """'train' / 'validation' / 'test' for each date."""
         d = pd.Series(pd.DatetimeIndex(dates))
@@ -113,9 +111,6 @@ class Profile(_Model):
         out[d <= pd.Timestamp(self.validation_end)] = "validation"
         out[d <= pd.Timestamp(self.train_end)] = "train"
         return out
-
-    def with_tickers(self, tickers: tuple[str, ...]) -> "Profile":
-        return self.model_copy(update={"tickers": tuple(tickers)})
 
     def with_end(self, end: str | pd.Timestamp) -> "Profile":
         return self.model_copy(update={"end": str(pd.Timestamp(end).date())})
@@ -232,14 +227,6 @@ class ForecastSettings(_Model):
                 raise ValueError(f"unknown XGBoost preset {name!r}; choose one of {sorted(XGB_PRESETS)}")
             value = {**XGB_PRESETS[name].model_dump(), **{k: v for k, v in value.items() if k != "preset"}}
         return value
-
-    @property
-    def embargo(self) -> int:
-        return self.horizon
-
-    @property
-    def target(self) -> str:
-        return f"Return_{self.horizon}d_forward"
 
 
 class GateSettings(_Model):
@@ -380,18 +367,18 @@ class Settings(_Model):
     def profile(self, today: pd.Timestamp | None = None) -> Profile:
         """Resolve "today" and proportions into session dates (the exchange's calendar)."""
         u, d = self.universe, self.dates
-        now = pd.Timestamp(today) if today is not None else pd.Timestamp.now(tz="America/New_York").tz_localize(None)
-        end = now.normalize() if d.end.lower() == "today" else pd.Timestamp(d.end)
+        end = (pd.Timestamp(today) if today is not None else exchange_today(u.exchange)).normalize() \
+            if d.end.lower() == "today" else pd.Timestamp(d.end)
         days = exchange_sessions(d.start, end, u.exchange)
         if len(days) < 2:
             raise ValueError(f"dates: no trading sessions of {u.exchange} between {d.start} and {end.date()}")
 
-        def boundary(value: Boundary, name: str) -> str:
+        def boundary(value: Boundary) -> str:
             if isinstance(value, float):
                 return str(days[max(0, min(len(days) - 1, int(round(value * len(days))) - 1))].date())
             return str(pd.Timestamp(value).date())
 
-        train_end, validation_end = boundary(d.train_end, "train_end"), boundary(d.validation_end, "validation_end")
+        train_end, validation_end = boundary(d.train_end), boundary(d.validation_end)
         if not pd.Timestamp(days[0]) <= pd.Timestamp(train_end) < pd.Timestamp(validation_end):
             raise ValueError(f"dates: need start <= train_end < validation_end, got {days[0].date()}, {train_end}, "
                              f"{validation_end}")

@@ -127,6 +127,14 @@ class WalkForward:
     purge: int | None = None  # None: the horizon
     embargo: int | None = None  # None: the horizon
 
+    @property
+    def purge_rows(self) -> int:
+        return self.horizon if self.purge is None else self.purge
+
+    @property
+    def embargo_rows(self) -> int:
+        return self.horizon if self.embargo is None else self.embargo
+
     def frame(self, inputs: MarketInputs, ticker: str) -> pd.DataFrame:
         """The ticker's labelled rows: date, target (h-session total log return), next_return
         (simple return to the next session), sorted by date."""
@@ -141,9 +149,7 @@ class WalkForward:
         return out[out["target"].notna()].sort_values("date").reset_index(drop=True)
 
     def folds(self, frame: pd.DataFrame) -> list[Fold]:
-        purge = self.horizon if self.purge is None else self.purge
-        embargo = self.horizon if self.embargo is None else self.embargo
-        folds = make_folds(frame["date"], self.config, purge, embargo)
+        folds = make_folds(frame["date"], self.config, self.purge_rows, self.embargo_rows)
         if not folds:
             raise ValueError(f"{frame['ticker'].iloc[0] if len(frame) else '?'}: not enough history for one "
                              f"walk-forward fold ({self.config.min_train_years}y train + {self.config.val_years}y "
@@ -189,8 +195,7 @@ class WalkForward:
 
     def describe(self) -> dict:
         return {"walkforward": self.config.model_dump(), "xgboost": self.params.model_dump(), "horizon": self.horizon,
-                "purge": self.horizon if self.purge is None else self.purge,
-                "embargo": self.horizon if self.embargo is None else self.embargo}
+                "purge": self.purge_rows, "embargo": self.embargo_rows}
 
 
 def fold_metrics(predictions: pd.DataFrame, cost_bps: float = 10.0, slippage_bps: float = 5.0) -> pd.DataFrame:

@@ -120,9 +120,17 @@ class Storage(dg.ConfigurableResource):
             return pd.read_parquet(handle)
 
 
-def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str) -> pd.Timestamp:
-    """New `kind` ("bars" | "alt") landing files must start after this day: the later of the
-    source history's end and the last landed day of that kind."""
-    stored = storage.stored_table("landed_bars" if kind == "bars" else "landed_alt_data")
+LANDED_TABLES = {"bars": "landed_bars", "alt": "landed_alt_data", "actions": "landed_actions"}
+
+
+def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str,
+                    stored: pd.DataFrame | None = None) -> pd.Timestamp | None:
+    """New landing files of `kind` ("bars" | "alt") must start after this day: the later of the
+    source history's end and the last landed day of that kind (`stored`: that table, if already
+    read). Splits ("actions") may name any day: None."""
+    if kind == "actions":
+        return None
+    if stored is None:
+        stored = storage.stored_table(LANDED_TABLES[kind])
     end = pd.Timestamp(history_end)
     return max(end, stored["date"].max()) if stored is not None and len(stored) else end

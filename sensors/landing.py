@@ -14,7 +14,7 @@ from odyssey.hashing import sha256_file
 from odyssey.landing import landing_files, landing_kind, move, read_landed
 from odyssey.sources.csv_source import SourceError
 from resources.settings import SettingsResource
-from resources.storage import Storage, last_landed_day
+from resources.storage import LANDED_TABLES, Storage, last_landed_day
 
 RUN_KEY_TAG = "dagster/run_key"
 
@@ -39,8 +39,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
                     move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
         del cursor["pending"][run_key]
     pending_names = {n for files in cursor["pending"].values() for n in files}
-    watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in ("bars", "alt")}
-    watermark["actions"] = None  # a split may name a day already stored
+    watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in LANDED_TABLES}
     good = []
     for path in landing_files(landing):
         digest = sha256_file(path)

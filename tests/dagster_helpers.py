@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from definitions import build_definitions
+from graph import build_definitions
 from odyssey.settings import Settings
 from resources import sync_ticker_partitions
 from tests.conftest import QUICK

@@ -122,3 +122,19 @@ def test_a_champion_signed_with_another_key_is_refused(env, monkeypatch):
     result = run_graph(keyed, job="batch_forecasts", instance=instance)
     assert not result.success
     assert "HMAC signature does not verify" in " ".join(step_errors(result))
+
+
+@pytest.mark.slow
+def test_a_champion_trained_on_other_features_is_replaced_not_a_deadlock(env):
+    """Without the alternative series the run has 85 features; SPY's champion was trained on 94. It
+    cannot be compared or served, so it does not block its replacement, and forecasts says why."""
+    settings, instance, tracker = env
+    no_alt = settings.updated({"universe": {"alt_series": []}})
+    before = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version
+    result = _forecast(env, "SPY", settings=no_alt)
+    assert result.success, {k: v.metadata["reason"].value for k, v in failed_checks(result).items()}
+    assert "cannot be compared" in check_results_reasons(result)["no_regression"]
+    after = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version
+    assert after != before
+    # the data layer still holds 94 features; any other ticker's old champion is refused with the reason
+    assert run_graph(settings, job="batch_forecasts", instance=instance).success

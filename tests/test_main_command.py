@@ -129,7 +129,7 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     assert "Odyssey run summary" in out
     # 18 data assets, 5 forecasting and 2 monitoring assets for each of the 3 tickers, forecasts and the
     # forecast log, and 10 portfolio assets
-    from definitions import build_definitions
+    from graph import build_definitions
 
     settings = load_settings(path, environ={})
     assert planned_materializations(build_definitions(settings), 3) == 18 + 3 * (5 + 2) + 2 + 10

@@ -9,7 +9,8 @@ import pytest
 from upath import UPath
 
 from checks.data_quality import ALL_CHECKS as DATA_CHECKS
-from definitions import ALL_ASSETS, build_definitions, defs
+from definitions import defs
+from graph import ALL_ASSETS, build_definitions
 from odyssey import features as F
 from odyssey.exports import verify_exports
 from resources import sync_ticker_partitions, ticker_partitions

@@ -11,6 +11,7 @@ import pytest
 
 from jobs import daily_ingest
 from odyssey.settings import DEFAULT_FILE, load_settings, preset_path
+from odyssey.walkforward import walkforward_from_settings
 from resources import SettingsResource
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ def test_the_default_file_is_the_full_preset(tmp_path):
     assert DEFAULT_FILE.name == "odyssey.toml"
     assert default.model_dump() == full.model_dump()
     assert len(default.universe.tickers) == 15 and default.universe.exchange == "XNYS"
-    assert default.forecast.horizon == 5 and default.forecast.target == "Return_5d_forward"
+    assert default.forecast.horizon == 5
 
 
 def test_a_file_extends_a_preset_and_changes_only_what_differs(tmp_path):
@@ -47,7 +48,9 @@ horizon = 10
     profile = settings.profile()
     assert profile.tickers == ("AAA", "BBB", "CCC") and profile.alt_series == ()
     assert settings.source.csv_path == str(tmp_path / "bars")  # relative to the file
-    assert settings.forecast.target == "Return_10d_forward" and settings.forecast.embargo == 10
+    assert settings.forecast.horizon == 10
+    wf = walkforward_from_settings(settings)
+    assert (wf.horizon, wf.purge_rows, wf.embargo_rows) == (10, 10, 10)
     sessions = profile.sessions
     assert profile.start == "2012-01-03" and profile.end == "2017-12-29" and len(sessions) == 1509
     assert profile.train_end == str(sessions[round(0.6 * 1509) - 1].date())

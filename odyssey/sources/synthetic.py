@@ -81,7 +81,6 @@ DRIFT_VOL, DRIFT_BETA, DRIFT_VOLUME = 3.0, 0.8, 2.0  # after drift_date, for the
 BAD_TICK_HORIZON = 3900  # bad ticks fall on sessions 60..3900 of the range
 BAD_TICK_SIZE = 0.25  # the quoted close is off by 25 % for one day
 
-SyntheticConfig = SyntheticSettings
 
 
 @dataclass
