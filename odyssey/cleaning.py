@@ -63,20 +63,18 @@ def long(frames: dict[str, pd.DataFrame], tickers: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end exclusive) of each run of True in a 1-D boolean array."""
+    padded = np.r_[False, flags, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2], edges[1::2]))
+
+
 def _run_lengths(missing: np.ndarray) -> np.ndarray:
     """For a 1-D boolean array, the length of the missing run each element belongs to (0 if present)."""
     out = np.zeros(len(missing), dtype=np.int64)
-    i = 0
-    n = len(missing)
-    while i < n:
-        if missing[i]:
-            j = i
-            while j < n and missing[j]:
-                j += 1
-            out[i:j] = j - i
-            i = j
-        else:
-            i += 1
+    for i, j in runs(missing):
+        out[i:j] = j - i
     return out
 
 

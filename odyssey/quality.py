@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from odyssey.calendar import DEFAULT_EXCHANGE, sessions
+from odyssey.cleaning import runs
 from odyssey.features import BY_NAME
 from odyssey.schemas import _ohlc_consistent
 
@@ -17,19 +18,12 @@ def missing_tickers(frame: pd.DataFrame, tickers: Sequence[str]) -> list[str]:
     return [t for t in tickers if t not in present]
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end exclusive) of each run of True."""
-    padded = np.r_[False, flags, False].astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2], edges[1::2]))
-
-
 def long_gaps(clean: pd.DataFrame) -> pd.DataFrame:
     """Runs of sessions left empty after cleaning (longer than the fill limit)."""
     rows = []
     for ticker, group in clean.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
         dates = group["date"].to_numpy()
-        for i, j in _runs(group["gap"].to_numpy()):
+        for i, j in runs(group["gap"].to_numpy()):
             rows.append({"ticker": ticker, "start": pd.Timestamp(dates[i]).date(),
                          "end": pd.Timestamp(dates[j - 1]).date(), "sessions": j - i})
     return pd.DataFrame(rows, columns=["ticker", "start", "end", "sessions"])
@@ -41,7 +35,7 @@ def stale_volume(raw: pd.DataFrame, min_sessions: int = 10) -> pd.DataFrame:
     rows = []
     for ticker, group in raw.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
         dates = group["date"].to_numpy()
-        for i, j in _runs((group["volume"].astype(float) == 0).to_numpy()):
+        for i, j in runs((group["volume"].astype(float) == 0).to_numpy()):
             if j - i >= min_sessions:
                 rows.append({"ticker": ticker, "start": pd.Timestamp(dates[i]).date(),
                              "end": pd.Timestamp(dates[j - 1]).date(), "sessions": int(j - i)})

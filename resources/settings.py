@@ -38,12 +38,16 @@ class SettingsResource(dg.ConfigurableResource):
         return self.value.profile()
 
 
+def partition_changes(instance: dg.DagsterInstance, tickers: tuple[str, ...] | list[str]) -> tuple[list, list]:
+    """(tickers to add, tickers to delete) for the instance's partitions to equal the universe."""
+    current = set(instance.get_dynamic_partitions(TICKER_PARTITIONS))
+    return [t for t in tickers if t not in current], sorted(current - set(tickers))
+
+
 def sync_ticker_partitions(instance: dg.DagsterInstance, tickers: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
     """Make the instance's ticker partitions the universe's: add new tickers, delete removed ones
     (their materializations stay in the event log)."""
-    current = set(instance.get_dynamic_partitions(TICKER_PARTITIONS))
-    added = [t for t in tickers if t not in current]
-    removed = sorted(current - set(tickers))
+    added, removed = partition_changes(instance, tickers)
     if added:
         instance.add_dynamic_partitions(TICKER_PARTITIONS, added)
     for ticker in removed:

@@ -3,15 +3,14 @@ settings-file edit, and after the code location reloads this sensor adds or dele
 
 import dagster as dg
 
-from resources.settings import TICKER_PARTITIONS, SettingsResource
+from resources.settings import TICKER_PARTITIONS, SettingsResource, partition_changes
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Add and delete ticker partitions so they match the settings' universe.")
 def universe_partitions(context: dg.SensorEvaluationContext, settings: SettingsResource):
     wanted = list(settings.value.universe.tickers)
-    current = set(context.instance.get_dynamic_partitions(TICKER_PARTITIONS))
-    added, removed = [t for t in wanted if t not in current], sorted(current - set(wanted))
+    added, removed = partition_changes(context.instance, wanted)
     if not added and not removed:
         return dg.SkipReason(f"ticker partitions match the universe ({len(wanted)} tickers)")
     requests = []
