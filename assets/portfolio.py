@@ -18,16 +18,19 @@ from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
 from odyssey.policy import export_onnx, model_bytes, onnx_decider, train_ppo
-from odyssey.portfolio import Constraints, Panel, SignalScale, build_panel, orders, project
+from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_targets, daily_returns, observation, orders,
+                               policy_market, policy_periods, project, tilt_target)
 from odyssey.settings import Costs, PPOSettings
 from odyssey.signing import sign
 from resources.metadata import md_table, png_bytes_markdown
-from resources.portfolio import load_onnx, load_policy, policy_constraints, policy_scale, require_check_passed
+from resources.portfolio import (check_verdict, forecast_panel, load_onnx, load_policy, policy_constraints,
+                                 policy_market_for, policy_scale, require_check_passed)
 from resources.settings import SettingsResource, overrides
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
 
 GROUP = "portfolio"
+POLICY_GATE = ("ppo_policy", "policy_earns_its_place")  # the check that decides whether the policy advises
 
 PPOConfig = overrides(
     "PPOConfig",
@@ -43,23 +46,14 @@ def _ppo(settings: SettingsResource, config: PPOConfig) -> tuple[PPOSettings, Co
             Constraints(limits.max_weight, limits.max_invested, costs.cost_bps, costs.slippage_bps))
 
 
-def _panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...], returns: pd.DataFrame) -> Panel:
-    return build_panel(pd.concat([walkforward_forecasts[t] for t in tickers], ignore_index=True), tickers, returns)
-
-
 def _code_version() -> str:
     """Hash of the environment and training code: a checkpoint from other code is never resumed."""
     return sha256_bytes((inspect.getsource(portfolio_module) + inspect.getsource(policy_module)).encode())[:16]
 
 
-def _periods(panel: Panel, validation_end: str, purge: int) -> tuple[Panel, Panel]:
-    """Training: out-of-sample days up to `purge` (the horizon) sessions before the end of
-    validation. Evaluation: the test period (after validation_end). They never overlap."""
-    before = panel.dates[panel.dates <= pd.Timestamp(validation_end)]
-    # no out-of-sample day early enough: an empty training period (ppo_policy says so)
-    cut = before[-1 - purge] if len(before) > purge else panel.dates[0] - pd.Timedelta(days=1)
-    train = panel.between(end=cut)
-    return train, panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
+def _test_period(panel: Panel, validation_end: str) -> Panel:
+    """The backtest's days: every out-of-sample day after validation_end."""
+    return panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
 
 
 @dg.asset(group_name=GROUP, kinds={"pytorch", "mlflow"}, io_manager_key="json_io_manager",
@@ -67,35 +61,45 @@ def _periods(panel: Panel, validation_end: str, purge: int) -> tuple[Panel, Pane
 def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: SettingsResource, storage: Storage,
                mlflow: MlflowTracking, signer: ArtifactSigner, checkpoints: CheckpointStore,
                walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.MaterializeResult:
-    """PPO (stable-baselines3) allocation policy trained on the walk-forward's out-of-sample
-    forecasts before the test period, on vectorized PortfolioEnvs, with signed checkpoints a crashed
-    run resumes from. Saved as an SB3 zip with SHA-256 and HMAC, logged to MLflow."""
+    """PPO (stable-baselines3) policy that tilts the baseline allocation from the walk-forward's
+    out-of-sample forecasts and their recent realised skill, trained on the days before a held-out
+    validation period (judged by policy_earns_its_place) and the test period, on vectorized
+    PortfolioEnvs, with signed checkpoints a crashed run resumes from. Saved as an SB3 zip with
+    SHA-256 and HMAC, logged to MLflow."""
     profile, horizon = settings.profile(), settings.value.forecast.horizon
+    portfolio = settings.value.portfolio
     ppo, constraints = _ppo(settings, config)
-    panel = _panel(walkforward_forecasts, profile.tickers, returns)
-    train, evaluation = _periods(panel, profile.validation_end, horizon)
+    panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
+    periods = policy_periods(panel.dates, profile.validation_end, horizon, portfolio.validation_fraction)
+    scale = SignalScale.fit(panel.between(periods.train_start, periods.train_end).forecasts)
+    baseline = baseline_targets(portfolio.baseline, daily_returns(returns, profile.tickers), panel.dates, constraints,
+                                portfolio.vol_window)
+    train = policy_market(panel, scale, baseline, horizon, ppo.skill_window).between(periods.train_start,
+                                                                                      periods.train_end)
     if len(train) < ppo.episode_length:
-        raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before "
-                         f"{profile.validation_end}, fewer than episode_length={ppo.episode_length}")
-    scale = SignalScale.fit(train.forecasts)
-    fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints),
+        raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before the validation period "
+                         f"({periods.validation_start.date()}), fewer than episode_length={ppo.episode_length}")
+    fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints), portfolio.baseline,
                                            list(profile.tickers), _code_version()], sort_keys=True).encode()
-                               + train.forecasts.tobytes() + train.next_returns.tobytes())[:16]
+                               + train.signals.tobytes() + train.context.tobytes() + train.baseline.tobytes()
+                               + train.next_returns.tobytes())[:16]
     key = signer.key()
-    trained = train_ppo(scale.apply(train.forecasts), train.next_returns, ppo, constraints,
-                        checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
+    trained = train_ppo(train, ppo, constraints, checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
     data = model_bytes(trained.model)
     digest = sha256_bytes(data)
     path = f"models/ppo/{digest[:16]}.zip"
     storage.path(path).parent.mkdir(parents=True, exist_ok=True)
     storage.path(path).write_bytes(data)
+    day = lambda ts: str(ts.date())  # noqa: E731
     value = {
         "path": path, "sha256": digest, "signature": sign(data, key), "tickers": list(profile.tickers),
         "signal_scale": list(scale.scale), "signal_clip": scale.clip,
         "constraints": dataclasses.asdict(constraints), "settings": ppo.model_dump(mode="json"),
-        "action_scale": policy_module.env_settings(ppo).action_scale,
-        "train_start": str(train.dates[0].date()), "train_end": str(train.dates[-1].date()), "train_days": len(train),
-        "evaluation_start": str(evaluation.dates[0].date()) if len(evaluation) else None,
+        "baseline": portfolio.baseline, "vol_window": portfolio.vol_window, "tilt": ppo.tilt,
+        "trade_rate": ppo.trade_rate, "horizon": horizon, "skill_window": ppo.skill_window,
+        "train_start": day(periods.train_start), "train_end": day(periods.train_end), "train_days": len(train),
+        "validation_start": day(periods.validation_start), "validation_end": day(periods.validation_end),
+        "evaluation_start": day(periods.test_start),
         "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": fingerprint,
     }
     tracker = dataclasses.replace(mlflow.tracker(), experiment="odyssey-portfolio")
@@ -114,6 +118,9 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
         "sha256": digest, "path": str(storage.path(path)), "bytes": len(data), "timesteps": trained.timesteps,
         "resumed_from_checkpoint": trained.resumed_from if trained.resumed_from is not None else "no",
         "train_period": f"{value['train_start']} .. {value['train_end']} ({len(train)} days)",
+        "validation_period": f"{value['validation_start']} .. {value['validation_end']} (held out, judged by "
+                             "policy_earns_its_place)",
+        "baseline": portfolio.baseline,
         "train_seconds": round(trained.seconds, 1), "mlflow_run_id": run_id,
         "rollout_rewards": md_table(curve.tail(10), rows=10, digits=5),
     })
@@ -146,10 +153,10 @@ def baseline_weights(config: BaselineConfig, settings: SettingsResource, walkfor
                      returns: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Daily target weights of the baselines on the test period, under the policy's limits: equal
     weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast."""
-    profile, horizon = settings.profile(), settings.value.forecast.horizon
+    profile = settings.profile()
     portfolio = config.apply(settings.value.portfolio)
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end, horizon)
+    evaluation = _test_period(forecast_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
     k = portfolio.top_k or max(1, len(profile.tickers) // 3)
     targets = {
         "equal_weight": bt.equal_weight_targets(evaluation, c),
@@ -184,12 +191,13 @@ def backtest(settings: SettingsResource, storage: Storage, signer: ArtifactSigne
     accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
     profile = settings.profile()
     c = policy_constraints(ppo_policy)
-    _, evaluation = _periods(_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end,
-                             settings.value.forecast.horizon)
+    panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
+    evaluation = _test_period(panel, profile.validation_end)
     if len(evaluation) == 0:
         raise ValueError(f"backtest: no out-of-sample forecasts after validation_end {profile.validation_end}")
+    market = policy_market_for(ppo_policy, panel, returns).between(start=evaluation.dates[0])
     act = onnx_decider(load_onnx(storage, signer, policy_onnx))
-    runs = [bt.run_policy("ppo", evaluation, policy_scale(ppo_policy), act, c, ppo_policy["action_scale"])]
+    runs = [bt.run_policy("ppo", market, act, c, ppo_policy["tilt"], ppo_policy["trade_rate"])]
     for name, group in baseline_weights.groupby("strategy", sort=False):
         targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)]
         if targets.isna().any(axis=None):
@@ -243,14 +251,21 @@ def stress_tests(backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResu
 @dg.asset(group_name=GROUP, kinds={"html"}, io_manager_key="json_io_manager",
           ins={"backtest": dg.AssetIn(), "backtest_metrics": dg.AssetIn(), "monte_carlo": dg.AssetIn(),
                "stress_tests": dg.AssetIn(), "ppo_policy": dg.AssetIn()})
-def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: dict, monte_carlo: pd.DataFrame,
+def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtest: pd.DataFrame, backtest_metrics: dict, monte_carlo: pd.DataFrame,
                     stress_tests: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
     """Self-contained HTML: metrics with intervals, the policy against each baseline, equity curves,
     drawdowns, rolling Sharpe, the policy's monthly-returns heatmap, Monte Carlo and stress tests."""
     runs = bt.runs_from_frame(backtest, tuple(ppo_policy["tickers"]))
     images = report.charts(runs, monte_carlo)
     metrics = pd.DataFrame(backtest_metrics["metrics"])
-    summary = {"policy": ppo_policy["sha256"][:16], "trained on": f"{ppo_policy['train_start']} .. {ppo_policy['train_end']}",
+    verdict = check_verdict(context.instance, *POLICY_GATE)
+    summary = {"policy": ppo_policy["sha256"][:16],
+               "policy gate": ("passed: the policy advises" if verdict.passed else
+                               f"FAILED: recommendations come from the {ppo_policy['baseline']} baseline, not the "
+                               "policy") + f" ({verdict.reason})",
+               "baseline": f"{ppo_policy['baseline']} (the policy tilts it by up to {ppo_policy['tilt']:.0%} of each "
+                           f"weight, trading {ppo_policy['trade_rate']:.0%} of the way to its aim each day)",
+               "trained on": f"{ppo_policy['train_start']} .. {ppo_policy['train_end']}",
                "test period": f"{runs[0].dates[0].date()} .. {runs[0].dates[-1].date()} ({len(runs[0].dates)} days)",
                "costs": f"{ppo_policy['constraints']['cost_bps']} bps + {ppo_policy['constraints']['slippage_bps']} bps "
                         "slippage on traded value",
@@ -262,7 +277,7 @@ def backtest_report(storage: Storage, backtest: pd.DataFrame, backtest_metrics: 
     path = storage.path("reports", "backtest_report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    meta = {"path": str(path), "sha256": sha256_bytes(data), "bytes": len(data)}
+    meta = {"path": str(path), "sha256": sha256_bytes(data), "bytes": len(data), "policy_gate": summary["policy gate"]}
     meta.update({name: png_bytes_markdown(png, name) for name, png in images.items()})
     return dg.MaterializeResult(value={"path": str(path), "sha256": meta["sha256"], "charts": list(images)},
                                 metadata=meta)
@@ -274,10 +289,11 @@ RecommendationConfig = overrides(
     current_weights=(dict[str, float], {}), portfolio_value=(Optional[float], None), hold_band=(Optional[float], None))
 
 
-def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_metrics: dict) -> tuple[np.ndarray, str]:
+def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_metrics: dict,
+                     advisor: str) -> tuple[np.ndarray, str]:
     if not config.current_weights:
-        held = backtest_metrics["final_weights"]["ppo"]
-        return np.array([held[t] for t in tickers]), f"policy paper portfolio at {backtest_metrics['final_date']}"
+        held = backtest_metrics["final_weights"][advisor]
+        return np.array([held[t] for t in tickers]), f"{advisor} paper portfolio at {backtest_metrics['final_date']}"
     unknown = sorted(set(config.current_weights) - set(tickers))
     bad = {t: w for t, w in config.current_weights.items() if not np.isfinite(w) or w < 0}
     total = sum(config.current_weights.values())
@@ -289,24 +305,40 @@ def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_
 
 @dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
           ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "forecasts": dg.AssetIn(),
-               "backtest_metrics": dg.AssetIn(), "clean_prices": dg.AssetIn()})
-def recommendations(config: RecommendationConfig, settings: SettingsResource, storage: Storage,
-                    signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict, forecasts: pd.DataFrame,
-                    backtest_metrics: dict, clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker, from the ONNX policy on the
-    champions' latest forecasts (a ticker without a model with skill has no view). Guarded by the
-    blocking check recommendation_limits."""
+               "backtest_metrics": dg.AssetIn(), "clean_prices": dg.AssetIn(), "walkforward_forecasts": dg.AssetIn(),
+               "returns": dg.AssetIn()})
+def recommendations(context: dg.AssetExecutionContext, config: RecommendationConfig, settings: SettingsResource,
+                    storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
+                    forecasts: pd.DataFrame, backtest_metrics: dict, clean_prices: pd.DataFrame,
+                    walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.MaterializeResult:
+    """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker. They come from the ONNX
+    policy on the champions' latest forecasts (a ticker without a model with skill has no view)
+    only when policy_earns_its_place passed on this policy, read from the instance; otherwise
+    from the baseline, and the metadata says why. Guarded by the blocking check
+    recommendation_limits."""
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)
     portfolio = config.apply(settings.value.portfolio)
     latest = forecasts.set_index("ticker").reindex(tickers)
     no_view = latest.index[latest["prediction"].isna()].tolist()
-    current, source = _current_weights(config, tickers, backtest_metrics)
-    # a ticker without a model with skill has no view: a zero forecast
-    views = np.nan_to_num(latest["prediction"].to_numpy(float), nan=0.0)
-    obs = np.concatenate([policy_scale(ppo_policy).apply(views), current.astype(np.float32)])
-    action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
-    target = project(current + np.clip(action, -1, 1) * ppo_policy["action_scale"], c)
+    verdict = check_verdict(context.instance, *POLICY_GATE)
+    advisor = "ppo" if verdict.passed else ppo_policy["baseline"]
+    current, source = _current_weights(config, tickers, backtest_metrics, advisor)
+    daily = daily_returns(returns, tuple(tickers))
+    baseline_now = baseline_targets(ppo_policy["baseline"], daily, daily.index[-1:], c, ppo_policy["vol_window"])[0]
+    if verdict.passed:
+        market = policy_market_for(ppo_policy, forecast_panel(walkforward_forecasts, tuple(tickers), returns), returns)
+        # a ticker without a model with skill has no view: a zero forecast
+        views = np.nan_to_num(latest["prediction"].to_numpy(float), nan=0.0)
+        obs = observation(policy_scale(ppo_policy).apply(views), market.context[-1], current, baseline_now,
+                          ppo_policy["tilt"])
+        action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
+        target = project(tilt_target(current, baseline_now, action, ppo_policy["tilt"], ppo_policy["trade_rate"]), c)
+        advice = f"the PPO policy ({verdict.reason})"
+    else:
+        target = project(baseline_now, c)
+        advice = f"the {advisor} baseline, because the policy does not earn its place: {verdict.reason}"
+        context.log.warning(f"recommendations come from {advice}")
     final, actions = orders(current, target, c, portfolio.hold_band)
     close = clean_prices.sort_values("date").groupby("ticker")["close"].last().reindex(tickers).to_numpy(float)
     trade_value = (final - current) * portfolio.portfolio_value
@@ -315,13 +347,14 @@ def recommendations(config: RecommendationConfig, settings: SettingsResource, st
                           "current_weight": current, "target_weight": final, "change": final - current,
                           "action": actions, "trade_value": trade_value, "last_close": close,
                           "shares": np.where(close > 0, trade_value / close, 0.0).round(2),
-                          "current_weights_from": source, "policy_sha256": ppo_policy["sha256"],
-                          "portfolio_value": portfolio.portfolio_value})
+                          "current_weights_from": source, "advisor": advisor, "advice": advice,
+                          "policy_sha256": ppo_policy["sha256"], "portfolio_value": portfolio.portfolio_value})
     return dg.MaterializeResult(value=table, metadata={
-        "as_of": as_of, "current_weights_from": source, "no_view": ", ".join(no_view) or "none", "cash_weight": round(1.0 - float(final.sum()), 4),
+        "advisor": advisor, "advice": advice, "as_of": as_of, "current_weights_from": source,
+        "no_view": ", ".join(no_view) or "none", "cash_weight": round(1.0 - float(final.sum()), 4),
         "invested": round(float(final.sum()), 4),
-        "orders": md_table(table.drop(columns=["current_weights_from", "policy_sha256", "portfolio_value"]),
-                           rows=len(table), digits=4)})
+        "orders": md_table(table.drop(columns=["current_weights_from", "advisor", "advice", "policy_sha256",
+                                               "portfolio_value"]), rows=len(table), digits=4)})
 
 
 @dg.asset(group_name=GROUP, kinds={"json", "csv"}, io_manager_key="json_io_manager",
@@ -334,8 +367,10 @@ def recommendation_files(context: dg.AssetExecutionContext, storage: Storage,
     require_check_passed(context.instance, "recommendations", "recommendation_limits")
     first = recommendations.iloc[0]
     cash = 1.0 - float(recommendations["target_weight"].sum())
-    orders_only = recommendations.drop(columns=["as_of", "current_weights_from", "policy_sha256", "portfolio_value"])
-    payload = {"as_of": first["as_of"], "policy_sha256": first["policy_sha256"],
+    orders_only = recommendations.drop(columns=["as_of", "current_weights_from", "advisor", "advice", "policy_sha256",
+                                                "portfolio_value"])
+    payload = {"as_of": first["as_of"], "advisor": first["advisor"], "advice": first["advice"],
+               "policy_sha256": first["policy_sha256"],
                "current_weights_from": first["current_weights_from"], "portfolio_value": float(first["portfolio_value"]),
                "cash_weight": cash, "orders": orders_only.to_dict("records")}
     folder = storage.path("reports")
@@ -347,5 +382,5 @@ def recommendation_files(context: dg.AssetExecutionContext, storage: Storage,
     (folder / "recommendations.csv").write_text(buffer.getvalue())
     return dg.MaterializeResult(value={"json": str(folder / "recommendations.json"),
                                        "csv": str(folder / "recommendations.csv"), "sha256": sha256_bytes(json_data)},
-                                metadata={"json": str(folder / "recommendations.json"),
+                                metadata={"advisor": str(first["advisor"]), "json": str(folder / "recommendations.json"),
                                           "csv": str(folder / "recommendations.csv"), "cash_weight": round(cash, 4)})

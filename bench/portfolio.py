@@ -29,50 +29,66 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from odyssey.policy import export_onnx, onnx_decider, torch_decider, train_ppo  # noqa: E402
-from odyssey.portfolio import Constraints, EnvSettings, PortfolioEnv, project  # noqa: E402
+from odyssey.portfolio import (Constraints, EnvSettings, Panel, PolicyMarket, PortfolioEnv, SignalScale,  # noqa: E402
+                               allocate, policy_market, project)
 from odyssey.settings import PPOSettings  # noqa: E402
 
 
 class PandasReferenceEnv:
     """Same dynamics as PortfolioEnv, written the way the seed wrote it: DataFrame lookups by date."""
 
-    def __init__(self, signals: pd.DataFrame, next_returns: pd.DataFrame, c: Constraints, s: EnvSettings):
-        self.signals, self.next_returns, self.c, self.s = signals, next_returns, c, s
-        self.weights = pd.Series(0.0, index=signals.columns)
-        self.i = 0
+    def __init__(self, signals: pd.DataFrame, context: pd.DataFrame, baseline: pd.DataFrame,
+                 next_returns: pd.DataFrame, c: Constraints, s: EnvSettings):
+        self.signals, self.context, self.baseline, self.next_returns = signals, context, baseline, next_returns
+        self.c, self.s = c, s
+        self.reset()
+
+    def _obs(self) -> np.ndarray:
+        date = self.signals.index[min(self.i, len(self.signals) - 1)]
+        b = self.baseline.loc[date]
+        position = ((self.weights - b) / (self.s.tilt * b)).where(b > 0, 0.0).clip(-3, 3)
+        return np.r_[self.signals.loc[date].to_numpy(), position.to_numpy(), self.context.loc[date].to_numpy()]
 
     def reset(self):
-        self.i, self.weights = 0, pd.Series(0.0, index=self.signals.columns)
-        return np.r_[self.signals.iloc[0].to_numpy(), self.weights.to_numpy()]
+        self.i = 0
+        self.weights = pd.Series(project(self.baseline.iloc[0].to_numpy(), self.c), index=self.signals.columns)
+        self.base_weights = self.weights.copy()
+        return self._obs()
+
+    def _trade(self, weights: pd.Series, target: pd.Series, r: pd.Series) -> tuple[float, pd.Series]:
+        net = (target * r).sum() - (target - weights).abs().sum() * self.c.cost_rate
+        return net, target * (1 + r) / (1 + net)
 
     def step(self, action):
         """(observation, reward, truncated): one episode runs through the whole frame."""
         date = self.signals.index[self.i]
-        target = pd.Series(project((self.weights + pd.Series(np.asarray(action, dtype=float), index=self.weights.index)
-                                    * self.s.action_scale).to_numpy(), self.c), index=self.weights.index)
-        traded = (target - self.weights).abs().sum()
-        cost = traded * self.c.cost_rate
+        b, a = self.baseline.loc[date], pd.Series(np.clip(np.asarray(action, dtype=float), -1, 1), index=self.weights.index)
+        aim = b * (1 + self.s.tilt * (a - (b * a).sum() / b.sum()))
+        target = pd.Series(project((self.weights + self.s.trade_rate * (aim - self.weights)).to_numpy(), self.c),
+                           index=self.weights.index)
         r = self.next_returns.loc[date]
-        net = (target * r).sum() - cost
-        self.weights = target * (1 + r) / (1 + net)
-        reward = self.s.reward_scale * (net - 0.5 * self.s.risk_aversion * net**2)
+        net, self.weights = self._trade(self.weights, target, r)
+        base, self.base_weights = self._trade(self.base_weights, pd.Series(project(b.to_numpy(), self.c), index=b.index), r)
+        excess = net - base
+        reward = self.s.reward_scale * (excess - 0.5 * self.s.risk_aversion * excess**2)
         self.i += 1
-        truncated = self.i >= len(self.signals)
-        obs = self.signals.iloc[min(self.i, len(self.signals) - 1)]
-        return np.r_[obs.to_numpy(), self.weights.to_numpy()], reward, truncated
+        return self._obs(), reward, self.i >= len(self.signals)
 
 
-def market(days: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def market(days: int, n: int, seed: int = 0) -> PolicyMarket:
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((days, n)).astype(np.float32), rng.normal(0.0003, 0.01, (days, n))
+    panel = Panel(pd.bdate_range("2010-01-01", periods=days), tuple(f"T{i}" for i in range(n)),
+                  rng.normal(0, 0.01, (days, n)), rng.normal(0.0003, 0.01, (days, n)))
+    return policy_market(panel, SignalScale.fit(panel.forecasts), np.tile(allocate(np.ones(n), Constraints()),
+                                                                           (days, 1)), horizon=5)
 
 
-def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int) -> tuple[float, float]:
+def env_rates(m: PolicyMarket, steps: int) -> tuple[float, float]:
     """Steps per second of both environments over the same `steps` (episodes through the whole
     panel, reset at its end), after checking they give the same rewards."""
     settings = EnvSettings(episode_length=None)
-    actions = np.random.default_rng(1).uniform(-1, 1, (steps, signals.shape[1])).astype(np.float32)
-    env = PortfolioEnv(signals, next_returns, settings=settings)
+    actions = np.random.default_rng(1).uniform(-1, 1, (steps, m.signals.shape[1])).astype(np.float32)
+    env = PortfolioEnv(m, settings=settings)
     env.reset(seed=0)
     rewards, started = [], time.perf_counter()
     for k in range(steps):
@@ -81,8 +97,8 @@ def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int) -> tupl
         if truncated:
             env.reset()
     fast = steps / (time.perf_counter() - started)
-    dates = pd.bdate_range("2010-01-01", periods=len(signals))
-    ref = PandasReferenceEnv(pd.DataFrame(signals, index=dates), pd.DataFrame(next_returns, index=dates),
+    frame = lambda values: pd.DataFrame(values, index=m.dates)  # noqa: E731
+    ref = PandasReferenceEnv(frame(m.signals), frame(m.context), frame(m.baseline), frame(m.next_returns),
                              Constraints(), settings)
     ref.reset()
     ref_rewards, started = [], time.perf_counter()
@@ -92,12 +108,12 @@ def env_rates(signals: np.ndarray, next_returns: np.ndarray, steps: int) -> tupl
         if truncated:
             ref.reset()
     slow = steps / (time.perf_counter() - started)
-    np.testing.assert_allclose(ref_rewards, rewards, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ref_rewards, rewards, rtol=1e-7, atol=1e-10)
     return fast, slow
 
 
-def ppo_rate(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettings) -> float:
-    trained = train_ppo(signals, next_returns, settings)
+def ppo_rate(m: PolicyMarket, settings: PPOSettings) -> float:
+    trained = train_ppo(m, settings)
     return trained.timesteps / trained.seconds
 
 
@@ -121,18 +137,18 @@ def main() -> None:
                         help="PPO steps timed, on both (whole 8,192-step rollouts)")
     args = parser.parse_args()
 
-    signals, next_returns = market(args.days, args.assets)
-    env_fast, env_ref = env_rates(signals, next_returns, steps=args.env_steps)
+    m = market(args.days, args.assets)
+    env_fast, env_ref = env_rates(m, steps=args.env_steps)
 
     seed = PPOSettings(total_timesteps=args.ppo_steps)
-    ppo_fast = ppo_rate(signals, next_returns, seed)
+    ppo_fast = ppo_rate(m, seed)
     default_threads = torch.get_num_threads()
     reference = seed.model_copy(update={"n_envs": 1, "n_steps": 2048, "torch_threads": os.cpu_count() or 1,
                                         "total_timesteps": args.ppo_steps})
-    ppo_ref = ppo_rate(signals, next_returns, reference)
+    ppo_ref = ppo_rate(m, reference)
     torch.set_num_threads(default_threads)
 
-    model = train_ppo(signals, next_returns, seed.model_copy(update={"total_timesteps": 8192})).model
+    model = train_ppo(m, seed.model_copy(update={"total_timesteps": 8192})).model
     space = model.observation_space
     space.seed(0)
     observations = np.stack([space.sample() for _ in range(2000)])

@@ -1,15 +1,47 @@
-"""Blocking checks of the portfolio group: the ONNX export acts like the torch policy, and the
-recommended weights respect the position limits."""
+"""Blocking checks of the portfolio group: the policy earns its place over its baseline on days it
+never trained on, the ONNX export acts like the torch policy, and the recommended weights respect
+the position limits."""
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
+from odyssey import backtest as bt
 from odyssey.policy import onnx_decider, torch_decider
 from odyssey.portfolio import limit_violations
-from resources.portfolio import load_onnx, load_policy, policy_constraints
+from resources.portfolio import forecast_panel, load_onnx, load_policy, policy_constraints, policy_market_for
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
+
+
+class PolicyGateConfig(dg.Config):
+    level: float = 0.90
+    block_days: int = 20
+
+
+@dg.asset_check(asset="ppo_policy", blocking=True,
+                additional_ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()},
+                description="on the held-out validation days, the policy's excess return over its baseline after "
+                            "costs is not significantly negative (the upper bound of its 90 % interval is >= 0); "
+                            "when it fails, recommendations come from the baseline")
+def policy_earns_its_place(config: PolicyGateConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
+                           walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.AssetCheckResult:
+    # Severity WARN on failure: the run goes on to backtest the policy (so the report shows how it
+    # fails) and recommendations read this verdict and advise the baseline instead.
+    tickers = tuple(ppo_policy["tickers"])
+    market = policy_market_for(ppo_policy, forecast_panel(walkforward_forecasts, tickers, returns), returns)
+    validation = market.between(ppo_policy["validation_start"], ppo_policy["validation_end"])
+    verdict = bt.judge_policy(validation, torch_decider(load_policy(storage, signer, ppo_policy)),
+                              policy_constraints(ppo_policy), ppo_policy["tilt"], ppo_policy["trade_rate"],
+                              config.level, config.block_days)
+    return dg.AssetCheckResult(
+        passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"baseline": ppo_policy["baseline"], "excess_return": verdict.excess_return,
+                  "excess_return_ci_low": verdict.ci_low, "excess_return_ci_high": verdict.ci_high,
+                  "validation_days": verdict.days, "policy_turnover": verdict.policy_turnover,
+                  "baseline_turnover": verdict.baseline_turnover,
+                  "reason": verdict.reason + ("" if verdict.passed else
+                                              f"; recommendations come from the {ppo_policy['baseline']} baseline")})
 
 
 class OnnxCheckConfig(dg.Config):
@@ -51,4 +83,4 @@ def recommendation_limits(recommendations: pd.DataFrame, ppo_policy: dict) -> dg
         "reason": "; ".join(problems) if problems else "all limits hold"})
 
 
-PORTFOLIO_CHECKS = [onnx_matches_torch, recommendation_limits]
+PORTFOLIO_CHECKS = [policy_earns_its_place, onnx_matches_torch, recommendation_limits]

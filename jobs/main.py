@@ -69,14 +69,18 @@ def record(result, partition: str | None = None) -> dict:
     import dagster as dg
 
     checks = [{"asset": e.asset_key.to_user_string(), "check": e.check_name, "passed": e.passed,
-               "blocking": bool(e.blocking),
+               # a blocking check that fails with severity WARN orders the run but stops nothing
+               "blocking": bool(e.blocking) and e.severity == dg.AssetCheckSeverity.ERROR,
                "reason": e.metadata["reason"].value if "reason" in e.metadata else None}
               for e in result.get_asset_check_evaluations()]
     errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
               for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
               and "blocking asset check" not in (e.event_specific_data.error.message or "")]
+    advice = [str(m.metadata["advice"].value) for e in result.get_asset_materialization_events()
+              if (m := e.materialization).asset_key == dg.AssetKey("recommendations") and "advice" in m.metadata]
     return {"job": result.job_def.name, "partition": partition, "run_id": result.run_id,
-            "materialized": len(result.get_asset_materialization_events()), "checks": checks, "errors": errors}
+            "materialized": len(result.get_asset_materialization_events()), "checks": checks, "errors": errors,
+            "advice": advice}
 
 
 PER_TICKER_JOBS = ("forecasting", "drift_monitoring")
@@ -161,6 +165,7 @@ def summarize(settings, records: list[dict], planned: int, started: float) -> tu
         label = "FAILED   " if c["blocking"] else "WARNING  "
         lines.append(f"    {label} {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
     lines += [f"  step error  {e}" for e in errors]
+    lines += [f"  advice      recommendations from {a}" for r in records for a in r.get("advice", [])]
     lines.append(f"  settings    {settings.name}: {len(settings.universe.tickers)} tickers, {settings.dates.start} .. "
                  f"{settings.dates.end}, source {settings.source.kind}")
     lines.append(f"  outputs     {settings.paths.storage_url}")

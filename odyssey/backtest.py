@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from odyssey.metrics import ANNUAL_DAYS, block_bootstrap_indices
-from odyssey.portfolio import (Constraints, Panel, SignalScale, allocate, asset_class, daily_returns, project,
-                               rebalance)
+from odyssey.portfolio import (Constraints, Panel, PolicyMarket, allocate, asset_class, baseline_targets,
+                               daily_returns, observation, project, rebalance, tilt_target)
 
 
 @dataclass
@@ -55,12 +55,12 @@ def run_targets(name: str, panel: Panel, targets: np.ndarray, c: Constraints) ->
     return run_decisions(name, panel, lambda t, w: targets[t], c)
 
 
-def run_decisions(name: str, panel: Panel, decide: Callable[[int, np.ndarray], np.ndarray],
-                  c: Constraints) -> StrategyRun:
+def run_decisions(name: str, panel: Panel | PolicyMarket, decide: Callable[[int, np.ndarray], np.ndarray],
+                  c: Constraints, initial: np.ndarray | None = None) -> StrategyRun:
     """The common loop: `decide(t, current_weights)` gives day t's target, which is projected onto
-    the limits and traded with costs (`rebalance`)."""
+    the limits and traded with costs (`rebalance`), starting from `initial` weights (cash)."""
     n_days, n_assets = panel.next_returns.shape
-    w = np.zeros(n_assets)
+    w = np.zeros(n_assets) if initial is None else np.asarray(initial, dtype=float)
     returns, costs, traded = np.zeros(n_days), np.zeros(n_days), np.zeros(n_days)
     weights = np.zeros((n_days, n_assets))
     for t in range(n_days):
@@ -73,15 +73,49 @@ def run_decisions(name: str, panel: Panel, decide: Callable[[int, np.ndarray], n
     return StrategyRun(name, panel.dates, returns, costs, traded, weights, w)
 
 
-def run_policy(name: str, panel: Panel, scale: SignalScale, act: Callable[[np.ndarray], np.ndarray],
-               c: Constraints, action_scale: float = 0.20) -> StrategyRun:
-    """A delta policy (PortfolioEnv's action convention) run through the common loop."""
-    signals = scale.apply(panel.forecasts)
-
+def run_policy(name: str, market: PolicyMarket, act: Callable[[np.ndarray], np.ndarray], c: Constraints,
+               tilt: float, trade_rate: float, initial: np.ndarray | None = None) -> StrategyRun:
+    """A tilt policy (PortfolioEnv's observation and action convention) run through the common loop.
+    From cash, it buys its baseline on the first day, as the baseline does, and tilts from there."""
     def decide(t: int, w: np.ndarray) -> np.ndarray:
-        obs = np.concatenate([signals[t], w.astype(np.float32)])
-        return w + np.clip(act(obs), -1.0, 1.0) * action_scale
-    return run_decisions(name, panel, decide, c)
+        obs = observation(market.signals[t], market.context[t], w, market.baseline[t], tilt)
+        start = market.baseline[t] if t == 0 and not w.any() else w
+        return tilt_target(start, market.baseline[t], act(obs), tilt, trade_rate)
+    return run_decisions(name, market, decide, c, initial)
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """Whether a policy earns its place over its baseline on a period it never trained on: the
+    upper bound of the interval of its annualised excess return after costs is >= 0."""
+
+    passed: bool
+    excess_return: float
+    ci_low: float
+    ci_high: float
+    level: float
+    days: int
+    policy_turnover: float    # annualised traded value
+    baseline_turnover: float
+
+    @property
+    def reason(self) -> str:
+        verdict = "not significantly worse than" if self.passed else "significantly worse than"
+        return (f"excess return over the baseline {self.excess_return:+.2%}/yr, {self.level:.0%} interval "
+                f"[{self.ci_low:+.2%}, {self.ci_high:+.2%}] over {self.days} held-out days: {verdict} the baseline "
+                f"after costs (turnover {self.policy_turnover:.1f}/yr against {self.baseline_turnover:.1f}/yr)")
+
+
+def judge_policy(market: PolicyMarket, act: Callable[[np.ndarray], np.ndarray], c: Constraints, tilt: float,
+                 trade_rate: float, level: float = 0.9, block: int = 20) -> PolicyVerdict:
+    """Trade the policy and its baseline through the same accounting on `market` and compare them
+    with a paired block bootstrap (`excess_over`)."""
+    policy = run_policy("policy", market, act, c, tilt, trade_rate)
+    baseline = run_targets("baseline", market, market.baseline, c)
+    e = excess_over(policy, baseline, block=block, level=level)
+    return PolicyVerdict(e["excess_return_ci_high"] >= 0.0, e["excess_return"], e["excess_return_ci_low"],
+                         e["excess_return_ci_high"], level, len(market), float(policy.traded.mean() * ANNUAL_DAYS),
+                         float(baseline.traded.mean() * ANNUAL_DAYS))
 
 
 # -- baselines: target weights from information up to each close ---------------------------------
@@ -92,9 +126,7 @@ def equal_weight_targets(panel: Panel, c: Constraints) -> np.ndarray:
 
 def inverse_vol_targets(panel: Panel, history: pd.DataFrame, c: Constraints, window: int = 60) -> np.ndarray:
     """Weights proportional to 1 / trailing `window`-day volatility (known at each close)."""
-    vol = daily_returns(history, panel.tickers).rolling(window, min_periods=window // 2).std()
-    vol = vol.reindex(panel.dates).to_numpy()
-    return np.array([allocate(np.divide(1.0, v, out=np.zeros_like(v), where=v > 0), c) for v in np.nan_to_num(vol)])
+    return baseline_targets("inverse_volatility", daily_returns(history, panel.tickers), panel.dates, c, window)
 
 
 def top_k(scores: np.ndarray, k: int, c: Constraints, positive_only: bool) -> np.ndarray:

@@ -28,13 +28,14 @@ from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, set_
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from odyssey.hashing import sha256_bytes
-from odyssey.portfolio import Constraints, EnvSettings, PortfolioEnv
+from odyssey.portfolio import Constraints, EnvSettings, PolicyMarket, PortfolioEnv
 from odyssey.settings import PPOSettings
 from odyssey.signing import SignatureError, sign, verify
 
 
 def env_settings(settings: PPOSettings) -> EnvSettings:
-    return EnvSettings(episode_length=settings.episode_length, risk_aversion=settings.risk_aversion)
+    return EnvSettings(tilt=settings.tilt, trade_rate=settings.trade_rate, risk_aversion=settings.risk_aversion,
+                       reward_scale=settings.reward_scale, episode_length=settings.episode_length)
 
 
 @dataclass
@@ -46,10 +47,9 @@ class TrainedPolicy:
     rollout_rewards: list[float]  # mean reward per step, per rollout (this run's rollouts only)
 
 
-def make_vec_env(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettings,
-                 constraints: Constraints) -> DummyVecEnv:
+def make_vec_env(market: PolicyMarket, settings: PPOSettings, constraints: Constraints) -> DummyVecEnv:
     env = env_settings(settings)
-    vec = DummyVecEnv([lambda: PortfolioEnv(signals, next_returns, constraints, env)
+    vec = DummyVecEnv([lambda: PortfolioEnv(market, constraints, env)
                        for _ in range(settings.n_envs)])
     vec.seed(settings.seed)
     return vec
@@ -138,16 +138,16 @@ def _ppo_kwargs(settings: PPOSettings) -> dict:
                 clip_range=settings.clip_range, ent_coef=settings.ent_coef)
 
 
-def train_ppo(signals: np.ndarray, next_returns: np.ndarray, settings: PPOSettings = PPOSettings(),
+def train_ppo(market: PolicyMarket, settings: PPOSettings = PPOSettings(),
               constraints: Constraints = Constraints(), checkpoint_dir: Path | None = None, key: bytes = b"",
               callbacks: Sequence[BaseCallback] = ()) -> TrainedPolicy:
     """Train (or resume from the newest valid checkpoint in `checkpoint_dir`) to total_timesteps.
 
-    `signals` are the scaled out-of-sample forecasts of the training period only; the caller
-    keeps the evaluation period out."""
+    `market` holds the training period only (scaled out-of-sample forecasts, their context, the
+    baseline and the returns); the caller keeps the validation and test periods out."""
     started = time.perf_counter()
     torch.set_num_threads(settings.torch_threads)
-    env = make_vec_env(signals, next_returns, settings, constraints)
+    env = make_vec_env(market, settings, constraints)
     total = -(-settings.total_timesteps // settings.rollout) * settings.rollout  # whole rollouts
     found = latest_checkpoint(checkpoint_dir, key)
     resumed_from = None

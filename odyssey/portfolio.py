@@ -1,5 +1,6 @@
 """Portfolio accounting shared by the RL environment and the backtest: position limits, costed
-rebalancing, the forecast/return panel, and the gymnasium PortfolioEnv.
+rebalancing, the forecast/return panel, the baselines a policy tilts around, and the gymnasium
+PortfolioEnv.
 
 One trading day is one step. At the close of day t the portfolio (weights `w`, cash `1 - sum(w)`)
 trades to a target; costs are paid from cash; the holdings then earn the simple returns from t
@@ -157,65 +158,216 @@ class SignalScale:
         return np.clip(forecasts / np.asarray(self.scale), -self.clip, self.clip).astype(np.float32)
 
 
+BASELINES = ("equal_weight", "inverse_volatility")
+
+
+def baseline_targets(kind: str, daily: pd.DataFrame, dates: pd.DatetimeIndex, c: Constraints,
+                     vol_window: int = 60) -> np.ndarray:
+    """[T, N] target weights of a reference allocation at each close in `dates`, from the simple
+    daily returns `daily` [date x ticker] known at that close: `equal_weight`, or
+    `inverse_volatility` (weights proportional to 1 / trailing `vol_window`-day volatility)."""
+    n = daily.shape[1]
+    if kind == "equal_weight":
+        return np.tile(allocate(np.ones(n), c), (len(dates), 1))
+    if kind == "inverse_volatility":
+        vol = daily.rolling(vol_window, min_periods=vol_window // 2).std().reindex(dates).to_numpy()
+        return np.array([allocate(np.divide(1.0, v, out=np.zeros_like(v), where=v > 0), c)
+                         for v in np.nan_to_num(vol)]).reshape(len(dates), n)
+    raise ValueError(f"unknown baseline {kind!r}: expected one of {BASELINES}")
+
+
+def forecast_context(signals: np.ndarray, next_returns: np.ndarray, horizon: int, window: int = 60) -> np.ndarray:
+    """[T, 2] what a policy needs to judge its forecasts at each close t, from data known then:
+
+    - realised skill: the correlation between each ticker's forecasts made at s and its
+      `horizon`-day return from s, over the `window` forecasts whose return had been realised by
+      t (s <= t - horizon), averaged over tickers (0 until half a window has been realised);
+    - dispersion: the cross-sectional standard deviation of the scaled forecasts at t (their
+      absolute value for a single ticker).
+    """
+    growth = pd.DataFrame(np.log1p(next_returns)).rolling(horizon).sum().shift(-(horizon - 1))
+    realised = np.expm1(growth)  # row s: return from close s to close s + horizon (NaN at the end)
+    corr = pd.DataFrame(signals, dtype=float).rolling(window, min_periods=window // 2).corr(realised)
+    skill = corr.shift(horizon).mean(axis=1, skipna=True).fillna(0.0).clip(-1.0, 1.0).to_numpy()
+    dispersion = np.abs(signals[:, 0]) if signals.shape[1] == 1 else signals.std(axis=1)
+    return np.column_stack([skill, dispersion]).astype(np.float32)
+
+
+@dataclass
+class PolicyMarket:
+    """What the policy sees and earns over consecutive trading days: the scaled forecasts, their
+    context (`forecast_context`), the baseline's target weights it tilts around, and the simple
+    returns from each close to the next."""
+
+    dates: pd.DatetimeIndex
+    tickers: tuple[str, ...]
+    signals: np.ndarray       # [T, N] float32, SignalScale-d forecasts
+    context: np.ndarray       # [T, 2] float32
+    baseline: np.ndarray      # [T, N]
+    next_returns: np.ndarray  # [T, N]
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def between(self, start: str | pd.Timestamp | None = None,
+                end: str | pd.Timestamp | None = None) -> "PolicyMarket":
+        keep = np.ones(len(self.dates), dtype=bool)
+        if start is not None:
+            keep &= self.dates >= pd.Timestamp(start)
+        if end is not None:
+            keep &= self.dates <= pd.Timestamp(end)
+        return PolicyMarket(self.dates[keep], self.tickers, self.signals[keep], self.context[keep],
+                            self.baseline[keep], self.next_returns[keep])
+
+
+def policy_market(panel: Panel, scale: SignalScale, baseline: np.ndarray, horizon: int,
+                  skill_window: int = 60) -> PolicyMarket:
+    """The policy's view of `panel`; the context is computed over the whole panel, so a later
+    slice (`between`) keeps the history its rolling skill needs."""
+    if baseline.shape != panel.forecasts.shape:
+        raise ValueError(f"baseline {baseline.shape} and forecasts {panel.forecasts.shape} must be equal [T, N]")
+    signals = scale.apply(panel.forecasts)
+    return PolicyMarket(panel.dates, panel.tickers, signals,
+                        forecast_context(signals, panel.next_returns, horizon, skill_window),
+                        np.asarray(baseline, dtype=float), panel.next_returns)
+
+
+@dataclass(frozen=True)
+class PolicyPeriods:
+    """The policy's three periods of out-of-sample days, never overlapping: it trains on the
+    first, is judged on the second (policy_earns_its_place), and is backtested on the third."""
+
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    validation_start: pd.Timestamp
+    validation_end: pd.Timestamp
+    test_start: pd.Timestamp
+
+
+def policy_periods(dates: pd.DatetimeIndex, validation_end: str | pd.Timestamp, horizon: int,
+                   validation_fraction: float) -> PolicyPeriods:
+    """Split the out-of-sample days up to `horizon` sessions before `validation_end` (whose
+    forecasts look into the test period) into training and a held-out last `validation_fraction`,
+    with `horizon` sessions between them. The test period starts on the first day after
+    `validation_end`."""
+    before = dates[dates <= pd.Timestamp(validation_end)]
+    usable = before[:len(before) - horizon] if len(before) > horizon else before[:0]
+    n_validation = int(round(len(usable) * validation_fraction))
+    n_train = len(usable) - n_validation - horizon
+    if n_train <= 0 or n_validation <= 0:
+        raise ValueError(f"{len(usable)} out-of-sample days before {pd.Timestamp(validation_end).date()} cannot hold "
+                         f"a training period, a {horizon}-session gap and a {validation_fraction:.0%} validation period")
+    after = dates[dates > pd.Timestamp(validation_end)]
+    return PolicyPeriods(usable[0], usable[n_train - 1], usable[-n_validation], usable[-1],
+                         after[0] if len(after) else pd.Timestamp(validation_end) + pd.Timedelta(days=1))
+
+
 @dataclass(frozen=True)
 class EnvSettings:
     """How actions map to trades and how the reward is computed.
 
-    reward = reward_scale * (r - risk_aversion / 2 * r**2), with r the day's portfolio return
-    after costs: a per-step mean-variance utility, whose sum over an episode rises with the mean
-    return and falls with the variance, the trade-off the Sharpe ratio measures.
+    The action tilts the baseline: a = 0 holds the baseline exactly, and a = +-1 on one name moves
+    its weight by `tilt` times its baseline weight (relative to the portfolio's average action,
+    so the tilt moves money between names, not into or out of cash).
+
+    reward = reward_scale * (x - risk_aversion / 2 * x**2), with x the day's return after costs
+    minus the baseline's return after its own costs: the policy earns only what its tilt adds, it
+    pays every cost its trading causes beyond the baseline's, and its variance term is the
+    tracking error. Market moves that the baseline earns too are not in the reward, so the cost
+    of a trade is not drowned by them.
     """
 
-    action_scale: float = 0.20   # an action of +1 raises a weight by 20 percentage points
+    tilt: float = 1.0
+    trade_rate: float = 0.1
     risk_aversion: float = 5.0
-    reward_scale: float = 100.0
-    episode_length: int | None = 256  # None: one episode runs through the whole panel
+    reward_scale: float = 1000.0
+    episode_length: int | None = 256  # None: one episode runs through the whole market
+
+
+POSITION_CLIP = 3.0
+CONTEXT_FEATURES = ("realised_skill", "forecast_dispersion")
+
+
+def tilt_target(weights: np.ndarray, baseline: np.ndarray, action: np.ndarray, tilt: float,
+                trade_rate: float = 1.0) -> np.ndarray:
+    """The weights an action trades to. The action names an aim: the baseline tilted by `tilt` x
+    the action's deviation from its baseline-weighted mean (so a constant action aims at the
+    baseline). The portfolio then moves `trade_rate` of the way from `weights` to the aim: a
+    noisy aim costs a fraction of what chasing it would, while a persistent one is still reached
+    (the partial adjustment that is optimal under trading costs, Garleanu and Pedersen 2013)."""
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    total = baseline.sum()
+    centred = a - (baseline @ a) / total if total > 0 else a
+    aim = baseline * (1.0 + tilt * centred)
+    return weights + trade_rate * (aim - weights)
+
+
+def observation(signals: np.ndarray, context: np.ndarray, weights: np.ndarray, baseline: np.ndarray,
+                tilt: float) -> np.ndarray:
+    """Observation at one close: scaled forecasts (N), the current position relative to the
+    baseline in units of the largest tilt (N, clipped), then the forecast context (2)."""
+    position = np.divide(weights - baseline, tilt * baseline, out=np.zeros(len(baseline)), where=baseline > 0)
+    return np.concatenate([signals, np.clip(position, -POSITION_CLIP, POSITION_CLIP), context]).astype(np.float32)
 
 
 def spaces(n_assets: int, clip: float = 5.0) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-    """Observation (scaled forecasts, then weights) and action spaces for `n_assets`."""
-    low = np.r_[np.full(n_assets, -clip), np.zeros(n_assets)].astype(np.float32)
-    high = np.r_[np.full(n_assets, clip), np.ones(n_assets)].astype(np.float32)
+    """Observation (`observation`) and action spaces for `n_assets`."""
+    low = np.r_[np.full(n_assets, -clip), np.full(n_assets, -POSITION_CLIP), -1.0, 0.0].astype(np.float32)
+    high = np.r_[np.full(n_assets, clip), np.full(n_assets, POSITION_CLIP), 1.0, clip].astype(np.float32)
     return (gym.spaces.Box(low, high, dtype=np.float32),
             gym.spaces.Box(-1.0, 1.0, (n_assets,), dtype=np.float32))
 
 
 class PortfolioEnv(gym.Env):
-    """Daily allocation over N assets from their out-of-sample forecasts.
+    """Daily tilts around a baseline allocation over N assets, from their out-of-sample forecasts.
 
-    Observation (2N, float32): N forecasts scaled by SignalScale (clipped to +-clip), then the N
-    current weights (cash is 1 - their sum). Action Box(-1, 1, N): weight changes, multiplied
-    by action_scale, added to the current weights and projected onto the limits (`project`).
-    Training episodes start at a reproducible pseudo-random day: episode k of an env seeded with
-    s starts where numpy's default_rng([s, k]) says, so runs (and resumed runs) repeat exactly.
+    Observation (`observation`, 2N + 2 float32). Action Box(-1, 1, N): the tilt (`tilt_target`),
+    projected onto the limits (`project`). Each episode starts holding the baseline, and a shadow
+    baseline portfolio trades alongside with the same costs; the reward is the policy's excess
+    return over it (`EnvSettings`). Training episodes start at a reproducible pseudo-random day:
+    episode k of an env seeded with s starts where numpy's default_rng([s, k]) says, so runs (and
+    resumed runs) repeat exactly.
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, signals: np.ndarray, next_returns: np.ndarray, constraints: Constraints = Constraints(),
+    def __init__(self, market: PolicyMarket, constraints: Constraints = Constraints(),
                  settings: EnvSettings = EnvSettings(), clip: float = 5.0):
         super().__init__()
-        if signals.shape != next_returns.shape or signals.ndim != 2:
-            raise ValueError(f"signals {signals.shape} and next_returns {next_returns.shape} must be equal [T, N]")
+        shapes = {market.signals.shape, market.baseline.shape, market.next_returns.shape}
+        if len(shapes) != 1 or market.signals.ndim != 2 or market.context.shape != (len(market.signals), 2):
+            raise ValueError(f"signals {market.signals.shape}, baseline {market.baseline.shape} and next_returns "
+                             f"{market.next_returns.shape} must be equal [T, N], context {market.context.shape} [T, 2]")
         length = settings.episode_length
-        if length is not None and length > len(signals):
-            raise ValueError(f"episode_length {length} exceeds the {len(signals)} days available")
-        self.signals = np.ascontiguousarray(signals, dtype=np.float32)
-        self.next_returns = np.ascontiguousarray(next_returns, dtype=np.float64)
+        if length is not None and length > len(market):
+            raise ValueError(f"episode_length {length} exceeds the {len(market)} days available")
+        self.signals = np.ascontiguousarray(market.signals, dtype=np.float32)
+        self.context = np.ascontiguousarray(market.context, dtype=np.float32)
+        self.baseline = np.ascontiguousarray(market.baseline, dtype=np.float64)
+        self.next_returns = np.ascontiguousarray(market.next_returns, dtype=np.float64)
         self.constraints, self.settings = constraints, settings
-        self.n_days, self.n_assets = signals.shape
+        self.n_days, self.n_assets = self.signals.shape
         self.episode_length = length or self.n_days
         self.observation_space, self.action_space = spaces(self.n_assets, clip)
         self._seed, self._first_episode, self._episode = 0, 0, 0
         self._t = self._end = 0
         self.weights = np.zeros(self.n_assets)
+        self._base_targets = np.array([project(b, constraints) for b in self.baseline]).reshape(self.baseline.shape)
+        self._inv_tilt = np.divide(1.0, settings.tilt * self.baseline, out=np.zeros_like(self.baseline),
+                                   where=self.baseline > 0)
+        self._obs_buffer = np.zeros(2 * self.n_assets + 2, dtype=np.float32)
 
     def start_at_episode(self, episode: int) -> None:
         """Continue the episode sequence at `episode` (used when training resumes)."""
         self._first_episode = self._episode = int(episode)
 
     def _obs(self) -> np.ndarray:
-        return np.concatenate([self.signals[self._t], self.weights.astype(np.float32)])
+        """`observation`, from precomputed parts (the step's hot path)."""
+        t, n, out = self._t, self.n_assets, self._obs_buffer.copy()
+        out[:n] = self.signals[t]
+        out[n:2 * n] = np.clip((self.weights - self.baseline[t]) * self._inv_tilt[t], -POSITION_CLIP, POSITION_CLIP)
+        out[2 * n:] = self.context[t]
+        return out
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -225,17 +377,20 @@ class PortfolioEnv(gym.Env):
         start = int(np.random.default_rng([self._seed, self._episode]).integers(0, span + 1)) if span > 0 else 0
         self._episode += 1
         self._t, self._end = start, start + self.episode_length
-        self.weights = np.zeros(self.n_assets)
+        self.weights = self._base_targets[start].copy()
+        self.baseline_weights = self.weights.copy()
         return self._obs(), {"day": self._t}
 
     def step(self, action: np.ndarray):
-        c = self.constraints
-        delta = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * self.settings.action_scale
-        target = project(self.weights + delta, c)
-        net, cost, traded, self.weights = rebalance(self.weights, target, self.next_returns[self._t], c.cost_rate)
-        s = self.settings
-        reward = s.reward_scale * (net - 0.5 * s.risk_aversion * net * net)
-        info = {"day": self._t, "return": net, "cost": cost, "traded": traded, "target": target}
+        c, s, t = self.constraints, self.settings, self._t
+        target = project(tilt_target(self.weights, self.baseline[t], action, s.tilt, s.trade_rate), c)
+        net, cost, traded, self.weights = rebalance(self.weights, target, self.next_returns[t], c.cost_rate)
+        base_net, base_cost, _, self.baseline_weights = rebalance(
+            self.baseline_weights, self._base_targets[t], self.next_returns[t], c.cost_rate)
+        excess = net - base_net
+        reward = s.reward_scale * (excess - 0.5 * s.risk_aversion * excess * excess)
+        info = {"day": t, "return": net, "cost": cost, "traded": traded, "target": target,
+                "baseline_return": base_net, "excess_cost": cost - base_cost}
         self._t += 1
         truncated = self._t >= self._end
         if truncated and self._t == self.n_days:  # no next day in the data: repeat the last one

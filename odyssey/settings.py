@@ -274,7 +274,14 @@ class PPOSettings(_Model):
     seed: int = 42
     checkpoint_every: int = 50_000
     episode_length: int = 256
-    risk_aversion: float = 5.0
+    risk_aversion: float = Field(default=5.0, description="aversion to the variance of the excess return over "
+                                 "the baseline (tracking error) in the reward")
+    reward_scale: float = 1000.0
+    tilt: float = Field(default=1.0, gt=0, description="an action of +-1 moves a weight by this multiple of its "
+                        "baseline weight")
+    trade_rate: float = Field(default=0.1, gt=0, le=1, description="share of the way from the current weights "
+                              "to the action's aim traded each day")
+    skill_window: int = Field(default=60, ge=4, description="realised forecasts behind the observation's skill")
     torch_threads: int = 1
 
     @model_validator(mode="after")
@@ -304,6 +311,11 @@ class PortfolioSettings(_Model):
     top_k: int = Field(default=0, description="names held by momentum and XGBoost top-k (0: a third)")
     portfolio_value: float = 1_000_000.0
     hold_band: float = 0.005
+    baseline: Literal["equal_weight", "inverse_volatility"] = Field(
+        default="equal_weight", description="the allocation the policy tilts around, and advises when the policy "
+        "fails policy_earns_its_place")
+    validation_fraction: float = Field(default=0.3, gt=0, lt=1, description="last share of the policy's "
+                                       "pre-test days held out to judge it (policy_earns_its_place)")
     ppo: PPOSettings = PPOSettings()
 
 

@@ -14,7 +14,7 @@ thresholds, regime model, scaler) on its own training rows only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -171,17 +171,18 @@ class WalkForward:
         x_va, y_va = data.part("val")
         return fit_booster(x_tr, y_tr, x_va, y_va, self.params)
 
-    def run(self, inputs: MarketInputs, ticker: str) -> WalkForwardResult:
-        """Out-of-sample predictions for every fold's test rows."""
+    def run(self, inputs: MarketInputs, ticker: str, model: "FoldModel | None" = None) -> WalkForwardResult:
+        """Out-of-sample predictions for every fold's test rows, from `model` (the XGBoost booster
+        by default) fitted on each fold's rows."""
+        model = model or XGBoostFolds(self)
         frame = self.frame(inputs, ticker)
         unfitted = self.pipeline.unfitted(inputs, [ticker])
         preds, rows = [], []
         for fold in self.folds(frame):
             data = self.prepare(inputs, ticker, frame, fold, unfitted)
-            booster = self.train(data)
-            x_te, y_te = data.part("test")
-            p = predict(booster, x_te)
+            p, info = model.fit_predict(data, frame)
             test = frame.iloc[fold.test]
+            y_te = data.y[fold.test]
             nxt = test["next_return"].fillna(0.0).to_numpy()
             y_tr = data.y[fold.train]
             preds.append(pd.DataFrame({"date": test["date"].to_numpy(), "ticker": ticker, "fold": fold.k,
@@ -189,13 +190,31 @@ class WalkForward:
                                        "train_mean": float(np.mean(y_tr))}))
             metrics = forecast_metrics(y_te, p, nxt, self.costs.cost_bps, self.costs.slippage_bps)
             rows.append({"fold": fold.k, **fold.bounds, "partial": fold.partial, "train_rows": len(fold.train),
-                         "val_rows": len(fold.val), "test_rows": len(fold.test),
-                         "best_iteration": int(booster.best_iteration), **metrics})
+                         "val_rows": len(fold.val), "test_rows": len(fold.test), **info, **metrics})
         return WalkForwardResult(pd.concat(preds, ignore_index=True), pd.DataFrame(rows), self.describe())
 
     def describe(self) -> dict:
         return {"walkforward": self.config.model_dump(), "xgboost": self.params.model_dump(), "horizon": self.horizon,
                 "purge": self.purge_rows, "embargo": self.embargo_rows}
+
+
+class FoldModel(Protocol):
+    """A forecaster the walk-forward fits and evaluates fold by fold: from a fold's model inputs
+    (the feature pipeline already fitted on its training rows) to predictions for its test rows,
+    and what to report about the fit."""
+
+    def fit_predict(self, data: FoldData, frame: pd.DataFrame) -> tuple[np.ndarray, dict]: ...
+
+
+@dataclass
+class XGBoostFolds:
+    """The walk-forward's default model: a booster early-stopped on the fold's validation rows."""
+
+    walkforward: WalkForward
+
+    def fit_predict(self, data: FoldData, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
+        booster = self.walkforward.train(data)
+        return predict(booster, data.part("test")[0]), {"best_iteration": int(booster.best_iteration)}
 
 
 def fold_metrics(predictions: pd.DataFrame, cost_bps: float = 10.0, slippage_bps: float = 5.0) -> pd.DataFrame:

@@ -3,11 +3,15 @@ shared by the portfolio assets and their checks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
+import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey.policy import load_verified
-from odyssey.portfolio import Constraints, SignalScale, spaces
+from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_targets, build_panel,
+                               daily_returns, policy_market, spaces)
 from odyssey.signing import verify
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
@@ -19,6 +23,19 @@ def policy_constraints(policy: dict) -> Constraints:
 
 def policy_scale(policy: dict) -> SignalScale:
     return SignalScale(tuple(policy["signal_scale"]), policy["signal_clip"])
+
+
+def forecast_panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tuple[str, ...],
+                   returns: pd.DataFrame) -> Panel:
+    return build_panel(pd.concat([walkforward_forecasts[t] for t in tickers], ignore_index=True), tickers, returns)
+
+
+def policy_market_for(policy: dict, panel: Panel, returns: pd.DataFrame) -> PolicyMarket:
+    """What the policy described by its card sees over `panel`: its signal scale, its baseline and
+    its forecast context."""
+    baseline = baseline_targets(policy["baseline"], daily_returns(returns, panel.tickers), panel.dates,
+                                policy_constraints(policy), policy["vol_window"])
+    return policy_market(panel, policy_scale(policy), baseline, policy["horizon"], policy["skill_window"])
 
 
 def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
@@ -37,25 +54,40 @@ class CheckNotPassed(RuntimeError):
     """A gate's latest evaluation is missing, failed, or was made on another version of its asset."""
 
 
-def require_check_passed(instance: dg.DagsterInstance, asset: str, check: str) -> None:
-    """The check's latest evaluation must have passed on the asset's latest materialization."""
+@dataclass(frozen=True)
+class CheckVerdict:
+    passed: bool
+    reason: str
+
+
+def check_verdict(instance: dg.DagsterInstance, asset: str, check: str) -> CheckVerdict:
+    """The check's latest evaluation on the asset's latest materialization: passed, or why not
+    (never evaluated, evaluated on an earlier materialization, or failed with its reason)."""
     key = dg.AssetCheckKey(dg.AssetKey(asset), check)
     latest = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
     record = instance.get_latest_asset_check_evaluation_record(key)
     where = f"{asset}:{check}"
     if not latest:
-        raise CheckNotPassed(f"{asset} has never been materialized")
+        return CheckVerdict(False, f"{asset} has never been materialized")
     if record is None or record.event is None or record.status not in (AssetCheckExecutionRecordStatus.SUCCEEDED,
                                                                         AssetCheckExecutionRecordStatus.FAILED):
-        raise CheckNotPassed(f"{where} has not been evaluated on the latest {asset}: materialize {asset} with its "
-                             "checks first")
+        return CheckVerdict(False, f"{where} has not been evaluated on the latest {asset}: materialize {asset} with "
+                                   "its checks first")
     evaluation = record.event.asset_check_evaluation
     target = evaluation.target_materialization_data if evaluation else None
     if target is None or target.storage_id != latest[0].storage_id:
-        raise CheckNotPassed(f"{where} was last evaluated on an earlier {asset} (run "
-                             f"{target.run_id if target else '?'}), not the latest (run {latest[0].run_id}): "
-                             f"materialize {asset} with its checks first")
+        return CheckVerdict(False, f"{where} was last evaluated on an earlier {asset} (run "
+                                   f"{target.run_id if target else '?'}), not the latest (run {latest[0].run_id}): "
+                                   f"materialize {asset} with its checks first")
+    reason = evaluation.metadata.get("reason")
+    reason = reason.value if reason is not None else ""
     if not evaluation.passed:
-        reason = evaluation.metadata.get("reason")
-        raise CheckNotPassed(f"{where} failed on the latest {asset}"
-                             + (f": {reason.value}" if reason is not None else ""))
+        return CheckVerdict(False, f"{where} failed on the latest {asset}" + (f": {reason}" if reason else ""))
+    return CheckVerdict(True, f"{where} passed" + (f": {reason}" if reason else ""))
+
+
+def require_check_passed(instance: dg.DagsterInstance, asset: str, check: str) -> None:
+    """The check's latest evaluation must have passed on the asset's latest materialization."""
+    verdict = check_verdict(instance, asset, check)
+    if not verdict.passed:
+        raise CheckNotPassed(verdict.reason)

@@ -9,7 +9,7 @@ import pytest
 from odyssey import backtest as bt
 from odyssey.cleaning import clean_prices
 from odyssey.fitting import log_returns
-from odyssey.portfolio import Constraints, SignalScale, build_panel
+from odyssey.portfolio import Constraints, SignalScale, build_panel, policy_market
 from odyssey.sources.synthetic import generate_market
 from odyssey.splits import forward_returns, target_name
 
@@ -55,7 +55,8 @@ def test_returns_targets_and_every_backtest_equal_the_market_without_bad_prints(
                 bt.run_targets("inverse_volatility", panel, bt.inverse_vol_targets(panel, r, c), c),
                 bt.run_targets("momentum", panel, bt.momentum_targets(panel, r, c, 2), c),
                 bt.run_targets("forecast_top_2", panel, bt.forecast_top_k_targets(panel, c, 2), c),
-                bt.run_policy("policy", panel, scale, lambda obs: np.tanh(obs[..., :len(tickers)]), c)]
+                bt.run_policy("policy", policy_market(panel, scale, bt.equal_weight_targets(panel, c), 5),
+                              lambda obs: np.tanh(obs[..., :len(tickers)]), c, tilt=1.0, trade_rate=0.5)]
         paths[name] = runs
     repaired_days = cleaned["bad"].prices.loc[cleaned["bad"].prices["repaired"], "date"]
     assert repaired_days.between(paths["bad"][0].dates[0], paths["bad"][0].dates[-1]).all()

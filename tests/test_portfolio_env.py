@@ -9,8 +9,9 @@ from gymnasium.utils.env_checker import check_env
 
 from odyssey import backtest as bt
 from odyssey.calendar import sessions
-from odyssey.portfolio import (Constraints, EnvSettings, Panel, PortfolioEnv, SignalScale, allocate, build_panel,
-                               limit_violations, orders, project, rebalance)
+from odyssey.portfolio import (Constraints, EnvSettings, Panel, PolicyMarket, PortfolioEnv, SignalScale, allocate,
+                               baseline_targets, build_panel, forecast_context, limit_violations, orders,
+                               policy_market, policy_periods, project, rebalance, tilt_target)
 
 C = Constraints()
 
@@ -52,9 +53,17 @@ def test_rebalance_pays_costs_on_traded_value_then_earns_and_drifts():
     assert (target * (1 + r)).sum() + cash == pytest.approx(1 + net)
 
 
+def _market(signals, next_returns, baseline=None, context=None) -> PolicyMarket:
+    days, n = signals.shape
+    baseline = np.tile(allocate(np.ones(n), C), (days, 1)) if baseline is None else baseline
+    context = np.zeros((days, 2), np.float32) if context is None else context
+    return PolicyMarket(pd.bdate_range("2021-01-01", periods=days), tuple("ABCDEFGH"[:n]),
+                        np.asarray(signals, np.float32), context, baseline, next_returns)
+
+
 def _env(days=40, n=3, **settings):
     rng = np.random.default_rng(0)
-    return PortfolioEnv(rng.standard_normal((days, n)).astype(np.float32), rng.normal(0, 0.01, (days, n)),
+    return PortfolioEnv(_market(rng.standard_normal((days, n)), rng.normal(0, 0.01, (days, n))),
                         settings=EnvSettings(**{"episode_length": 10, **settings}))
 
 
@@ -62,23 +71,38 @@ def test_env_passes_the_gymnasium_checker():
     check_env(_env(), skip_render_check=True)
 
 
-def test_env_step_matches_the_hand_computed_accounting_and_reward():
+def test_a_constant_action_holds_the_baseline_and_a_tilt_moves_money_between_names():
+    baseline = np.array([0.2, 0.4, 0.2])
+    np.testing.assert_allclose(tilt_target(baseline, baseline, np.full(3, 0.7), tilt=1.0), baseline)
+    # aim: each weight times 1 + (a - baseline-weighted mean of a); the total stays invested
+    aim = tilt_target(baseline, baseline, np.array([1.0, 0.0, -1.0]), tilt=0.5)
+    np.testing.assert_allclose(aim, [0.2 * 1.5, 0.4, 0.2 * 0.5])
+    # trading a quarter of the way from cash to that aim
+    np.testing.assert_allclose(tilt_target(np.zeros(3), baseline, np.array([1.0, 0.0, -1.0]), 0.5, 0.25), aim / 4)
+
+
+def test_env_step_matches_the_hand_computed_accounting_and_excess_reward():
     signals = np.zeros((3, 2), np.float32)
     next_returns = np.array([[0.01, -0.02], [0.03, 0.0], [0.0, 0.0]])
-    env = PortfolioEnv(signals, next_returns, settings=EnvSettings(episode_length=None, risk_aversion=2.0,
-                                                                    reward_scale=100.0))
+    baseline = np.full((3, 2), 0.1)
+    env = PortfolioEnv(_market(signals, next_returns, baseline),
+                       settings=EnvSettings(episode_length=None, risk_aversion=2.0, reward_scale=100.0, tilt=1.0,
+                                            trade_rate=0.5))
     obs, _ = env.reset(seed=1)
-    np.testing.assert_array_equal(obs, np.zeros(4))
-    # +1 on the first asset = +20 points; -1 on the second cannot go below 0
+    np.testing.assert_array_equal(obs, np.zeros(6))  # starts holding the baseline
+    # aim [0.2, 0.0]; half way from [0.1, 0.1]: [0.15, 0.05], trading 0.1 at 15 bps
     obs, reward, terminated, truncated, info = env.step(np.array([1.0, -1.0]))
-    net = 0.2 * 0.01 - 0.2 * 0.0015
-    assert info["return"] == pytest.approx(net) and info["cost"] == pytest.approx(0.0003)
-    assert reward == pytest.approx(100 * (net - 0.5 * 2.0 * net**2))
-    np.testing.assert_allclose(obs[2:], [0.2 * 1.01 / (1 + net), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(info["target"], [0.15, 0.05])
+    net = 0.15 * 0.01 + 0.05 * -0.02 - 0.1 * 0.0015
+    base = 0.1 * 0.01 + 0.1 * -0.02
+    assert info["return"] == pytest.approx(net) and info["cost"] == pytest.approx(0.00015)
+    assert info["baseline_return"] == pytest.approx(base)
+    excess = net - base
+    assert reward == pytest.approx(100 * (excess - 0.5 * 2.0 * excess**2))
+    held = np.array([0.15 * 1.01, 0.05 * 0.98]) / (1 + net)
+    np.testing.assert_allclose(obs[2:4], (held - 0.1) / 0.1, rtol=1e-5)
     assert not terminated and not truncated
-    # asking for +20 points on both: 0.2 * 1.01 / (1 + net) + 0.2 is capped at 0.2 each
-    _, _, _, _, info = env.step(np.array([1.0, 1.0]))
-    np.testing.assert_allclose(info["target"], [0.2, 0.2])
+    _, _, _, _, info = env.step(np.zeros(2))
     _, _, _, truncated, _ = env.step(np.zeros(2))
     assert truncated
 
@@ -95,23 +119,75 @@ def test_env_episodes_are_reproducible_and_resume_where_they_left_off():
 
 def test_env_refuses_mismatched_inputs_and_too_short_periods():
     with pytest.raises(ValueError, match="must be equal"):
-        PortfolioEnv(np.zeros((5, 2), np.float32), np.zeros((5, 3)))
+        PortfolioEnv(_market(np.zeros((5, 2)), np.zeros((5, 3))))
     with pytest.raises(ValueError, match="episode_length 256 exceeds the 5 days"):
-        PortfolioEnv(np.zeros((5, 2), np.float32), np.zeros((5, 2)))
+        PortfolioEnv(_market(np.zeros((5, 2)), np.zeros((5, 2))))
 
 
 def test_backtest_loop_equals_the_env_for_the_same_actions():
     rng = np.random.default_rng(3)
     forecasts, next_returns = rng.normal(0, 0.01, (30, 3)), rng.normal(0, 0.01, (30, 3))
     panel = Panel(pd.bdate_range("2021-01-01", periods=30), ("A", "B", "C"), forecasts, next_returns)
-    scale = SignalScale.fit(forecasts)
+    market = policy_market(panel, SignalScale.fit(forecasts), bt.equal_weight_targets(panel, C), horizon=2,
+                           skill_window=6)
     actions = rng.uniform(-1, 1, (30, 3))
     step = iter(actions)
-    run = bt.run_policy("p", panel, scale, lambda obs: next(step), C)
-    env = PortfolioEnv(scale.apply(forecasts), next_returns, settings=EnvSettings(episode_length=None))
-    env.reset(seed=0)
-    env_returns = [env.step(a)[4]["return"] for a in actions]
+    # the env starts each episode holding the baseline; so does this run
+    seen = []
+    run = bt.run_policy("p", market, lambda obs: seen.append(obs) or next(step), C, tilt=1.0, trade_rate=0.3,
+                        initial=market.baseline[0])
+    env = PortfolioEnv(market, settings=EnvSettings(episode_length=None, tilt=1.0, trade_rate=0.3))
+    obs, _ = env.reset(seed=0)
+    env_returns, env_obs = [], [obs]
+    for a in actions:
+        obs, _, _, _, info = env.step(a)
+        env_returns.append(info["return"])
+        env_obs.append(obs)
     np.testing.assert_allclose(run.returns, env_returns)
+    # the env's observation (built from precomputed parts) is the backtest's `observation`
+    np.testing.assert_allclose(np.stack(env_obs[:-1]), np.stack(seen), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.stack(env_obs[:-1])[:, 6:], market.context)
+
+
+def test_the_forecast_context_uses_only_returns_realised_by_each_close():
+    rng = np.random.default_rng(4)
+    days, n, horizon = 200, 4, 5
+    next_returns = rng.normal(0, 0.01, (days, n))
+    realised = pd.DataFrame(np.log1p(next_returns)).rolling(horizon).sum().shift(-(horizon - 1)).to_numpy()
+    signals = (np.expm1(np.nan_to_num(realised)) * 100 + rng.normal(0, 0.5, (days, n))).astype(np.float32)
+    context = forecast_context(signals, next_returns, horizon, window=20)
+    # the first skill needs half a window (10) of forecasts whose 5-day return was realised
+    assert (context[:horizon + 9, 0] == 0).all() and context[horizon + 9, 0] != 0
+    assert context[60:, 0].mean() > 0.5            # forecasts that saw the future have skill
+    cut = 120  # changing returns from day `cut` on changes no skill before cut + 1
+    changed = next_returns.copy()
+    changed[cut:] = rng.normal(0, 0.05, (days - cut, n))
+    np.testing.assert_array_equal(forecast_context(signals, changed, horizon, 20)[:cut + 1, 0], context[:cut + 1, 0])
+    np.testing.assert_allclose(context[:, 1], signals.std(axis=1), rtol=1e-6)
+
+
+def test_policy_periods_never_overlap_and_leave_the_horizon_between_them():
+    dates = pd.bdate_range("2019-01-01", periods=400)
+    p = policy_periods(dates, dates[349], horizon=5, validation_fraction=0.3)
+    usable = dates[:345]
+    assert p.train_start == usable[0] and p.validation_end == usable[-1]
+    assert p.validation_start == usable[-round(345 * 0.3)]
+    assert dates.get_loc(p.validation_start) - dates.get_loc(p.train_end) == 6
+    assert p.test_start > dates[349] > p.validation_end
+    with pytest.raises(ValueError, match="cannot hold a training period"):
+        policy_periods(dates[:8], dates[7], horizon=5, validation_fraction=0.3)
+
+
+def test_baselines_are_equal_weight_or_inverse_volatility_and_refuse_others():
+    dates = pd.bdate_range("2021-01-01", periods=80)
+    rng = np.random.default_rng(0)
+    daily = pd.DataFrame(rng.normal(0, 1, (80, 2)) * [0.01, 0.02], index=dates, columns=["A", "B"])
+    np.testing.assert_allclose(baseline_targets("equal_weight", daily, dates, C), 0.2)
+    w = baseline_targets("inverse_volatility", daily, dates[-1:], Constraints(max_weight=0.6))[0]
+    vol = daily.iloc[-60:].std()
+    assert w.sum() == pytest.approx(0.8) and w[0] / w[1] == pytest.approx(vol["B"] / vol["A"])
+    with pytest.raises(ValueError, match="unknown baseline 'momentum'"):
+        baseline_targets("momentum", daily, dates, C)
 
 
 def test_signal_scale_standardises_and_clips():
@@ -212,3 +288,22 @@ def test_inverse_volatility_gives_no_weight_to_an_asset_that_never_moves():
     assert np.isfinite(weights).all() and (weights[:, 2] == 0.0).all()
     np.testing.assert_allclose(weights.sum(axis=1), 0.8)
     assert (weights[:, 0] > weights[:, 1]).all()
+
+
+def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_that_churns():
+    rng = np.random.default_rng(6)
+    days, n = 300, 4
+    panel = Panel(pd.bdate_range("2021-01-01", periods=days), tuple("ABCD"), rng.normal(0, 0.01, (days, n)),
+                  rng.normal(0.0004, 0.01, (days, n)))
+    market = policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+    holds = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0)
+    assert holds.passed and holds.excess_return == 0.0 and holds.ci_low == holds.ci_high == 0.0
+    assert holds.policy_turnover == pytest.approx(holds.baseline_turnover)
+    flip = iter(np.tile([[1.0, -1.0, 1.0, -1.0], [-1.0, 1.0, -1.0, 1.0]], (days, 1)))
+    churns = bt.judge_policy(market, lambda obs: next(flip), C, tilt=1.0, trade_rate=1.0)
+    # baseline 20 % each; the aim doubles two names (capped at 20 %) and empties the others, then
+    # swaps them: 0.8 of the portfolio traded every day at 15 bps, about -30 %/yr in costs alone
+    assert not churns.passed and churns.ci_high < 0
+    assert churns.policy_turnover == pytest.approx(0.8 * 252, rel=0.01)
+    assert churns.excess_return < -0.8 * 0.0015 * 252 * 0.9
+    assert "significantly worse than the baseline" in churns.reason

@@ -61,7 +61,43 @@ def test_the_whole_group_builds_and_its_checks_pass(built):
     _, _, result = built
     assert result.success
     assert PORTFOLIO_ASSETS <= materialized(result)
-    assert check_results(result) == {"onnx_matches_torch": True, "recommendation_limits": True}
+    checks = check_results(result)
+    assert checks.pop("policy_earns_its_place") in (True, False)  # its verdict decides who advises (below)
+    assert checks == {"onnx_matches_torch": True, "recommendation_limits": True}
+
+
+def _gate(result) -> dg.AssetCheckEvaluation:
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "policy_earns_its_place"]
+    return evaluation
+
+
+@pytest.mark.slow
+def test_the_policy_advises_only_when_it_earns_its_place_and_the_report_says_who_advises(built):
+    settings, instance, result = built
+    gate = _gate(result)
+    table = read_table(settings, "recommendations")
+    payload = json.loads((_storage(settings) / "reports" / "recommendations.json").read_text())
+    advisor = "ppo" if gate.passed else "equal_weight"
+    assert set(table["advisor"]) == {advisor} and payload["advisor"] == advisor
+    page = (_storage(settings) / "reports" / "backtest_report.html").read_text()
+    assert ("passed: the policy advises" if gate.passed else "FAILED: recommendations come from the equal_weight") \
+        in page
+    # a policy that churns (a large tilt, traded all the way each day) fails on its held-out days,
+    # and the recommendations then come from the baseline, saying why
+    churn = _portfolio_config()
+    churn["ops"]["ppo_policy"]["config"] = {**PPO_TEST, "tilt": 20.0, "trade_rate": 1.0, "cost_bps": 200.0}
+    failed = run_graph(settings, job="portfolio", instance=instance, run_config=churn)
+    assert failed.success  # the gate warns; the run goes on to advise the baseline
+    gate = _gate(failed)
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
+    assert gate.metadata["excess_return_ci_high"].value < 0
+    table = read_table(settings, "recommendations")
+    assert set(table["advisor"]) == {"equal_weight"}
+    assert "does not earn its place" in table["advice"].iloc[0] and "significantly worse" in table["advice"].iloc[0]
+    # the baseline's orders: equal weight, 16 % in each of the five names
+    np.testing.assert_allclose(table["target_weight"], 0.16, atol=0.005)
+    # back to the default policy for the tests that follow
+    assert run_graph(settings, job="portfolio", instance=instance, run_config=_portfolio_config()).success
 
 
 @pytest.mark.slow
@@ -69,11 +105,16 @@ def test_policy_trains_only_before_the_test_period(built):
     settings, _, _ = built
     policy = _json(settings, "ppo_policy")
     profile = settings.profile()
-    # training ends `horizon` sessions before the last validation session: no 5-session target of a
-    # training day reaches into the test period
+    # the policy's held-out days end `horizon` sessions before the last validation session (no
+    # 5-session target reaches into the test period), and its training ends `horizon` sessions
+    # before they start
     validation = sessions(profile.start, profile.validation_end, profile.exchange)
     assert settings.forecast.horizon == 5
-    assert pd.Timestamp(policy["train_end"]) == validation[-1 - 5]
+    assert pd.Timestamp(policy["validation_end"]) == validation[-1 - 5]
+    held_out = validation[validation.get_loc(pd.Timestamp(policy["validation_start"])):-5]
+    assert pd.Timestamp(policy["train_end"]) == validation[validation.get_loc(held_out[0]) - 6]
+    pre_test = validation[validation.get_loc(pd.Timestamp(policy["train_start"])):-5]
+    assert len(held_out) == round(len(pre_test) * settings.portfolio.validation_fraction)
     test_days = sessions(pd.Timestamp(profile.validation_end) + pd.Timedelta(days=1), profile.end, profile.exchange)
     assert pd.Timestamp(policy["evaluation_start"]) == test_days[0]
     # training starts once every ticker has an out-of-sample forecast, never on in-sample fits
