@@ -16,6 +16,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from assets import features as feature_assets
 from assets import forecasting as forecasting_assets
 from assets import market as market_assets
+from assets import memory as memory_assets
 from assets import monitoring as monitoring_assets
 from assets import portfolio as portfolio_assets
 from checks import ALL_CHECKS
@@ -24,8 +25,8 @@ from odyssey.settings import Settings
 from resources import build_resources
 from sensors import ALL_SENSORS
 
-ALL_ASSETS = dg.load_assets_from_modules([market_assets, feature_assets, forecasting_assets, monitoring_assets,
-                                          portfolio_assets])
+ALL_ASSETS = dg.load_assets_from_modules([market_assets, feature_assets, memory_assets, forecasting_assets,
+                                          monitoring_assets, portfolio_assets])
 
 
 def build_definitions(settings: Settings, resources: dict | None = None) -> dg.Definitions:

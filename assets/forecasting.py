@@ -17,7 +17,8 @@ from odyssey.fitting import market_inputs
 from odyssey.models import forecast, serialize, train_final_model
 from odyssey.outcomes import append_forecasts, unlogged_dates
 from odyssey.settings import WalkForwardSettings, XGBParams
-from odyssey.walkforward import fold_metrics, summary_metrics, walkforward_from_settings
+from odyssey.memory import AnalogFolds, compare_forecasts
+from odyssey.walkforward import XGBoostFolds, fold_metrics, summary_metrics, walkforward_from_settings
 from resources.metadata import line_plot, md_table, png_bytes_markdown
 from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
@@ -58,6 +59,13 @@ def _oos_plot(predictions: pd.DataFrame, ticker: str):
         "walkforward_summary": dg.AssetOut(
             description="Walk-forward config, fold metrics and pooled metrics with bootstrap intervals (JSON).",
             io_manager_key="json_io_manager", kinds={"json"}),
+        "analog_forecasts": dg.AssetOut(
+            description="Out-of-sample analog forecasts (market memory): the distance-weighted mean forward return "
+                        "of the k nearest market states realised by each session, on the same folds.",
+            kinds={"qdrant", "pandas"}),
+        "analog_summary": dg.AssetOut(
+            description="The analog forecast's pooled metrics with intervals, side by side with XGBoost's and the "
+                        "naive forecast's (JSON).", io_manager_key="json_io_manager", kinds={"json"}),
     },
     ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
     partitions_def=ticker_partitions,
@@ -67,14 +75,20 @@ def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, setti
                 clean_prices: pd.DataFrame, returns: pd.DataFrame, clean_alt_data: pd.DataFrame):
     """Expanding-window walk-forward for one ticker (windows in the settings): each fold fits the
     clip thresholds, regime model and scaler on its own training rows, early-stops on its
-    validation window and predicts its test window; purge and embargo are the horizon."""
+    validation window and predicts its test window; purge and embargo are the horizon. The
+    analog forecast (market memory) runs on the same fold inputs, fitting its state embedding on
+    each fold's training rows."""
     ticker = context.partition_key
+    s = settings.value
     wf = _walkforward(settings, config)
-    costs = settings.value.costs
-    result = wf.run(market_inputs(clean_prices, returns, clean_alt_data), ticker)
+    costs = s.costs
+    inputs = market_inputs(clean_prices, returns, clean_alt_data)
+    sessions = pd.DatetimeIndex(sorted(clean_prices.loc[clean_prices["ticker"] == ticker, "date"]))
+    analogs = AnalogFolds.for_ticker(sessions, wf.frame(inputs, ticker), wf.horizon, s.memory.dimensions, s.memory.k)
+    results = wf.run_models(inputs, ticker, {"xgboost": XGBoostFolds(wf), "analog": analogs})
+    result = results["xgboost"]
     folds = result.folds
-    summary = summary_metrics(result.predictions, costs.cost_bps, costs.slippage_bps,
-                              level=settings.value.gates.skill_level)
+    summary = summary_metrics(result.predictions, costs.cost_bps, costs.slippage_bps, level=s.gates.skill_level)
     yield dg.Output(result.predictions, "walkforward_forecasts", metadata={
         "ticker": ticker, "folds": len(folds), "oos_rows": len(result.predictions),
         "oos_start": summary["oos_start"], "oos_end": summary["oos_end"],
@@ -90,6 +104,16 @@ def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, setti
     yield dg.Output({"ticker": ticker, **result.config, "summary": summary, "folds": folds.to_dict("records"),
                      "registry_version": registry.REGISTRY_VERSION, "feature_names": list(wf.pipeline.names)},
                     "walkforward_summary", metadata={"ticker": ticker, "metrics": md_table(intervals)})
+    analog = results["analog"]
+    analog_metrics = summary_metrics(analog.predictions, costs.cost_bps, costs.slippage_bps, level=s.gates.skill_level)
+    comparison = compare_forecasts(analog_metrics, summary)
+    yield dg.Output(analog.predictions, "analog_forecasts", metadata={
+        "ticker": ticker, "folds": len(analog.folds), "oos_rows": len(analog.predictions),
+        "oos_ic": analog_metrics["oos_ic"], "oos_direction_accuracy": analog_metrics["oos_direction_accuracy"],
+        "k": s.memory.k, "dimensions": s.memory.dimensions})
+    yield dg.Output({"ticker": ticker, "k": s.memory.k, "dimensions": s.memory.dimensions, "summary": analog_metrics,
+                     "comparison": comparison.to_dict("records"), "folds": analog.folds.to_dict("records")},
+                    "analog_summary", metadata={"ticker": ticker, "analog_vs_xgboost_vs_naive": md_table(comparison)})
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"xgboost", "mlflow"},

@@ -51,6 +51,16 @@ def _code_version() -> str:
     return sha256_bytes((inspect.getsource(portfolio_module) + inspect.getsource(policy_module)).encode())[:16]
 
 
+def _on_days(panel: Panel, days: Panel) -> Panel:
+    """`panel`'s forecasts on the days of `days` (the same walk-forward folds give the same days;
+    a day without a forecast is an error, never a silent zero)."""
+    frame = pd.DataFrame(panel.forecasts, index=panel.dates).reindex(days.dates)
+    if frame.isna().any(axis=None):
+        raise ValueError(f"analog_forecasts: no forecast on {frame.index[frame.isna().any(axis=1)][0].date()}, a day "
+                         "of the test period: re-materialize analog_forecasts for every ticker")
+    return Panel(days.dates, days.tickers, frame.to_numpy(float), days.next_returns)
+
+
 def _test_period(panel: Panel, validation_end: str) -> Panel:
     """The backtest's days: every out-of-sample day after validation_end."""
     return panel.between(start=pd.Timestamp(validation_end) + pd.Timedelta(days=1))
@@ -148,11 +158,12 @@ BaselineConfig = overrides(
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas"}, ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn(),
-                                                  "ppo_policy": dg.AssetIn()})
+                                                  "ppo_policy": dg.AssetIn(), "analog_forecasts": dg.AssetIn()})
 def baseline_weights(config: BaselineConfig, settings: SettingsResource, walkforward_forecasts: dict,
-                     returns: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+                     returns: pd.DataFrame, ppo_policy: dict, analog_forecasts: dict) -> dg.MaterializeResult:
     """Daily target weights of the baselines on the test period, under the policy's limits: equal
-    weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast."""
+    weight, inverse volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast and by
+    out-of-sample analog forecast (market memory)."""
     profile = settings.profile()
     portfolio = config.apply(settings.value.portfolio)
     c = policy_constraints(ppo_policy)
@@ -163,6 +174,8 @@ def baseline_weights(config: BaselineConfig, settings: SettingsResource, walkfor
         "inverse_volatility": bt.inverse_vol_targets(evaluation, returns, c, portfolio.vol_window),
         "momentum_12_1": bt.momentum_targets(evaluation, returns, c, k),
         f"xgboost_top_{k}": bt.forecast_top_k_targets(evaluation, c, k),
+        f"analog_top_{k}": bt.forecast_top_k_targets(_on_days(forecast_panel(analog_forecasts, profile.tickers,
+                                                                             returns), evaluation), c, k),
     }
     table = pd.concat([pd.DataFrame({"date": evaluation.dates, "strategy": name,
                                      **{t: w[:, i] for i, t in enumerate(profile.tickers)}})

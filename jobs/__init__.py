@@ -17,13 +17,19 @@ main_job = dg.define_asset_job(
 market_features_job = dg.define_asset_job(
     "market_features",
     selection=dg.AssetSelection.groups(*DATA_GROUPS) | dg.AssetSelection.assets("data_quality_report"),
-    description="Load, clean, engineer, split, scale and export market features.",
+    description="Load, clean, engineer, split, scale and export market features, and embed the market states.",
+)
+market_memory_job = dg.define_asset_job(
+    "market_memory",
+    selection=dg.AssetSelection.groups("memory"),
+    description="Write the market states into the Qdrant index (incrementally) and ask it about the newest session.",
 )
 forecasting_job = dg.define_asset_job(
     "forecasting",
     selection=dg.AssetSelection.assets("walkforward_forecasts", "walkforward_summary", "forecast_models",
-                                       "shap_importance", "deployed_models"),
-    description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion.",
+                                       "shap_importance", "deployed_models", "analog_forecasts", "analog_summary"),
+    description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion; the analog "
+                "forecast on the same folds.",
 )
 drift_monitoring_job = dg.define_asset_job(
     "drift_monitoring",
@@ -63,5 +69,5 @@ def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResour
         return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
     return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
 
-ALL_JOBS = [main_job, market_features_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, portfolio_job, ingest_job]
+ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, portfolio_job, ingest_job]
 ALL_SCHEDULES = [daily_ingest]

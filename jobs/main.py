@@ -3,7 +3,7 @@
     python -m jobs.main [--settings FILE | --profile full|quick] [--workers N]
 
 Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
-Order: `market_features`, then per ticker partition the `forecasting` and `drift_monitoring`
+Order: `market_features` and `market_memory`, then per ticker partition the `forecasting` and `drift_monitoring`
 jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts` and
 `portfolio`. Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home,
 default .odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit
@@ -27,9 +27,15 @@ telemetry:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 2
+  pools:
+    default_limit: 1  # the one pool, qdrant_index: one writer of the market-state index at a time
 """
+# What earlier versions wrote: replaced by the current settings, never a user's own file.
+EARLIER_INSTANCE_YAML = ("telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
+                         "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n")
 RECORD = "ODYSSEY_RUN_RECORD "
 
 
@@ -38,7 +44,7 @@ def prepare_home(settings) -> Path:
     home = Path(settings.paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() == EARLIER_INSTANCE_YAML:
         config.write_text(INSTANCE_YAML)
     return home
 
@@ -122,7 +128,7 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
 
 
 def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
-    """market_features, the forecasting chain per ticker, batch forecasts, then the portfolio. A ticker stopped
+    """market_features, market_memory, the forecasting chain per ticker, batch forecasts, then the portfolio. A ticker stopped
     by a gate does not stop the others: each is gated on its own, and batch forecasts use
     whichever champions exist."""
     from resources import sync_ticker_partitions
@@ -134,6 +140,9 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
     records = [record(data)]
     if not data.success:
         return records
+    memory = defs.resolve_job_def("market_memory").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=_run_config(log_level))
+    records.append(record(memory))
     prepare_shared_state(defs)
     if workers > 1:
         records += run_partitions_in_workers(settings, partitions, workers, log_level)
@@ -186,7 +195,8 @@ def planned_materializations(defs, tickers: int) -> int:
         return len(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
 
     per_ticker = size("forecasting") + size("drift_monitoring")
-    return size("market_features") + per_ticker * tickers + size("batch_forecasts") + size("portfolio")
+    return (size("market_features") + size("market_memory") + per_ticker * tickers + size("batch_forecasts")
+            + size("portfolio"))
 
 
 def settings_from(args):

@@ -34,6 +34,21 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def analog_paths_chart(paths: pd.DataFrame, title: str) -> bytes:
+    """The analogs' cumulative log returns after their day (one thin line each) and their mean."""
+    fig, ax = _figure(2.8)
+    for column in paths.columns:
+        ax.plot(paths.index, paths[column], color="tab:blue", alpha=0.35, linewidth=0.8)
+    if len(paths.columns):
+        ax.plot(paths.index, paths.mean(axis=1), color="black", linewidth=1.8, label="mean")
+        ax.legend(fontsize=7)
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.set_xlabel("sessions after the analog's day", fontsize=8)
+    ax.set_ylabel("cumulative log return", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 def equity_chart(runs: list[StrategyRun]) -> bytes:
     fig, ax = _figure()
     for run in runs:

@@ -319,6 +319,18 @@ class PortfolioSettings(_Model):
     ppo: PPOSettings = PPOSettings()
 
 
+class MemorySettings(_Model):
+    """Market memory: the state embedding, the analog forecast and where the index lives (local
+    mode under paths.qdrant unless qdrant_url, from QDRANT_URL, names a server)."""
+
+    dimensions: int = Field(default=16, ge=2, description="PCA components of a market state")
+    k: int = Field(default=20, ge=1, description="analogs behind a forecast")
+    collection: str = "market_states"
+    qdrant_url: Optional[str] = None
+    qdrant_api_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
+                                              "the server's API key (read by the resource, never stored here)")
+
+
 class Paths(_Model):
     """Local state and where it goes; every field has an embedded default under `home`."""
 
@@ -329,6 +341,7 @@ class Paths(_Model):
     mlflow_tracking_uri: Optional[str] = None
     mlflow_artifacts: Optional[str] = None
     alerts_log: Optional[str] = None
+    qdrant: Optional[str] = None
     alert_webhook: Optional[str] = None
     signing_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
                                            "the HMAC key (read by the signer, never stored here)")
@@ -343,6 +356,7 @@ class Paths(_Model):
             "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             "mlflow_artifacts": (home / "mlflow" / "artifacts").as_uri(),
             "alerts_log": str(home / "alerts.log"),
+            "qdrant": str(home / "qdrant"),
         }
         for name, value in derived.items():
             if getattr(self, name) is None:
@@ -368,6 +382,7 @@ class Settings(_Model):
     gates: GateSettings = GateSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
+    memory: MemorySettings = MemorySettings()
     paths: Paths = Paths()
 
     @model_validator(mode="after")
@@ -421,10 +436,12 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
     "ODYSSEY_MLFLOW_ARTIFACTS": ("paths.mlflow_artifacts", str),
     "ODYSSEY_ALERTS_LOG": ("paths.alerts_log", str),
     "ODYSSEY_ALERT_WEBHOOK": ("paths.alert_webhook", str),
+    "QDRANT_URL": ("memory.qdrant_url", str),
 }
 SIGNING_KEY_ENV = "ODYSSEY_SIGNING_KEY"
+QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
 PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "dagster_home",
-                                                                 "alerts_log"))}
+                                                                 "alerts_log", "qdrant"))}
 
 
 def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict:
@@ -490,6 +507,8 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             _set(tree, dotted, parse(value))
     if env.get(SIGNING_KEY_ENV):
         _set(tree, "paths.signing_key_env", SIGNING_KEY_ENV)
+    if env.get(QDRANT_API_KEY_ENV):
+        _set(tree, "memory.qdrant_api_key_env", QDRANT_API_KEY_ENV)
     try:
         return Settings.model_validate(_merge(tree, overrides or {}))
     except ValueError as error:

@@ -174,24 +174,33 @@ class WalkForward:
     def run(self, inputs: MarketInputs, ticker: str, model: "FoldModel | None" = None) -> WalkForwardResult:
         """Out-of-sample predictions for every fold's test rows, from `model` (the XGBoost booster
         by default) fitted on each fold's rows."""
-        model = model or XGBoostFolds(self)
+        return self.run_models(inputs, ticker, {"model": model or XGBoostFolds(self)})["model"]
+
+    def run_models(self, inputs: MarketInputs, ticker: str,
+                   models: dict[str, "FoldModel"]) -> dict[str, WalkForwardResult]:
+        """Several models on the same folds: each fold's inputs (the feature pipeline fitted on its
+        training rows, the costly part) are built once and given to every model."""
         frame = self.frame(inputs, ticker)
         unfitted = self.pipeline.unfitted(inputs, [ticker])
-        preds, rows = [], []
+        preds: dict[str, list] = {name: [] for name in models}
+        rows: dict[str, list] = {name: [] for name in models}
         for fold in self.folds(frame):
             data = self.prepare(inputs, ticker, frame, fold, unfitted)
-            p, info = model.fit_predict(data, frame)
             test = frame.iloc[fold.test]
             y_te = data.y[fold.test]
             nxt = test["next_return"].fillna(0.0).to_numpy()
             y_tr = data.y[fold.train]
-            preds.append(pd.DataFrame({"date": test["date"].to_numpy(), "ticker": ticker, "fold": fold.k,
-                                       "prediction": p.astype(float), "target": y_te, "next_return": nxt,
-                                       "train_mean": float(np.mean(y_tr))}))
-            metrics = forecast_metrics(y_te, p, nxt, self.costs.cost_bps, self.costs.slippage_bps)
-            rows.append({"fold": fold.k, **fold.bounds, "partial": fold.partial, "train_rows": len(fold.train),
-                         "val_rows": len(fold.val), "test_rows": len(fold.test), **info, **metrics})
-        return WalkForwardResult(pd.concat(preds, ignore_index=True), pd.DataFrame(rows), self.describe())
+            for name, model in models.items():
+                p, info = model.fit_predict(data, frame)
+                preds[name].append(pd.DataFrame({"date": test["date"].to_numpy(), "ticker": ticker, "fold": fold.k,
+                                                 "prediction": p.astype(float), "target": y_te, "next_return": nxt,
+                                                 "train_mean": float(np.mean(y_tr))}))
+                metrics = forecast_metrics(y_te, p, nxt, self.costs.cost_bps, self.costs.slippage_bps)
+                rows[name].append({"fold": fold.k, **fold.bounds, "partial": fold.partial,
+                                   "train_rows": len(fold.train), "val_rows": len(fold.val),
+                                   "test_rows": len(fold.test), **info, **metrics})
+        return {name: WalkForwardResult(pd.concat(preds[name], ignore_index=True), pd.DataFrame(rows[name]),
+                                        self.describe()) for name in models}
 
     def describe(self) -> dict:
         return {"walkforward": self.config.model_dump(), "xgboost": self.params.model_dump(), "horizon": self.horizon,

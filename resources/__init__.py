@@ -1,6 +1,6 @@
 """Configurable resources, all built from one `Settings` (odyssey/settings.py): the settings
 themselves, the market-data source, table storage (IO managers), MLflow, the artifact signer and
-the checkpoint folder. Switching from the embedded defaults to real data, object storage or an
+the checkpoint folder and the market-state index. Switching from the embedded defaults to real data, object storage or an
 MLflow server is a settings-file edit or an environment variable the settings loader reads
 (see the README's Configuration), never code."""
 
@@ -12,6 +12,7 @@ import dagster as dg
 
 from odyssey.settings import Settings
 from resources.market import MarketSource
+from resources.memory import QdrantIndex
 from resources.settings import SettingsResource, sync_ticker_partitions, ticker_partitions
 from resources.storage import JsonIOManager, ParquetIOManager, Storage
 from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
@@ -36,9 +37,16 @@ def build_resources(settings: Settings) -> dict:
         "mlflow": mlflow_resource(settings),
         "signer": ArtifactSigner(key_file=str(home / "signing.key"), key_value=key),
         "checkpoints": CheckpointStore(base_path=str(home / "checkpoints")),
+        "memory": memory_resource(settings),
     }
 
 
+def memory_resource(settings: Settings) -> QdrantIndex:
+    memory = settings.memory
+    key = dg.EnvVar(memory.qdrant_api_key_env) if memory.qdrant_api_key_env else None
+    return QdrantIndex(path=settings.paths.qdrant, url=memory.qdrant_url, api_key=key, collection=memory.collection)
+
+
 __all__ = ["MarketSource", "ParquetIOManager", "JsonIOManager", "Storage", "MlflowTracking", "ArtifactSigner",
-           "CheckpointStore", "SettingsResource", "build_resources", "mlflow_resource", "sync_ticker_partitions",
+           "CheckpointStore", "QdrantIndex", "SettingsResource", "build_resources", "memory_resource", "mlflow_resource", "sync_ticker_partitions",
            "ticker_partitions"]

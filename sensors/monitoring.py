@@ -5,6 +5,7 @@ retraining sensor, which closes the loop."""
 import dagster as dg
 
 from resources.settings import SettingsResource
+from sensors.cursors import newer_materialization
 
 LOG = dg.AssetKey("forecast_log")
 
@@ -12,13 +13,9 @@ LOG = dg.AssetKey("forecast_log")
 @dg.sensor(job_name="drift_monitoring", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
            description="When forecast_log gets a new materialization, run drift monitoring for every ticker.")
 def monitor_after_ingest(context: dg.SensorEvaluationContext, settings: SettingsResource):
-    after = int(context.cursor) if context.cursor else 0
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=LOG, after_storage_id=after), limit=100, ascending=True).records
-    if not records:
+    newest = newer_materialization(context, LOG)
+    if newest is None:
         return dg.SkipReason("no new forecast_log materialization")
-    newest = records[-1].storage_id
-    context.update_cursor(str(newest))
     return [dg.RunRequest(run_key=f"monitor-{ticker}-{newest}", partition_key=ticker,
                           tags={"odyssey/trigger": "new forecasts"})
             for ticker in settings.value.universe.tickers]

@@ -12,7 +12,8 @@ from resources import mlflow_resource
 from tests.dagster_helpers import (check_results, failed_checks, fast_forecasting_config, gate_settings, materialized,
                                    quick_settings, read_table, run_graph, step_errors)
 
-PER_TICKER = {"walkforward_forecasts", "walkforward_summary", "forecast_models", "shap_importance", "deployed_models"}
+PER_TICKER = {"walkforward_forecasts", "walkforward_summary", "forecast_models", "shap_importance", "deployed_models",
+              "analog_forecasts", "analog_summary"}
 
 
 @pytest.fixture(scope="module")

@@ -134,13 +134,14 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
-    # 18 data assets, 5 forecasting and 2 monitoring assets for each of the 3 tickers, forecasts and the
-    # forecast log, and 10 portfolio assets
+    # 20 data assets (2 of them the market states), 2 market memory assets, 7 forecasting (2 of them the
+    # analog forecast) and 2 monitoring assets for each of the 3 tickers, forecasts and the forecast log,
+    # and 10 portfolio assets
     from graph import build_definitions
 
     settings = load_settings(path, environ={})
-    assert planned_materializations(build_definitions(settings), 3) == 18 + 3 * (5 + 2) + 2 + 10
-    assert "assets      51/51 materializations" in out
+    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 2) + 2 + 10
+    assert "assets      61/61 materializations" in out
     passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
     # 17 data checks, 5 deployment gates and 2 monitoring checks for each of the 3 tickers, 3 portfolio checks
     assert total == 17 + 3 * (5 + 2) + 3

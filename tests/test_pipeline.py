@@ -20,7 +20,7 @@ from tests.dagster_helpers import check_results, materialized, quick_settings, r
 EXPECTED_ASSETS = {
     "landed_bars", "landed_alt_data", "landed_actions", "raw_prices", "raw_alt_data", "corporate_actions", "clean_prices", "clean_alt_data", "returns",
     "return_clip_thresholds", "feature_registry", "features", "regime_model", "dataset_splits", "scaled_features",
-    "scaler_params", "feature_exports", "data_quality_report",
+    "scaler_params", "feature_exports", "data_quality_report", "market_states", "state_embedding",
 }
 DATA_CHECK_NAMES = {spec.name for check in DATA_CHECKS for spec in check.check_specs}
 
@@ -30,16 +30,20 @@ def test_definitions_are_wired():
     dg.Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert EXPECTED_ASSETS | {"forecast_log", "forecasts", "forecast_outcomes"} <= keys
+    assert EXPECTED_ASSETS | {"forecast_log", "forecasts", "forecast_outcomes", "analog_forecasts", "market_state_index",
+                              "market_analogs"} <= keys
+    # one writer of the market-state index at a time
+    [writer] = [a for a in ALL_ASSETS if dg.AssetKey("market_state_index") in a.keys]
+    assert writer.op.pool == "qdrant_index"
     assert "forecast_quality" not in keys
-    for job in ("odyssey_main", "market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio",
+    for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio",
                 "ingest"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
-                                                  "universe_partitions", "monitor_after_ingest"}
+                                                  "universe_partitions", "monitor_after_ingest", "memory_after_states"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
-    assert groups == {"market", "features", "forecasting", "portfolio", "monitoring"}
+    assert groups == {"market", "features", "memory", "forecasting", "portfolio", "monitoring"}
     gates = {c.name for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key.to_user_string() == "forecast_models"}
     assert gates == {"leakage_canary", "plausible_accuracy", "has_skill", "signature_and_registry_version",
                      "no_regression"}

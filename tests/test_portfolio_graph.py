@@ -39,7 +39,8 @@ def built(tmp_path_factory):
         # newest forecasts: SPY gets one, the others only their walk-forward (no model with skill)
         assert run_graph(settings, job="forecasting", partition_key="SPY", instance=instance,
                          run_config=fast_forecasting_config()).success
-        walkforward = [dg.AssetKey("walkforward_forecasts"), dg.AssetKey("walkforward_summary")]
+        walkforward = [dg.AssetKey(k) for k in ("walkforward_forecasts", "walkforward_summary", "analog_forecasts",
+                                                "analog_summary")]
         for ticker in set(settings.universe.tickers) - {"SPY"}:
             assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
                              selection=walkforward, run_config=fast_forecasting_config()).success
@@ -139,7 +140,8 @@ def test_every_strategy_trades_the_same_days_within_the_limits(built):
     assert (weights.sum(axis=1) <= 0.80 + 1e-12).all()
     by_strategy = daily.groupby("strategy")["date"].apply(lambda d: tuple(d))
     assert by_strategy.nunique() == 1  # identical days for all
-    assert set(by_strategy.index) == {"ppo", "equal_weight", "inverse_volatility", "momentum_12_1", "xgboost_top_1"}
+    assert set(by_strategy.index) == {"ppo", "equal_weight", "inverse_volatility", "momentum_12_1", "xgboost_top_1",
+                                      "analog_top_1"}
     equal = daily[daily["strategy"] == "equal_weight"]
     np.testing.assert_allclose(equal[[f"w_{t}" for t in tickers]].to_numpy(), 0.16)  # 80 % over 5 names
     # every strategy starts from cash: day one trades exactly what it buys, and pays 15 bps on it

@@ -78,7 +78,8 @@ def test_one_tickers_forecasting_and_the_portfolio_run_on_real_bars(world):
     assert gates["leakage_canary"] and gates["plausible_accuracy"] and gates["signature_and_registry_version"]
     for ticker in ("GOOG", "NVDA"):
         assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
-                         selection=[dg.AssetKey("walkforward_forecasts"), dg.AssetKey("walkforward_summary")],
+                         selection=[dg.AssetKey(k) for k in ("walkforward_forecasts", "walkforward_summary",
+                                                             "analog_forecasts", "analog_summary")],
                          run_config=fast_forecasting_config()).success
     assert run_graph(settings, job="batch_forecasts", instance=instance).success
     forecasts = read_table(settings, "forecasts").set_index("ticker")

@@ -1,0 +1,399 @@
+"""Market memory: each ticker's market state on each session, embedded by a PCA fitted on
+training rows only; the states whose forward return had been realised by a day; and the analog
+forecast, a distance-weighted mean of what followed the k nearest of them.
+
+The index that serves the states (Qdrant) lives in `resources/memory.py`; this module is the
+arithmetic both it and the walk-forward use, and the exact search the index is checked against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from odyssey.fitting import Scaler, _window
+from odyssey.splits import forward_returns, target_name
+
+EPOCH = pd.Timestamp("1970-01-01")
+
+
+def day_number(dates) -> np.ndarray:
+    """Days since 1970-01-01: the integer a payload range filter compares."""
+    return ((pd.DatetimeIndex(dates) - EPOCH) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+
+
+def point_id(ticker: str, date) -> int:
+    """A stable unsigned 63-bit id for (ticker, session): the same state always upserts onto the
+    same point."""
+    key = f"{ticker}|{pd.Timestamp(date).date().isoformat()}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class StateEmbedding:
+    """scikit-learn's PCA of the scaled features on the window's rows (missing values at the
+    training mean, 0), to `dimensions` components; the one fit/apply interface of `fitting`."""
+
+    columns: tuple[str, ...]
+    dimensions: int = 16
+    name: str = "state_embedding"
+
+    def fit(self, table: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> dict:
+        return self.fit_rows(table.loc[_window(table["date"], start, end)])
+
+    def fit_rows(self, rows: pd.DataFrame) -> dict:
+        if len(rows) <= self.dimensions:
+            raise ValueError(f"{len(rows)} training rows cannot fit a {self.dimensions}-dimensional embedding")
+        x = np.nan_to_num(rows[list(self.columns)].to_numpy(dtype=float))
+        pca = PCA(n_components=min(self.dimensions, x.shape[1]), svd_solver="full").fit(x)
+        return {"kind": "pca", "rows": int(len(rows)), "train_start": str(rows["date"].min().date()),
+                "train_end": str(rows["date"].max().date()), "columns": list(self.columns),
+                "mean": pca.mean_.tolist(), "components": pca.components_.tolist(),
+                "explained_variance_ratio": pca.explained_variance_ratio_.tolist()}
+
+    def apply(self, table: pd.DataFrame, params: dict) -> np.ndarray:
+        return embed(table[params["columns"]].to_numpy(dtype=float), params)
+
+
+def embed(x: np.ndarray, params: dict) -> np.ndarray:
+    """[rows, dimensions] float32 vectors of feature rows under fitted embedding params."""
+    centred = np.nan_to_num(x) - np.asarray(params["mean"])
+    return (centred @ np.asarray(params["components"]).T).astype(np.float32)
+
+
+def build_states(features: pd.DataFrame, scaler_params: dict, clean: pd.DataFrame, horizon: int, dimensions: int,
+                 train_end) -> tuple[pd.DataFrame, dict]:
+    """Every ticker's market state on every session: the features scaled by the train-only
+    scaler, embedded by a PCA fitted on sessions up to `train_end` (all tickers pooled), with the
+    regime, the `horizon`-session forward log return and the session it is realised on (missing
+    for the newest sessions). Returns (states, embedding params)."""
+    names = tuple(scaler_params["features"])
+    scaled = Scaler(names).apply(features, scaler_params)
+    embedding = StateEmbedding(names, dimensions)
+    params = embedding.fit(scaled, None, pd.Timestamp(train_end))
+    vectors = embedding.apply(scaled, params)
+    forward = forward_returns(clean, horizon).rename(columns={target_name(horizon): "forward_return",
+                                                              "target_end": "realised_date"})
+    features = features.reset_index(drop=True)
+    keys = features[["date", "ticker"]]
+    joined = keys.merge(forward, on=["date", "ticker"], how="left")
+    regime = features["Regime"].to_numpy() if "Regime" in features else np.full(len(features), np.nan)
+    states = pd.DataFrame({
+        "id": [point_id(t, d) for t, d in zip(keys["ticker"], keys["date"])], "date": keys["date"],
+        "ticker": keys["ticker"], "regime": regime, "forward_return": joined["forward_return"].to_numpy(),
+        "realised_date": pd.DatetimeIndex(joined["realised_date"])})
+    states = pd.concat([states, pd.DataFrame(vectors, columns=[f"v{i}" for i in range(vectors.shape[1])])], axis=1)
+    states["hash"] = payload_hash(states)
+    return states.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True), params
+
+
+# -- the analog forecast ------------------------------------------------------------------------
+
+def analog_forecast(distances: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """Distance-weighted mean of the neighbours' forward returns: weights 1 / distance (an exact
+    match weighs as if 1e-6 away). `distances` and `outcomes` are [queries, k]; a query without
+    neighbours (NaN distances) gets NaN."""
+    weights = 1.0 / np.maximum(distances, 1e-6)
+    weights = np.where(np.isfinite(distances), weights, 0.0)
+    total = weights.sum(axis=1)
+    mean = np.where(total > 0, (weights * np.nan_to_num(outcomes)).sum(axis=1) / np.where(total > 0, total, 1.0),
+                    np.nan)
+    return mean
+
+
+def exact_neighbours(vectors: np.ndarray, realised_day: np.ndarray, queries: np.ndarray, query_day: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest states (Euclidean) among those realised on or before each query's day, by
+    brute force: (indices [queries, k], distances [queries, k]); a missing neighbour is index -1,
+    distance NaN. Ties go to the lower index. This is the search the Qdrant index must equal."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    squared = ((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2, dtype=np.float32)
+    allowed = np.asarray(realised_day)[None, :] <= np.asarray(query_day)[:, None]
+    squared = np.where(allowed, squared, np.inf)
+    order = np.argsort(squared, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(squared, order, axis=1)
+    found = np.isfinite(chosen)
+    return np.where(found, order, -1), np.where(found, np.sqrt(chosen), np.nan)
+
+
+@dataclass(frozen=True)
+class AnalogResult:
+    """One query's analogs: the neighbours' dates, distances, similarity and what followed."""
+
+    ticker: str
+    date: pd.Timestamp
+    neighbours: pd.DataFrame  # date, distance, similarity, regime, forward_return
+    horizon: int
+
+    @property
+    def forecast(self) -> float:
+        n = self.neighbours
+        return float(analog_forecast(n["distance"].to_numpy()[None, :], n["forward_return"].to_numpy()[None, :])[0]) \
+            if len(n) else float("nan")
+
+    def summary(self) -> dict[str, float]:
+        r = self.neighbours["forward_return"].to_numpy(dtype=float)
+        return {"analogs": int(len(r)), "forecast": self.forecast,
+                "mean": float(np.mean(r)) if len(r) else float("nan"),
+                "spread": float(np.std(r, ddof=1)) if len(r) > 1 else float("nan"),
+                "share_up": float(np.mean(r > 0)) if len(r) else float("nan")}
+
+
+def analog_paths(returns: pd.DataFrame, ticker: str, dates, horizon: int) -> pd.DataFrame:
+    """Cumulative log return of `ticker` over the `horizon` sessions after each of `dates`
+    ([session 0..horizon] x one column per date); from the long returns table."""
+    series = returns.loc[returns["ticker"] == ticker].set_index("date")["log_return"].sort_index()
+    index = series.index
+    paths = {}
+    for date in pd.DatetimeIndex(dates):
+        start = index.searchsorted(date, side="right")
+        window = series.iloc[start:start + horizon]
+        if len(window) == horizon:
+            paths[str(date.date())] = np.r_[0.0, window.cumsum().to_numpy()]
+    return pd.DataFrame(paths, index=pd.RangeIndex(horizon + 1, name="session"))
+
+
+def similarity(distance: np.ndarray) -> np.ndarray:
+    """A similarity in (0, 1] for display: 1 / (1 + distance)."""
+    return 1.0 / (1.0 + np.asarray(distance, dtype=float))
+
+
+def walkforward_analogs(vectors: np.ndarray, dates: pd.DatetimeIndex, realised: Sequence, outcomes: np.ndarray,
+                        test_rows: np.ndarray, k: int) -> np.ndarray:
+    """Analog forecasts for `test_rows` of one ticker: each from the k nearest states realised
+    by that row's session (exact search, which the index agreement test proves equal to the
+    Qdrant index's filtered search)."""
+    realised_day = np.where(pd.isna(pd.DatetimeIndex(realised)), np.iinfo(np.int64).max,
+                            day_number(pd.DatetimeIndex(realised).fillna(EPOCH)))
+    query_day = day_number(dates[test_rows])
+    forecasts = np.empty(len(test_rows))
+    for start in range(0, len(test_rows), 256):  # bounded memory: 256 queries at a time
+        chunk = slice(start, start + 256)
+        index, distance = exact_neighbours(vectors, realised_day, vectors[test_rows[chunk]], query_day[chunk], k)
+        picked = np.where(index >= 0, outcomes[np.maximum(index, 0)], np.nan)
+        forecasts[chunk] = analog_forecast(distance, picked)
+    return forecasts
+
+
+@dataclass
+class AnalogFolds:
+    """The analog forecast as a walk-forward model (`walkforward.FoldModel`): in each fold the
+    embedding is fitted on the fold's training rows (after the fold's own feature pipeline), and
+    each test day's forecast comes from the k nearest states realised by that day, among all the
+    ticker's labelled sessions."""
+
+    realised: pd.DatetimeIndex  # per labelled row of the walk-forward frame: the session its target is realised
+    dimensions: int = 16
+    k: int = 20
+
+    @classmethod
+    def for_ticker(cls, sessions: pd.DatetimeIndex, frame: pd.DataFrame, horizon: int, dimensions: int = 16,
+                   k: int = 20) -> "AnalogFolds":
+        """`sessions`: the ticker's sessions in order; `frame`: the walk-forward's labelled rows."""
+        sessions = pd.DatetimeIndex(sessions)
+        later = sessions.get_indexer(pd.DatetimeIndex(frame["date"])) + horizon
+        realised = pd.DatetimeIndex([sessions[i] if 0 <= i < len(sessions) else pd.NaT for i in later])
+        return cls(realised, dimensions, k)
+
+    def fit_predict(self, data, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
+        train = data.fold.train
+        names = [f"f{i}" for i in range(data.x.shape[1])]
+        rows = pd.DataFrame(data.x[train], columns=names).assign(date=data.dates[train])
+        params = StateEmbedding(tuple(names), self.dimensions).fit_rows(rows)
+        vectors = embed(data.x, params)
+        p = walkforward_analogs(vectors, data.dates, self.realised, data.y, data.fold.test, self.k)
+        return p, {"explained_variance": float(np.sum(params["explained_variance_ratio"]))}
+
+
+# -- the index ----------------------------------------------------------------------------------
+
+STATE_COLUMNS = ("id", "date", "ticker", "regime", "forward_return", "realised_date", "hash")
+
+
+def vector_columns(states: pd.DataFrame) -> list[str]:
+    return [c for c in states.columns if c.startswith("v") and c[1:].isdigit()]
+
+
+def payload_hash(states: pd.DataFrame) -> np.ndarray:
+    """A short hash of each state's vector and payload: an upsert is needed only where it changed
+    (a new session, or a forward return realised since the last write)."""
+    parts = states[["date", "ticker", "regime", "forward_return", "realised_date", *vector_columns(states)]]
+    return (pd.util.hash_pandas_object(parts, index=False).to_numpy(dtype=np.uint64) >> np.uint64(1)).astype(np.int64)
+
+
+class IndexBusy(RuntimeError):
+    """The local index folder is open in another process (Qdrant local mode allows one)."""
+
+
+class MarketIndex:
+    """The market states in Qdrant: one collection per ticker (`<prefix>_<ticker>`, Euclidean
+    distance), one point per session, with payload ticker, date, day (days since 1970), regime,
+    forward_return and realised_day (both absent until the forward return is realised).
+
+    Per ticker, because every question the memory answers is about one ticker's own history, and
+    a filtered search costs time in proportion to the points of the collection it runs on (in
+    local mode the filter is evaluated point by point). `client` is any QdrantClient: local mode
+    on a folder, in memory, or a server."""
+
+    def __init__(self, client, prefix: str):
+        self.client, self.prefix = client, prefix
+
+    def collection(self, ticker: str) -> str:
+        return f"{self.prefix}_{ticker}"
+
+    def tickers(self) -> list[str]:
+        head = f"{self.prefix}_"
+        return sorted(c.name[len(head):] for c in self.client.get_collections().collections if c.name.startswith(head))
+
+    # writing
+    def ensure(self, ticker: str, dimensions: int, fingerprint: str) -> bool:
+        """Create the ticker's collection, or recreate it when the embedding changed (its
+        fingerprint is the collection's metadata). True when it was (re)created empty."""
+        from qdrant_client import models
+
+        name = self.collection(ticker)
+        if self.client.collection_exists(name):
+            if (self.client.get_collection(name).config.metadata or {}).get("fingerprint") == fingerprint:
+                return False
+            self.client.delete_collection(name)
+        self.client.create_collection(
+            name, vectors_config=models.VectorParams(size=dimensions, distance=models.Distance.EUCLID),
+            metadata={"fingerprint": fingerprint})
+        with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); a server uses them
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
+            self.client.create_payload_index(name, "realised_day", field_schema=models.PayloadSchemaType.INTEGER)
+        return True
+
+    def stored_hashes(self, ticker: str) -> dict[int, int]:
+        """id -> state hash of every stored point of the ticker."""
+        out, offset = {}, None
+        while True:
+            points, offset = self.client.scroll(self.collection(ticker), limit=10_000, offset=offset,
+                                               with_payload=["hash"], with_vectors=False)
+            out.update({int(p.id): int(p.payload["hash"]) for p in points})
+            if offset is None:
+                return out
+
+    def upsert(self, ticker: str, states: pd.DataFrame, batch: int = 2048) -> None:
+        from qdrant_client import models
+
+        vectors = states[vector_columns(states)].to_numpy(dtype=np.float32)
+        realised = pd.DatetimeIndex(states["realised_date"])
+        days, realised_days = day_number(states["date"]), day_number(realised.fillna(EPOCH))
+        ids, regimes = states["id"].to_numpy(), states["regime"].to_numpy(dtype=float)
+        forward, hashes = states["forward_return"].to_numpy(dtype=float), states["hash"].to_numpy()
+        dates = pd.DatetimeIndex(states["date"]).strftime("%Y-%m-%d")
+        for start in range(0, len(states), batch):
+            points = []
+            for i in range(start, min(start + batch, len(states))):
+                payload = {"ticker": ticker, "date": dates[i], "day": int(days[i]), "hash": int(hashes[i]),
+                           "regime": None if np.isnan(regimes[i]) else int(regimes[i])}
+                if not pd.isna(realised[i]) and np.isfinite(forward[i]):
+                    payload.update(forward_return=float(forward[i]), realised_day=int(realised_days[i]))
+                points.append(models.PointStruct(id=int(ids[i]), vector=vectors[i].tolist(), payload=payload))
+            self.client.upsert(self.collection(ticker), points=points, wait=True)
+
+    def stored(self) -> pd.DataFrame:
+        """(ticker, id, hash) of every stored point, read from the index (a scroll of everything)."""
+        rows = [(t, i, h) for t in self.tickers() for i, h in self.stored_hashes(t).items()]
+        return pd.DataFrame(rows, columns=["ticker", "id", "hash"]).astype({"id": np.int64, "hash": np.int64})
+
+    def sync(self, states: pd.DataFrame, fingerprint: str,
+             known: pd.DataFrame | None = None) -> tuple[dict[str, int], pd.DataFrame]:
+        """Bring the index to `states`: upsert new and changed points, delete vanished ones (a
+        changed embedding rebuilds a ticker's collection), drop the collections of tickers no
+        longer in `states`. `known`: the (ticker, id, hash) table the last sync returned, which
+        spares reading every point back; None reads them from the index. Returns the counts and
+        the table to pass next time."""
+        from qdrant_client import models
+
+        counts = {"points": len(states), "upserted": 0, "deleted": 0, "rebuilt": 0}
+        dimensions = len(vector_columns(states))
+        rebuilt = {t for t in sorted(states["ticker"].unique()) if self.ensure(t, dimensions, fingerprint)}
+        for ticker in set(self.tickers()) - set(states["ticker"]):
+            counts["deleted"] += self.count(ticker)
+            self.client.delete_collection(self.collection(ticker))
+        kept = set(states["ticker"]) - rebuilt
+        if known is not None:  # trust the ledger only while the index still holds what it says
+            ledger = known["ticker"].value_counts()
+            if any(int(ledger.get(t, 0)) != self.count(t) for t in kept):
+                known = None
+        stored = self.stored() if known is None else known
+        stored = stored[stored["ticker"].isin(kept)]
+        merged = states[["ticker", "id", "hash"]].merge(stored, on=["ticker", "id"], how="outer",
+                                                        suffixes=("", "_stored"), indicator=True)
+        changed = merged["_merge"].eq("left_only") | (merged["_merge"].eq("both")
+                                                      & merged["hash"].ne(merged["hash_stored"]))
+        vanished = merged[merged["_merge"].eq("right_only")]
+        upsert = states[states["id"].isin(set(merged.loc[changed, "id"]))]
+        for ticker, mine in upsert.groupby("ticker", sort=True):
+            self.upsert(ticker, mine)
+        for ticker, gone in vanished.groupby("ticker", sort=True):
+            self.client.delete(self.collection(ticker),
+                               points_selector=models.PointIdsList(points=gone["id"].astype(int).tolist()))
+        counts.update(upserted=len(upsert), deleted=counts["deleted"] + len(vanished), rebuilt=len(rebuilt))
+        return counts, states[["ticker", "id", "hash"]].reset_index(drop=True)
+
+    # reading
+    def count(self, ticker: str | None = None) -> int:
+        tickers = [ticker] if ticker else self.tickers()
+        return sum(int(self.client.count(self.collection(t), exact=True).count) for t in tickers)
+
+    def analogs(self, ticker: str, date, vector: np.ndarray, k: int) -> pd.DataFrame:
+        """The k states of `ticker` nearest to `vector` among those whose forward return was
+        realised on or before `date` (a payload filter in the index), nearest first."""
+        from qdrant_client import models
+
+        if ticker not in self.tickers():
+            raise ValueError(f"the market-state index has no collection for ticker {ticker!r} "
+                             f"(it holds {', '.join(self.tickers()) or 'none'})")
+        flt = models.Filter(must=[models.FieldCondition(key="realised_day",
+                                                        range=models.Range(lte=int(day_number([date])[0])))])
+        hits = self.client.query_points(self.collection(ticker), query=np.asarray(vector, dtype=np.float32).tolist(),
+                                        query_filter=flt, limit=k, with_payload=True).points
+        rows = [{"id": int(h.id), "date": pd.Timestamp(h.payload["date"]), "distance": float(h.score),
+                 "regime": h.payload.get("regime"), "forward_return": h.payload["forward_return"],
+                 "realised_day": h.payload["realised_day"]} for h in hits]
+        frame = pd.DataFrame(rows, columns=["id", "date", "distance", "regime", "forward_return", "realised_day"])
+        return frame.assign(similarity=similarity(frame["distance"].to_numpy(dtype=float)))
+
+    def ask(self, states: pd.DataFrame, ticker: str, date, k: int, horizon: int) -> AnalogResult:
+        """What the memory says about `ticker` on `date` (a session in `states`)."""
+        row = states[(states["ticker"] == ticker) & (states["date"] == pd.Timestamp(date))]
+        if row.empty:
+            known = states.loc[states["ticker"] == ticker, "date"]
+            raise ValueError(f"no market state for {ticker} on {pd.Timestamp(date).date()}: the states of {ticker} "
+                             f"run {known.min().date()} .. {known.max().date()} on trading sessions"
+                             if len(known) else f"no market states for ticker {ticker!r}")
+        vector = row[vector_columns(states)].to_numpy(dtype=np.float32)[0]
+        return AnalogResult(ticker, pd.Timestamp(date), self.analogs(ticker, date, vector, k), horizon)
+
+
+def in_memory_index(states: pd.DataFrame, collection: str = "market_states") -> MarketIndex:
+    """A private in-memory copy of the index built from stored states: a reader that never
+    touches (or waits for) the writer's folder."""
+    from qdrant_client import QdrantClient
+
+    index = MarketIndex(QdrantClient(":memory:"), collection)
+    index.sync(states, "in-memory", known=states.iloc[:0][["ticker", "id", "hash"]])
+    return index
+
+
+def compare_forecasts(analog: dict, xgboost: dict) -> pd.DataFrame:
+    """Pooled out-of-sample metrics (`walkforward.summary_metrics`) of the analog forecast, XGBoost
+    and the naive forecast (the sign of the training mean), with 90 % intervals where they exist."""
+    rows = []
+    for name, m in (("analog", analog), ("xgboost", xgboost)):
+        for metric in ("ic", "direction_accuracy", "accuracy_edge", "sharpe"):
+            rows.append({"model": name, "metric": metric, "value": m[f"oos_{metric}"],
+                         "ci_low": m[f"oos_{metric}_ci_low"], "ci_high": m[f"oos_{metric}_ci_high"]})
+    rows.append({"model": "naive", "metric": "direction_accuracy", "value": analog["oos_naive_direction_accuracy"],
+                 "ci_low": np.nan, "ci_high": np.nan})
+    return pd.DataFrame(rows)

@@ -1,0 +1,53 @@
+"""The market-state index as a resource: Qdrant local mode in a folder by default, a Qdrant
+server when the settings name one (QDRANT_URL), with its API key from the environment variable
+the settings name (QDRANT_API_KEY), shown in the UI by name only."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import dagster as dg
+from pydantic import Field
+
+from odyssey.memory import IndexBusy, MarketIndex
+
+# The pool of the asset that writes the index: the instance allows one step of it at a time
+# (Qdrant local mode holds an exclusive lock on its folder).
+WRITER_POOL = "qdrant_index"
+
+
+class QdrantIndex(dg.ConfigurableResource):
+    path: str = Field(description="local-mode folder (used when no url is given)")
+    url: Optional[str] = Field(default=None, description="a Qdrant server, e.g. http://localhost:6333")
+    api_key: Optional[str] = Field(default=None, description="the server's API key (from an environment variable)")
+    collection: str = "market_states"
+
+    def where(self) -> str:
+        """Where the index lives, for metadata and logs (never the key)."""
+        return self.url or self.path
+
+    def _client(self):
+        from qdrant_client import QdrantClient
+
+        if self.url:
+            return QdrantClient(url=self.url, api_key=self.api_key)
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        try:
+            return QdrantClient(path=self.path)
+        except RuntimeError as error:
+            if "already accessed" not in str(error):
+                raise
+            raise IndexBusy(f"the market-state index at {self.path} is open in another process (Qdrant local mode "
+                            "allows one at a time, e.g. market_state_index writing it): try again when that "
+                            "finishes, or ask a copy built in memory from the stored states") from None
+
+    @contextmanager
+    def open(self) -> Iterator[MarketIndex]:
+        """The index, closed (and its folder's lock released) on the way out, whatever happens."""
+        client = self._client()
+        try:
+            yield MarketIndex(client, self.collection)
+        finally:
+            client.close()

@@ -1,0 +1,308 @@
+"""Market memory: the index answers exactly what a brute-force search answers, never returns a
+state whose forward return was not yet realised, persists across processes and refuses a second
+process cleanly, updates incrementally, and the analog forecast is honest on the null and planted
+markets."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from qdrant_client import models
+
+from odyssey.gates import within_fold_ic
+from odyssey.memory import (AnalogFolds, IndexBusy, MarketIndex, StateEmbedding, day_number, exact_neighbours,
+                            in_memory_index, payload_hash, point_id)
+from odyssey.metrics import direction_accuracy, spearman_ic
+from odyssey.sources.synthetic import generate_market
+from odyssey.walkforward import walkforward_from_settings
+from resources.memory import QdrantIndex
+from sensors.memory import memory_after_states
+from jobs.analogs import main as analogs_command
+from odyssey.settings import preset_path
+from tests.conftest import QUICK, run_pipeline
+from tests.dagster_helpers import materialized, quick_settings, read_table, run_graph
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _states(tickers=("AAA", "BBB"), days=600, dims=8, horizon=5, seed=0) -> pd.DataFrame:
+    """Random states on business days; the last `horizon` sessions of each ticker not yet realised."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2015-01-01", periods=days)
+    frames = []
+    for ticker in tickers:
+        realised = pd.Series(dates).shift(-horizon)
+        frame = pd.DataFrame({"id": [point_id(ticker, d) for d in dates], "date": dates, "ticker": ticker,
+                              "regime": rng.integers(0, 3, days).astype(float),
+                              "forward_return": np.where(realised.notna(), rng.normal(0, 0.02, days), np.nan),
+                              "realised_date": realised})
+        vectors = pd.DataFrame(rng.standard_normal((days, dims)).astype(np.float32),
+                               columns=[f"v{i}" for i in range(dims)])
+        frames.append(pd.concat([frame, vectors], axis=1))
+    states = pd.concat(frames, ignore_index=True)
+    return states.assign(hash=payload_hash(states))
+
+
+def _index(tmp_path, states) -> QdrantIndex:
+    resource = QdrantIndex(path=str(tmp_path / "qdrant"))
+    with resource.open() as index:
+        index.sync(states, "test")
+    return resource
+
+
+def test_the_local_index_finds_exactly_the_brute_force_neighbours_for_1000_queries(tmp_path):
+    states = _states()
+    resource = _index(tmp_path, states)
+    rng = np.random.default_rng(1)
+    vectors = states[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
+    realised_day = np.where(states["realised_date"].isna(), np.iinfo(np.int64).max,
+                            day_number(states["realised_date"].fillna(pd.Timestamp("1970-01-01"))))
+    mismatches = 0
+    with resource.open() as index:
+        for _ in range(1000):
+            ticker = rng.choice(["AAA", "BBB"])
+            date = states["date"].iloc[rng.integers(20, 600)]
+            query = rng.standard_normal(8).astype(np.float32)
+            found = index.analogs(ticker, date, query, k=20)
+            mine = (states["ticker"] == ticker).to_numpy()
+            rows, distances = exact_neighbours(vectors[mine], realised_day[mine], query[None, :],
+                                               day_number([date]), 20)
+            expected = states.loc[mine, "id"].to_numpy()[rows[0][rows[0] >= 0]]
+            mismatches += found["id"].tolist() != expected.tolist()
+            np.testing.assert_allclose(found["distance"], distances[0][rows[0] >= 0], rtol=1e-4)
+    assert mismatches == 0
+
+
+def test_a_query_never_returns_a_state_realised_after_its_day(tmp_path):
+    states = _states()
+    resource = _index(tmp_path, states)
+    with resource.open() as index:
+        for position in (10, 100, 300, 599):
+            date = states["date"].iloc[position]
+            # the query is the state of `date` itself and of the sessions just before it, whose
+            # forward windows end after `date`: the nearest vectors there are, yet never returned
+            for back in range(5):
+                row = states[(states["ticker"] == "AAA")].iloc[position - back]
+                vector = row[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
+                found = index.analogs("AAA", date, vector, k=50)
+                assert (found["realised_day"] <= day_number([date])[0]).all()
+                assert row["id"] not in set(found["id"])
+            # and every realised state is eligible: with k large, all of them come back
+            realised = states[(states["ticker"] == "AAA") & (states["realised_date"] <= date)]
+            assert len(index.analogs("AAA", date, vector, k=1000)) == len(realised)
+
+
+def test_updates_are_incremental_and_a_new_embedding_rebuilds(tmp_path):
+    newest = _states(days=300)
+    # the day before: one session fewer, and the forward return of its 6th-newest session not yet realised
+    before = newest[newest["date"] < newest["date"].max()].copy()
+    pending = before["date"] == before["date"].drop_duplicates().sort_values().iloc[-6]
+    before.loc[pending, ["forward_return", "realised_date"]] = [np.nan, pd.NaT]
+    before["hash"] = payload_hash(before)
+    resource = QdrantIndex(path=str(tmp_path / "qdrant"))
+    with resource.open() as index:
+        first, known = index.sync(before, "e1")
+        assert first["rebuilt"] == 2 and first["upserted"] == first["points"] == 2 * 299
+        # a new session: one new state per ticker, and one more state per ticker realised; the same
+        # whether the last sync's table is passed or the stored points are read back
+        again, known = index.sync(newest, "e1", known)
+        assert again == {"points": 600, "upserted": 2 * 2, "deleted": 0, "rebuilt": 0}
+        assert index.sync(newest, "e1")[0]["upserted"] == 0
+        # a state restated in the source is rewritten; one dropped from the source is deleted
+        restated = newest.copy()
+        restated.loc[10, "v0"] += 1.0
+        restated["hash"] = payload_hash(restated)
+        counts, known = index.sync(restated.drop(index=[20]), "e1", known)
+        assert counts == {"points": 599, "upserted": 1, "deleted": 1, "rebuilt": 0}
+        counts, known = index.sync(newest, "e1", known)
+        assert counts["upserted"] == 2
+        # a ledger that no longer matches the index (a point lost behind its back) is not trusted
+        index.client.delete(index.collection("BBB"), points_selector=models.PointIdsList(points=[int(newest.id[400])]))
+        assert index.sync(newest, "e1", known)[0]["upserted"] == 1
+        assert index.sync(newest, "e2")[0] == {"points": 600, "upserted": 600, "deleted": 0, "rebuilt": 2}
+        assert index.count() == 600
+        # a ticker leaves the universe: its collection goes
+        assert index.sync(newest[newest["ticker"] == "AAA"], "e2")[0]["deleted"] == 300
+        assert index.tickers() == ["AAA"] and index.count() == 300
+
+
+def test_a_restarted_process_gets_the_same_answers_and_a_second_process_gets_a_clear_error(tmp_path):
+    states = _states(days=200)
+    resource = _index(tmp_path, states)
+    states.to_parquet(tmp_path / "states.parquet")
+    with resource.open() as index:
+        here = index.ask(states, "BBB", states["date"].iloc[150], 10, 5).neighbours["id"].tolist()
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        import pandas as pd
+        from resources.memory import QdrantIndex
+        states = pd.read_parquet({str(tmp_path / 'states.parquet')!r})
+        with QdrantIndex(path={str(tmp_path / 'qdrant')!r}).open() as index:
+            print(index.ask(states, "BBB", states["date"].iloc[150], 10, 5).neighbours["id"].tolist(), flush=True)
+            if len(sys.argv) > 1:
+                print("holding", flush=True)
+                time.sleep(float(sys.argv[1]))
+    """)
+    restarted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.strip() == str(here)
+    holder = subprocess.Popen([sys.executable, "-c", script, "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(IndexBusy, match="open in another process"):
+            with resource.open():
+                pass
+        # a reader that cannot wait asks a copy built in memory from the stored states: same answer
+        copy = in_memory_index(states).ask(states, "BBB", states["date"].iloc[150], 10, 5)
+        assert copy.neighbours["id"].tolist() == here
+    finally:
+        holder.kill()
+        holder.wait()
+    with resource.open() as index:  # the holder never wrote: the index is whole
+        assert index.count() == len(states)
+
+
+def test_the_embedding_is_fitted_on_training_rows_only():
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2018-01-01", periods=400)
+    table = pd.DataFrame(rng.standard_normal((400, 6)), columns=list("abcdef")).assign(date=dates)
+    embedding = StateEmbedding(tuple("abcdef"), dimensions=3)
+    params = embedding.fit(table, None, dates[199])
+    changed = table.copy()
+    changed.loc[200:, list("abcdef")] *= 50.0
+    assert embedding.fit(changed, None, dates[199]) == params
+    assert params["rows"] == 200 and len(params["components"]) == 3
+
+
+# -- honesty --------------------------------------------------------------------------------------
+#
+# The same three synthetic markets and bounds as the XGBoost honesty test (tests/test_honesty.py):
+# signal-free, the pooled direction accuracy within 50 +- 3 %, the mean within-fold IC within
+# +-0.05, each ticker's three-market average accuracy within 50 +- 5 %.
+
+MARKETS = (101, 102, 103)
+
+
+def _analogs_all(synthetic: dict) -> pd.DataFrame:
+    runs = []
+    for seed in MARKETS:
+        settings = QUICK.updated({"source": {"synthetic": {"seed": seed, **synthetic}}})
+        profile = settings.profile()
+        market = generate_market(profile, settings.source.synthetic)
+        inputs = run_pipeline(profile, market.data).inputs
+        wf = walkforward_from_settings(settings)
+        for ticker in profile.tickers:
+            frame = wf.frame(inputs, ticker)
+            sessions = pd.DatetimeIndex(sorted(inputs.clean.loc[inputs.clean["ticker"] == ticker, "date"]))
+            model = AnalogFolds.for_ticker(sessions, frame, wf.horizon, settings.memory.dimensions, settings.memory.k)
+            predictions = wf.run(inputs, ticker, model).predictions
+            runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
+    return pd.concat(runs, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_on_a_signal_free_market_the_analog_forecast_is_at_chance():
+    allp = _analogs_all({"signal_strength": 0.0, "annual_drift": 0.0})
+    assert abs(direction_accuracy(allp["target"].to_numpy(), allp["prediction"].to_numpy()) - 0.5) <= 0.03
+    ics = [within_fold_ic(g) for _, g in allp.groupby(["market", "ticker"])]
+    assert abs(np.mean(ics)) <= 0.05, ics
+    for ticker, group in allp.groupby("ticker"):
+        accuracy = np.mean([direction_accuracy(g["target"].to_numpy(), g["prediction"].to_numpy())
+                            for _, g in group.groupby("market")])
+        assert abs(accuracy - 0.5) <= 0.05, (ticker, accuracy)
+
+
+@pytest.mark.slow
+def test_with_a_planted_signal_the_analog_forecast_recovers_part_of_the_oracle():
+    allp = _analogs_all({})
+    ours = [spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()) for _, g in allp.groupby(["market", "ticker"])]
+    oracle = [spearman_ic(g["target"].to_numpy(), g["true_signal"].to_numpy())
+              for _, g in allp.groupby(["market", "ticker"])]
+    assert np.mean(oracle) > 0.25
+    assert np.mean(ours) > 0.25 * np.mean(oracle), (np.mean(ours), np.mean(oracle))
+    assert np.mean(np.array(ours) > 0) >= 0.8
+
+
+# -- in the graph ---------------------------------------------------------------------------------
+
+def _metadata(result, asset: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+@pytest.mark.slow
+def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp_path, capsys):
+    settings = quick_settings(tmp_path)
+    with dg.instance_for_test() as instance:
+        data = run_graph(settings, instance=instance)
+        assert data.success and {"market_states", "state_embedding"} <= materialized(data)
+        # new market states: the sensor asks for the memory job, once
+        context = dg.build_sensor_context(instance=instance)
+        request = memory_after_states(context)
+        assert isinstance(request, dg.RunRequest)
+        assert isinstance(memory_after_states(dg.build_sensor_context(instance=instance, cursor=context.cursor)),
+                          dg.SkipReason)
+        memory = run_graph(settings, job="market_memory", instance=instance)
+        assert memory.success and materialized(memory) == {"market_state_index", "market_analogs"}
+        states = read_table(settings, "market_states")
+        profile = settings.profile()
+        assert len(states) == len(read_table(settings, "features"))
+        # the newest `horizon` sessions of each ticker await their forward return; all others are realised
+        rank = states.groupby("ticker")["date"].rank(ascending=False)
+        assert (states["forward_return"].isna() == (rank <= settings.forecast.horizon)).all()
+        assert (states.loc[states["forward_return"].isna(), "date"] > profile.validation_end).all()
+        written = _metadata(memory, "market_state_index")
+        assert written["upserted"] == written["points"] == written["stored"] == len(states)
+        analogs = _metadata(memory, "market_analogs")
+        assert analogs["ticker"] == settings.universe.benchmark and analogs["date"] == str(states["date"].max().date())
+        assert analogs["analogs"] == settings.memory.k and "paths" in analogs
+
+        # three sessions later: each ticker adds three states and realises the forward returns of three
+        later = quick_settings(tmp_path, dates={"end": str((pd.Timestamp(profile.end) + pd.offsets.BDay(3)).date())})
+        assert run_graph(later, instance=instance).success
+        again = run_graph(later, job="market_memory", instance=instance)
+        assert again.success
+        written = _metadata(again, "market_state_index")
+        tickers = len(settings.universe.tickers)
+        assert written["rebuilt"] == 0 and written["deleted"] == 0
+        assert written["points"] == len(states) + 3 * tickers
+        assert written["upserted"] == 2 * 3 * tickers
+
+        # ask the memory from the command line, as a user would
+        settings_file = tmp_path / "odyssey.toml"
+        settings_file.write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "{tmp_path}"\n')
+        capsys.readouterr()
+        assert analogs_command(["--settings", str(settings_file), "--date", "2020-03-16", "--ticker", "QQQ",
+                                "--k", "5"]) == 0
+        out = capsys.readouterr().out
+        assert "QQQ on 2020-03-16: the 5 most similar past sessions" in out and "share up" in out
+        listed = [pd.Timestamp(line.split()[0]) for line in out.splitlines()[2:7]]
+        assert all(day + pd.offsets.BDay(5) <= pd.Timestamp("2020-03-16") for day in listed)  # all realised by then
+        assert (tmp_path / "storage" / "reports" / "analogs_QQQ_2020-03-16.png").stat().st_size > 1000
+        assert analogs_command(["--settings", str(settings_file), "--date", "2020-03-15", "--ticker", "QQQ"]) == 2
+        assert "no market state for QQQ on 2020-03-15" in capsys.readouterr().err
+
+
+def test_a_qdrant_server_is_a_settings_change_and_its_key_is_never_stored(tmp_path):
+    from odyssey.settings import load_settings
+    from resources import build_resources
+
+    path = tmp_path / "odyssey.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\n')
+    quick = load_settings(path, environ={})
+    local = build_resources(quick)["memory"]
+    assert local.url is None and local.path == str(Path(quick.paths.home) / "qdrant") and local.api_key is None
+    settings = load_settings(path, environ={"QDRANT_URL": "http://qdrant.internal:6333", "QDRANT_API_KEY": "s3cret"})
+    assert settings.memory.qdrant_url == "http://qdrant.internal:6333"
+    assert settings.memory.qdrant_api_key_env == "QDRANT_API_KEY"
+    assert "s3cret" not in settings.model_dump_json()
+    server = build_resources(settings)["memory"]
+    assert server.url == "http://qdrant.internal:6333" and server.where() == "http://qdrant.internal:6333"
+    assert isinstance(server.api_key, dg.EnvVar) and server.api_key.env_var_name == "QDRANT_API_KEY"
