@@ -233,9 +233,11 @@ class IndexBusy(RuntimeError):
 
 
 class MarketIndex:
-    """The market states in Qdrant: one collection per ticker (`<prefix>_<ticker>`, Euclidean
-    distance), one point per session, with payload ticker, date, day (days since 1970), regime,
-    forward_return and realised_day (both absent until the forward return is realised).
+    """The market's memory in Qdrant: one collection per ticker (`<prefix>_<ticker>`, Euclidean
+    distance), one point per session whose forward return has been realised, with payload
+    ticker, date, day (days since 1970), regime, forward_return and realised_day. A session
+    enters the memory on the day its forward return is realised; the collection's metadata keeps
+    the newest realised_day it holds.
 
     Per ticker, because every question the memory answers is about one ticker's own history, and
     a filtered search costs time in proportion to the points of the collection it runs on (in
@@ -294,9 +296,8 @@ class MarketIndex:
             points = []
             for i in range(start, min(start + batch, len(states))):
                 payload = {"ticker": ticker, "date": dates[i], "day": int(days[i]), "hash": int(hashes[i]),
-                           "regime": None if np.isnan(regimes[i]) else int(regimes[i])}
-                if not pd.isna(realised[i]) and np.isfinite(forward[i]):
-                    payload.update(forward_return=float(forward[i]), realised_day=int(realised_days[i]))
+                           "regime": None if np.isnan(regimes[i]) else int(regimes[i]),
+                           "forward_return": float(forward[i]), "realised_day": int(realised_days[i])}
                 points.append(models.PointStruct(id=int(ids[i]), vector=vectors[i].tolist(), payload=payload))
             self.client.upsert(self.collection(ticker), points=points, wait=True)
 
@@ -314,7 +315,10 @@ class MarketIndex:
         the table to pass next time."""
         from qdrant_client import models
 
-        counts = {"points": len(states), "upserted": 0, "deleted": 0, "rebuilt": 0}
+        realised = states["forward_return"].notna() & states["realised_date"].notna()
+        awaiting, states = int((~realised).sum()), states[realised]
+        counts = {"points": len(states), "awaiting_forward_return": awaiting, "upserted": 0, "deleted": 0,
+                  "rebuilt": 0}
         dimensions = len(vector_columns(states))
         rebuilt = {t for t in sorted(states["ticker"].unique()) if self.ensure(t, dimensions, fingerprint)}
         for ticker in set(self.tickers()) - set(states["ticker"]):
@@ -338,6 +342,10 @@ class MarketIndex:
         for ticker, gone in vanished.groupby("ticker", sort=True):
             self.client.delete(self.collection(ticker),
                                points_selector=models.PointIdsList(points=gone["id"].astype(int).tolist()))
+        newest = states.assign(realised_day=day_number(states["realised_date"])).groupby("ticker")["realised_day"].max()
+        for ticker, day in newest.items():
+            self.client.update_collection(self.collection(ticker), metadata={"fingerprint": fingerprint,
+                                                                             "newest_realised_day": int(day)})
         counts.update(upserted=len(upsert), deleted=counts["deleted"] + len(vanished), rebuilt=len(rebuilt))
         return counts, states[["ticker", "id", "hash"]].reset_index(drop=True)
 
@@ -351,12 +359,17 @@ class MarketIndex:
         realised on or before `date` (a payload filter in the index), nearest first."""
         from qdrant_client import models
 
-        if ticker not in self.tickers():
+        name = self.collection(ticker)
+        if not self.client.collection_exists(name):
             raise ValueError(f"the market-state index has no collection for ticker {ticker!r} "
                              f"(it holds {', '.join(self.tickers()) or 'none'})")
-        flt = models.Filter(must=[models.FieldCondition(key="realised_day",
-                                                        range=models.Range(lte=int(day_number([date])[0])))])
-        hits = self.client.query_points(self.collection(ticker), query=np.asarray(vector, dtype=np.float32).tolist(),
+        day = int(day_number([date])[0])
+        newest = (self.client.get_collection(name).config.metadata or {}).get("newest_realised_day")
+        # Every stored state was realised by its newest realised_day: a query on or after it (the
+        # live question, about the newest session) would keep them all, so it needs no filter.
+        flt = None if newest is not None and day >= newest else models.Filter(
+            must=[models.FieldCondition(key="realised_day", range=models.Range(lte=day))])
+        hits = self.client.query_points(name, query=np.asarray(vector, dtype=np.float32).tolist(),
                                         query_filter=flt, limit=k, with_payload=True).points
         rows = [{"id": int(h.id), "date": pd.Timestamp(h.payload["date"]), "distance": float(h.score),
                  "regime": h.payload.get("regime"), "forward_return": h.payload["forward_return"],

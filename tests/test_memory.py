@@ -97,38 +97,57 @@ def test_a_query_never_returns_a_state_realised_after_its_day(tmp_path):
             assert len(index.analogs("AAA", date, vector, k=1000)) == len(realised)
 
 
+def test_a_query_on_the_newest_session_needs_no_filter_and_answers_the_same(tmp_path):
+    states = _states()
+    resource = _index(tmp_path, states)
+    aaa = states[states["ticker"] == "AAA"]
+    vectors = aaa[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
+    realised_day = np.where(aaa["realised_date"].isna(), np.iinfo(np.int64).max,
+                            day_number(aaa["realised_date"].fillna(pd.Timestamp("1970-01-01"))))
+    with resource.open() as index:
+        newest = index.client.get_collection(index.collection("AAA")).config.metadata["newest_realised_day"]
+        assert newest == day_number([aaa["realised_date"].max()])[0]
+        for date in (aaa["date"].max(), aaa["realised_date"].max()):  # on or after it: the unfiltered path
+            found = index.analogs("AAA", date, vectors[-1], k=20)
+            rows, _ = exact_neighbours(vectors, realised_day, vectors[-1][None, :], day_number([date]), 20)
+            assert found["id"].tolist() == aaa["id"].to_numpy()[rows[0]].tolist()
+
+
 def test_updates_are_incremental_and_a_new_embedding_rebuilds(tmp_path):
     newest = _states(days=300)
-    # the day before: one session fewer, and the forward return of its 6th-newest session not yet realised
+    # the day before: one session fewer, so the forward return the newest session realises was not known
     before = newest[newest["date"] < newest["date"].max()].copy()
-    pending = before["date"] == before["date"].drop_duplicates().sort_values().iloc[-6]
+    pending = before["realised_date"] >= newest["date"].max()
     before.loc[pending, ["forward_return", "realised_date"]] = [np.nan, pd.NaT]
     before["hash"] = payload_hash(before)
     resource = QdrantIndex(path=str(tmp_path / "qdrant"))
     with resource.open() as index:
+        # the memory holds the states whose forward return is realised: 299 - 5 per ticker
         first, known = index.sync(before, "e1")
-        assert first["rebuilt"] == 2 and first["upserted"] == first["points"] == 2 * 299
-        # a new session: one new state per ticker, and one more state per ticker realised; the same
-        # whether the last sync's table is passed or the stored points are read back
+        assert first["rebuilt"] == 2 and first["upserted"] == first["points"] == 2 * 294
+        assert first["awaiting_forward_return"] == 2 * 5
+        # a new session realises one more state per ticker (5 sessions back); the same whether the
+        # last sync's table is passed or the stored points are read back
         again, known = index.sync(newest, "e1", known)
-        assert again == {"points": 600, "upserted": 2 * 2, "deleted": 0, "rebuilt": 0}
+        assert again == {"points": 590, "awaiting_forward_return": 10, "upserted": 2, "deleted": 0, "rebuilt": 0}
         assert index.sync(newest, "e1")[0]["upserted"] == 0
         # a state restated in the source is rewritten; one dropped from the source is deleted
         restated = newest.copy()
         restated.loc[10, "v0"] += 1.0
         restated["hash"] = payload_hash(restated)
         counts, known = index.sync(restated.drop(index=[20]), "e1", known)
-        assert counts == {"points": 599, "upserted": 1, "deleted": 1, "rebuilt": 0}
+        assert (counts["points"], counts["upserted"], counts["deleted"]) == (589, 1, 1)
         counts, known = index.sync(newest, "e1", known)
         assert counts["upserted"] == 2
         # a ledger that no longer matches the index (a point lost behind its back) is not trusted
         index.client.delete(index.collection("BBB"), points_selector=models.PointIdsList(points=[int(newest.id[400])]))
         assert index.sync(newest, "e1", known)[0]["upserted"] == 1
-        assert index.sync(newest, "e2")[0] == {"points": 600, "upserted": 600, "deleted": 0, "rebuilt": 2}
-        assert index.count() == 600
+        rebuilt = index.sync(newest, "e2")[0]
+        assert (rebuilt["points"], rebuilt["upserted"], rebuilt["rebuilt"]) == (590, 590, 2)
+        assert index.count() == 590
         # a ticker leaves the universe: its collection goes
-        assert index.sync(newest[newest["ticker"] == "AAA"], "e2")[0]["deleted"] == 300
-        assert index.tickers() == ["AAA"] and index.count() == 300
+        assert index.sync(newest[newest["ticker"] == "AAA"], "e2")[0]["deleted"] == 295
+        assert index.tickers() == ["AAA"] and index.count() == 295
 
 
 def test_a_restarted_process_gets_the_same_answers_and_a_second_process_gets_a_clear_error(tmp_path):
@@ -166,7 +185,7 @@ def test_a_restarted_process_gets_the_same_answers_and_a_second_process_gets_a_c
         holder.kill()
         holder.wait()
     with resource.open() as index:  # the holder never wrote: the index is whole
-        assert index.count() == len(states)
+        assert index.count() == int(states["forward_return"].notna().sum())
 
 
 def test_the_embedding_is_fitted_on_training_rows_only():
@@ -259,12 +278,14 @@ def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp
         assert (states["forward_return"].isna() == (rank <= settings.forecast.horizon)).all()
         assert (states.loc[states["forward_return"].isna(), "date"] > profile.validation_end).all()
         written = _metadata(memory, "market_state_index")
-        assert written["upserted"] == written["points"] == written["stored"] == len(states)
+        realised = int(states["forward_return"].notna().sum())
+        assert written["upserted"] == written["points"] == written["stored"] == realised
+        assert written["awaiting_forward_return"] == len(states) - realised
         analogs = _metadata(memory, "market_analogs")
         assert analogs["ticker"] == settings.universe.benchmark and analogs["date"] == str(states["date"].max().date())
         assert analogs["analogs"] == settings.memory.k and "paths" in analogs
 
-        # three sessions later: each ticker adds three states and realises the forward returns of three
+        # three sessions later: each ticker's memory gains the three states those sessions realise
         later = quick_settings(tmp_path, dates={"end": str((pd.Timestamp(profile.end) + pd.offsets.BDay(3)).date())})
         assert run_graph(later, instance=instance).success
         again = run_graph(later, job="market_memory", instance=instance)
@@ -272,8 +293,8 @@ def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp
         written = _metadata(again, "market_state_index")
         tickers = len(settings.universe.tickers)
         assert written["rebuilt"] == 0 and written["deleted"] == 0
-        assert written["points"] == len(states) + 3 * tickers
-        assert written["upserted"] == 2 * 3 * tickers
+        assert written["points"] == realised + 3 * tickers
+        assert written["upserted"] == 3 * tickers
 
         # ask the memory from the command line, as a user would
         settings_file = tmp_path / "odyssey.toml"
