@@ -12,10 +12,10 @@ import pandas as pd
 from pydantic import Field
 
 from odyssey.hashing import sha256_bytes
-from odyssey.memory import IndexBusy, analog_paths, build_states, in_memory_index
+from odyssey.memory import analog_paths, build_states
 from odyssey.report import analog_paths_chart
 from resources.metadata import md_table, png_bytes_markdown
-from resources.memory import WRITER_POOL, QdrantIndex
+from resources.memory import WRITER_POOL, QdrantIndex, answer_json, ask
 from resources.settings import SettingsResource
 from resources.storage import Storage
 
@@ -108,24 +108,6 @@ def market_analogs(context: dg.AssetExecutionContext, config: AnalogQuery, setti
     answer, source = ask(memory, market_states, ticker, date, config.k or s.memory.k, s.forecast.horizon)
     context.log.info(f"{ticker} on {date.date()}: analogs from {source}")
     return dg.MaterializeResult(value=answer_json(answer, source), metadata=answer_metadata(answer, returns, source))
-
-
-def ask(memory: QdrantIndex, states: pd.DataFrame, ticker: str, date, k: int, horizon: int):
-    """The answer from the persisted index; if another process holds it, from a copy built in
-    memory from the stored states (the same vectors, so the same answer)."""
-    try:
-        with memory.open() as index:
-            return index.ask(states, ticker, date, k, horizon), f"the index at {memory.where()}"
-    except IndexBusy:
-        return in_memory_index(states, memory.collection).ask(states, ticker, date, k, horizon), \
-            "an in-memory copy (the index was busy)"
-
-
-def answer_json(answer, source: str) -> dict:
-    table = answer.neighbours.assign(date=answer.neighbours["date"].dt.date.astype(str))
-    return {"ticker": answer.ticker, "date": str(answer.date.date()), "horizon": answer.horizon, "source": source,
-            **answer.summary(), "analogs": table[["date", "similarity", "distance", "regime",
-                                                   "forward_return"]].to_dict("records")}
 
 
 def answer_metadata(answer, returns: pd.DataFrame, source: str) -> dict:

@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="a preset: full or quick")
     args = parser.parse_args(argv)
 
-    from assets.memory import answer_json, ask
     from jobs.main import settings_from
     from odyssey.memory import analog_paths
     from odyssey.report import analog_paths_chart
     from resources import memory_resource
+    from resources.memory import answer_json, ask
     from resources.storage import Storage
 
     settings = settings_from(argparse.Namespace(settings=args.settings, profile=args.profile, settings_json=None))

@@ -1,4 +1,5 @@
-"""The market-state index as a resource: Qdrant local mode in a folder by default, a Qdrant
+"""The market-state index as a resource, and asking it (shared by `market_analogs` and
+`jobs.analogs`): Qdrant local mode in a folder by default, a Qdrant
 server when the settings name one (QDRANT_URL), with its API key from the environment variable
 the settings name (QDRANT_API_KEY), shown in the UI by name only."""
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
-from odyssey.memory import IndexBusy, MarketIndex
+from odyssey.memory import AnalogResult, IndexBusy, MarketIndex, in_memory_index
 
 # The pool of the asset that writes the index: the instance allows one step of it at a time
 # (Qdrant local mode holds an exclusive lock on its folder).
@@ -51,3 +53,22 @@ class QdrantIndex(dg.ConfigurableResource):
             yield MarketIndex(client, self.collection)
         finally:
             client.close()
+
+
+def ask(memory: QdrantIndex, states: pd.DataFrame, ticker: str, date, k: int,
+        horizon: int) -> tuple[AnalogResult, str]:
+    """The answer from the persisted index; if another process holds it, from a copy built in
+    memory from the stored states (the same vectors, so the same answer)."""
+    try:
+        with memory.open() as index:
+            return index.ask(states, ticker, date, k, horizon), f"the index at {memory.where()}"
+    except IndexBusy:
+        return in_memory_index(states, memory.collection).ask(states, ticker, date, k, horizon), \
+            "an in-memory copy (the index was busy)"
+
+
+def answer_json(answer: AnalogResult, source: str) -> dict:
+    table = answer.neighbours.assign(date=answer.neighbours["date"].dt.date.astype(str))
+    return {"ticker": answer.ticker, "date": str(answer.date.date()), "horizon": answer.horizon, "source": source,
+            **answer.summary(), "analogs": table[["date", "similarity", "distance", "regime",
+                                                   "forward_return"]].to_dict("records")}

@@ -17,22 +17,14 @@ import pytest
 
 from odyssey.gates import skill_gate, within_fold_ic
 from odyssey.metrics import direction_accuracy, spearman_ic
-from odyssey.settings import XGB_PRESETS
-from odyssey.sources.synthetic import generate_market
-from odyssey.walkforward import summary_metrics, walkforward_from_settings
-from tests.conftest import QUICK, run_pipeline
+from odyssey.walkforward import summary_metrics
+from tests.honesty_helpers import walkforward_all
 
 MARKETS = (101, 102, 103)
 
 
-def _walkforward_all(synthetic: dict, params=None) -> tuple[pd.DataFrame, object, dict]:
-    settings = QUICK.updated({"source": {"synthetic": synthetic}})
-    profile = settings.profile()
-    market = generate_market(profile, settings.source.synthetic)
-    inputs = run_pipeline(profile, market.data).inputs
-    wf = walkforward_from_settings(settings, (params or settings.forecast.xgboost).model_copy(update={"nthread": 2}))
-    results = {t: wf.run(inputs, t).predictions for t in profile.tickers}
-    return pd.concat(results.values(), ignore_index=True), market, results
+def _walkforward_all(synthetic: dict) -> tuple[pd.DataFrame, object, dict]:
+    return walkforward_all(synthetic, "xgboost")
 
 
 @pytest.mark.slow
@@ -63,7 +55,7 @@ def test_planted_signal_is_recovered_in_part():
     measures both presets on the full market)."""
     ours, oracle = [], []
     for seed in MARKETS:
-        preds, market, _ = _walkforward_all({"seed": seed}, XGB_PRESETS["regularized"])
+        preds, market, _ = _walkforward_all({"seed": seed})
         joined = preds.merge(market.true_signal, on=["date", "ticker"])
         for _, g in joined.groupby("ticker"):
             ours.append(spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()))

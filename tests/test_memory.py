@@ -14,18 +14,16 @@ import pandas as pd
 import pytest
 from qdrant_client import models
 
+from jobs.analogs import main as analogs_command
 from odyssey.gates import within_fold_ic
-from odyssey.memory import (AnalogFolds, IndexBusy, MarketIndex, StateEmbedding, day_number, exact_neighbours,
-                            in_memory_index, payload_hash, point_id)
+from odyssey.memory import (IndexBusy, StateEmbedding, day_number, exact_neighbours, in_memory_index, payload_hash,
+                            point_id)
 from odyssey.metrics import direction_accuracy, spearman_ic
-from odyssey.sources.synthetic import generate_market
-from odyssey.walkforward import walkforward_from_settings
+from odyssey.settings import preset_path
 from resources.memory import QdrantIndex
 from sensors.memory import memory_after_states
-from jobs.analogs import main as analogs_command
-from odyssey.settings import preset_path
-from tests.conftest import QUICK, run_pipeline
 from tests.dagster_helpers import materialized, quick_settings, read_table, run_graph
+from tests.honesty_helpers import walkforward_all
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,7 +54,7 @@ def _index(tmp_path, states) -> QdrantIndex:
 
 
 def test_the_local_index_finds_exactly_the_brute_force_neighbours_for_1000_queries(tmp_path):
-    states = _states()
+    states = _states(days=300)
     resource = _index(tmp_path, states)
     rng = np.random.default_rng(1)
     vectors = states[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
@@ -66,7 +64,7 @@ def test_the_local_index_finds_exactly_the_brute_force_neighbours_for_1000_queri
     with resource.open() as index:
         for _ in range(1000):
             ticker = rng.choice(["AAA", "BBB"])
-            date = states["date"].iloc[rng.integers(20, 600)]
+            date = states["date"].iloc[rng.integers(20, 300)]
             query = rng.standard_normal(8).astype(np.float32)
             found = index.analogs(ticker, date, query, k=20)
             mine = (states["ticker"] == ticker).to_numpy()
@@ -210,19 +208,12 @@ MARKETS = (101, 102, 103)
 
 
 def _analogs_all(synthetic: dict) -> pd.DataFrame:
+    """The analog forecast's out-of-sample predictions on the three markets, from the walk-forward
+    the XGBoost honesty test runs on the same folds (computed once for both)."""
     runs = []
     for seed in MARKETS:
-        settings = QUICK.updated({"source": {"synthetic": {"seed": seed, **synthetic}}})
-        profile = settings.profile()
-        market = generate_market(profile, settings.source.synthetic)
-        inputs = run_pipeline(profile, market.data).inputs
-        wf = walkforward_from_settings(settings)
-        for ticker in profile.tickers:
-            frame = wf.frame(inputs, ticker)
-            sessions = pd.DatetimeIndex(sorted(inputs.clean.loc[inputs.clean["ticker"] == ticker, "date"]))
-            model = AnalogFolds.for_ticker(sessions, frame, wf.horizon, settings.memory.dimensions, settings.memory.k)
-            predictions = wf.run(inputs, ticker, model).predictions
-            runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
+        predictions, market, _ = walkforward_all({"seed": seed, **synthetic}, "analog")
+        runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
     return pd.concat(runs, ignore_index=True)
 
 
