@@ -2,8 +2,9 @@
 training rows only; the states whose forward return had been realised by a day; and the analog
 forecast, a distance-weighted mean of what followed the k nearest of them.
 
-The index that serves the states (Qdrant) lives in `resources/memory.py`; this module is the
-arithmetic both it and the walk-forward use, and the exact search the index is checked against.
+`MarketIndex` keeps the states in Qdrant (the resource that opens it, local or a server, is in
+`resources/memory.py`); `exact_neighbours` is the brute-force search the walk-forward uses and
+the index is checked against.
 """
 
 from __future__ import annotations
