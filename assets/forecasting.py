@@ -83,9 +83,8 @@ def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, setti
     wf = _walkforward(settings, config)
     costs = s.costs
     inputs = market_inputs(clean_prices, returns, clean_alt_data)
-    sessions = pd.DatetimeIndex(sorted(clean_prices.loc[clean_prices["ticker"] == ticker, "date"]))
-    analogs = AnalogFolds.for_ticker(sessions, wf.frame(inputs, ticker), wf.horizon, s.memory.dimensions, s.memory.k)
-    results = wf.run_models(inputs, ticker, {"xgboost": XGBoostFolds(wf), "analog": analogs})
+    results = wf.run_models(inputs, ticker, {"xgboost": XGBoostFolds(wf),
+                                             "analog": AnalogFolds(s.memory.dimensions, s.memory.k)})
     result = results["xgboost"]
     folds = result.folds
     summary = summary_metrics(result.predictions, costs.cost_bps, costs.slippage_bps, level=s.gates.skill_level)

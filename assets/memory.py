@@ -103,10 +103,8 @@ def market_analogs(context: dg.AssetExecutionContext, config: AnalogQuery, setti
     benchmark), k."""
     s = settings.value
     ticker = config.ticker or s.universe.benchmark
-    mine = market_states.loc[market_states["ticker"] == ticker, "date"]
-    date = pd.Timestamp(config.date) if config.date else (mine.max() if len(mine) else pd.NaT)
-    answer, source = ask(memory, market_states, ticker, date, config.k or s.memory.k, s.forecast.horizon)
-    context.log.info(f"{ticker} on {date.date()}: analogs from {source}")
+    answer, source = ask(memory, market_states, ticker, config.date, config.k or s.memory.k, s.forecast.horizon)
+    context.log.info(f"{ticker} on {answer.date.date()}: analogs from {source}")
     return dg.MaterializeResult(value=answer_json(answer, source), metadata=answer_metadata(answer, returns, source))
 
 

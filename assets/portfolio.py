@@ -18,8 +18,8 @@ from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
 from odyssey.policy import export_onnx, model_bytes, onnx_decider, train_ppo
-from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_targets, daily_returns, observation, orders,
-                               policy_market, policy_periods, project, tilt_target)
+from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_policy_market, baseline_targets,
+                               daily_returns, observation, orders, policy_periods, project, tilt_target)
 from odyssey.settings import Costs, PPOSettings
 from odyssey.signing import sign
 from resources.metadata import md_table, png_bytes_markdown
@@ -82,10 +82,8 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
     periods = policy_periods(panel.dates, profile.validation_end, horizon, portfolio.validation_fraction)
     scale = SignalScale.fit(panel.between(periods.train_start, periods.train_end).forecasts)
-    baseline = baseline_targets(portfolio.baseline, daily_returns(returns, profile.tickers), panel.dates, constraints,
-                                portfolio.vol_window)
-    train = policy_market(panel, scale, baseline, horizon, ppo.skill_window).between(periods.train_start,
-                                                                                      periods.train_end)
+    train = baseline_policy_market(panel, returns, scale, portfolio.baseline, constraints, portfolio.vol_window,
+                                   horizon, ppo.skill_window).between(periods.train_start, periods.train_end)
     if len(train) < ppo.episode_length:
         raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before the validation period "
                          f"({periods.validation_start.date()}), fewer than episode_length={ppo.episode_length}")

@@ -40,8 +40,8 @@ from recovery import market_and_inputs  # noqa: E402
 
 from odyssey import features as registry  # noqa: E402
 from odyssey.fitting import Scaler, feature_pipeline  # noqa: E402
-from odyssey.memory import (EPOCH, MarketIndex, build_states, day_number, exact_neighbours, payload_hash,  # noqa: E402
-                            vector_columns)
+from odyssey.memory import (MarketIndex, build_states, day_number, exact_neighbours, payload_hash,  # noqa: E402
+                            realised_days, vector_columns)
 from odyssey.settings import load_settings, preset_path  # noqa: E402
 
 K = 20
@@ -57,11 +57,6 @@ def full_states() -> pd.DataFrame:
     states, _ = build_states(features, scaler_params, inputs.clean, settings.forecast.horizon,
                              settings.memory.dimensions, profile.train_end)
     return states
-
-
-def realised_days(states: pd.DataFrame) -> np.ndarray:
-    realised = pd.DatetimeIndex(states["realised_date"])
-    return np.where(realised.isna(), np.iinfo(np.int64).max, day_number(realised.fillna(EPOCH)))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,7 +81,7 @@ def index_against_exact(index: MarketIndex, states: pd.DataFrame, queries: int, 
         started = time.perf_counter()
         found = index.analogs(ticker, row["date"], vector, K)
         index_ms.append((time.perf_counter() - started) * 1e3)
-        vectors, days = mine[columns].to_numpy(np.float32), realised_days(mine)
+        vectors, days = mine[columns].to_numpy(np.float32), realised_days(mine["realised_date"])
         started = time.perf_counter()
         rows, _ = exact_neighbours(vectors, days, vector[None, :], day_number([row["date"]]), K)
         exact_ms.append((time.perf_counter() - started) * 1e3)
@@ -97,7 +92,7 @@ def index_against_exact(index: MarketIndex, states: pd.DataFrame, queries: int, 
 
 
 def simulated_million(points: int, queries: int, dims: int = 16, seed: int = 1) -> dict:
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
 
     rng = np.random.default_rng(seed)
     # dates cycle through 100,000 days (a pandas timedelta spans at most 106,751); ids are unique
@@ -113,7 +108,7 @@ def simulated_million(points: int, queries: int, dims: int = 16, seed: int = 1) 
     started = time.perf_counter()
     index.sync(states, "sim", known=states.iloc[:0][["ticker", "id", "hash"]])
     build = time.perf_counter() - started
-    vectors, days = states[vector_columns(states)].to_numpy(np.float32), realised_days(states)
+    vectors, days = states[vector_columns(states)].to_numpy(np.float32), realised_days(states["realised_date"])
     filtered, unfiltered, exact = [], [], []
     for q in range(queries):
         vector = rng.standard_normal(dims).astype(np.float32)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pandas as pd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +41,13 @@ def main(argv: list[str] | None = None) -> int:
               "and market_state_index) for these settings first", file=sys.stderr)
         return 2
     ticker = args.ticker or settings.universe.benchmark
-    mine = states.loc[states["ticker"] == ticker, "date"]
-    date = pd.Timestamp(args.date) if args.date else (mine.max() if len(mine) else pd.NaT)
     try:
-        answer, source = ask(memory_resource(settings), states, ticker, date, args.k or settings.memory.k,
+        answer, source = ask(memory_resource(settings), states, ticker, args.date, args.k or settings.memory.k,
                              settings.forecast.horizon)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
+    date = answer.date
     summary = answer_json(answer, source)
     table = answer.neighbours.assign(date=answer.neighbours["date"].dt.date)[
         ["date", "similarity", "regime", "forward_return"]]

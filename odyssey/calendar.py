@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 
 DEFAULT_EXCHANGE = "XNYS"
+
+
+def in_window(dates, start: str | pd.Timestamp | None = None,
+              end: str | pd.Timestamp | None = None) -> np.ndarray:
+    """Boolean mask of `dates` within [start, end], either bound optional."""
+    dates = pd.DatetimeIndex(dates)
+    keep = np.ones(len(dates), dtype=bool)
+    if start is not None:
+        keep &= dates >= pd.Timestamp(start)
+    if end is not None:
+        keep &= dates <= pd.Timestamp(end)
+    return keep
 
 
 @functools.lru_cache(maxsize=8)

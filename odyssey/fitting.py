@@ -21,6 +21,7 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from odyssey import features as registry
+from odyssey.calendar import in_window
 from odyssey.cleaning import wide
 from odyssey.sources.columns import ADJ_CLOSE
 
@@ -38,14 +39,6 @@ class Fitted(Protocol):
     def apply(self, data: Any, params: dict) -> Any: ...
 
 
-def _window(index: pd.Series | pd.Index, start: pd.Timestamp | None, end: pd.Timestamp) -> np.ndarray:
-    dates = pd.DatetimeIndex(index)
-    keep = dates <= pd.Timestamp(end)
-    if start is not None:
-        keep &= dates >= pd.Timestamp(start)
-    return np.asarray(keep)
-
-
 @dataclass(frozen=True)
 class ClipThresholds:
     """Per-ticker mean +- n_sigma std of daily log returns in the window; applied by clipping."""
@@ -55,7 +48,7 @@ class ClipThresholds:
 
     def fit(self, returns: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> dict:
         """`returns`: long table with date, ticker, log_return."""
-        train = returns.loc[_window(returns["date"], start, end)]
+        train = returns.loc[in_window(returns["date"], start, end)]
         stats = train.groupby("ticker")["log_return"].agg(["mean", "std", "count"])
         return {
             "train_end": str(pd.Timestamp(end).date()), "n_sigma": float(self.n_sigma),
@@ -90,7 +83,7 @@ class RegimeModel:
     min_rows: int = 30
 
     def fit(self, state: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> dict:
-        train = state.loc[_window(state.index, start, end)].dropna()
+        train = state.loc[in_window(state.index, start, end)].dropna()
         if len(train) < self.min_rows:
             raise ValueError(f"the regime model needs at least {self.min_rows} complete days in its training window "
                              f"ending {pd.Timestamp(end).date()}, got {len(train)}")
@@ -128,7 +121,7 @@ class Scaler:
     name: str = "scaler_params"
 
     def fit(self, table: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> dict:
-        rows = table.loc[_window(table["date"], start, end)]
+        rows = table.loc[in_window(table["date"], start, end)]
         return self.fit_rows(rows)
 
     def fit_rows(self, rows: pd.DataFrame) -> dict:
@@ -286,7 +279,7 @@ class FeaturePipeline:
                                 str(pd.Timestamp(end).date()), list(self.names), clip, regime)
         if self.scale:
             if scaler_rows is None:
-                rows = table.loc[_window(table["date"], start, end)]
+                rows = table.loc[in_window(table["date"], start, end)]
             else:
                 rows = table.merge(scaler_rows[["date", "ticker"]], on=["date", "ticker"])
             params.scaler = self.scaler().fit_rows(rows)

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from odyssey.fitting import Scaler, _window
+from odyssey.calendar import in_window
+from odyssey.fitting import Scaler
 from odyssey.splits import forward_returns, target_name
 
 EPOCH = pd.Timestamp("1970-01-01")
@@ -27,6 +28,13 @@ EPOCH = pd.Timestamp("1970-01-01")
 def day_number(dates) -> np.ndarray:
     """Days since 1970-01-01: the integer a payload range filter compares."""
     return ((pd.DatetimeIndex(dates) - EPOCH) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+
+
+def realised_days(realised) -> np.ndarray:
+    """The day number each state's forward return is realised; never (int64 max) where it is
+    not yet: the rule `realised_day <= query day` then never admits it."""
+    realised = pd.DatetimeIndex(realised)
+    return np.where(realised.isna(), np.iinfo(np.int64).max, day_number(realised.fillna(EPOCH)))
 
 
 def point_id(ticker: str, date) -> int:
@@ -46,7 +54,7 @@ class StateEmbedding:
     name: str = "state_embedding"
 
     def fit(self, table: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp) -> dict:
-        return self.fit_rows(table.loc[_window(table["date"], start, end)])
+        return self.fit_rows(table.loc[in_window(table["date"], start, end)])
 
     def fit_rows(self, rows: pd.DataFrame) -> dict:
         if len(rows) <= self.dimensions:
@@ -171,8 +179,7 @@ def walkforward_analogs(vectors: np.ndarray, dates: pd.DatetimeIndex, realised: 
     """Analog forecasts for `test_rows` of one ticker: each from the k nearest states realised
     by that row's session (exact search, which the index agreement test proves equal to the
     Qdrant index's filtered search)."""
-    realised_day = np.where(pd.isna(pd.DatetimeIndex(realised)), np.iinfo(np.int64).max,
-                            day_number(pd.DatetimeIndex(realised).fillna(EPOCH)))
+    realised_day = realised_days(realised)
     query_day = day_number(dates[test_rows])
     forecasts = np.empty(len(test_rows))
     for start in range(0, len(test_rows), 256):  # bounded memory: 256 queries at a time
@@ -187,21 +194,11 @@ def walkforward_analogs(vectors: np.ndarray, dates: pd.DatetimeIndex, realised: 
 class AnalogFolds:
     """The analog forecast as a walk-forward model (`walkforward.FoldModel`): in each fold the
     embedding is fitted on the fold's training rows (after the fold's own feature pipeline), and
-    each test day's forecast comes from the k nearest states realised by that day, among all the
-    ticker's labelled sessions."""
+    each test day's forecast comes from the k nearest states realised by that day (the frame's
+    `target_end`), among all the ticker's labelled sessions."""
 
-    realised: pd.DatetimeIndex  # per labelled row of the walk-forward frame: the session its target is realised
     dimensions: int = 16
     k: int = 20
-
-    @classmethod
-    def for_ticker(cls, sessions: pd.DatetimeIndex, frame: pd.DataFrame, horizon: int, dimensions: int = 16,
-                   k: int = 20) -> "AnalogFolds":
-        """`sessions`: the ticker's sessions in order; `frame`: the walk-forward's labelled rows."""
-        sessions = pd.DatetimeIndex(sessions)
-        later = sessions.get_indexer(pd.DatetimeIndex(frame["date"])) + horizon
-        realised = pd.DatetimeIndex([sessions[i] if 0 <= i < len(sessions) else pd.NaT for i in later])
-        return cls(realised, dimensions, k)
 
     def fit_predict(self, data, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
         train = data.fold.train
@@ -209,7 +206,7 @@ class AnalogFolds:
         rows = pd.DataFrame(data.x[train], columns=names).assign(date=data.dates[train])
         params = StateEmbedding(tuple(names), self.dimensions).fit_rows(rows)
         vectors = embed(data.x, params)
-        p = walkforward_analogs(vectors, data.dates, self.realised, data.y, data.fold.test, self.k)
+        p = walkforward_analogs(vectors, data.dates, frame["target_end"], data.y, data.fold.test, self.k)
         return p, {"explained_variance": float(np.sum(params["explained_variance_ratio"]))}
 
 

@@ -15,6 +15,8 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from odyssey.calendar import in_window
+
 # Asset classes for stress scenarios; every ticker not listed is an equity.
 ASSET_CLASS = {"IEF": "bond", "BIL": "cash", "HYG": "credit"}
 
@@ -94,11 +96,7 @@ class Panel:
         return len(self.dates)
 
     def between(self, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None) -> "Panel":
-        keep = np.ones(len(self.dates), dtype=bool)
-        if start is not None:
-            keep &= self.dates >= pd.Timestamp(start)
-        if end is not None:
-            keep &= self.dates <= pd.Timestamp(end)
+        keep = in_window(self.dates, start, end)
         return Panel(self.dates[keep], self.tickers, self.forecasts[keep], self.next_returns[keep])
 
 
@@ -211,11 +209,7 @@ class PolicyMarket:
 
     def between(self, start: str | pd.Timestamp | None = None,
                 end: str | pd.Timestamp | None = None) -> "PolicyMarket":
-        keep = np.ones(len(self.dates), dtype=bool)
-        if start is not None:
-            keep &= self.dates >= pd.Timestamp(start)
-        if end is not None:
-            keep &= self.dates <= pd.Timestamp(end)
+        keep = in_window(self.dates, start, end)
         return PolicyMarket(self.dates[keep], self.tickers, self.signals[keep], self.context[keep],
                             self.baseline[keep], self.next_returns[keep])
 
@@ -230,6 +224,15 @@ def policy_market(panel: Panel, scale: SignalScale, baseline: np.ndarray, horizo
     return PolicyMarket(panel.dates, panel.tickers, signals,
                         forecast_context(signals, panel.next_returns, horizon, skill_window),
                         np.asarray(baseline, dtype=float), panel.next_returns)
+
+
+def baseline_policy_market(panel: Panel, returns: pd.DataFrame, scale: SignalScale, baseline: str, c: Constraints,
+                           vol_window: int, horizon: int, skill_window: int) -> PolicyMarket:
+    """`policy_market` with the targets of the named `baseline` (`baseline_targets`) computed
+    from the long `returns` table: what the training, the gate, the backtest and the
+    recommendations all see."""
+    targets = baseline_targets(baseline, daily_returns(returns, panel.tickers), panel.dates, c, vol_window)
+    return policy_market(panel, scale, targets, horizon, skill_window)
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,6 @@ class EnvSettings:
 
 
 POSITION_CLIP = 3.0
-CONTEXT_FEATURES = ("realised_skill", "forecast_dispersion")
 
 
 def tilt_target(weights: np.ndarray, baseline: np.ndarray, action: np.ndarray, tilt: float,

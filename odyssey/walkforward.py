@@ -136,15 +136,16 @@ class WalkForward:
         return self.horizon if self.embargo is None else self.embargo
 
     def frame(self, inputs: MarketInputs, ticker: str) -> pd.DataFrame:
-        """The ticker's labelled rows: date, target (h-session total log return), next_return
-        (simple return to the next session), sorted by date."""
+        """The ticker's labelled rows: date, target (h-session total log return), target_end (the
+        session the target is realised on), next_return (simple return to the next session),
+        sorted by date."""
         clean = inputs.clean[inputs.clean["ticker"] == ticker]
         if clean.empty:
             raise ValueError(f"no clean prices for ticker {ticker!r}")
         target = forward_returns(clean, self.horizon).rename(columns={target_name(self.horizon): "target"})
         px = clean.sort_values("date")
         column = price_column(px)
-        out = target[["date", "ticker", "target"]].assign(
+        out = target[["date", "ticker", "target", "target_end"]].assign(
             next_return=(px[column].shift(-1) / px[column] - 1.0).to_numpy())
         return out[out["target"].notna()].sort_values("date").reset_index(drop=True)
 

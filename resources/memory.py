@@ -55,10 +55,14 @@ class QdrantIndex(dg.ConfigurableResource):
             client.close()
 
 
-def ask(memory: QdrantIndex, states: pd.DataFrame, ticker: str, date, k: int,
+def ask(memory: QdrantIndex, states: pd.DataFrame, ticker: str, date: str | pd.Timestamp | None, k: int,
         horizon: int) -> tuple[AnalogResult, str]:
-    """The answer from the persisted index; if another process holds it, from a copy built in
-    memory from the stored states (the same vectors, so the same answer)."""
+    """What the memory says about `ticker` on `date` (empty: its newest session). The answer comes
+    from the persisted index; if another process holds it, from a copy built in memory from the
+    stored states (the same vectors, so the same answer)."""
+    if not date:
+        mine = states.loc[states["ticker"] == ticker, "date"]
+        date = mine.max() if len(mine) else pd.NaT
     try:
         with memory.open() as index:
             return index.ask(states, ticker, date, k, horizon), f"the index at {memory.where()}"

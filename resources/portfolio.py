@@ -10,8 +10,8 @@ import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey.policy import load_verified
-from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_targets, build_panel,
-                               daily_returns, policy_market, spaces)
+from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_policy_market, build_panel,
+                               spaces)
 from odyssey.signing import verify
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
@@ -33,9 +33,8 @@ def forecast_panel(walkforward_forecasts: dict[str, pd.DataFrame], tickers: tupl
 def policy_market_for(policy: dict, panel: Panel, returns: pd.DataFrame) -> PolicyMarket:
     """What the policy described by its card sees over `panel`: its signal scale, its baseline and
     its forecast context."""
-    baseline = baseline_targets(policy["baseline"], daily_returns(returns, panel.tickers), panel.dates,
-                                policy_constraints(policy), policy["vol_window"])
-    return policy_market(panel, policy_scale(policy), baseline, policy["horizon"], policy["skill_window"])
+    return baseline_policy_market(panel, returns, policy_scale(policy), policy["baseline"], policy_constraints(policy),
+                                  policy["vol_window"], policy["horizon"], policy["skill_window"])
 
 
 def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):

@@ -24,9 +24,7 @@ def walkforwards(synthetic: tuple) -> tuple[object, dict[str, dict[str, pd.DataF
     wf = walkforward_from_settings(settings, settings.forecast.xgboost.model_copy(update={"nthread": 2}))
     out: dict[str, dict[str, pd.DataFrame]] = {"xgboost": {}, "analog": {}}
     for ticker in profile.tickers:
-        sessions = pd.DatetimeIndex(sorted(inputs.clean.loc[inputs.clean["ticker"] == ticker, "date"]))
-        analog = AnalogFolds.for_ticker(sessions, wf.frame(inputs, ticker), wf.horizon, settings.memory.dimensions,
-                                        settings.memory.k)
+        analog = AnalogFolds(settings.memory.dimensions, settings.memory.k)
         results = wf.run_models(inputs, ticker, {"xgboost": XGBoostFolds(wf), "analog": analog})
         for model, result in results.items():
             out[model][ticker] = result.predictions

@@ -17,7 +17,7 @@ from qdrant_client import models
 from jobs.analogs import main as analogs_command
 from odyssey.gates import within_fold_ic
 from odyssey.memory import (IndexBusy, StateEmbedding, day_number, exact_neighbours, in_memory_index, payload_hash,
-                            point_id)
+                            point_id, realised_days)
 from odyssey.metrics import direction_accuracy, spearman_ic
 from odyssey.settings import preset_path
 from resources.memory import QdrantIndex
@@ -58,8 +58,7 @@ def test_the_local_index_finds_exactly_the_brute_force_neighbours_for_1000_queri
     resource = _index(tmp_path, states)
     rng = np.random.default_rng(1)
     vectors = states[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
-    realised_day = np.where(states["realised_date"].isna(), np.iinfo(np.int64).max,
-                            day_number(states["realised_date"].fillna(pd.Timestamp("1970-01-01"))))
+    realised_day = realised_days(states["realised_date"])
     mismatches = 0
     with resource.open() as index:
         for _ in range(1000):
@@ -100,8 +99,7 @@ def test_a_query_on_the_newest_session_needs_no_filter_and_answers_the_same(tmp_
     resource = _index(tmp_path, states)
     aaa = states[states["ticker"] == "AAA"]
     vectors = aaa[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
-    realised_day = np.where(aaa["realised_date"].isna(), np.iinfo(np.int64).max,
-                            day_number(aaa["realised_date"].fillna(pd.Timestamp("1970-01-01"))))
+    realised_day = realised_days(aaa["realised_date"])
     with resource.open() as index:
         newest = index.client.get_collection(index.collection("AAA")).config.metadata["newest_realised_day"]
         assert newest == day_number([aaa["realised_date"].max()])[0]
