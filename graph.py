@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from assets import features as feature_assets
 from assets import forecasting as forecasting_assets
+from assets import lineage as lineage_assets
 from assets import market as market_assets
 from assets import memory as memory_assets
 from assets import monitoring as monitoring_assets
@@ -22,21 +23,54 @@ from assets import portfolio as portfolio_assets
 from checks import ALL_CHECKS
 from jobs import ALL_JOBS, ALL_SCHEDULES
 from odyssey.settings import Settings
+from odyssey.versions import CodeVersions
 from resources import build_resources
+from resources.lineage import DefinitionsCatalog
 from sensors import ALL_SENSORS
 
-ALL_ASSETS = dg.load_assets_from_modules([market_assets, feature_assets, memory_assets, forecasting_assets,
-                                          monitoring_assets, portfolio_assets])
+ASSET_MODULES = [market_assets, feature_assets, memory_assets, forecasting_assets, monitoring_assets,
+                 portfolio_assets, lineage_assets]
 
 
-def build_definitions(settings: Settings, resources: dict | None = None) -> dg.Definitions:
-    """Definitions for these settings (resources built from them unless given)."""
-    return dg.Definitions(
-        assets=ALL_ASSETS,
+def with_code_versions(assets: list, versions: CodeVersions | None = None) -> list[dg.AssetsDefinition]:
+    """Each asset's code version: the digest of its compute function and of the project code it
+    reaches (odyssey/versions.py), after a hand-set version when there is one (the feature
+    registry's `v2`). Dagster then marks an asset stale when the code behind it changes."""
+    versions = versions or CodeVersions()
+
+    def versioned(assets_def: dg.AssetsDefinition) -> dg.AssetsDefinition:
+        digest = versions.version(assets_def.op.compute_fn.decorated_fn)
+        return assets_def.map_asset_specs(lambda spec: spec.replace_attributes(
+            code_version=f"{spec.code_version}-{digest}" if spec.code_version else digest))
+
+    return [versioned(a) for a in assets]
+
+
+UNVERSIONED_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
+ALL_ASSETS = with_code_versions(UNVERSIONED_ASSETS)
+
+
+def optional_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """dagster-openlineage's sensor when the settings ask for OpenLineage events ([lineage]
+    openlineage = true): run, step and asset events, sent where OPENLINEAGE_URL or openlineage.yml say."""
+    if not settings.lineage.openlineage:
+        return []
+    from dagster_openlineage import openlineage_sensor
+
+    return [openlineage_sensor(include_asset_events=True, minimum_interval_seconds=30)]
+
+
+def build_definitions(settings: Settings, resources: dict | None = None,
+                      assets: list[dg.AssetsDefinition] | None = None) -> dg.Definitions:
+    """Definitions for these settings (resources built from them unless given; the versioned
+    assets unless given)."""
+    catalog = DefinitionsCatalog()
+    return catalog.bind(dg.Definitions(
+        assets=assets or ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=ALL_JOBS,
         schedules=ALL_SCHEDULES,
-        sensors=ALL_SENSORS,
-        resources=resources or build_resources(settings),
-    )
+        sensors=[*ALL_SENSORS, *optional_sensors(settings)],
+        resources={**(resources or build_resources(settings)), "catalog": catalog},
+    ))
 

@@ -13,7 +13,8 @@ from odyssey import features as registry
 from odyssey.exports import write_exports
 from odyssey.fitting import Scaler, feature_pipeline, market_inputs
 from odyssey.splits import make_splits, target_name
-from resources.metadata import describe_table, line_plot, md_table
+from odyssey.lineage import Artifact
+from resources.metadata import artifacts_metadata, describe_table, line_plot, md_table
 from resources.settings import SettingsResource
 from resources.storage import Storage
 
@@ -120,7 +121,9 @@ def feature_exports(settings: SettingsResource, storage: Storage, scaled_feature
     manifest = write_exports(scaled_features, root, names, registry.REGISTRY_VERSION, scaler_params,
                              target_name(settings.value.forecast.horizon))
     files = pd.DataFrame(manifest["files"])[["path", "rows", "bytes", "sha256"]]
-    return dg.MaterializeResult(value=manifest, metadata={
+    written = [Artifact(str(root / f["path"]), f["sha256"], f["bytes"], "export") for f in manifest["files"]]
+    written.append(Artifact.of(str(root / "manifest.json"), (root / "manifest.json").read_bytes(), "export"))
+    return dg.MaterializeResult(value=manifest, metadata={**artifacts_metadata(written),
         "root": dg.MetadataValue.path(str(root)), "manifest": dg.MetadataValue.path(str(root / "manifest.json")),
         "files": len(files), "total_bytes": int(files["bytes"].sum()),
         "global_files": md_table(files[files["path"].str.startswith("global/")]),

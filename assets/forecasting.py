@@ -19,7 +19,8 @@ from odyssey.outcomes import append_forecasts, unlogged_dates
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.memory import AnalogFolds, compare_forecasts
 from odyssey.walkforward import XGBoostFolds, fold_metrics, summary_metrics, walkforward_from_settings
-from resources.metadata import line_plot, md_table, png_bytes_markdown
+from odyssey.lineage import Artifact
+from resources.metadata import artifacts_metadata, line_plot, md_table, png_bytes_markdown
 from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -151,10 +152,11 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
              "xgboost": walkforward_summary["xgboost"], "oos": walkforward_summary["summary"]}
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "mlflow_model": mlreg.model_name(ticker), "mlflow_version": version.version,
-        "mlflow_run_id": version.run_id, "alias": mlreg.CANDIDATE, "sha256": card.sha256,
+        "mlflow_run_id": version.run_id, "alias": mlreg.CANDIDATE, "model_sha256": card.sha256,
         "best_iteration": card.best_iteration, "model_bytes": len(data),
         "training_window": f"{card.train_start} .. {card.train_end} ({card.train_rows + card.validation_rows} rows)",
         "data_end": card.data_end, "features": len(card.feature_names),
+        **artifacts_metadata([Artifact.of(f"{version.source}/{mlreg.MODEL_FILE}", data, "model", card.signature)]),
     })
 
 

@@ -13,7 +13,8 @@ from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
-from resources.metadata import md_table
+from odyssey.lineage import Artifact
+from resources.metadata import artifacts_metadata, md_table
 from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -83,6 +84,8 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
         "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows, "
                      f"{source})",
         "current": f"{current['date'].min().date()}..{current['date'].max().date()} ({len(current)} rows)",
+        **artifacts_metadata([Artifact.of(str(folder / "feature_drift.html"), report.html, "report"),
+                              Artifact.of(str(folder / "feature_drift.json"), report.json, "report")]),
         "html_report": dg.MetadataValue.path(str(folder / "feature_drift.html")),
         "json_report": dg.MetadataValue.path(str(folder / "feature_drift.json")),
         "psi_kl": md_table(report.table, rows=94, digits=4),

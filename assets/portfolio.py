@@ -22,7 +22,8 @@ from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_policy_
                                daily_returns, observation, orders, policy_periods, project, tilt_target)
 from odyssey.settings import Costs, PPOSettings
 from odyssey.signing import sign
-from resources.metadata import md_table, png_bytes_markdown
+from odyssey.lineage import Artifact
+from resources.metadata import artifacts_metadata, md_table, png_bytes_markdown
 from resources.portfolio import (check_verdict, forecast_panel, load_onnx, load_policy, policy_constraints,
                                  policy_market_for, policy_scale, require_check_passed)
 from resources.settings import SettingsResource, overrides
@@ -123,7 +124,8 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     value["mlflow_run_id"] = run_id
     curve = pd.DataFrame({"rollout": np.arange(len(trained.rollout_rewards)), "mean_reward": trained.rollout_rewards})
     return dg.MaterializeResult(value=value, metadata={
-        "sha256": digest, "path": str(storage.path(path)), "bytes": len(data), "timesteps": trained.timesteps,
+        **artifacts_metadata([Artifact.of(str(storage.path(path)), data, "policy", value["signature"])]),
+        "policy_sha256": digest, "timesteps": trained.timesteps,
         "resumed_from_checkpoint": trained.resumed_from if trained.resumed_from is not None else "no",
         "train_period": f"{value['train_start']} .. {value['train_end']} ({len(train)} days)",
         "validation_period": f"{value['validation_start']} .. {value['validation_end']} (held out, judged by "
@@ -145,8 +147,9 @@ def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> d
     storage.path(path).write_bytes(data)
     value = {"path": path, "sha256": digest, "signature": sign(data, signer.key()), "policy_sha256": ppo_policy["sha256"],
              "input": "obs [batch, 2N] float32", "output": "action [batch, N] in [-1, 1]"}
-    return dg.MaterializeResult(value=value, metadata={"sha256": digest, "bytes": len(data),
-                                                        "path": str(storage.path(path))})
+    return dg.MaterializeResult(value=value, metadata={
+        "onnx_sha256": digest, **artifacts_metadata([Artifact.of(str(storage.path(path)), data, "policy",
+                                                                 value["signature"])])})
 
 
 BaselineConfig = overrides(
@@ -288,9 +291,10 @@ def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtes
     path = storage.path("reports", "backtest_report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    meta = {"path": str(path), "sha256": sha256_bytes(data), "bytes": len(data), "policy_gate": summary["policy gate"]}
+    meta = {"report": dg.MetadataValue.path(str(path)), "policy_gate": summary["policy gate"],
+            **artifacts_metadata([Artifact.of(str(path), data, "report")])}
     meta.update({name: png_bytes_markdown(png, name) for name, png in images.items()})
-    return dg.MaterializeResult(value={"path": str(path), "sha256": meta["sha256"], "charts": list(images)},
+    return dg.MaterializeResult(value={"path": str(path), "sha256": sha256_bytes(data), "charts": list(images)},
                                 metadata=meta)
 
 
@@ -390,8 +394,12 @@ def recommendation_files(context: dg.AssetExecutionContext, storage: Storage,
     (folder / "recommendations.json").write_bytes(json_data)
     buffer = io.StringIO()
     orders_only.to_csv(buffer, index=False)
-    (folder / "recommendations.csv").write_text(buffer.getvalue())
+    csv_data = buffer.getvalue().encode()
+    (folder / "recommendations.csv").write_bytes(csv_data)
     return dg.MaterializeResult(value={"json": str(folder / "recommendations.json"),
                                        "csv": str(folder / "recommendations.csv"), "sha256": sha256_bytes(json_data)},
                                 metadata={"advisor": str(first["advisor"]), "json": str(folder / "recommendations.json"),
-                                          "csv": str(folder / "recommendations.csv"), "cash_weight": round(cash, 4)})
+                                          "csv": str(folder / "recommendations.csv"), "cash_weight": round(cash, 4),
+                                          **artifacts_metadata([
+                                              Artifact.of(str(folder / "recommendations.json"), json_data, "report"),
+                                              Artifact.of(str(folder / "recommendations.csv"), csv_data, "report")])})

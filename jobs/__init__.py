@@ -1,5 +1,5 @@
 """Jobs: the data layer, the per-ticker forecasting chain, monitoring, batch forecasts, the
-portfolio, ingestion of new sessions, and everything."""
+portfolio, ingestion of new sessions, the lineage document, and everything."""
 
 import dagster as dg
 import pandas as pd
@@ -11,8 +11,9 @@ DATA_GROUPS = ("market", "features")
 
 main_job = dg.define_asset_job(
     "odyssey_main",
-    selection=dg.AssetSelection.all(),
-    description="The whole graph (for the UI); `make run` runs the jobs below in order.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("lineage"),
+    description="The whole graph (for the UI); `make run` runs the jobs below in order. The lineage document "
+                "follows each successful run (sensor lineage_after_runs).",
 )
 market_features_job = dg.define_asset_job(
     "market_features",
@@ -49,6 +50,12 @@ portfolio_job = dg.define_asset_job(
                 "stress tests, HTML report and recommendations.",
 )
 
+lineage_job = dg.define_asset_job(
+    "lineage_document",
+    selection=dg.AssetSelection.assets("lineage"),
+    description="The lineage document from the catalog: reports/lineage.md and reports/lineage.json.",
+)
+
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=(dg.AssetSelection.groups(*DATA_GROUPS)
@@ -69,5 +76,6 @@ def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResour
         return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
     return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
 
-ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, drift_monitoring_job, batch_forecasts_job, portfolio_job, ingest_job]
+ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, drift_monitoring_job,
+            batch_forecasts_job, portfolio_job, ingest_job, lineage_job]
 ALL_SCHEDULES = [daily_ingest]

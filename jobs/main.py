@@ -3,11 +3,12 @@
     python -m jobs.main [--settings FILE | --profile full|quick] [--workers N]
 
 Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
-Order: `market_features` and `market_memory`, then per ticker partition the `forecasting` and `drift_monitoring`
-jobs (tickers spread over worker processes, one XGBoost thread each), then `batch_forecasts` and
-`portfolio`. Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home,
-default .odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit
-code: 0 all built and every check passed, 2 a blocking check stopped part of the graph (reported,
+Order: `market_features` and `market_memory`; per ticker partition `forecasting` (tickers spread
+over worker processes, one XGBoost thread each); `batch_forecasts`; per ticker `drift_monitoring`
+(which scores the forecast log just written); `portfolio`; and last the `lineage` document.
+Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home, default
+.odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit code: 0
+all built and every check passed, 2 a blocking check stopped part of the graph (reported,
 not a crash), 1 a step failed.
 """
 
@@ -128,9 +129,9 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
 
 
 def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
-    """market_features, market_memory, the forecasting chain per ticker, batch forecasts, then the portfolio. A ticker stopped
-    by a gate does not stop the others: each is gated on its own, and batch forecasts use
-    whichever champions exist."""
+    """market_features, market_memory, the forecasting chain per ticker, batch forecasts, monitoring
+    per ticker, the portfolio and the lineage document. A ticker stopped by a gate does not stop
+    the others: each is gated on its own, and batch forecasts use whichever champions exist."""
     from resources import sync_ticker_partitions
 
     partitions = list(settings.universe.tickers)
@@ -144,14 +145,21 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
         instance=instance, raise_on_error=False, run_config=_run_config(log_level))
     records.append(record(memory))
     prepare_shared_state(defs)
-    if workers > 1:
-        records += run_partitions_in_workers(settings, partitions, workers, log_level)
-    else:
-        records += run_partitions(defs, instance, partitions, log_level, None)
-    for job in ("batch_forecasts", "portfolio"):
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=_run_config(log_level))
-        records.append(record(result))
+
+    def per_ticker(job: str) -> list[dict]:
+        if workers > 1:
+            return run_partitions_in_workers(settings, partitions, workers, log_level, jobs=(job,))
+        return run_partitions(defs, instance, partitions, log_level, None, jobs=(job,))
+
+    def whole(job: str) -> dict:
+        return record(defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                                   run_config=_run_config(log_level)))
+
+    # the order of the graph: the live forecasts are scored after the new champions logged theirs
+    records += per_ticker("forecasting")
+    records.append(whole("batch_forecasts"))
+    records += per_ticker("drift_monitoring")
+    records += [whole("portfolio"), whole("lineage_document")]
     return records
 
 
@@ -178,6 +186,7 @@ def summarize(settings, records: list[dict], planned: int, started: float) -> tu
     lines.append(f"  settings    {settings.name}: {len(settings.universe.tickers)} tickers, {settings.dates.start} .. "
                  f"{settings.dates.end}, source {settings.source.kind}")
     lines.append(f"  outputs     {settings.paths.storage_url}")
+    lines.append(f"  lineage     {settings.paths.storage_url}/reports/lineage.md;  verify: python -m jobs.lineage --verify")
     lines.append(f"  UI          make ui  (DAGSTER_HOME={settings.paths.dagster_home});  MLflow: make mlflow-ui")
     if errors:
         code = 1
@@ -196,7 +205,7 @@ def planned_materializations(defs, tickers: int) -> int:
 
     per_ticker = size("forecasting") + size("drift_monitoring")
     return (size("market_features") + size("market_memory") + per_ticker * tickers + size("batch_forecasts")
-            + size("portfolio"))
+            + size("portfolio") + size("lineage_document"))
 
 
 def settings_from(args):

@@ -331,6 +331,13 @@ class MemorySettings(_Model):
                                               "the server's API key (read by the resource, never stored here)")
 
 
+class LineageSettings(_Model):
+    """The lineage document is always built; OpenLineage events are an option."""
+
+    openlineage: bool = Field(default=False, description="add dagster-openlineage's sensor, which sends OpenLineage "
+                              "run, job and dataset events to $OPENLINEAGE_URL or the transport openlineage.yml names")
+
+
 class Paths(_Model):
     """Local state and where it goes; every field has an embedded default under `home`."""
 
@@ -383,6 +390,7 @@ class Settings(_Model):
     monitoring: MonitoringSettings = MonitoringSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
     memory: MemorySettings = MemorySettings()
+    lineage: LineageSettings = LineageSettings()
     paths: Paths = Paths()
 
     @model_validator(mode="after")

@@ -1,12 +1,21 @@
 """Metadata users look at in the UI: table summaries, previews and small plots (shared by assets and checks)."""
 
 import base64
+import dataclasses
 import io
 from typing import Sequence
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+
+from odyssey.lineage import ARTIFACTS_KEY, Artifact
+
+def artifacts_metadata(artifacts: Sequence[Artifact]) -> dict:
+    """The files an asset wrote beside its stored value, for the lineage document and
+    `python -m jobs.lineage --verify`."""
+    return {ARTIFACTS_KEY: dg.MetadataValue.json([dataclasses.asdict(a) for a in artifacts])}
+
 
 def md_table(frame: pd.DataFrame, rows: int = 10, digits: int = 4) -> dg.MetadataValue:
     shown = frame.head(rows).copy()

@@ -37,6 +37,21 @@ def archive_previous(path: UPath, base: UPath, keep: int = KEEP_VERSIONS) -> UPa
     return target
 
 
+def record_stored_bytes(context: dg.OutputContext, data: bytes, previous: UPath | None) -> None:
+    """What the catalog keeps of a stored output (beside the `path` UPathIOManager records): its size and SHA-256, and the SHA-256 as
+    the materialization's data version, so downstream assets are stale exactly when these bytes
+    change (a re-run that writes the same bytes leaves them fresh).
+
+    Dagster has no public way for an IO manager to set the data version (dagster-io/dagster#15584);
+    the step's data-version cache, read when the materialization is logged right after
+    `handle_output`, is it. tests/test_lineage.py proves the version equals the stored bytes' hash."""
+    digest = sha256_bytes(data)
+    context.add_output_metadata({"sha256": digest, "bytes": len(data),
+                                 "previous_version": str(previous) if previous else "none"})
+    if context.has_asset_key:
+        context.step_context.set_data_version(context.asset_key, dg.DataVersion(digest))
+
+
 def write_atomic(path: UPath, data: bytes) -> None:
     """Write bytes so readers never see a half-written file (rename on local disks; object
     stores replace whole objects anyway)."""
@@ -61,8 +76,7 @@ class _ParquetUPath(dg.UPathIOManager):
         data = buffer.getvalue()
         previous = archive_previous(path, self._base_path)
         write_atomic(path, data)
-        context.add_output_metadata({"sha256": sha256_bytes(data), "bytes": len(data),
-                                     "previous_version": str(previous) if previous else "none"})
+        record_stored_bytes(context, data, previous)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
         with path.open("rb") as handle:
@@ -76,8 +90,7 @@ class _JsonUPath(dg.UPathIOManager):
         data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
         previous = archive_previous(path, self._base_path)
         write_atomic(path, data)
-        context.add_output_metadata({"sha256": sha256_bytes(data),
-                                     "previous_version": str(previous) if previous else "none"})
+        record_stored_bytes(context, data, previous)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         return json.loads(path.read_text())

@@ -48,6 +48,14 @@ def run_pipeline(profile: Profile, data: MarketData) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
+def three_ticker_run(tmp_path_factory):
+    """`python -m jobs.main` once on a three-ticker settings file (tests/main_run.py)."""
+    from tests.main_run import run_main
+
+    return run_main(tmp_path_factory.mktemp("main_run"))
+
+
+@pytest.fixture(scope="session")
 def quick_settings() -> Settings:
     return QUICK
 

@@ -2,19 +2,15 @@
 user brings in a settings file (three tickers, 2012-2017, no alternative data), gates reported."""
 
 import argparse
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from jobs.main import main, open_instance, planned_materializations, settings_from, summarize
-from odyssey.settings import ENV_OVERRIDES, SIGNING_KEY_ENV, load_settings, preset_path
-
-REPO = Path(__file__).resolve().parent.parent
+from odyssey.settings import load_settings, preset_path
+from tests.main_run import SETTINGS_VARIABLES
 
 
 def _settings_file(tmp_path: Path) -> Path:
@@ -22,32 +18,6 @@ def _settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "odyssey.toml"
     path.write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "home"\n')
     return path
-
-
-def _three_tickers_file(tmp_path: Path) -> Path:
-    """Three tickers, 2012-2017, no alternative data, split boundaries as proportions: a file edit."""
-    path = tmp_path / "three.toml"
-    path.write_text(f'''extends = "{preset_path("quick")}"
-name = "three"
-
-[universe]
-tickers = ["AAPL", "MSFT", "SPY"]
-benchmark = "SPY"
-alt_series = []
-
-[dates]
-start = "2012-01-03"
-end = "2017-12-29"
-train_end = 0.6
-validation_end = 0.8
-
-[paths]
-home = "home"
-''')
-    return path
-
-
-SETTINGS_VARIABLES = {*ENV_OVERRIDES, "ODYSSEY_SETTINGS", SIGNING_KEY_ENV}
 
 
 @pytest.fixture
@@ -62,12 +32,6 @@ def _args(*argv: str) -> argparse.Namespace:
     for flag in ("--settings", "--profile", "--settings-json"):
         parser.add_argument(flag)
     return parser.parse_args(argv)
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-    return subprocess.run([sys.executable, "-m", "jobs.main", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)
 
 
 def _record(job, partition=None, checks=(), materialized=1, errors=()):
@@ -128,20 +92,19 @@ def test_summary_exit_codes_name_what_failed(quick_settings):
 
 
 @pytest.mark.slow
-def test_main_command_builds_everything_and_reports_it(tmp_path):
-    path = _three_tickers_file(tmp_path)
-    done = _run("--settings", str(path), "--workers", "2")
+def test_main_command_builds_everything_and_reports_it(three_ticker_run):
+    path, done = three_ticker_run.settings_file, three_ticker_run.done
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
     # 20 data assets (2 of them the market states), 2 market memory assets, 7 forecasting (2 of them the
     # analog forecast) and 2 monitoring assets for each of the 3 tickers, forecasts and the forecast log,
-    # and 10 portfolio assets
+    # 10 portfolio assets, and the lineage document
     from graph import build_definitions
 
     settings = load_settings(path, environ={})
-    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 2) + 2 + 10
-    assert "assets      61/61 materializations" in out
+    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 2) + 2 + 10 + 1
+    assert "assets      62/62 materializations" in out
     passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
     # 17 data checks, 5 deployment gates and 2 monitoring checks for each of the 3 tickers, 3 portfolio checks
     assert total == 17 + 3 * (5 + 2) + 3
@@ -156,8 +119,9 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     # nothing a user cannot act on: no library warnings, no MLflow migration logs
     assert "RuntimeWarning" not in done.stderr and "PreviewWarning" not in done.stderr
     assert "mlflow.store.db.utils" not in done.stderr
-    home = tmp_path / "home"
+    home = three_ticker_run.home
     assert f"outputs     {home / 'storage'}" in out
+    assert f"lineage     {home / 'storage'}/reports/lineage.md" in out
     assert (home / "storage" / "tables" / "forecasts.parquet").exists()
     assert (home / "storage" / "tables" / "forecast_log.parquet").exists()
     assert (home / "storage" / "reports" / "backtest_report.html").exists()
@@ -167,4 +131,4 @@ def test_main_command_builds_everything_and_reports_it(tmp_path):
     # the UI reads the same instance: the runs are in it
     with open_instance(settings) as instance:
         jobs = {r.job_name for r in instance.get_runs()}
-    assert {"market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio"} <= jobs
+    assert {"market_features", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio", "lineage_document"} <= jobs

@@ -31,16 +31,17 @@ def test_definitions_are_wired():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert EXPECTED_ASSETS | {"forecast_log", "forecasts", "forecast_outcomes", "analog_forecasts", "market_state_index",
-                              "market_analogs"} <= keys
+                              "market_analogs", "lineage"} <= keys
     # one writer of the market-state index at a time
     [writer] = [a for a in ALL_ASSETS if dg.AssetKey("market_state_index") in a.keys]
     assert writer.op.pool == "qdrant_index"
     assert "forecast_quality" not in keys
-    for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "drift_monitoring", "batch_forecasts", "portfolio",
-                "ingest"):
+    for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "drift_monitoring", "batch_forecasts",
+                "portfolio", "ingest", "lineage_document"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
-                                                  "universe_partitions", "monitor_after_ingest", "memory_after_states"}
+                                                  "universe_partitions", "monitor_after_ingest", "memory_after_states",
+                                                  "lineage_after_runs"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
     assert groups == {"market", "features", "memory", "forecasting", "portfolio", "monitoring"}

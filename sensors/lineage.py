@@ -1,0 +1,23 @@
+"""Rebuild the lineage document after every successful run, so the catalog's own document (and
+the Markdown the UI shows on the `lineage` asset) never lags what was built."""
+
+import dagster as dg
+
+from jobs import lineage_job
+
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="lineage_after_runs", request_job=lineage_job,
+                      minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="After each successful run (other than the lineage job's own), rebuild the lineage "
+                                  "document, unless a rebuild is already waiting to start.")
+def lineage_after_runs(context: dg.RunStatusSensorContext):
+    run = context.dagster_run
+    if run.job_name == lineage_job.name:
+        return dg.SkipReason("the lineage job's own run")
+    waiting = context.instance.get_runs(dg.RunsFilter(job_name=lineage_job.name, statuses=WAITING), limit=1)
+    if waiting:
+        return dg.SkipReason(f"a lineage run ({waiting[0].run_id[:8]}) is waiting to start: it will see run "
+                             f"{run.run_id[:8]}")
+    return dg.RunRequest(run_key=f"lineage-after-{run.run_id}", tags={"odyssey/after_run": run.run_id})
