@@ -26,22 +26,32 @@ from odyssey.settings import Settings
 from odyssey.versions import CodeVersions
 from resources import build_resources
 from resources.lineage import DefinitionsCatalog
+from resources.storage import JsonIOManager, ParquetIOManager
 from sensors import ALL_SENSORS
 
 ASSET_MODULES = [market_assets, feature_assets, memory_assets, forecasting_assets, monitoring_assets,
                  portfolio_assets, lineage_assets]
 
 
+# The IO managers of resources.build_resources, by key: how an asset's value is stored is part of its code.
+IO_MANAGERS = {"io_manager": ParquetIOManager, "json_io_manager": JsonIOManager}
+
+
 def with_code_versions(assets: list, versions: CodeVersions | None = None) -> list[dg.AssetsDefinition]:
-    """Each asset's code version: the digest of its compute function and of the project code it
-    reaches (odyssey/versions.py), after a hand-set version when there is one (the feature
-    registry's `v2`). Dagster then marks an asset stale when the code behind it changes."""
+    """Each asset's code version: the digest of its compute function, of the IO manager that stores
+    it and of the project code they reach (odyssey/versions.py), after a hand-set version when
+    there is one (the feature registry's `v2`). Dagster then marks an asset stale when the code
+    behind it changes."""
     versions = versions or CodeVersions()
 
     def versioned(assets_def: dg.AssetsDefinition) -> dg.AssetsDefinition:
-        digest = versions.version(assets_def.op.compute_fn.decorated_fn)
-        return assets_def.map_asset_specs(lambda spec: spec.replace_attributes(
-            code_version=f"{spec.code_version}-{digest}" if spec.code_version else digest))
+        def version(spec: dg.AssetSpec) -> dg.AssetSpec:
+            storer = IO_MANAGERS[assets_def.get_io_manager_key_for_asset_key(spec.key)]
+            digest = versions.version(assets_def.op.compute_fn.decorated_fn, storer)
+            return spec.replace_attributes(code_version=f"{spec.code_version}-{digest}" if spec.code_version
+                                           else digest)
+
+        return assets_def.map_asset_specs(version)
 
     return [versioned(a) for a in assets]
 

@@ -3,6 +3,8 @@ package of this project, read from Dagster's catalog and written as reports/line
 Mermaid graph) and reports/lineage.json. A sensor rebuilds it after each successful run; `make
 run` ends with it."""
 
+import dataclasses
+
 import dagster as dg
 
 from odyssey.lineage import Artifact, write_document
@@ -35,7 +37,7 @@ def lineage(context: dg.AssetExecutionContext, settings: SettingsResource, stora
     for name, data in (("lineage.md", markdown), ("lineage.json", document)):
         write_atomic(folder / name, data)
         written.append(Artifact.of(str(folder / name), data, "report"))
-    summary = doc.summary()
+    summary = dataclasses.asdict(doc.summary())
     text = markdown.decode()
     shown = text if len(text) <= UI_LIMIT else text[:UI_LIMIT] + f"\n\n... (the whole document: {folder / 'lineage.md'})"
     return dg.MaterializeResult(value={"summary": summary, "code_commit": doc.code_commit,

@@ -31,7 +31,8 @@ if str(ROOT) not in sys.path:
 
 from graph import build_definitions  # noqa: E402
 from jobs.main import open_instance, settings_from  # noqa: E402
-from odyssey.lineage import verify, write_document  # noqa: E402
+from jobs.lineage import verify_instance  # noqa: E402
+from odyssey.lineage import write_document  # noqa: E402
 from resources.lineage import GraphSpecs, asset_records, collect, latest_materialization, partition_keys, \
     read_bytes  # noqa: E402
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(settings)
     graph = GraphSpecs.of(defs.get_repository_def())
     tracker = defs.resources["mlflow"].tracker()
-    key = defs.resources["signer"].key()
+    key = defs.resources["signer"].existing_key()
     tickers = list(settings.universe.tickers)
     with open_instance(settings) as instance:
         document_seconds, doc = timed(lambda: write_document(collect(instance, graph, tracker, tickers)), args.repeat)
@@ -68,11 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
         catalog_seconds, latest = timed(catalog, args.repeat)
 
-        def verification():
-            records, _ = asset_records(instance, graph)
-            return verify([r for r in records if r.materialized_at], read_bytes, key), records
-
-        verify_seconds, (problems, records) = timed(verification, args.repeat)
+        verify_seconds, (problems, _, _) = timed(lambda: verify_instance(instance, graph, key), args.repeat)
+        records, _ = asset_records(instance, graph)
     paths = [p for r in records if r.materialized_at for p in [r.path, *(a.path for a in r.artifacts)] if p]
 
     def hash_all():

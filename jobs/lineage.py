@@ -15,19 +15,29 @@ import logging
 import sys
 
 
-def verify_store(settings) -> tuple[list, int, int]:
-    """(problems, stored values checked, files checked) for the settings' instance and store."""
-    from graph import build_definitions
-    from jobs.main import open_instance
+def verify_instance(instance, graph, key: bytes | None) -> tuple[list, int, int]:
+    """(problems, stored values checked, files checked): the latest materializations' records
+    against the bytes in the store."""
     from odyssey.lineage import verify
-    from resources.lineage import GraphSpecs, asset_records, read_bytes
+    from resources.lineage import asset_records, read_bytes
 
-    defs = build_definitions(settings)
-    key = defs.resources["signer"].key()
-    with open_instance(settings) as instance:
-        records, _ = asset_records(instance, GraphSpecs.of(defs.get_repository_def()))
+    records, _ = asset_records(instance, graph)
     built = [r for r in records if r.materialized_at]
     return verify(built, read_bytes, key), len(built), sum(len(r.artifacts) for r in built)
+
+
+def verify_store(settings) -> tuple[list, int, int, bool]:
+    """verify_instance on the settings' instance and store, and whether there was a signing key
+    (an audit never creates one: without it, signatures are not checked)."""
+    from graph import build_definitions
+    from jobs.main import open_instance
+    from resources.lineage import GraphSpecs
+
+    defs = build_definitions(settings)
+    key = defs.resources["signer"].existing_key()
+    with open_instance(settings) as instance:
+        problems, values, files = verify_instance(instance, GraphSpecs.of(defs.get_repository_def()), key)
+    return problems, values, files, key is not None
 
 
 def build_document(settings) -> tuple[bool, str]:
@@ -56,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         ok, where = build_document(settings)
         print(f"lineage document: {where}" if ok else "the lineage run failed: see the Dagster UI")
         return 0 if ok else 1
-    problems, values, files = verify_store(settings)
+    problems, values, files, signed = verify_store(settings)
+    if not signed:
+        print("no signing key (ODYSSEY_SIGNING_KEY or the key file): signatures were not checked")
     for problem in problems:
         print(problem)
     if problems:

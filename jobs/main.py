@@ -123,7 +123,7 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
             out, _ = proc.communicate()
             records += [json.loads(line[len(RECORD):]) for line in out.splitlines() if line.startswith(RECORD)]
             if proc.returncode != 0:
-                records.append({"job": "forecasting", "partition": None, "run_id": "-", "materialized": 0,
+                records.append({"job": ",".join(jobs), "partition": None, "run_id": "-", "materialized": 0,
                                 "checks": [], "errors": [f"worker exited with code {proc.returncode}"]})
     return records
 

@@ -99,11 +99,37 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
+class Package:
+    pinned: str | None  # the specifier in pyproject.toml
+    installed: str | None  # the distribution's version, None when it is not installed
+
+
+@dataclass(frozen=True)
+class Summary:
+    assets: int
+    asset_partitions: int
+    materialized: int
+    fresh: int
+    stale: int
+    stale_upstream: int
+    missing: int
+    sources: int
+    features: int
+    models: int
+    artifacts: int
+    checks: int
+    checks_passed: int
+    checks_failed: int
+    checks_not_evaluated: int
+    champions: int
+
+
+@dataclass(frozen=True)
 class LineageDocument:
     generated_at: str
     code_commit: str | None
     code_dirty: bool | None
-    packages: dict[str, dict[str, str | None]]
+    packages: dict[str, Package]
     assets: tuple[AssetRecord, ...]
     checks: tuple[CheckRecord, ...]
     models: tuple[ModelRecord, ...]
@@ -111,31 +137,28 @@ class LineageDocument:
     groups: dict[str, str]
     notes: tuple[str, ...] = ()
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> Summary:
         materialized = [a for a in self.assets if a.materialized_at]
         statuses = Counter(a.status for a in self.assets)
         checks = Counter(c.status for c in self.checks)
         model_assets = {m.asset for m in self.models}
-        return {
-            "assets": len({a.asset for a in self.assets}),
-            "asset_partitions": len(self.assets),
-            "materialized": len(materialized),
-            "fresh": statuses["fresh"], "stale": statuses["stale"], "stale_upstream": statuses["stale upstream"],
-            "missing": statuses["missing"],
+        return Summary(
+            assets=len({a.asset for a in self.assets}), asset_partitions=len(self.assets),
+            materialized=len(materialized), fresh=statuses["fresh"], stale=statuses["stale"],
+            stale_upstream=statuses["stale upstream"], missing=statuses["missing"],
             # where data enters: assets with nothing upstream that feed others
-            "sources": len({a.asset for a in self.assets if not a.upstream and a.downstream}),
-            "features": len({a.asset for a in self.assets if a.group == "features"}),
-            "models": len([a for a in materialized if a.asset in model_assets]),
-            "artifacts": sum(len(a.artifacts) for a in self.assets),
-            "checks": len(self.checks),
-            "checks_passed": checks["passed"], "checks_failed": checks["failed"],
-            "checks_not_evaluated": len(self.checks) - checks["passed"] - checks["failed"],
-            "champions": len({m.partition for m in self.models if m.champion_version}),
-        }
+            sources=len({a.asset for a in self.assets if not a.upstream and a.downstream}),
+            features=len({a.asset for a in self.assets if a.group == "features"}),
+            models=len([a for a in materialized if a.asset in model_assets]),
+            artifacts=sum(len(a.artifacts) for a in self.assets), checks=len(self.checks),
+            checks_passed=checks["passed"], checks_failed=checks["failed"],
+            checks_not_evaluated=len(self.checks) - checks["passed"] - checks["failed"],
+            champions=len({m.partition for m in self.models if m.champion_version}))
 
     def to_json(self) -> dict:
         return {"generated_at": self.generated_at, "code": {"commit": self.code_commit, "dirty": self.code_dirty},
-                "summary": self.summary(), "packages": self.packages, "groups": self.groups,
+                "summary": dataclasses.asdict(self.summary()),
+                "packages": {k: dataclasses.asdict(v) for k, v in self.packages.items()}, "groups": self.groups,
                 "assets": [dataclasses.asdict(a) for a in self.assets],
                 "checks": [dataclasses.asdict(c) for c in self.checks],
                 "models": [dataclasses.asdict(m) for m in self.models],
@@ -160,7 +183,8 @@ def propagate_stale(statuses: dict[tuple[str, str | None], Status], upstream: di
         found = []
         for parent in upstream.get(asset, ()):
             keys = partitions.get(parent, [])
-            found += [(parent, partition)] if partition in keys and partition is not None else                 [(parent, k) for k in keys]
+            same = partition is not None and partition in keys
+            found += [(parent, partition)] if same else [(parent, k) for k in keys]
         return found
 
     def resolve(entity: tuple[str, str | None]) -> Status:
@@ -217,15 +241,15 @@ def render_markdown(doc: LineageDocument) -> str:
         f"Generated {doc.generated_at} from the Dagster catalog. Code: {commit}.", "",
         "## Summary", "",
         "| | |", "|---|---|",
-        f"| assets | {s['assets']} ({s['asset_partitions']} with partitions), {s['materialized']} materialized |",
-        f"| status | {s['fresh']} fresh, {s['stale']} stale, {s['stale_upstream']} stale upstream, "
-        f"{s['missing']} missing |",
-        f"| sources | {s['sources']} |", f"| features group | {s['features']} assets |",
-        f"| models | {s['models']} materialized (forecast models and the policy), {s['champions']} tickers with a "
+        f"| assets | {s.assets} ({s.asset_partitions} with partitions), {s.materialized} materialized |",
+        f"| status | {s.fresh} fresh, {s.stale} stale, {s.stale_upstream} stale upstream, "
+        f"{s.missing} missing |",
+        f"| sources | {s.sources} |", f"| features group | {s.features} assets |",
+        f"| models | {s.models} materialized (forecast models and the policy), {s.champions} tickers with a "
         "champion |",
-        f"| files | {s['artifacts']} artifacts beside the stored values |",
-        f"| checks | {s['checks_passed']} passed, {s['checks_failed']} failed, {s['checks_not_evaluated']} not evaluated "
-        f"(of {s['checks']}) |", "",
+        f"| files | {s.artifacts} artifacts beside the stored values |",
+        f"| checks | {s.checks_passed} passed, {s.checks_failed} failed, {s.checks_not_evaluated} not evaluated "
+        f"(of {s.checks}) |", "",
         "## Graph", "", "```mermaid", mermaid(doc.assets, doc.edges, doc.groups), "```", "",
         "## Assets", "",
         "| asset | group | status | materialized | run | code version | data version | inputs | size | path |",
@@ -262,8 +286,7 @@ def render_markdown(doc: LineageDocument) -> str:
               f"| {m.asset} | {_cell(m.registered_model)} | {_cell(m.version)} | {_cell(m.run_id)} | "
               f"{_cell(m.champion_version)} |" for m in doc.models]
     lines += ["", "## Packages", "", "| package | pinned | installed |", "|---|---|---|"]
-    lines += [f"| {name} | {_cell(v.get('pinned'))} | {_cell(v.get('installed'))} |"
-              for name, v in sorted(doc.packages.items())]
+    lines += [f"| {name} | {_cell(v.pinned)} | {_cell(v.installed)} |" for name, v in sorted(doc.packages.items())]
     if doc.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in doc.notes]
     return "\n".join(lines) + "\n"
@@ -271,7 +294,7 @@ def render_markdown(doc: LineageDocument) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # mismatch | missing | unsigned | bad signature | unrecorded
+    kind: str  # mismatch | missing | unreadable | unsigned | bad signature | unrecorded
     where: str
     path: str | None
     detail: str
@@ -283,7 +306,7 @@ class Problem:
 def verify(assets: Iterable[AssetRecord], read: Callable[[str], bytes | None], key: bytes | None) -> list[Problem]:
     """Re-hash every stored value and every artifact of the materialized assets against the
     catalog. `read(path)` returns the bytes, or None when the file is gone. Models and policies
-    must carry an HMAC signature made with `key`."""
+    must carry an HMAC signature made with `key` (None: signatures are not checked)."""
     problems: list[Problem] = []
 
     def check(where: str, path: str | None, sha256: str | None, kind: str | None = None,
@@ -292,7 +315,11 @@ def verify(assets: Iterable[AssetRecord], read: Callable[[str], bytes | None], k
             problems.append(Problem("unrecorded", where, path, "the catalog has no path and SHA-256 for it: "
                                                                "materialize it again"))
             return
-        data = read(path)
+        try:
+            data = read(path)
+        except Exception as error:  # a scheme fsspec does not know, a permission, a network failure
+            problems.append(Problem("unreadable", where, path, f"{type(error).__name__}: {error}"))
+            return
         if data is None:
             problems.append(Problem("missing", where, path, "the file is gone"))
             return

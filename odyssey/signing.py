@@ -15,17 +15,24 @@ class SignatureError(ValueError):
     """An artifact's hash or signature does not match: it was changed or signed with another key."""
 
 
+def existing_key(key_file: Path, key: str | None = None) -> bytes | None:
+    """The given key, else the one in `key_file`, else None (nothing is created)."""
+    if key and key.strip():
+        return key.strip().encode()
+    return key_file.read_text().strip().encode() if key_file.exists() else None
+
+
 def load_or_create_key(key_file: Path, key: str | None = None) -> bytes:
     """The given key, else the one in `key_file` (created, with a warning, on first use: fine for
     one machine, not for a team; set ODYSSEY_SIGNING_KEY to share one)."""
-    if key and key.strip():
-        return key.strip().encode()
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
-        os.chmod(key_file, 0o600)
-        warnings.warn(f"no signing key was given (ODYSSEY_SIGNING_KEY): generated a local one at {key_file}",
-                      stacklevel=2)
+    found = existing_key(key_file, key)
+    if found is not None:
+        return found
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(secrets.token_hex(32))
+    os.chmod(key_file, 0o600)
+    warnings.warn(f"no signing key was given (ODYSSEY_SIGNING_KEY): generated a local one at {key_file}",
+                  stacklevel=2)
     return key_file.read_text().strip().encode()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -31,12 +32,8 @@ def _project_module(name: str | None, packages: Iterable[str]) -> bool:
 
 
 def canonical_source(source: str) -> str:
-    """The code of `source` without comments, formatting or docstrings (an AST dump); a lambda
-    whose lines do not parse on their own keeps its text with the spacing normalised."""
-    try:
-        tree = ast.parse(textwrap.dedent(source))
-    except SyntaxError:
-        return " ".join(source.split())
+    """The code of `source` without comments, formatting or docstrings (an AST dump)."""
+    tree = ast.parse(textwrap.dedent(source))
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
             body = node.body
@@ -86,18 +83,33 @@ class CodeVersions:
         self.packages = tuple(packages)
         self._canonical: dict[int, str] = {}
         self._refs: dict[int, list[tuple[str, object]]] = {}
+        self._modules: dict[str, ast.Module] = {}
 
     def _is_project(self, obj: object) -> bool:
         return _project_module(getattr(obj, "__module__", None), self.packages)
+
+    def _module_tree(self, name: str) -> ast.Module:
+        if name not in self._modules:
+            self._modules[name] = ast.parse(self.source_of(sys.modules[name]))
+        return self._modules[name]
+
+    def _lambda_code(self, function: types.FunctionType) -> str:
+        """A lambda's own expression (not the statement around it), found in its module's tree,
+        with the values its defaults bound (a loop variable)."""
+        line = function.__code__.co_firstlineno
+        nodes = [n for n in ast.walk(self._module_tree(function.__module__))
+                 if isinstance(n, ast.Lambda) and n.lineno == line]
+        defaults = [_constant_text(v) or type(v).__qualname__ for v in function.__defaults__ or ()]
+        return "|".join(ast.dump(n, annotate_fields=False) for n in nodes) + repr(defaults)
 
     def _canonical_of(self, obj: object) -> str:
         key = id(obj)
         if key not in self._canonical:
             try:
-                text = canonical_source(self.source_of(obj))
-                defaults = getattr(obj, "__defaults__", None)
-                if "<" in obj.__qualname__ and defaults:  # a lambda's bound loop variables
-                    text += repr(defaults)
+                if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
+                    text = self._lambda_code(obj)
+                else:
+                    text = canonical_source(self.source_of(obj))
             except (OSError, TypeError):
                 # made at run time (a settings-override config class): its schema is its code
                 schema = getattr(obj, "model_json_schema", None)
@@ -133,6 +145,11 @@ class CodeVersions:
             function = inspect.unwrap(function)
             scope = function.__globals__
             annotations += [_resolve(a, scope) for a in getattr(function, "__annotations__", {}).values()]
+            if "<" not in function.__qualname__:  # a lambda's defaults are part of its code text
+                for index, value in enumerate(function.__defaults__ or ()):
+                    self._add(found, f"{_qualified(function)}.<default {index}>", value)
+                for parameter, value in sorted((function.__kwdefaults__ or {}).items()):
+                    self._add(found, f"{_qualified(function)}.<default {parameter}>", value)
             names = _names(function.__code__)
             for name in sorted(names):
                 if name not in scope:
@@ -155,7 +172,12 @@ class CodeVersions:
         kept in a table under the table's entry, e.g. `odyssey.features._COMPUTE['RSI_14']`);
         constants under the name they are read by; the functions inside a table are followed.
         Anything else (libraries, Dagster definitions) is not ours to version."""
-        target = inspect.unwrap(value) if isinstance(value, types.FunctionType) else value
+        if isinstance(value, functools.partial):
+            self._add(found, name, value.func, depth)
+            for index, argument in enumerate(value.args):
+                self._add(found, f"{name}.<argument {index}>", argument, depth + 1)
+            return
+        target = inspect.unwrap(value) if hasattr(value, "__wrapped__") else value  # lru_cache, wraps
         if isinstance(target, (types.FunctionType, type)):
             if self._is_project(target):
                 anonymous = "<" in target.__qualname__
@@ -173,12 +195,11 @@ class CodeVersions:
             for index, item in enumerate(value):
                 self._add(found, f"{name}[{index}]", item, depth + 1)
 
-    def closure(self, root: object) -> dict[str, str]:
-        """Every project object `root` reaches, by qualified name, with its canonical code (or the
+    def closure(self, *roots: object) -> dict[str, str]:
+        """Every project object the roots reach, by qualified name, with its canonical code (or the
         text of a constant)."""
-        root = inspect.unwrap(root)
         seen: dict[str, str] = {}
-        stack: list[tuple[str, object]] = [(_qualified(root), root)]
+        stack: list[tuple[str, object]] = [(_qualified(r), r) for r in map(inspect.unwrap, roots)]
         while stack:
             name, obj = stack.pop()
             if name in seen:
@@ -190,10 +211,11 @@ class CodeVersions:
                 stack += self._references(obj)
         return seen
 
-    def version(self, function: object) -> str:
-        """The digest of everything `function` reaches in the project."""
+    def version(self, *roots: object) -> str:
+        """The digest of everything the roots (a function, and the classes that store its result)
+        reach in the project."""
         digest = hashlib.sha256()
-        for name, text in sorted(self.closure(function).items()):
+        for name, text in sorted(self.closure(*roots).items()):
             digest.update(name.encode() + b"\0" + text.encode() + b"\0")
         return digest.hexdigest()[:DIGEST_CHARS]
 

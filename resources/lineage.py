@@ -19,23 +19,24 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import dagster as dg
+import fsspec
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from upath import UPath
 
 from odyssey import registry as mlreg
-from odyssey.lineage import ARTIFACTS_KEY, AssetRecord, CheckRecord, LineageDocument, ModelRecord, Status, \
-    artifacts_from_json, propagate_stale
+from odyssey.lineage import ARTIFACTS_KEY, AssetRecord, CheckRecord, LineageDocument, ModelRecord, Package, \
+    Status, artifacts_from_json, propagate_stale
 from odyssey.registry import Tracker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_VERSION_TAG = "dagster/data_version"
 CODE_VERSION_TAG = "dagster/code_version"
 INPUT_VERSION_PREFIX = "dagster/input_data_version/"
-CHECK_HISTORY = 1000  # evaluations read per check: far more than its partitions
-CHECK_STATUS = {AssetCheckExecutionRecordStatus.SUCCEEDED: "passed", AssetCheckExecutionRecordStatus.FAILED: "failed",
-                AssetCheckExecutionRecordStatus.PLANNED: "running"}
+CHECK_STATUS = {AssetCheckExecutionRecordStatus.SUCCEEDED: "passed", AssetCheckExecutionRecordStatus.FAILED: "failed"}
+COMPLETED = set(CHECK_STATUS)
 MODEL_ASSETS = ("forecast_models",)  # per-ticker models in the MLflow registry
 
 
@@ -168,18 +169,23 @@ def asset_records(instance: dg.DagsterInstance, graph: GraphSpecs) -> tuple[list
     return records, storage_ids
 
 
+def latest_evaluation(instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str | None):
+    """The check's latest finished evaluation of this partition (planned ones of runs that
+    stopped before the check never finish), or None."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=1, status=COMPLETED, partition_filter=PartitionKeyFilter(key=partition))
+    return history[0] if history else None
+
+
 def check_records(instance: dg.DagsterInstance, graph: GraphSpecs, storage_ids: dict) -> list[CheckRecord]:
-    """Each check's latest evaluation, per partition for the per-ticker checks."""
+    """Each check's latest finished evaluation, per partition for the per-ticker checks."""
     out = []
     for spec in graph.checks:
         asset = spec.asset_key.to_user_string()
         asset_spec = graph.assets.get(spec.asset_key)
         partitions = partition_keys(asset_spec, instance) if asset_spec is not None else [None]
-        latest: dict[str | None, object] = {}
-        for record in instance.event_log_storage.get_asset_check_execution_history(spec.key, limit=CHECK_HISTORY):
-            latest.setdefault(record.partition, record)
         for partition in partitions:
-            record = latest.get(partition)
+            record = latest_evaluation(instance, spec.key, partition)
             if record is None:
                 out.append(CheckRecord(asset, spec.name, partition, spec.blocking, "not evaluated"))
                 continue
@@ -189,7 +195,7 @@ def check_records(instance: dg.DagsterInstance, graph: GraphSpecs, storage_ids: 
             on_latest = (target is not None and target.storage_id == storage_ids.get((asset, partition))) \
                 if evaluation else None
             out.append(CheckRecord(
-                asset, spec.name, partition, spec.blocking, CHECK_STATUS.get(record.status, str(record.status)),
+                asset, spec.name, partition, spec.blocking, CHECK_STATUS[record.status],
                 _iso(record.event.timestamp if record.event else record.create_timestamp), record.run_id,
                 str(reason.value) if reason is not None else None, on_latest))
     return out
@@ -202,7 +208,7 @@ def model_records(instance: dg.DagsterInstance, tracker: Tracker | None, tickers
         for ticker in tickers:
             latest = latest_materialization(instance, dg.AssetKey(asset), ticker)
             event = latest.asset_materialization if latest else None
-            champion = mlreg.version_by_alias(tracker, ticker, "champion") if tracker is not None else None
+            champion = mlreg.version_by_alias(tracker, ticker, mlreg.CHAMPION) if tracker is not None else None
             out.append(ModelRecord(asset, ticker, _meta(event, "mlflow_model") or mlreg.model_name(ticker),
                                    _meta(event, "mlflow_version"), _meta(event, "mlflow_run_id"),
                                    champion.version if champion else None))
@@ -213,7 +219,7 @@ def model_records(instance: dg.DagsterInstance, tracker: Tracker | None, tickers
     return out
 
 
-def installed_packages(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> dict[str, dict[str, str | None]]:
+def installed_packages(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> dict[str, Package]:
     """Each dependency of pyproject.toml: the pin, and the version installed."""
     project = tomllib.loads(pyproject.read_text())["project"]
     out = {}
@@ -223,7 +229,7 @@ def installed_packages(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> dic
             installed = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
             installed = None
-        out[name] = {"pinned": pin.strip() or None, "installed": installed}
+        out[name] = Package(pin.strip() or None, installed)
     return out
 
 
@@ -255,6 +261,11 @@ def collect(instance: dg.DagsterInstance, graph: GraphSpecs, tracker: Tracker | 
 
 
 def read_bytes(path: str) -> bytes | None:
-    """A stored file's bytes by path or URL (file://, s3://, ...), None when it is gone."""
+    """A stored file's bytes by path or fsspec URL (file://, s3://, ...), None when it is gone.
+    Raises for a path it cannot read (the verification names it `unreadable`), such as the
+    `mlflow-artifacts:` URLs of an MLflow server's proxied artifact store."""
+    scheme = re.match(r"([a-z][a-z0-9+.\-]+):", path)
+    if scheme and scheme.group(1) not in fsspec.available_protocols():
+        raise ValueError(f"no filesystem reads '{scheme.group(1)}:' paths")
     target = UPath(path)
     return target.read_bytes() if target.exists() else None

@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from odyssey.registry import Tracker
-from odyssey.signing import load_or_create_key
+from odyssey.signing import existing_key, load_or_create_key
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -31,6 +31,10 @@ class ArtifactSigner(dg.ConfigurableResource):
 
     def key(self) -> bytes:
         return load_or_create_key(Path(self.key_file), self.key_value)
+
+    def existing_key(self) -> bytes | None:
+        """The key if there is one; an audit must not create one."""
+        return existing_key(Path(self.key_file), self.key_value)
 
 
 class CheckpointStore(dg.ConfigurableResource):

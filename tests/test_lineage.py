@@ -16,11 +16,12 @@ import pytest
 from graph import ALL_ASSETS, UNVERSIONED_ASSETS, build_definitions, with_code_versions
 from jobs.lineage import main as lineage_main
 from jobs.main import open_instance
-from odyssey import indicators
-from odyssey.lineage import Artifact, AssetRecord, verify
+from odyssey import backtest, calendar, indicators
+from odyssey.lineage import Artifact, AssetRecord, propagate_stale, verify
 from odyssey.signing import sign
 from odyssey.versions import CodeVersions, canonical_source
-from resources.lineage import GraphSpecs, asset_records, stale_status
+from resources import storage
+from resources.lineage import GraphSpecs, asset_records, read_bytes, stale_status
 from sensors.lineage import lineage_after_runs
 from tests.conftest import QUICK
 from tests.dagster_helpers import run_graph
@@ -76,6 +77,39 @@ def test_comments_docstrings_and_layout_do_not_change_a_version():
     assert _op_versions(CodeVersions(_edited(indicators.rsi, source, noisy))) == plain
 
 
+def test_defaults_cached_functions_and_the_io_manager_are_part_of_a_version(monkeypatch):
+    plain = _op_versions(CodeVersions())
+    # a default argument's value (the stress scenarios) is code
+    windows, shocks = backtest.stress_tests.__defaults__
+    monkeypatch.setattr(backtest.stress_tests, "__defaults__",
+                        ({**windows, "one_more": ("2020-02-19", "2020-03-23")}, shocks))
+    changed = _op_versions(CodeVersions())
+    assert {op for op in plain if plain[op] != changed[op]} == {"stress_tests"}
+    monkeypatch.undo()
+    # a function behind functools.lru_cache is followed
+    assert "odyssey.calendar._calendar" in CodeVersions().closure(calendar.sessions)
+    # how a value is stored is part of its version: every asset follows its IO manager's code
+    edited = with_code_versions(UNVERSIONED_ASSETS, CodeVersions(_edited(storage.record_stored_bytes,
+                                                                         "len(data)", "len(data) + 0")))
+    before = {s.key: s.code_version for a in ALL_ASSETS for s in a.specs}
+    after = {s.key: s.code_version for a in edited for s in a.specs}
+    assert all(before[k] != after[k] for k in before)
+
+
+def test_stale_parents_make_their_children_stale_upstream_partition_by_partition():
+    statuses = {("prices", None): ("fresh", ()), ("model", "A"): ("stale", ("has a new code version",)),
+                ("model", "B"): ("fresh", ()), ("drift", "A"): ("fresh", ()), ("drift", "B"): ("fresh", ()),
+                ("report", None): ("fresh", ()), ("new", "A"): ("missing", ())}
+    upstream = {"model": ("prices",), "drift": ("model", "prices"), "report": ("drift",), "new": ("model",)}
+    out = propagate_stale(statuses, upstream)
+    assert out[("model", "A")] == ("stale", ("has a new code version",))
+    assert out[("drift", "A")] == ("stale upstream", ("model is stale",))
+    assert out[("model", "B")] == out[("drift", "B")] == out[("prices", None)] == ("fresh", ())
+    # an unpartitioned child reads every partition of its parent
+    assert out[("report", None)] == ("stale upstream", ("drift is stale",))
+    assert out[("new", "A")] == ("missing", ())
+
+
 # --- verification (pure) ----------------------------------------------------------------------------
 
 def _record(path: str, sha: str, artifacts=()) -> AssetRecord:
@@ -102,6 +136,11 @@ def test_verify_names_mismatches_missing_unsigned_and_badly_signed_files():
     found = [(p.kind, p.path) for p in verify(records, files.get, key)]
     assert found == [("mismatch", "/s/table"), ("missing", "/s/gone"), ("unsigned", "/s/policy"),
                      ("bad signature", "/s/model"), ("unrecorded", None)]
+    # a path no filesystem reads (an MLflow server's proxied artifacts) is named, not taken for missing
+    remote = _record("/s/table", sha["/s/table"], [Artifact("mlflow-artifacts:/1/model.ubj", sha["/s/model"], 5,
+                                                            "model", sign(b"model", key))])
+    [problem] = verify([remote], lambda path: files[path] if path in files else read_bytes(path), key)
+    assert problem.kind == "unreadable" and "mlflow-artifacts:" in problem.detail
 
 
 # --- the graph built by the main command ------------------------------------------------------------
