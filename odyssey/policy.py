@@ -23,6 +23,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -166,6 +167,7 @@ def train_ppo(market: PolicyMarket, settings: PPOSettings = PPOSettings(),
     checkpoints = _Checkpoints(settings, checkpoint_dir, key)
     remaining = total - model.num_timesteps
     if remaining > 0:
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a tempdir/SB3-<time> folder
         model.learn(remaining, callback=[checkpoints, *callbacks], reset_num_timesteps=False)
         if checkpoint_dir is not None:  # a repeat of the same training then loads instead of training
             save_checkpoint(model, checkpoint_dir, key)

@@ -3,6 +3,7 @@ and honesty on signal-free and planted-signal markets."""
 
 import io
 import json
+import tempfile
 import zipfile
 
 import numpy as np
@@ -56,6 +57,14 @@ def test_same_settings_same_data_give_the_same_bytes(uninterrupted):
     assert model_bytes(again.model) == model_bytes(uninterrupted.model)
     other_seed = train_ppo(*_data(), SMALL.model_copy(update={"seed": 7}))
     assert not torch.equal(_params(other_seed.model), _params(uninterrupted.model))
+
+
+def test_training_writes_nothing_to_the_temporary_folder(tmp_path, monkeypatch):
+    """SB3 gives a model without its own logger a fresh tempdir/SB3-<time> folder on every learn()."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    train_ppo(*_data(), SMALL)
+    assert list(tmp_path.glob("SB3-*")) == []
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint_and_ends_identical(tmp_path, uninterrupted):
