@@ -316,6 +316,12 @@ def test_the_lineage_sensor_follows_successful_runs_but_not_its_own(three_ticker
         request = evaluate(runs["portfolio"])
         assert isinstance(request, dg.RunRequest) and request.run_key == f"lineage-after-{runs['portfolio'].run_id}"
         assert isinstance(evaluate(runs["lineage_document"]), dg.SkipReason)
+        # a rebuild that has not started yet will see this run too: no second one
+        instance.add_run(dg.DagsterRun(job_name="lineage_document", run_id="0" * 32,
+                                       status=dg.DagsterRunStatus.NOT_STARTED))
+        skipped = evaluate(runs["portfolio"])
+        assert isinstance(skipped, dg.SkipReason) and "waiting to start" in skipped.skip_message
+        instance.delete_run("0" * 32)
 
 
 OPENLINEAGE_RUN = """
