@@ -37,7 +37,9 @@ if str(ROOT) not in sys.path:
 
 from bench.features import prepare_inputs  # noqa: E402
 from odyssey.canary import leakage_canary  # noqa: E402
+from odyssey.features import REGISTRY_VERSION  # noqa: E402
 from odyssey.fitting import MarketInputs, feature_pipeline  # noqa: E402
+from odyssey.models import load_verified, serialize, train_final_model  # noqa: E402
 from odyssey.settings import Settings, XGBParams, load_settings, preset_path  # noqa: E402
 from odyssey.walkforward import Fold, WalkForward, walkforward_from_settings  # noqa: E402
 
@@ -146,7 +148,41 @@ def inference(settings: Settings, inputs: MarketInputs, params: XGBParams) -> di
     return {"predictions_per_second": fast_rate, "reference_predictions_per_second": ref_rate,
             "single_latency_ms": latency(booster.inplace_predict),
             "reference_single_latency_ms": latency(lambda x: booster.predict(xgb.DMatrix(x))),
-            "batch_rows": len(batch)}
+            "batch_rows": len(batch), **production_latency(settings, inputs, params, batch[-1:])}
+
+
+def production_latency(settings: Settings, inputs: MarketInputs, params: XGBParams, row: np.ndarray,
+                       repeats: int = 200) -> dict[str, float]:
+    """One forecast the way the batch forecasts serve it: the final model as stored (UBJSON bytes
+    and its signed card), loaded only after its hash, signature and feature registry verify, then
+    predict. Cold: verify + load + predict on every call. Warm: the verified model kept in a cache
+    keyed by its SHA-256, then predict. Medians of `repeats` calls."""
+    key = b"bench-key"
+    wf = walkforward_from_settings(settings, params)
+    booster, card = train_final_model(wf, inputs, settings.universe.tickers[0], REGISTRY_VERSION)
+    data, card = serialize(booster, card, key)
+    names = card.feature_names
+    cache: dict[str, xgb.Booster] = {}
+
+    def cold(x):
+        return load_verified(data, card, key, REGISTRY_VERSION, names).inplace_predict(x)
+
+    def warm(x):
+        if card.sha256 not in cache:
+            cache[card.sha256] = load_verified(data, card, key, REGISTRY_VERSION, names)
+        return cache[card.sha256].inplace_predict(x)
+
+    def median_ms(fn) -> float:
+        fn(row)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn(row)
+            times.append((time.perf_counter() - started) * 1e3)
+        return statistics.median(times)
+
+    return {"production_cold_latency_ms": median_ms(cold), "production_warm_latency_ms": median_ms(warm),
+            "model_bytes": len(data), "model_rounds": card.best_iteration + 1}
 
 
 def main() -> None:
@@ -157,9 +193,16 @@ def main() -> None:
                              "(default: all)")
     parser.add_argument("--workers", type=int, default=2,
                         help="also time the walk-forward over this many processes x nthread=1 (1: skip)")
+    parser.add_argument("--inference-only", action="store_true",
+                        help="time only batch inference and the single-forecast latencies")
     args = parser.parse_args()
 
     settings = load_settings(preset_path(args.preset), environ={})
+    if args.inference_only:
+        inf = inference(settings, prepare_inputs(settings), settings.forecast.xgboost.model_copy(update={"nthread": 2}))
+        print(json.dumps({"bench": "forecasting_inference", **{k: round(v, 4) if isinstance(v, float) else v
+                                                               for k, v in inf.items()}}))
+        return
     tickers = list(settings.universe.tickers)
     params = settings.forecast.xgboost.model_copy(update={"nthread": 2})
     gates = settings.gates
@@ -253,6 +296,10 @@ def main() -> None:
           f"{inf['reference_predictions_per_second']:>12,.0f}")
     print(f"{'single-row latency, inplace_predict, median (ms)':<66} {inf['single_latency_ms']:>12.3f}")
     print(f"{'reference: single-row DMatrix + predict, median (ms)':<66} {inf['reference_single_latency_ms']:>12.3f}")
+    print(f"{'production path, cold: verify + load the stored model + predict (ms)':<66} "
+          f"{inf['production_cold_latency_ms']:>12.3f}")
+    print(f"{'production path, warm: verified model cached by SHA-256 + predict (ms)':<66} "
+          f"{inf['production_warm_latency_ms']:>12.3f}")
     best = min(seconds, parallel_seconds) if parallel_seconds is not None else seconds
     print(json.dumps({
         "bench": "forecasting",
@@ -267,6 +314,8 @@ def main() -> None:
         "reference_predictions_per_second": round(inf["reference_predictions_per_second"]),
         "single_latency_ms": round(inf["single_latency_ms"], 4),
         "reference_single_latency_ms": round(inf["reference_single_latency_ms"], 4),
+        "production_cold_latency_ms": round(inf["production_cold_latency_ms"], 4),
+        "production_warm_latency_ms": round(inf["production_warm_latency_ms"], 4),
         "canary_seconds": {r.ticker: round(r.canary_seconds, 3) for r in table.itertuples()},
         "walkforward_seconds_per_ticker": {r.ticker: round(r.seconds, 2) for r in table.itertuples()},
         "canary_share": round(float(table["share"].mean()), 4),
