@@ -156,7 +156,8 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
         "best_iteration": card.best_iteration, "model_bytes": len(data),
         "training_window": f"{card.train_start} .. {card.train_end} ({card.train_rows + card.validation_rows} rows)",
         "data_end": card.data_end, "features": len(card.feature_names),
-        **artifacts_metadata([Artifact.of(f"{version.source}/{mlreg.MODEL_FILE}", data, "model", card.signature)]),
+        **artifacts_metadata([Artifact(f"{version.source}/{mlreg.MODEL_FILE}", card.sha256, len(data), "model",
+                                       card.signature)]),
     })
 
 

@@ -2,7 +2,6 @@
 the backtest against baselines with identical costs and limits, reports, and recommendations."""
 
 import dataclasses
-import inspect
 import io
 import json
 from typing import Optional
@@ -12,8 +11,6 @@ import numpy as np
 import pandas as pd
 
 from odyssey import backtest as bt
-from odyssey import policy as policy_module
-from odyssey import portfolio as portfolio_module
 from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
@@ -45,11 +42,6 @@ def _ppo(settings: SettingsResource, config: PPOConfig) -> tuple[PPOSettings, Co
     costs = config.apply(s.costs)
     return (config.apply(s.portfolio.ppo),
             Constraints(limits.max_weight, limits.max_invested, costs.cost_bps, costs.slippage_bps))
-
-
-def _code_version() -> str:
-    """Hash of the environment and training code: a checkpoint from other code is never resumed."""
-    return sha256_bytes((inspect.getsource(portfolio_module) + inspect.getsource(policy_module)).encode())[:16]
 
 
 def _on_days(panel: Panel, days: Panel) -> Panel:
@@ -88,8 +80,10 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     if len(train) < ppo.episode_length:
         raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before the validation period "
                          f"({periods.validation_start.date()}), fewer than episode_length={ppo.episode_length}")
+    # the asset's code version covers the environment and training code: a checkpoint from other code is never resumed
+    code_version = context.assets_def.code_versions_by_key[context.asset_key]
     fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints), portfolio.baseline,
-                                           list(profile.tickers), _code_version()], sort_keys=True).encode()
+                                           list(profile.tickers), code_version], sort_keys=True).encode()
                                + train.signals.tobytes() + train.context.tobytes() + train.baseline.tobytes()
                                + train.next_returns.tobytes())[:16]
     key = signer.key()
@@ -124,7 +118,7 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     value["mlflow_run_id"] = run_id
     curve = pd.DataFrame({"rollout": np.arange(len(trained.rollout_rewards)), "mean_reward": trained.rollout_rewards})
     return dg.MaterializeResult(value=value, metadata={
-        **artifacts_metadata([Artifact.of(str(storage.path(path)), data, "policy", value["signature"])]),
+        **artifacts_metadata([Artifact(str(storage.path(path)), digest, len(data), "policy", value["signature"])]),
         "policy_sha256": digest, "timesteps": trained.timesteps,
         "resumed_from_checkpoint": trained.resumed_from if trained.resumed_from is not None else "no",
         "train_period": f"{value['train_start']} .. {value['train_end']} ({len(train)} days)",
@@ -148,8 +142,8 @@ def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> d
     value = {"path": path, "sha256": digest, "signature": sign(data, signer.key()), "policy_sha256": ppo_policy["sha256"],
              "input": "obs [batch, 2N] float32", "output": "action [batch, N] in [-1, 1]"}
     return dg.MaterializeResult(value=value, metadata={
-        "onnx_sha256": digest, **artifacts_metadata([Artifact.of(str(storage.path(path)), data, "policy",
-                                                                 value["signature"])])})
+        "onnx_sha256": digest, **artifacts_metadata([Artifact(str(storage.path(path)), digest, len(data), "policy",
+                                                              value["signature"])])})
 
 
 BaselineConfig = overrides(
@@ -291,10 +285,11 @@ def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtes
     path = storage.path("reports", "backtest_report.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    written = Artifact.of(str(path), data, "report")
     meta = {"report": dg.MetadataValue.path(str(path)), "policy_gate": summary["policy gate"],
-            **artifacts_metadata([Artifact.of(str(path), data, "report")])}
+            **artifacts_metadata([written])}
     meta.update({name: png_bytes_markdown(png, name) for name, png in images.items()})
-    return dg.MaterializeResult(value={"path": str(path), "sha256": sha256_bytes(data), "charts": list(images)},
+    return dg.MaterializeResult(value={"path": str(path), "sha256": written.sha256, "charts": list(images)},
                                 metadata=meta)
 
 
@@ -396,10 +391,10 @@ def recommendation_files(context: dg.AssetExecutionContext, storage: Storage,
     orders_only.to_csv(buffer, index=False)
     csv_data = buffer.getvalue().encode()
     (folder / "recommendations.csv").write_bytes(csv_data)
+    written = [Artifact.of(str(folder / "recommendations.json"), json_data, "report"),
+               Artifact.of(str(folder / "recommendations.csv"), csv_data, "report")]
     return dg.MaterializeResult(value={"json": str(folder / "recommendations.json"),
-                                       "csv": str(folder / "recommendations.csv"), "sha256": sha256_bytes(json_data)},
+                                       "csv": str(folder / "recommendations.csv"), "sha256": written[0].sha256},
                                 metadata={"advisor": str(first["advisor"]), "json": str(folder / "recommendations.json"),
                                           "csv": str(folder / "recommendations.csv"), "cash_weight": round(cash, 4),
-                                          **artifacts_metadata([
-                                              Artifact.of(str(folder / "recommendations.json"), json_data, "report"),
-                                              Artifact.of(str(folder / "recommendations.csv"), csv_data, "report")])})
+                                          **artifacts_metadata(written)})

@@ -121,7 +121,7 @@ def judge_policy(market: PolicyMarket, act: Callable[[np.ndarray], np.ndarray], 
 # -- baselines: target weights from information up to each close ---------------------------------
 
 def equal_weight_targets(panel: Panel, c: Constraints) -> np.ndarray:
-    return np.tile(allocate(np.ones(len(panel.tickers)), c), (len(panel), 1))
+    return baseline_targets("equal_weight", pd.DataFrame(columns=list(panel.tickers)), panel.dates, c)
 
 
 def inverse_vol_targets(panel: Panel, history: pd.DataFrame, c: Constraints, window: int = 60) -> np.ndarray:

@@ -7,14 +7,13 @@ Markdown (with a Mermaid graph) and JSON, and checks stored bytes against them.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from odyssey.hashing import sha256_bytes
-from odyssey.signing import sign
+from odyssey.signing import signature_matches
 
 SIGNED_KINDS = ("model", "policy")
 ARTIFACTS_KEY = "artifacts"  # the materialization metadata entry listing an asset's files
@@ -331,7 +330,7 @@ def verify(assets: Iterable[AssetRecord], read: Callable[[str], bytes | None], k
         if kind in SIGNED_KINDS:
             if not signature:
                 problems.append(Problem("unsigned", where, path, f"a {kind} must carry an HMAC signature"))
-            elif key is not None and not hmac.compare_digest(sign(data, key), signature):
+            elif key is not None and not signature_matches(data, key, signature):
                 problems.append(Problem("bad signature", where, path, "signed with another key, or re-signed"))
 
     for a in assets:

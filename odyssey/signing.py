@@ -40,10 +40,14 @@ def sign(data: bytes, key: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def signature_matches(data: bytes, key: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(data, key), signature)
+
+
 def verify(data: bytes, key: bytes, sha256: str, signature: str, name: str = "artifact") -> None:
     """Raise SignatureError unless both the hash and the signature match."""
     actual = sha256_bytes(data)
     if actual != sha256:
         raise SignatureError(f"{name}: SHA-256 mismatch (expected {sha256[:12]}…, got {actual[:12]}…)")
-    if not hmac.compare_digest(sign(data, key), signature):
+    if not signature_matches(data, key, signature):
         raise SignatureError(f"{name}: HMAC signature does not verify (tampered, or signed with another key)")

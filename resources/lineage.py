@@ -30,6 +30,7 @@ from odyssey import registry as mlreg
 from odyssey.lineage import ARTIFACTS_KEY, AssetRecord, CheckRecord, LineageDocument, ModelRecord, Package, \
     Status, artifacts_from_json, propagate_stale
 from odyssey.registry import Tracker
+from resources.metadata import check_reason
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_VERSION_TAG = "dagster/data_version"
@@ -190,14 +191,13 @@ def check_records(instance: dg.DagsterInstance, graph: GraphSpecs, storage_ids: 
                 out.append(CheckRecord(asset, spec.name, partition, spec.blocking, "not evaluated"))
                 continue
             evaluation = record.event.asset_check_evaluation if record.event else None
-            reason = evaluation.metadata.get("reason") if evaluation else None
             target = evaluation.target_materialization_data if evaluation else None
             on_latest = (target is not None and target.storage_id == storage_ids.get((asset, partition))) \
                 if evaluation else None
             out.append(CheckRecord(
                 asset, spec.name, partition, spec.blocking, CHECK_STATUS[record.status],
                 _iso(record.event.timestamp if record.event else record.create_timestamp), record.run_id,
-                str(reason.value) if reason is not None else None, on_latest))
+                check_reason(record), on_latest))
     return out
 
 

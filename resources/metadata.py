@@ -17,6 +17,14 @@ def artifacts_metadata(artifacts: Sequence[Artifact]) -> dict:
     return {ARTIFACTS_KEY: dg.MetadataValue.json([dataclasses.asdict(a) for a in artifacts])}
 
 
+def check_reason(record) -> str | None:
+    """The `reason` a finished check evaluation recorded in its metadata, if any (for a check
+    execution record of the instance)."""
+    evaluation = record.event.asset_check_evaluation if record is not None and record.event else None
+    reason = evaluation.metadata.get("reason") if evaluation else None
+    return str(reason.value) if reason is not None else None
+
+
 def md_table(frame: pd.DataFrame, rows: int = 10, digits: int = 4) -> dg.MetadataValue:
     shown = frame.head(rows).copy()
     for column in shown.columns:

@@ -13,6 +13,7 @@ from odyssey.policy import load_verified
 from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_policy_market, build_panel,
                                spaces)
 from odyssey.signing import verify
+from resources.metadata import check_reason
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
 
@@ -78,8 +79,7 @@ def check_verdict(instance: dg.DagsterInstance, asset: str, check: str) -> Check
         return CheckVerdict(False, f"{where} was last evaluated on an earlier {asset} (run "
                                    f"{target.run_id if target else '?'}), not the latest (run {latest[0].run_id}): "
                                    f"materialize {asset} with its checks first")
-    reason = evaluation.metadata.get("reason")
-    reason = reason.value if reason is not None else ""
+    reason = check_reason(record)
     if not evaluation.passed:
         return CheckVerdict(False, f"{where} failed on the latest {asset}" + (f": {reason}" if reason else ""))
     return CheckVerdict(True, f"{where} passed" + (f": {reason}" if reason else ""))

@@ -13,6 +13,8 @@ import json
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from resources.metadata import check_reason
+
 WATCHED = (dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check"),
            dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check"))
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
@@ -28,9 +30,7 @@ def _evaluations(instance: dg.DagsterInstance, seen: set[int]) -> list:
 
 
 def _reason(record) -> str:
-    evaluation = record.event.asset_check_evaluation if record.event else None
-    reason = evaluation.metadata.get("reason") if evaluation else None
-    return f"{record.key.name}: {reason.value if reason is not None else 'failed'}"
+    return f"{record.key.name}: {check_reason(record) or 'failed'}"
 
 
 @dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
