@@ -20,6 +20,7 @@ from assets import market as market_assets
 from assets import memory as memory_assets
 from assets import monitoring as monitoring_assets
 from assets import portfolio as portfolio_assets
+from assets import ticks as tick_assets
 from checks import ALL_CHECKS
 from jobs import ALL_JOBS, ALL_SCHEDULES
 from odyssey.settings import Settings
@@ -30,7 +31,7 @@ from resources.storage import JsonIOManager, ParquetIOManager
 from sensors import ALL_SENSORS
 
 ASSET_MODULES = [market_assets, feature_assets, memory_assets, forecasting_assets, monitoring_assets,
-                 portfolio_assets, lineage_assets]
+                 portfolio_assets, tick_assets, lineage_assets]
 
 
 # The IO managers of resources.build_resources, by key: how an asset's value is stored is part of its code.

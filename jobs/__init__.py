@@ -1,5 +1,5 @@
 """Jobs: the data layer, the per-ticker forecasting chain, monitoring, batch forecasts, the
-portfolio, ingestion of new sessions, the lineage document, and everything."""
+portfolio, ingestion of new sessions, the lineage document, the tick pipeline, and everything."""
 
 import dagster as dg
 import pandas as pd
@@ -76,6 +76,25 @@ def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResour
         return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
     return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
 
+ticks_job = dg.define_asset_job(
+    "ticks",
+    selection=dg.AssetSelection.groups("ticks"),
+    description="The tick pipeline: raw ticks -> features -> honest labels -> models (gated candidate) -> champion "
+                "-> drift.",
+)
+tick_ingest_job = dg.define_asset_job(
+    "tick_ingest",
+    selection=dg.AssetSelection.assets("raw_ticks", "tick_features", "tick_labels", "tick_drift"),
+    description="New tick files: raw ticks -> features -> labels -> drift against the champion's window (its check "
+                "feeds the tick retraining sensor).",
+)
+tick_training_job = dg.define_asset_job(
+    "tick_training",
+    selection=dg.AssetSelection.assets("tick_models", "tick_champion"),
+    description="Train and judge the tick models; promote the candidate when every tick gate passed.",
+)
+
 ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, drift_monitoring_job,
-            batch_forecasts_job, portfolio_job, ingest_job, lineage_job]
+            batch_forecasts_job, portfolio_job, ingest_job, lineage_job, ticks_job, tick_ingest_job,
+            tick_training_job]
 ALL_SCHEDULES = [daily_ingest]

@@ -89,20 +89,16 @@ def log_candidate(tracker: Tracker, ticker: str, model_bytes: bytes, card: Model
     except Exception:
         client.set_terminated(run_id, status="FAILED")
         raise
-    name = model_name(ticker)
-    try:
-        client.create_registered_model(name, description=f"5-day return forecast for {ticker}")
-    except MlflowException:
-        pass  # already registered
-    version = client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run_id,
-                                          tags={"sha256": card.sha256, "registry_version": card.registry_version})
-    client.set_registered_model_alias(name, CANDIDATE, version.version)
-    return RegisteredVersion(ticker, str(version.version), run_id, version.source)
+    version, source = register_version(tracker, model_name(ticker), f"5-day return forecast for {ticker}",
+                                       f"{run.info.artifact_uri}/model", run_id,
+                                       {"sha256": card.sha256, "registry_version": card.registry_version})
+    return RegisteredVersion(ticker, version, run_id, source)
 
 
-def version_by_alias(tracker: Tracker, ticker: str, alias: str) -> RegisteredVersion | None:
+def version_by_alias(tracker: Tracker, ticker: str, alias: str, name: str | None = None) -> RegisteredVersion | None:
+    """The version `alias` points at, of the ticker's model (or of the registered model `name`)."""
     try:
-        v = tracker.client().get_model_version_by_alias(model_name(ticker), alias)
+        v = tracker.client().get_model_version_by_alias(name or model_name(ticker), alias)
     except MlflowException:
         return None
     return RegisteredVersion(ticker, str(v.version), v.run_id, v.source)
@@ -154,31 +150,48 @@ GATE_TAG = "gate."
 
 
 def record_gate(tracker: Tracker, ticker: str, version: str, gate: str, passed: bool, reason: str,
-                run_id: str | None = None) -> None:
+                run_id: str | None = None, name: str | None = None) -> None:
     """Record a gate's verdict on exactly this registered version (tags gate.<name> = passed |
-    failed, with the reason and the Dagster run): what promotion reads, in any process."""
-    client, name = tracker.client(), model_name(ticker)
+    failed, with the reason and the Dagster run): what promotion reads, in any process. `name`:
+    a registered model other than the ticker's forecast model."""
+    client, name = tracker.client(), name or model_name(ticker)
     client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}", "passed" if passed else "failed")
     client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}.reason", reason[:4000])
     if run_id:
         client.set_model_version_tag(name, version, f"{GATE_TAG}{gate}.run_id", run_id)
 
 
-def gate_results(tracker: Tracker, ticker: str, version: str) -> dict[str, str]:
+def gate_results(tracker: Tracker, ticker: str, version: str, name: str | None = None) -> dict[str, str]:
     """gate name -> "passed" | "failed", as recorded on this version."""
-    tags = tracker.client().get_model_version(model_name(ticker), version).tags
+    tags = tracker.client().get_model_version(name or model_name(ticker), version).tags
     return {k[len(GATE_TAG):]: v for k, v in tags.items() if k.startswith(GATE_TAG) and k.count(".") == 1}
 
 
-def promote(tracker: Tracker, ticker: str, version: str) -> str | None:
+def promote(tracker: Tracker, ticker: str, version: str, name: str | None = None,
+            required: tuple[str, ...] | None = None) -> str | None:
     """Point `champion` at `version` only if every required gate passed for exactly this version
     (GateNotPassed otherwise, and the champion stays); return the previous champion's version."""
-    from odyssey.gates import require_gates
+    from odyssey.gates import REQUIRED_GATES, require_gates
 
-    require_gates(gate_results(tracker, ticker, version), f"{model_name(ticker)} version {version}")
-    previous = version_by_alias(tracker, ticker, CHAMPION)
-    tracker.client().set_registered_model_alias(model_name(ticker), CHAMPION, version)
+    name = name or model_name(ticker)
+    require_gates(gate_results(tracker, ticker, version, name), f"{name} version {version}", required or REQUIRED_GATES)
+    previous = version_by_alias(tracker, ticker, CHAMPION, name)
+    tracker.client().set_registered_model_alias(name, CHAMPION, version)
     return previous.version if previous else None
+
+
+def register_version(tracker: Tracker, name: str, description: str, source: str, run_id: str,
+                     tags: dict[str, str]) -> tuple[str, str]:
+    """A new version of registered model `name` (created when new), aliased `candidate`: its
+    version and source as the registry records them."""
+    client = tracker.client()
+    try:
+        client.create_registered_model(name, description=description)
+    except MlflowException:
+        pass  # already registered
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    client.set_registered_model_alias(name, CANDIDATE, version.version)
+    return str(version.version), version.source
 
 
 def log_figure_bytes(tracker: Tracker, run_id: str, data: bytes, artifact_file: str) -> None:

@@ -142,3 +142,45 @@ def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> ValidationOutco
                 cases.loc[known, extra] = frame.loc[rows[known].astype(int), extra].astype(str).to_numpy()
         return ValidationOutcome(False, cases.reset_index(drop=True), len(frame))
     return ValidationOutcome(True, pd.DataFrame(columns=["column", "check", "failure_case", "row"]), len(frame))
+
+
+# --- ticks ------------------------------------------------------------------------------------------
+def _bid_not_above_ask(frame: pd.DataFrame) -> pd.Series:
+    return frame["best_bid"] <= frame["best_ask"]
+
+
+def raw_ticks_schema(product: str) -> pa.DataFrameSchema:
+    """Ticker messages as read (odyssey/ticks/source.py): positive finite prices, quotes not crossed."""
+    positive = {c: pa.Column(float, [pa.Check.gt(0, error=f"{c} must be > 0"),
+                                     pa.Check(_finite, element_wise=False, error="finite")])
+                for c in ("price", "best_bid", "best_ask")}
+    return pa.DataFrameSchema(
+        {"timestamp": pa.Column("datetime64[ns, UTC]"),
+         "product_id": pa.Column(str, pa.Check.eq(product, error=f"product_id must be {product}")),
+         **positive, "source_line": pa.Column("int64", pa.Check.ge(1)), "source_file": pa.Column(str)},
+        checks=[pa.Check(_bid_not_above_ask, error="best_bid must be <= best_ask (crossed quotes)")],
+        strict=True, name="raw_ticks")
+
+
+def tick_features_schema(names) -> pa.DataFrameSchema:
+    """Tick features (odyssey/ticks/features.py): finite, in time order, within their ranges."""
+    ranges = {"rolling_vol": (0, None), "spread": (0, None), "spread_bps": (0, None), "trade_intensity": (0, None),
+              "messages_s": (1, None), "realised_vol_s": (0, None), "vol_ratio": (0, None),
+              "trade_imbalance": (-1, 1), "tick_rule_imbalance": (-1, 1), "gap_seconds": (0, None),
+              "midprice": (0, None)}
+
+    def column(name: str) -> pa.Column:
+        checks = [pa.Check(_finite, element_wise=False, error="finite")]
+        low, high = ranges.get(name, (None, None))
+        if low is not None:
+            checks.append(pa.Check.ge(low, error=f"{name} must be >= {low}"))
+        if high is not None:
+            checks.append(pa.Check.le(high, error=f"{name} must be <= {high}"))
+        return pa.Column(float, checks, nullable=False)
+
+    return pa.DataFrameSchema(
+        {"tick": pa.Column("int64", pa.Check.ge(0)),
+         "timestamp": pa.Column("datetime64[ns, UTC]", pa.Check(lambda s: s.is_monotonic_increasing,
+                                                                element_wise=False, error="in time order")),
+         **{n: column(n) for n in names}},
+        unique=["tick"], strict=True, ordered=True, name="tick_features")

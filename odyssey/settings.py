@@ -338,12 +338,92 @@ class LineageSettings(_Model):
                               "run, job and dataset events to $OPENLINEAGE_URL or the transport openlineage.yml names")
 
 
+class TickSourceSettings(_Model):
+    """The seeded synthetic tick market (the embedded default): Hawkes-like self-exciting
+    arrivals, a persistent stochastic volatility that rises with the arrival intensity, a
+    spread that widens with volatility, and a drift knob."""
+
+    seed: int = 11
+    start: str = Field(default="2025-11-17", description="the first day (UTC) of the synthetic ticks")
+    days: int = Field(default=3, ge=1, description="days of ticks the first build writes")
+    ticks_per_day: int = Field(default=40_000, ge=100, description="mean messages per day")
+    base_price: float = 94_655.99
+    branching_ratio: float = Field(default=0.7, ge=0.0, lt=1.0, description="expected messages each message "
+                                   "triggers (Hawkes self-excitation; 0: Poisson arrivals)")
+    excitation_seconds: float = Field(default=20.0, gt=0, description="mean delay of a triggered message")
+    tick_vol_bps: float = Field(default=0.8, gt=0, description="typical midprice move per message (bps)")
+    vol_of_vol: float = Field(default=0.6, ge=0.0, description="spread of the persistent log-volatility "
+                              "(0: constant volatility)")
+    vol_half_life_seconds: float = Field(default=600.0, gt=0)
+    intensity_coupling: float = Field(default=0.5, ge=0.0, description="per-message volatility grows as "
+                                      "(intensity / mean intensity) ** coupling (0: none)")
+    drift_from_day: Optional[int] = Field(default=None, ge=0, description="from this day (0-based) on, the "
+                                          "market shifts: volatility and spread times drift_multiplier")
+    drift_multiplier: float = Field(default=2.0, gt=0)
+
+    @property
+    def clustering(self) -> bool:
+        return self.branching_ratio > 0 or self.vol_of_vol > 0 or self.intensity_coupling > 0
+
+
+class TickModelSettings(_Model):
+    """Training of the tick models: the seed's logistic regression and XGBoost."""
+
+    logistic_max_iter: int = 1000
+    max_train_rows: int = Field(default=2_000_000, ge=1000, description="training rows used at most (an even "
+                                "stride through the train split beyond it)")
+    xgb_learning_rate: float = 0.1
+    xgb_max_depth: int = 3
+    xgb_rounds: int = 300
+    xgb_early_stopping_rounds: int = 30
+    xgb_min_child_weight: float = 50.0
+    nthread: int = 2
+    seed: int = 42
+
+
+class TickSettings(_Model):
+    """The tick-level volatility-spike pipeline (group `ticks`): one product's exchange ticker
+    messages, rolling features over ticks and seconds, the honest forward label, models, gates
+    and drift."""
+
+    product: str = "BTC-USD"
+    source: TickSourceSettings = TickSourceSettings()
+    window_ticks: int = Field(default=60, ge=2, description="feature window in messages")
+    short_window_ticks: int = Field(default=10, ge=2, description="the short window of the volatility ratio")
+    window_seconds: float = Field(default=60.0, gt=0, description="feature window in seconds")
+    horizon_ticks: int = Field(default=60, ge=2, description="the label's forward window in messages")
+    quantile: float = Field(default=0.95, gt=0, lt=1, description="tau: this quantile of the training part's "
+                            "forward volatility")
+    label: Literal["forward", "contemporaneous"] = Field(
+        default="forward", description="'forward': volatility over the next horizon_ticks messages (honest); "
+        "'contemporaneous': the seed's label on the current window (a counter-example its check rejects)")
+    train_share: float = Field(default=0.6, gt=0, lt=1)
+    validation_share: float = Field(default=0.2, gt=0, lt=1)
+    models: TickModelSettings = TickModelSettings()
+    baseline_margin: float = Field(default=0.02, ge=0, description="PR-AUC a champion must add to the baseline's")
+    level: float = Field(default=0.9, gt=0, lt=1, description="level of the block-bootstrap intervals")
+    bootstrap_reps: int = Field(default=200, ge=20)
+    bootstrap_block_ticks: int = Field(default=600, ge=1, description="messages per bootstrap block")
+    dependence_cuts: int = Field(default=20, ge=1, description="rows the label-dependence check perturbs")
+    drift_window_ticks: int = Field(default=10_000, ge=100, description="the recent messages drift compares")
+    drift_reference_ticks: int = Field(default=200_000, ge=1000, description="the last training messages drift "
+                                       "compares them with")
+    drift_z_threshold: float = 4.0
+
+    @model_validator(mode="after")
+    def _shares(self) -> "TickSettings":
+        if self.train_share + self.validation_share >= 1:
+            raise ValueError("ticks: train_share + validation_share must leave a test part (< 1)")
+        return self
+
+
 class Paths(_Model):
     """Local state and where it goes; every field has an embedded default under `home`."""
 
     home: str = str(REPO_ROOT / ".odyssey")
     storage_url: Optional[str] = None
     landing: Optional[str] = None
+    tick_landing: Optional[str] = None
     dagster_home: Optional[str] = None
     mlflow_tracking_uri: Optional[str] = None
     mlflow_artifacts: Optional[str] = None
@@ -359,6 +439,7 @@ class Paths(_Model):
         derived = {
             "storage_url": str(home / "storage"),
             "landing": str(home / "landing"),
+            "tick_landing": str(home / "tick_landing"),
             "dagster_home": str(home / "dagster_home"),
             "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             "mlflow_artifacts": (home / "mlflow" / "artifacts").as_uri(),
@@ -373,8 +454,16 @@ class Paths(_Model):
     @property
     def landing_dirs(self) -> tuple[Path, Path, Path]:
         """The landing folder, and its archive and quarantine beside it."""
-        landing = Path(self.landing)
-        return landing, landing.with_name(landing.name + "_archive"), landing.with_name(landing.name + "_quarantine")
+        return _with_archive(Path(self.landing))
+
+    @property
+    def tick_landing_dirs(self) -> tuple[Path, Path, Path]:
+        """The tick landing folder (NDJSON files of ticker messages), its archive and quarantine."""
+        return _with_archive(Path(self.tick_landing))
+
+
+def _with_archive(landing: Path) -> tuple[Path, Path, Path]:
+    return landing, landing.with_name(landing.name + "_archive"), landing.with_name(landing.name + "_quarantine")
 
 
 class Settings(_Model):
@@ -391,6 +480,7 @@ class Settings(_Model):
     portfolio: PortfolioSettings = PortfolioSettings()
     memory: MemorySettings = MemorySettings()
     lineage: LineageSettings = LineageSettings()
+    ticks: TickSettings = TickSettings()
     paths: Paths = Paths()
 
     @model_validator(mode="after")
@@ -439,6 +529,7 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
     "ODYSSEY_HOME": ("paths.home", str),
     "ODYSSEY_STORAGE_URL": ("paths.storage_url", str),
     "ODYSSEY_LANDING": ("paths.landing", str),
+    "ODYSSEY_TICK_LANDING": ("paths.tick_landing", str),
     "DAGSTER_HOME": ("paths.dagster_home", str),
     "MLFLOW_TRACKING_URI": ("paths.mlflow_tracking_uri", str),
     "ODYSSEY_MLFLOW_ARTIFACTS": ("paths.mlflow_artifacts", str),
@@ -448,7 +539,8 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
 }
 SIGNING_KEY_ENV = "ODYSSEY_SIGNING_KEY"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
-PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "dagster_home",
+PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "tick_landing",
+                                                                 "dagster_home",
                                                                  "alerts_log", "qdrant"))}
 
 

@@ -123,14 +123,15 @@ class Storage(dg.ConfigurableResource):
     def path(self, *parts: str) -> UPath:
         return UPath(self.base_path).joinpath(*parts)
 
-    def stored_table(self, asset: str) -> pd.DataFrame | None:
-        """An asset's stored table as the IO manager wrote it, or None before its first run (for
-        assets that extend their own history, such as the landed days and the forecast log)."""
+    def stored_table(self, asset: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+        """An asset's stored table as the IO manager wrote it (only `columns`, when given), or
+        None before its first run (for assets that extend their own history, such as the landed
+        days and the forecast log)."""
         path = self.path("tables", f"{asset}.parquet")
         if not path.exists():
             return None
         with path.open("rb") as handle:
-            return pd.read_parquet(handle)
+            return pd.read_parquet(handle, columns=columns)
 
 
 LANDED_TABLES = {"bars": "landed_bars", "alt": "landed_alt_data", "actions": "landed_actions"}

@@ -14,10 +14,8 @@ from odyssey.hashing import sha256_file
 from odyssey.landing import landing_files, landing_kind, move, read_landed
 from odyssey.sources.csv_source import SourceError
 from resources.settings import SettingsResource
+from sensors.cursors import settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day
-
-RUN_KEY_TAG = "dagster/run_key"
-
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="Start an ingestion run for new files in the landing folder; archive or quarantine them.")
@@ -25,19 +23,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
     landing, archive, quarantine = settings.value.paths.landing_dirs
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
-    for run_key, files in list(cursor["pending"].items()):
-        runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
-        if not runs or not runs[0].is_finished:
-            continue
-        run = runs[0]
-        for name in files:
-            path = landing / name
-            if path.exists():
-                if run.is_success:
-                    move(path, archive)
-                else:
-                    move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
-        del cursor["pending"][run_key]
+    settle_landed(context, cursor["pending"], landing, archive, quarantine)
     pending_names = {n for files in cursor["pending"].values() for n in files}
     watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in LANDED_TABLES}
     good = []

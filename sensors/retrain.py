@@ -21,15 +21,16 @@ COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecor
 REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 1000-record history anyway
 
 
-def _evaluations(instance: dg.DagsterInstance, seen: set[int]) -> list:
+def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys=WATCHED, partitioned: bool = True) -> list:
+    """Finished evaluations of the `keys` checks not in `seen`, oldest first."""
     records = []
-    for key in WATCHED:
+    for key in keys:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
-        records += [r for r in history if r.id not in seen and r.partition]
+        records += [r for r in history if r.id not in seen and (r.partition or not partitioned)]
     return sorted(records, key=lambda r: (r.event.timestamp if r.event else r.create_timestamp, r.id))
 
 
-def _reason(record) -> str:
+def reason_of(record) -> str:
     return f"{record.key.name}: {check_reason(record) or 'failed'}"
 
 
@@ -40,13 +41,13 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
     failing: dict[str, list[str]] = cursor["failing"]
     seen: list[int] = cursor["seen"]
     requests: dict[str, list[str]] = {}
-    for record in _evaluations(context.instance, set(seen)):
+    for record in new_evaluations(context.instance, set(seen)):
         seen.append(record.id)
         ticker, check = record.partition, record.key.name
         now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
         was_failing = check in failing.get(ticker, [])
         if now_failing and not was_failing:
-            requests.setdefault(ticker, []).append(_reason(record))
+            requests.setdefault(ticker, []).append(reason_of(record))
             failing.setdefault(ticker, []).append(check)
         elif not now_failing and was_failing:
             failing[ticker].remove(check)

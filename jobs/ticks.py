@@ -1,0 +1,86 @@
+"""The tick pipeline from the command line.
+
+    python -m jobs.ticks --replay [--out FILE] [--settings FILE]
+    python -m jobs.ticks --land DAYS [--settings FILE]
+
+--replay rebuilds the tick features from the raw NDJSON files the stored `raw_ticks` were read
+from (the archive, or the landing folder for a run not yet settled), exactly as the asset does,
+and compares them with the stored `tick_features` value by value (SHA-256 of every value). It
+prints both digests; exit code 0 when they are bit-identical, 1 when they differ, 2 when there
+is nothing stored to compare. --out also writes the replayed features (Parquet).
+
+--land writes the synthetic market's next DAYS days (after the last tick stored, archived or
+waiting) into the tick landing folder, one NDJSON file per day, for the landing sensor.
+"""
+
+import argparse
+import sys
+
+
+def replay(settings, out: str | None) -> int:
+    from odyssey.hashing import frame_sha256
+    from odyssey.ticks.features import features_from_files
+    from odyssey.ticks.source import resolve_sources
+    from odyssey.ticks.training import windows_of
+    from resources import build_resources
+
+    storage = build_resources(settings)["storage"]
+    stored = storage.stored_table("tick_features")
+    sources = storage.stored_table("raw_ticks", columns=["source_file"])
+    if stored is None or sources is None:
+        print("no stored tick_features or raw_ticks: materialize the ticks group first (make run, or the job "
+              "'ticks')", file=sys.stderr)
+        return 2
+    landing, archive, _ = settings.paths.tick_landing_dirs
+    paths = resolve_sources(sources["source_file"].drop_duplicates().tolist(), landing, archive)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"raw files are gone: {missing[:5]}", file=sys.stderr)
+        return 1
+    replayed = features_from_files(paths, settings.ticks.product, windows_of(settings.ticks))
+    if out:
+        replayed.to_parquet(out, index=False)
+    ours, theirs = frame_sha256(stored), frame_sha256(replayed)
+    print(f"files     {len(paths)} ({paths[0].parent})")
+    print(f"rows      stored {len(stored)}, replayed {len(replayed)}")
+    print(f"stored    {ours}")
+    print(f"replayed  {theirs}")
+    print("identical" if ours == theirs else "DIFFERENT")
+    return 0 if ours == theirs else 1
+
+
+def land(settings, days: int) -> int:
+    from odyssey.ticks.source import next_days, read_tick_file, tick_files, write_days
+    from resources import build_resources
+
+    ticks = settings.ticks
+    landing, archive, _ = settings.paths.tick_landing_dirs
+    stored = build_resources(settings)["storage"].stored_table("raw_ticks", columns=["timestamp"])
+    candidates = [stored["timestamp"].max()] if stored is not None and len(stored) else []
+    waiting = [*tick_files(landing)[-1:], *tick_files(archive)[-1:]]  # names sort by day
+    candidates += [read_tick_file(p, ticks.product).ticks["timestamp"].max() for p in waiting]
+    after = max(candidates) if candidates else None
+    for path in write_days(next_days(ticks.source, ticks.product, after, days), landing):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--replay", action="store_true", help="rebuild the features from the raw files and compare")
+    action.add_argument("--land", type=int, metavar="DAYS", help="write the synthetic market's next days to landing")
+    parser.add_argument("--out", help="with --replay: write the replayed features to this Parquet file")
+    parser.add_argument("--settings", help="a settings file (default: $ODYSSEY_SETTINGS, else odyssey.toml)")
+    args = parser.parse_args(argv)
+
+    from odyssey.settings import load_settings
+
+    settings = load_settings(args.settings)
+    if args.replay:
+        return replay(settings, args.out)
+    return land(settings, args.land)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Sensors of the `ticks` group: new NDJSON files in the tick landing folder, and retraining when
+the tick drift check starts failing.
+
+Landing works like the bars landing folder: each new file is read and judged first (a bad one goes
+to quarantine with a `.reason.txt`, and nothing stored changes); good files start one
+`tick_ingest` run, and move to the archive once it succeeded (to quarantine if it failed). The
+cursor remembers every file by name and SHA-256, so none is ingested twice. Anything that writes
+whole NDJSON files of ticker messages into the folder plugs in: the synthetic market
+(`python -m jobs.ticks --land`), a recorder of the exchange's WebSocket, or a consumer of a
+message queue that rolls its files by day.
+"""
+
+import json
+
+import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from odyssey.hashing import sha256_file
+from odyssey.landing import move
+from odyssey.sources.csv_source import SourceError
+from odyssey.ticks.source import read_tick_file, tick_files
+from resources.settings import SettingsResource
+from resources.storage import Storage
+from sensors.cursors import settle_landed
+from sensors.retrain import new_evaluations, reason_of
+
+
+def _judge(path, product: str, after, archived: set[str]) -> None:
+    """Raise SourceError unless the file holds the product's messages, all after `after`."""
+    if path.name in archived:
+        raise SourceError(f"{path.name}: a file of this name is archived already")
+    ticks = read_tick_file(path, product).ticks
+    if ticks.empty:
+        raise SourceError(f"{path.name}: no {product} ticker messages")
+    if after is not None and (ticks["timestamp"] <= after).any():
+        early = ticks.loc[ticks["timestamp"] <= after, "source_line"]
+        raise SourceError(f"{path.name}: field 'timestamp' repeats times already stored (at or before {after}) on "
+                          f"line{'s' if len(early) > 1 else ''} {', '.join(map(str, early.head(5)))}"
+                          + (f" and {len(early) - 5} more" if len(early) > 5 else ""))
+
+
+@dg.sensor(job_name="tick_ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Start a tick ingestion run for new NDJSON files in the tick landing folder; archive or "
+                       "quarantine them.")
+def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
+    landing, archive, quarantine = settings.value.paths.tick_landing_dirs
+    product = settings.value.ticks.product
+    cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
+    settle_landed(context, cursor["pending"], landing, archive, quarantine)
+    pending_names = {n for files in cursor["pending"].values() for n in files}
+    stored = storage.stored_table("raw_ticks", columns=["timestamp"])
+    after = stored["timestamp"].max() if stored is not None and len(stored) else None
+    archived = {p.name for p in tick_files(archive)}
+    good = []
+    for path in tick_files(landing):
+        digest = sha256_file(path)
+        if cursor["seen"].get(path.name) == digest or path.name in pending_names:
+            continue
+        cursor["seen"][path.name] = digest
+        try:
+            _judge(path, product, after, archived)
+        except Exception as error:  # any file that cannot be read is quarantined, never retried
+            reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
+            move(path, quarantine, reason)
+            context.log.warning(f"quarantined {path.name}: {reason}")
+            continue
+        good.append((path, digest))
+    if good:
+        names = sorted(p.name for p, _ in good)
+        run_key = "ticks-" + "-".join(sorted(d[:12] for _, d in good))
+        cursor["pending"][run_key] = names
+        yield dg.RunRequest(
+            run_key=run_key,
+            run_config={"ops": {"raw_ticks": {"config": {"files": [str(p) for p, _ in sorted(good)]}}}},
+            tags={"odyssey/trigger": "tick landing", "odyssey/files": ", ".join(names)[:1000]},
+        )
+    context.update_cursor(json.dumps(cursor))
+
+
+TICK_DRIFT = dg.AssetCheckKey(dg.AssetKey("tick_drift"), "tick_drift_check")
+
+
+@dg.sensor(job_name="tick_training", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Retrain the tick models (candidate, gates, champion) when the tick drift check starts failing.")
+def retrain_ticks_on_drift(context: dg.SensorEvaluationContext):
+    cursor = json.loads(context.cursor) if context.cursor else {"seen": [], "failing": False}
+    seen: list[int] = cursor["seen"]
+    failing: bool = cursor["failing"]
+    request = None
+    for record in new_evaluations(context.instance, set(seen), (TICK_DRIFT,), partitioned=False):
+        seen.append(record.id)
+        now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
+        if now_failing and not failing:
+            request = dg.RunRequest(run_key=f"tick-retrain-{record.id}",
+                                    tags={"odyssey/trigger": "drift", "odyssey/reason": reason_of(record)[:1000]})
+        failing = now_failing
+    if request is not None:
+        yield request
+    context.update_cursor(json.dumps({"seen": seen[-1000:], "failing": failing}))

@@ -1,0 +1,149 @@
+"""The `ticks` group in Dagster: every asset and check on a small synthetic tick market, the
+gated champion in MLflow, the replay, the seed's label blocked, and the loop of landing files,
+drift and retraining."""
+
+import shutil
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from jobs.ticks import land, replay
+from odyssey import registry as mlreg
+from odyssey.ticks.source import tick_files
+from resources import mlflow_resource
+from resources.settings import SettingsResource
+from resources.storage import Storage
+from resources.ticks import download_tick_model, tick_tracker, tick_version
+from sensors.ticks import retrain_ticks_on_drift, tick_landing_sensor
+from tests.dagster_helpers import check_results, failed_checks, materialized, quick_settings, run_graph
+
+TICKS = {"source": {"days": 2, "ticks_per_day": 20_000}, "bootstrap_reps": 50}
+ASSETS = {"raw_ticks", "tick_features", "tick_labels", "tick_models", "tick_champion", "tick_drift"}
+CHECKS = {"raw_ticks_schema", "tick_features_schema", "label_is_forward", "replay_identical", "tick_beats_baseline",
+          "tick_beats_positive_rate", "tick_model_signature", "tick_drift_check"}
+
+
+@pytest.fixture(scope="module")
+def tick_run(tmp_path_factory):
+    settings = quick_settings(tmp_path_factory.mktemp("ticks"), ticks=TICKS)
+    with dg.instance_for_test() as instance:
+        yield settings, instance, run_graph(settings, "ticks", instance=instance)
+
+
+def read_table(settings, asset: str) -> pd.DataFrame:
+    return Storage(base_path=settings.paths.storage_url).stored_table(asset)
+
+
+def test_ticks_group_builds_judges_and_promotes(tick_run):
+    settings, _, result = tick_run
+    assert result.success
+    assert materialized(result) == ASSETS
+    assert check_results(result) == {c: True for c in CHECKS}
+    _, archive, _ = settings.paths.tick_landing_dirs
+    assert [p.name for p in tick_files(archive)] == ["ticks_BTC-USD_20251117.ndjson", "ticks_BTC-USD_20251118.ndjson"]
+
+    tracker = tick_tracker(mlflow_resource(settings))
+    champion = tick_version(tracker, "BTC-USD", mlreg.CHAMPION)
+    assert champion is not None and champion.version == "1"
+    payload, card = download_tick_model(tracker, champion)
+    assert card.file in ("model.json", "model.ubj") and not payload.startswith(b"\x80")
+    assert mlreg.gate_results(tracker, "BTC-USD", "1", "odyssey-ticks-BTC-USD") == {
+        "tick_beats_baseline": "passed", "tick_beats_positive_rate": "passed", "tick_model_signature": "passed"}
+    run = tracker.client().get_run(champion.run_id)
+    for model in ("baseline", "logistic", "xgboost"):
+        for split in ("validation", "test"):
+            assert {f"{model}_{split}_{m}" for m in ("pr_auc", "pr_auc_ci_low", "f1", "precision", "recall",
+                                                       "positive_rate")} <= set(run.data.metrics)
+    labels = read_table(settings, "tick_labels")
+    assert labels["split"].value_counts()["purged"] == 2 * settings.ticks.horizon_ticks
+
+
+def test_replay_is_bit_identical_and_catches_a_changed_raw_file(tick_run, capsys, tmp_path):
+    settings, instance, _ = tick_run
+    assert replay(settings, str(tmp_path / "replay.parquet")) == 0
+    assert "identical" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "replay.parquet"), read_table(settings, "tick_features"))
+
+    _, archive, _ = settings.paths.tick_landing_dirs
+    path = tick_files(archive)[1]
+    original = path.read_bytes()
+    try:
+        lines = original.decode().splitlines()
+        price = lines[500].split('"price":"')[1].split('"')[0]
+        lines[500] = lines[500].replace(f'"best_bid":"{float(price) - 0.01:.2f}"', '"best_bid":"1.00"', 1) \
+            .replace(f'"best_ask":"{price}"', f'"best_ask":"{float(price) + 0.01:.2f}"', 1)
+        changed = "\n".join(lines) + "\n"
+        assert changed != original.decode()
+        path.write_text(changed)
+        assert replay(settings, None) == 1
+        assert "DIFFERENT" in capsys.readouterr().out
+        result = run_graph(settings, "ticks", instance=instance, selection=[dg.AssetKey("tick_features")])
+        assert not check_results(result)["replay_identical"]
+    finally:
+        path.write_bytes(original)
+    assert replay(settings, None) == 0
+
+
+def test_the_seed_label_is_rejected_before_any_model_trains(tmp_path):
+    settings = quick_settings(tmp_path, ticks={**TICKS, "label": "contemporaneous"})
+    result = run_graph(settings, "ticks", selection=[dg.AssetKey(a) for a in ("raw_ticks", "tick_features",
+                                                                               "tick_labels", "tick_models")])
+    failed = failed_checks(result)
+    assert set(failed) == {"label_is_forward"}
+    assert "depends on the current window" in failed["label_is_forward"].metadata["reason"].value
+    assert "tick_models" not in materialized(result)
+
+
+def _sensor_context(settings, instance, cursor=None):
+    resources = {"storage": Storage(base_path=settings.paths.storage_url), "settings": SettingsResource.of(settings)}
+    return dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
+
+
+def test_landed_days_are_ingested_once_and_a_drifted_day_starts_retraining(tick_run):
+    settings, instance, _ = tick_run
+    landing, archive, quarantine = settings.paths.tick_landing_dirs
+    # before anything drifted, the retraining sensor has nothing to do
+    quiet = dg.build_sensor_context(instance=instance)
+    assert list(retrain_ticks_on_drift(quiet)) == []
+
+    # the same market continued, with its volatility tripled from the new day on
+    drifted = settings.updated({"ticks": {"source": {"drift_from_day": 2, "drift_multiplier": 3.0}}})
+    assert land(drifted, 1) == 0
+    (new_file,) = tick_files(landing)
+    assert new_file.name == "ticks_BTC-USD_20251119.ndjson"
+    (landing / "ticks_garbage.ndjson").write_text("{oops\n")
+    shutil.copy(tick_files(archive)[0], landing / "ticks_again.ndjson")  # times already stored
+
+    context = _sensor_context(settings, instance)
+    (request,) = list(tick_landing_sensor(context))
+    assert request.run_config["ops"]["raw_ticks"]["config"]["files"] == [str(new_file)]
+    assert "not JSON on line 1" in (quarantine / "ticks_garbage.ndjson.reason.txt").read_text()
+    assert "repeats times already stored" in (quarantine / "ticks_again.ndjson.reason.txt").read_text()
+
+    before = read_table(settings, "tick_features")
+    result = run_graph(settings, "tick_ingest", instance=instance, run_config=request.run_config,
+                       tags={"dagster/run_key": request.run_key})
+    assert result.success
+    after = read_table(settings, "tick_features")
+    pd.testing.assert_frame_equal(after.iloc[:len(before)], before)  # earlier features do not move
+    assert after["timestamp"].max() >= pd.Timestamp("2025-11-19", tz="UTC")
+    checks = check_results(result)
+    assert checks["replay_identical"] and not checks["tick_drift_check"]
+    assert "forward volatility z" in failed_checks(result)["tick_drift_check"].metadata["reason"].value
+
+    context = _sensor_context(settings, instance, context.cursor)
+    assert list(tick_landing_sensor(context)) == []
+    assert new_file.name in {p.name for p in tick_files(archive)} and not tick_files(landing)
+
+    (retrain,) = list(retrain_ticks_on_drift(quiet := dg.build_sensor_context(instance=instance, cursor=quiet.cursor)))
+    assert "tick_drift_check" in retrain.tags["odyssey/reason"]
+    assert list(retrain_ticks_on_drift(dg.build_sensor_context(instance=instance, cursor=quiet.cursor))) == []
+    retrained = run_graph(settings, "tick_training", instance=instance, tags={"dagster/run_key": retrain.run_key})
+    assert "tick_models" in materialized(retrained)
+    gates = check_results(retrained)
+    assert set(gates) == {"tick_beats_baseline", "tick_beats_positive_rate", "tick_model_signature"}
+    tracker = tick_tracker(mlflow_resource(settings))
+    champion = tick_version(tracker, "BTC-USD", mlreg.CHAMPION).version
+    assert champion == ("2" if all(gates.values()) else "1")  # promoted only through every gate
+    assert replay(settings, None) == 0  # the archive now holds the landed day; the replay still agrees
