@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/features.py
 	$(PY) bench/forecasting.py
 	$(PY) bench/portfolio.py
+	$(PY) bench/ticks.py
 	@if [ -d .odyssey/dagster_home ]; then $(PY) bench/lineage.py; \
 	else echo "bench/lineage.py times the store that make run builds: run make run first"; fi
 

@@ -5,7 +5,8 @@
 Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
 Order: `market_features` and `market_memory`; per ticker partition `forecasting` (tickers spread
 over worker processes, one XGBoost thread each); `batch_forecasts`; per ticker `drift_monitoring`
-(which scores the forecast log just written); `portfolio`; and last the `lineage` document.
+(which scores the forecast log just written); `portfolio`; the tick pipeline `ticks`; and last
+the `lineage` document.
 Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home, default
 .odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit code: 0
 all built and every check passed, 2 a blocking check stopped part of the graph (reported,
@@ -130,7 +131,7 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
 
 def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
     """market_features, market_memory, the forecasting chain per ticker, batch forecasts, monitoring
-    per ticker, the portfolio and the lineage document. A ticker stopped by a gate does not stop
+    per ticker, the portfolio, the tick pipeline and the lineage document. A ticker stopped by a gate does not stop
     the others: each is gated on its own, and batch forecasts use whichever champions exist."""
     from resources import sync_ticker_partitions
 
@@ -159,7 +160,7 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
     records += per_ticker("forecasting")
     records.append(whole("batch_forecasts"))
     records += per_ticker("drift_monitoring")
-    records += [whole("portfolio"), whole("lineage_document")]
+    records += [whole("portfolio"), whole("ticks"), whole("lineage_document")]
     return records
 
 
@@ -205,7 +206,7 @@ def planned_materializations(defs, tickers: int) -> int:
 
     per_ticker = size("forecasting") + size("drift_monitoring")
     return (size("market_features") + size("market_memory") + per_ticker * tickers + size("batch_forecasts")
-            + size("portfolio") + size("lineage_document"))
+            + size("portfolio") + size("ticks") + size("lineage_document"))
 
 
 def settings_from(args):

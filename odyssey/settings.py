@@ -345,8 +345,8 @@ class TickSourceSettings(_Model):
 
     seed: int = 11
     start: str = Field(default="2025-11-17", description="the first day (UTC) of the synthetic ticks")
-    days: int = Field(default=3, ge=1, description="days of ticks the first build writes")
-    ticks_per_day: int = Field(default=40_000, ge=100, description="mean messages per day")
+    days: int = Field(default=5, ge=1, description="days of ticks the first build writes")
+    ticks_per_day: int = Field(default=50_000, ge=100, description="mean messages per day")
     base_price: float = 94_655.99
     branching_ratio: float = Field(default=0.7, ge=0.0, lt=1.0, description="expected messages each message "
                                    "triggers (Hawkes self-excitation; 0: Poisson arrivals)")
@@ -370,7 +370,7 @@ class TickModelSettings(_Model):
     """Training of the tick models: the seed's logistic regression and XGBoost."""
 
     logistic_max_iter: int = 1000
-    max_train_rows: int = Field(default=2_000_000, ge=1000, description="training rows used at most (an even "
+    max_train_rows: int = Field(default=1_000_000, ge=1000, description="training rows used at most (an even "
                                 "stride through the train split beyond it)")
     xgb_learning_rate: float = 0.1
     xgb_max_depth: int = 3
@@ -404,6 +404,8 @@ class TickSettings(_Model):
     level: float = Field(default=0.9, gt=0, lt=1, description="level of the block-bootstrap intervals")
     bootstrap_reps: int = Field(default=200, ge=20)
     bootstrap_block_ticks: int = Field(default=600, ge=1, description="messages per bootstrap block")
+    bootstrap_max_rows: int = Field(default=200_000, ge=1000, description="rows per split the intervals resample at "
+                                    "most (every k-th beyond it; the metrics themselves use every row)")
     dependence_cuts: int = Field(default=20, ge=1, description="rows the label-dependence check perturbs")
     drift_window_ticks: int = Field(default=10_000, ge=100, description="the recent messages drift compares")
     drift_reference_ticks: int = Field(default=200_000, ge=1000, description="the last training messages drift "

@@ -30,6 +30,9 @@ end = "2017-12-29"
 train_end = 0.6
 validation_end = 0.8
 
+[ticks]
+bootstrap_reps = 50
+
 [paths]
 home = "home"
 ''')

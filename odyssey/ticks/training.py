@@ -105,7 +105,8 @@ def train_tick_models(data: pd.DataFrame, tau: float, settings: TickSettings) ->
     }
     scored = [Scored(name, split, parts[split]["y"].to_numpy(), model.score(parts[split]), model.decide(parts[split]))
               for split in ("validation", "test") for name, model in models.items()]
-    table = evaluate(scored, settings.bootstrap_block_ticks, settings.bootstrap_reps, settings.level)
+    table = evaluate(scored, settings.bootstrap_block_ticks, settings.bootstrap_reps, settings.level,
+                     max_rows=settings.bootstrap_max_rows)
     validation = table[table["split"] == "validation"].set_index("model")["pr_auc"]
     candidate = max(CANDIDATES, key=lambda m: (validation[m], m == "logistic"))  # a tie goes to the simpler
     return TickTraining(models, table, candidate, len(train))
