@@ -1,6 +1,10 @@
-"""The cursor the sensors keep over an asset's materializations."""
+"""The cursors the sensors keep: over an asset's materializations, and over the files of a landing folder."""
 
 import dagster as dg
+
+from odyssey.hashing import sha256_file
+from odyssey.landing import move
+from odyssey.sources.csv_source import SourceError
 
 
 def newer_materialization(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> int | None:
@@ -24,8 +28,6 @@ def settle_landed(context: dg.SensorEvaluationContext, pending: dict[str, list[s
     """For each finished ingestion run in `pending` (run key -> file names, edited in place): move
     its files from the landing folder to the archive when it succeeded, to quarantine with the
     run's end as the reason when it did not."""
-    from odyssey.landing import move
-
     for run_key, files in list(pending.items()):
         runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
         if not runs or not runs[0].is_finished:
@@ -39,3 +41,23 @@ def settle_landed(context: dg.SensorEvaluationContext, pending: dict[str, list[s
                 else:
                     move(path, quarantine, f"ingestion run {run.run_id} ended {run.status.value}")
         del pending[run_key]
+
+
+def judge_new_files(context: dg.SensorEvaluationContext, cursor: dict, files, quarantine, judge) -> list[tuple]:
+    """(path, SHA-256, judge(path)) for each of `files` not seen before with these bytes and not
+    waiting for a run; a file `judge` raises on is moved to quarantine with the reason (a
+    SourceError's message, else the error's type and text), and never retried."""
+    pending = {n for names in cursor["pending"].values() for n in names}
+    good = []
+    for path in files:
+        digest = sha256_file(path)
+        if cursor["seen"].get(path.name) == digest or path.name in pending:
+            continue
+        cursor["seen"][path.name] = digest
+        try:
+            good.append((path, digest, judge(path)))
+        except Exception as error:  # any file that cannot be read is quarantined, never retried
+            reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
+            move(path, quarantine, reason)
+            context.log.warning(f"quarantined {path.name}: {reason}")
+    return good

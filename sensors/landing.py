@@ -10,11 +10,9 @@ import json
 from pathlib import Path
 
 import dagster as dg
-from odyssey.hashing import sha256_file
-from odyssey.landing import landing_files, landing_kind, move, read_landed
-from odyssey.sources.csv_source import SourceError
+from odyssey.landing import landing_files, landing_kind, read_landed
 from resources.settings import SettingsResource
-from sensors.cursors import settle_landed
+from sensors.cursors import judge_new_files, settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
@@ -24,20 +22,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     settle_landed(context, cursor["pending"], landing, archive, quarantine)
-    pending_names = {n for files in cursor["pending"].values() for n in files}
     watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in LANDED_TABLES}
-    good = []
-    for path in landing_files(landing):
-        digest = sha256_file(path)
-        if cursor["seen"].get(path.name) == digest or path.name in pending_names:
-            continue
-        cursor["seen"][path.name] = digest
-        try:
-            good.append(read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange))
-        except Exception as error:  # any file that cannot be read is quarantined, never retried
-            reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
-            move(path, quarantine, reason)
-            context.log.warning(f"quarantined {path.name}: {reason}")
+    good = [landed for _, _, landed in judge_new_files(
+        context, cursor, landing_files(landing), quarantine,
+        lambda path: read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange))]
     if good:
         names = sorted(f.path.name for f in good)
         run_key = "landing-" + "-".join(sorted(f.sha256[:12] for f in good))

@@ -15,13 +15,11 @@ import json
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from odyssey.hashing import sha256_file
-from odyssey.landing import move
 from odyssey.sources.csv_source import SourceError
 from odyssey.ticks.source import read_tick_file, tick_files
 from resources.settings import SettingsResource
 from resources.storage import Storage
-from sensors.cursors import settle_landed
+from sensors.cursors import judge_new_files, settle_landed
 from sensors.retrain import new_evaluations, reason_of
 
 
@@ -47,24 +45,11 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
     product = settings.value.ticks.product
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     settle_landed(context, cursor["pending"], landing, archive, quarantine)
-    pending_names = {n for files in cursor["pending"].values() for n in files}
     stored = storage.stored_table("raw_ticks", columns=["timestamp"])
     after = stored["timestamp"].max() if stored is not None and len(stored) else None
     archived = {p.name for p in tick_files(archive)}
-    good = []
-    for path in tick_files(landing):
-        digest = sha256_file(path)
-        if cursor["seen"].get(path.name) == digest or path.name in pending_names:
-            continue
-        cursor["seen"][path.name] = digest
-        try:
-            _judge(path, product, after, archived)
-        except Exception as error:  # any file that cannot be read is quarantined, never retried
-            reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
-            move(path, quarantine, reason)
-            context.log.warning(f"quarantined {path.name}: {reason}")
-            continue
-        good.append((path, digest))
+    good = [(path, digest) for path, digest, _ in judge_new_files(
+        context, cursor, tick_files(landing), quarantine, lambda path: _judge(path, product, after, archived))]
     if good:
         names = sorted(p.name for p, _ in good)
         run_key = "ticks-" + "-".join(sorted(d[:12] for _, d in good))
