@@ -42,10 +42,14 @@ def raw_ticks(context: dg.AssetExecutionContext, config: LandedTickFiles, settin
     """Every ticker message of the product: the archived NDJSON files (one per day) and, in a
     landing run, the new files the sensor judged good (it archives them once the run succeeded).
     With an empty archive and no files, the synthetic market's first days are written to the
-    archive first (the embedded default)."""
+    archive first (the embedded default; settings ticks.source_kind = "files" never does)."""
     ticks = settings.value.ticks
-    _, archive, _ = settings.value.paths.tick_landing_dirs
+    landing, archive, _ = settings.value.paths.tick_landing_dirs
     if not tick_files(archive) and not config.files:
+        if ticks.source_kind != "synthetic":
+            raise FileNotFoundError(f"no tick files in {archive}: put NDJSON files of ticker messages there, or in "
+                                    f"{landing} for tick_landing_sensor to ingest (settings ticks.source_kind = "
+                                    f"'files')")
         write_days(generate_ticks(ticks.source, ticks.product), archive)
         context.log.info(f"wrote {ticks.source.days} synthetic days of {ticks.product} ticks to {archive}")
     archived = tick_files(archive)
@@ -103,7 +107,7 @@ def _labelled(tick_features: pd.DataFrame, tick_labels: pd.DataFrame) -> pd.Data
 def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
                 signer: ArtifactSigner, tick_features: pd.DataFrame, tick_labels: pd.DataFrame) -> dg.MaterializeResult:
     """The seed's threshold rule and logistic regression (balanced, max_iter 1000) and XGBoost,
-    with PR-AUC, F1, precision and recall on the validation and test parts (block-bootstrap
+    with PR-AUC, F1, precision and recall on the train, validation and test parts (block-bootstrap
     intervals) logged to MLflow; the better learnt model on validation is registered as the
     `candidate`: coefficients as JSON or XGBoost UBJSON, SHA-256 and HMAC, never pickled. Its
     gates are this asset's blocking checks."""
@@ -138,7 +142,7 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
     return dg.MaterializeResult(value=value, metadata={
         "candidate": card.kind, "mlflow_model": tick_model_name(ticks.product), "mlflow_version": version,
         "mlflow_run_id": run_id, "alias": mlreg.CANDIDATE, "model_sha256": card.sha256, "tau": tau,
-        "train_rows": card.train_rows, "evaluation": md_table(shown, rows=12, digits=4),
+        "train_rows": card.train_rows, "evaluation": md_table(shown, rows=18, digits=4),
         **artifacts_metadata([Artifact(f"{source}/{card.file}", card.sha256, len(payload), "model", card.signature)]),
     })
 

@@ -54,6 +54,10 @@ def land(settings, days: int) -> int:
     from resources import build_resources
 
     ticks = settings.ticks
+    if ticks.source_kind != "synthetic":
+        print("emitting tick files needs the synthetic source (settings ticks.source_kind = 'synthetic')",
+              file=sys.stderr)
+        return 2
     landing, archive, _ = settings.paths.tick_landing_dirs
     stored = build_resources(settings)["storage"].stored_table("raw_ticks", columns=["timestamp"])
     candidates = [stored["timestamp"].max()] if stored is not None and len(stored) else []

@@ -387,6 +387,9 @@ class TickSettings(_Model):
     and drift."""
 
     product: str = "BTC-USD"
+    source_kind: Literal["synthetic", "files"] = Field(
+        default="synthetic", description="'synthetic': the first build writes the synthetic market's days into an "
+        "empty tick archive; 'files': only NDJSON files of your own, in the tick archive or landed")
     source: TickSourceSettings = TickSourceSettings()
     window_ticks: int = Field(default=60, ge=2, description="feature window in messages")
     short_window_ticks: int = Field(default=10, ge=2, description="the short window of the volatility ratio")

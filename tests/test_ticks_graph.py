@@ -52,7 +52,7 @@ def test_ticks_group_builds_judges_and_promotes(tick_run):
         "tick_beats_baseline": "passed", "tick_beats_positive_rate": "passed", "tick_model_signature": "passed"}
     run = tracker.client().get_run(champion.run_id)
     for model in ("baseline", "logistic", "xgboost"):
-        for split in ("validation", "test"):
+        for split in ("train", "validation", "test"):
             assert {f"{model}_{split}_{m}" for m in ("pr_auc", "pr_auc_ci_low", "f1", "precision", "recall",
                                                        "positive_rate")} <= set(run.data.metrics)
     labels = read_table(settings, "tick_labels")
@@ -147,3 +147,25 @@ def test_landed_days_are_ingested_once_and_a_drifted_day_starts_retraining(tick_
     champion = tick_version(tracker, "BTC-USD", mlreg.CHAMPION).version
     assert champion == ("2" if all(gates.values()) else "1")  # promoted only through every gate
     assert replay(settings, None) == 0  # the archive now holds the landed day; the replay still agrees
+
+
+def test_own_files_are_read_and_never_mixed_with_the_synthetic_market(tmp_path):
+    from odyssey.settings import TickSourceSettings
+    from odyssey.ticks.source import generate_ticks, write_days
+    from tests.dagster_helpers import step_errors
+
+    settings = quick_settings(tmp_path, ticks={**TICKS, "product": "ETH-USD", "source_kind": "files"})
+    _, archive, _ = settings.paths.tick_landing_dirs
+    selection = [dg.AssetKey("raw_ticks"), dg.AssetKey("tick_features")]
+    result = run_graph(settings, "ticks", selection=selection)
+    assert not result.success and not archive.exists()
+    assert any(f"no tick files in {archive}" in e for e in step_errors(result))
+
+    mine = generate_ticks(TickSourceSettings(seed=5, days=1, ticks_per_day=5000, base_price=3154.21), "ETH-USD")
+    write_days(mine, archive)
+    result = run_graph(settings, "ticks", selection=selection)
+    assert result.success and check_results(result) == {"raw_ticks_schema": True, "tick_features_schema": True,
+                                                         "replay_identical": True}
+    stored = read_table(settings, "raw_ticks")
+    assert len(stored) == len(mine) and (stored["product_id"] == "ETH-USD").all()
+    assert [p.name for p in tick_files(archive)] == ["ticks_ETH-USD_20251117.ndjson"]

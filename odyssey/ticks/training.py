@@ -89,7 +89,8 @@ def _training_rows(train: pd.DataFrame, limit: int) -> pd.DataFrame:
 
 def train_tick_models(data: pd.DataFrame, tau: float, settings: TickSettings) -> TickTraining:
     """`data`: the feature rows with `split` and `y`. The threshold rule, the logistic regression
-    and XGBoost, each scored on the validation and test parts with block-bootstrap intervals."""
+    and XGBoost, each scored on the rows it trained on and on the validation and test parts,
+    with block-bootstrap intervals."""
     parts = {s: data[data["split"] == s] for s in ("train", "validation", "test")}
     for name, part in parts.items():
         if part.empty or part["y"].sum() == 0:
@@ -103,8 +104,9 @@ def train_tick_models(data: pd.DataFrame, tau: float, settings: TickSettings) ->
         "xgboost": train_xgboost(train, train["y"].to_numpy(), parts["validation"],
                                  parts["validation"]["y"].to_numpy(), features, settings.models),
     }
-    scored = [Scored(name, split, parts[split]["y"].to_numpy(), model.score(parts[split]), model.decide(parts[split]))
-              for split in ("validation", "test") for name, model in models.items()]
+    scoring = {"train": train, "validation": parts["validation"], "test": parts["test"]}  # train: the rows trained on
+    scored = [Scored(name, split, rows["y"].to_numpy(), model.score(rows), model.decide(rows))
+              for split, rows in scoring.items() for name, model in models.items()]
     table = evaluate(scored, settings.bootstrap_block_ticks, settings.bootstrap_reps, settings.level,
                      max_rows=settings.bootstrap_max_rows)
     validation = table[table["split"] == "validation"].set_index("model")["pr_auc"]
