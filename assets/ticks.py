@@ -7,7 +7,6 @@ XGBoost; the candidate in MLflow, signed, gated) -> tick_champion (alias `champi
 every gate passed) -> tick_drift (Evidently, recent messages against the training window).
 """
 
-import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -19,9 +18,9 @@ from odyssey.drift import evidently_drift
 from odyssey.hashing import frame_sha256
 from odyssey.lineage import Artifact
 from odyssey.ticks import features as tf
-from odyssey.ticks.labels import label_table
+from odyssey.ticks.labels import label_table, labelled
 from odyssey.ticks.source import generate_ticks, read_tick_files, tick_files, write_days
-from odyssey.ticks.training import (TICK_GATES, TickModelCard, candidate_card, label_spec, train_tick_models,
+from odyssey.ticks.training import (TICK_GATES, TickCandidate, candidate_card, label_spec, train_tick_models,
                                     windows_of)
 from resources.metadata import artifacts_metadata, describe_table, md_table
 from resources.settings import SettingsResource
@@ -64,7 +63,7 @@ def raw_ticks(context: dg.AssetExecutionContext, config: LandedTickFiles, settin
         "skipped_messages": sum(f.skipped for f in files),
         "file_list": md_table(pd.DataFrame([{"file": f.path.name, "messages": len(f.ticks), "sha256": f.sha256[:16]}
                                             for f in files]), rows=60),
-        **artifacts_metadata([Artifact(str(f.path), f.sha256, f.path.stat().st_size, "raw ticks")
+        **artifacts_metadata([Artifact(str(f.path), f.sha256, f.path.stat().st_size, "raw")
                               for f in files if f.path.parent == archive]),
     })
 
@@ -99,10 +98,6 @@ def tick_labels(settings: SettingsResource, tick_features: pd.DataFrame) -> dg.M
         "splits": md_table(counts.reset_index(), digits=4)})
 
 
-def _labelled(tick_features: pd.DataFrame, tick_labels: pd.DataFrame) -> pd.DataFrame:
-    return tick_features.merge(tick_labels[["tick", "split", "y"]], on="tick", validate="one_to_one")
-
-
 @dg.asset(group_name=GROUP, kinds={"xgboost", "mlflow"}, io_manager_key="json_io_manager")
 def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
                 signer: ArtifactSigner, tick_features: pd.DataFrame, tick_labels: pd.DataFrame) -> dg.MaterializeResult:
@@ -112,7 +107,7 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
     `candidate`: coefficients as JSON or XGBoost UBJSON, SHA-256 and HMAC, never pickled. Its
     gates are this asset's blocking checks."""
     ticks = settings.value.ticks
-    data = _labelled(tick_features, tick_labels)
+    data = labelled(tick_features, tick_labels)
     tau = float(tick_labels["tau"].iloc[0])
     training = train_tick_models(data, tau, ticks)
     payload, card = candidate_card(training, ticks, data, tau, frame_sha256(data), signer.key())
@@ -135,8 +130,7 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
     version, source = mlreg.register_version(tracker, tick_model_name(ticks.product),
                                              f"volatility-spike classifier for {ticks.product} ticks", source, run_id,
                                              {"sha256": card.sha256, "kind": card.kind})
-    value = {"product": ticks.product, "version": version, "run_id": run_id, "source": source,
-             "card": dataclasses.asdict(card)}
+    value = TickCandidate(ticks.product, version, run_id, source, card).to_value()
     shown = evaluation[["model", "split", "pr_auc", "pr_auc_ci_low", "pr_auc_ci_high", "positive_rate", "precision",
                         "recall", "f1", "pr_auc_minus_baseline"]]
     return dg.MaterializeResult(value=value, metadata={
@@ -154,13 +148,16 @@ def tick_champion(context: dg.AssetExecutionContext, settings: SettingsResource,
     pass on exactly this version (read back here, so materializing this asset alone cannot
     promote a candidate that failed or was never gated)."""
     tracker = tick_tracker(mlflow)
-    name = tick_model_name(tick_models["product"])
-    gates = mlreg.gate_results(tracker, tick_models["product"], tick_models["version"], name)
-    previous = mlreg.promote(tracker, tick_models["product"], tick_models["version"], name, TICK_GATES)
-    value = {"product": tick_models["product"], "champion_version": tick_models["version"],
-             "previous_champion": previous, "kind": tick_models["card"]["kind"], "gates": gates}
+    candidate = TickCandidate.from_value(tick_models)
+    name = tick_model_name(candidate.product)
+    gates = mlreg.gate_results(tracker, candidate.product, candidate.version, name)
+    previous = mlreg.promote(tracker, candidate.product, candidate.version, name, TICK_GATES,
+                             "Materialize tick_models with its checks (the tick_training job) and promote a candidate "
+                             "that passes them all.")
+    value = {"product": candidate.product, "champion_version": candidate.version, "previous_champion": previous,
+             "kind": candidate.card.kind, "gates": gates}
     return dg.MaterializeResult(value=value, metadata={
-        "champion_version": tick_models["version"], "previous_champion": previous or "none",
+        "champion_version": candidate.version, "previous_champion": previous or "none",
         "kind": value["kind"], "mlflow_model": name,
         "gates": md_table(pd.DataFrame([{"gate": g, "result": r} for g, r in sorted(gates.items())]))})
 
@@ -171,10 +168,11 @@ def tick_drift(settings: SettingsResource, storage: Storage, mlflow: MlflowTrack
     """Evidently data-drift report (HTML + JSON) of the most recent messages against the end of
     the champion's training window (the train part while there is no champion): per model
     feature the window-mean z-score (the decision), PSI and KL, and the forward volatility's.
-    Its check feeds the retraining sensor; a retrained champion's window holds the new regime."""
+    Its check feeds the retraining sensor. The split is chronological, so a retraining right after
+    a change trains on the old regime; the new one enters training as more days land."""
     ticks = settings.value.ticks
     spec = label_spec(ticks)
-    data = tick_features.merge(tick_labels[["tick", "split", spec.name]], on="tick", validate="one_to_one")
+    data = labelled(tick_features, tick_labels, ("split", spec.name))
     tracker = tick_tracker(mlflow)
     champion = tick_version(tracker, ticks.product, mlreg.CHAMPION)
     if champion is not None:

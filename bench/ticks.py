@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in FEATURES:
         ours = vectorised[name].to_numpy()
         theirs = np.array([r[name] for r in reference], float)
+        if not np.array_equal(np.isnan(ours), np.isnan(theirs)):
+            raise SystemExit(f"MISMATCH {name}: the two builds have NaN in different rows")
         worst = max(worst, float(np.nanmax(np.abs(ours - theirs)) / max(np.nanstd(theirs), 1e-300)))
     print(f"features on the same {len(sample):,} messages: vectorised {vec_s:.3f} s ({len(sample) / vec_s:,.0f}/s), "
           f"streaming reference {ref_s:.1f} s ({len(sample) / ref_s:,.0f}/s): {ref_s / vec_s:.0f}x; "

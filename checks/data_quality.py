@@ -33,7 +33,7 @@ def schema_result(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> dg.AssetCh
     return dg.AssetCheckResult(passed=outcome.passed, metadata=metadata)
 
 
-def _make_schema_check(asset: str, schema: Callable[[Settings], pa.DataFrameSchema],
+def make_schema_check(asset: str, schema: Callable[[Settings], pa.DataFrameSchema],
                        description: str) -> dg.AssetChecksDefinition:
     def check(settings: SettingsResource, **tables: pd.DataFrame) -> dg.AssetCheckResult:
         return schema_result(schema(settings.value), tables[asset])
@@ -55,15 +55,15 @@ def _dataset(s: Settings) -> pa.DataFrameSchema:
 
 
 SCHEMA_CHECKS = [
-    _make_schema_check("raw_prices", lambda s: schemas.RAW_PRICES, "types, positive prices, OHLC consistency, "
+    make_schema_check("raw_prices", lambda s: schemas.RAW_PRICES, "types, positive prices, OHLC consistency, "
                        "unique (ticker, date), no future dates"),
-    _make_schema_check("raw_alt_data", lambda s: schemas.RAW_ALT, "types, ranges, unique dates"),
-    _make_schema_check("clean_prices", lambda s: schemas.CLEAN_PRICES, "types, ranges, flags, empty only in gaps"),
-    _make_schema_check("clean_alt_data", lambda s: schemas.CLEAN_ALT, "finite values, unique dates"),
-    _make_schema_check("returns", lambda s: schemas.RETURNS, "finite returns, unique (ticker, date)"),
-    _make_schema_check("features", _features, "the registry features present, finite, in registry order"),
-    _make_schema_check("dataset_splits", _dataset, "features, finite target, split labels"),
-    _make_schema_check("scaled_features", _dataset, "features, finite target, split labels"),
+    make_schema_check("raw_alt_data", lambda s: schemas.RAW_ALT, "types, ranges, unique dates"),
+    make_schema_check("clean_prices", lambda s: schemas.CLEAN_PRICES, "types, ranges, flags, empty only in gaps"),
+    make_schema_check("clean_alt_data", lambda s: schemas.CLEAN_ALT, "finite values, unique dates"),
+    make_schema_check("returns", lambda s: schemas.RETURNS, "finite returns, unique (ticker, date)"),
+    make_schema_check("features", _features, "the registry features present, finite, in registry order"),
+    make_schema_check("dataset_splits", _dataset, "features, finite target, split labels"),
+    make_schema_check("scaled_features", _dataset, "features, finite target, split labels"),
 ]
 
 

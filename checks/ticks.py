@@ -5,26 +5,25 @@ window, the replay that must rebuild the features bit for bit, the tick deployme
 import dagster as dg
 import pandas as pd
 
-from checks.data_quality import _make_schema_check
+from checks.data_quality import make_schema_check
 from odyssey import registry as mlreg
 from odyssey import schemas
 from odyssey.gates import GateResult
 from odyssey.hashing import frame_sha256
 from odyssey.signing import SignatureError
-from odyssey.ticks.features import FEATURES, features_from_files, order_ticks
+from odyssey.ticks.features import FEATURES, order_ticks, replay
 from odyssey.ticks.labels import label_dependence
-from odyssey.ticks.source import resolve_sources
-from odyssey.ticks.training import (TickModelCard, beats_baseline_gate, beats_positive_rate_gate, label_spec,
+from odyssey.ticks.training import (TickCandidate, beats_baseline_gate, beats_positive_rate_gate, label_spec,
                                     load_tick_model, windows_of)
 from resources.metadata import md_table
 from resources.settings import SettingsResource
 from resources.ticks import download_tick_model, tick_model_name, tick_tracker
 from resources.tracking import ArtifactSigner, MlflowTracking
 
-raw_ticks_schema = _make_schema_check("raw_ticks", lambda s: schemas.raw_ticks_schema(s.ticks.product),
-                                      "positive finite prices, quotes not crossed, the configured product")
-tick_features_schema = _make_schema_check("tick_features", lambda s: schemas.tick_features_schema(FEATURES),
-                                          "finite features within their ranges, in time order")
+raw_ticks_schema = make_schema_check("raw_ticks", lambda s: schemas.raw_ticks_schema(s.ticks.product),
+                                     "positive finite prices, quotes not crossed, the configured product")
+tick_features_schema = make_schema_check("tick_features", lambda s: schemas.tick_features_schema(FEATURES),
+                                         "finite features within their ranges, in time order")
 
 
 @dg.asset_check(asset="tick_labels", blocking=True, additional_ins={"raw_ticks": dg.AssetIn()},
@@ -32,8 +31,9 @@ tick_features_schema = _make_schema_check("tick_features", lambda s: schemas.tic
                             "label on the current window does: its PR-AUC near 1 means nothing)")
 def label_is_forward(settings: SettingsResource, tick_labels: pd.DataFrame, raw_ticks: pd.DataFrame) -> dg.AssetCheckResult:
     ticks = settings.value.ticks
-    result = label_dependence(order_ticks(raw_ticks), label_spec(ticks), float(tick_labels["tau"].iloc[0]),
-                              windows_of(ticks), ticks.dependence_cuts)
+    spec = label_spec(ticks)
+    result = label_dependence(order_ticks(raw_ticks), spec, windows_of(ticks), ticks.dependence_cuts,
+                              stored=tick_labels.set_index("tick")[spec.name])
     return dg.AssetCheckResult(passed=result.passed, metadata={
         "reason": result.reason, "label": ticks.label, "messages_tried": result.tried, "labels_moved": result.changed,
         "cuts": md_table(result.table, rows=20)})
@@ -46,25 +46,26 @@ def replay_identical(settings: SettingsResource, tick_features: pd.DataFrame,
                      raw_ticks: pd.DataFrame) -> dg.AssetCheckResult:
     ticks = settings.value.ticks
     landing, archive, _ = settings.value.paths.tick_landing_dirs
-    paths = resolve_sources(raw_ticks["source_file"].drop_duplicates().tolist(), landing, archive)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        return dg.AssetCheckResult(passed=False, metadata={"reason": f"raw files are gone: {missing[:5]}"})
-    replayed = features_from_files(paths, ticks.product, windows_of(ticks))
-    stored, rebuilt = frame_sha256(tick_features), frame_sha256(replayed)
-    passed = stored == rebuilt
+    result = replay(raw_ticks["source_file"].drop_duplicates().tolist(), landing, archive, ticks.product,
+                    windows_of(ticks))
+    if result.missing:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": f"raw files are gone: "
+                                                                     f"{[str(p) for p in result.missing[:5]]}"})
+    passed = result.matches(tick_features)
     return dg.AssetCheckResult(passed=passed, metadata={
-        "stored_sha256": stored, "replayed_sha256": rebuilt, "files": len(paths), "rows": len(replayed),
-        "reason": f"replay of {len(paths)} files " + ("is bit-identical" if passed else "differs from the stored "
-                                                       f"features ({len(replayed)} rows against {len(tick_features)})")})
+        "stored_sha256": frame_sha256(tick_features), "replayed_sha256": result.sha256, "files": len(result.paths),
+        "rows": len(result.features),
+        "reason": f"replay of {len(result.paths)} files " + (
+            "is bit-identical" if passed else
+            f"differs from the stored features ({len(result.features)} rows against {len(tick_features)})")})
 
 
-def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, tick_models: dict, gate: str,
+def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, candidate: TickCandidate, gate: str,
             result: GateResult) -> dg.AssetCheckResult:
-    mlreg.record_gate(tick_tracker(mlflow), tick_models["product"], tick_models["version"], gate, result.passed,
-                      result.reason, context.run.run_id, tick_model_name(tick_models["product"]))
+    mlreg.record_gate(tick_tracker(mlflow), candidate.product, candidate.version, gate, result.passed,
+                      result.reason, context.run.run_id, tick_model_name(candidate.product))
     return dg.AssetCheckResult(passed=result.passed, metadata={
-        "reason": result.reason, "candidate_version": tick_models["version"],
+        "reason": result.reason, "candidate_version": candidate.version,
         **{k: v for k, v in result.details.items() if v is not None and not pd.isna(v)}})
 
 
@@ -73,17 +74,17 @@ def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, tick
                             "bootstrap interval above 0")
 def tick_beats_baseline(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
                         tick_models: dict) -> dg.AssetCheckResult:
-    card = TickModelCard(**tick_models["card"])
-    return _record(context, mlflow, tick_models, "tick_beats_baseline",
-                   beats_baseline_gate(card, settings.value.ticks.baseline_margin))
+    candidate = TickCandidate.from_value(tick_models)
+    return _record(context, mlflow, candidate, "tick_beats_baseline",
+                   beats_baseline_gate(candidate.card, settings.value.ticks.baseline_margin))
 
 
 @dg.asset_check(asset="tick_models", blocking=True,
                 description="the lower end of the candidate's test PR-AUC interval is above the positive rate")
 def tick_beats_positive_rate(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking,
                              tick_models: dict) -> dg.AssetCheckResult:
-    return _record(context, mlflow, tick_models, "tick_beats_positive_rate",
-                   beats_positive_rate_gate(TickModelCard(**tick_models["card"])))
+    candidate = TickCandidate.from_value(tick_models)
+    return _record(context, mlflow, candidate, "tick_beats_positive_rate", beats_positive_rate_gate(candidate.card))
 
 
 @dg.asset_check(asset="tick_models", blocking=True,
@@ -91,8 +92,8 @@ def tick_beats_positive_rate(context: dg.AssetCheckExecutionContext, mlflow: Mlf
 def tick_model_signature(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner,
                          tick_models: dict) -> dg.AssetCheckResult:
     tracker = tick_tracker(mlflow)
-    version = mlreg.RegisteredVersion(tick_models["product"], tick_models["version"], tick_models["run_id"],
-                                      tick_models["source"])
+    candidate = TickCandidate.from_value(tick_models)
+    version = mlreg.RegisteredVersion(candidate.product, candidate.version, candidate.run_id, candidate.source)
     try:
         payload, card = download_tick_model(tracker, version)
         load_tick_model(payload, card, signer.key())
@@ -100,7 +101,7 @@ def tick_model_signature(context: dg.AssetCheckExecutionContext, mlflow: MlflowT
         result = GateResult(False, str(error), {})
     else:
         result = GateResult(True, f"{card.file} verifies (SHA-256 {card.sha256[:12]}…, HMAC)", {"sha256": card.sha256})
-    return _record(context, mlflow, tick_models, "tick_model_signature", result)
+    return _record(context, mlflow, candidate, "tick_model_signature", result)
 
 
 @dg.asset_check(asset="tick_drift",

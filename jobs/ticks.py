@@ -17,10 +17,9 @@ import argparse
 import sys
 
 
-def replay(settings, out: str | None) -> int:
+def replay_command(settings, out: str | None) -> int:
     from odyssey.hashing import frame_sha256
-    from odyssey.ticks.features import features_from_files
-    from odyssey.ticks.source import resolve_sources
+    from odyssey.ticks.features import replay
     from odyssey.ticks.training import windows_of
     from resources import build_resources
 
@@ -32,24 +31,26 @@ def replay(settings, out: str | None) -> int:
               "'ticks')", file=sys.stderr)
         return 2
     landing, archive, _ = settings.paths.tick_landing_dirs
-    paths = resolve_sources(sources["source_file"].drop_duplicates().tolist(), landing, archive)
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        print(f"raw files are gone: {missing[:5]}", file=sys.stderr)
+    result = replay(sources["source_file"].drop_duplicates().tolist(), landing, archive, settings.ticks.product,
+                    windows_of(settings.ticks))
+    if result.missing:
+        print(f"raw files are gone: {[str(p) for p in result.missing[:5]]}", file=sys.stderr)
         return 1
-    replayed = features_from_files(paths, settings.ticks.product, windows_of(settings.ticks))
     if out:
-        replayed.to_parquet(out, index=False)
-    ours, theirs = frame_sha256(stored), frame_sha256(replayed)
-    print(f"files     {len(paths)} ({paths[0].parent})")
-    print(f"rows      stored {len(stored)}, replayed {len(replayed)}")
-    print(f"stored    {ours}")
-    print(f"replayed  {theirs}")
-    print("identical" if ours == theirs else "DIFFERENT")
-    return 0 if ours == theirs else 1
+        result.features.to_parquet(out, index=False)
+    same = result.matches(stored)
+    print(f"files     {len(result.paths)} ({result.paths[0].parent})")
+    print(f"rows      stored {len(stored)}, replayed {len(result.features)}")
+    print(f"stored    {frame_sha256(stored)}")
+    print(f"replayed  {result.sha256}")
+    print("identical" if same else "DIFFERENT")
+    return 0 if same else 1
 
 
 def land(settings, days: int) -> int:
+    import pandas as pd
+
+    from odyssey.sources.csv_source import SourceError
     from odyssey.ticks.source import next_days, read_tick_file, tick_files, write_days
     from resources import build_resources
 
@@ -61,9 +62,12 @@ def land(settings, days: int) -> int:
     landing, archive, _ = settings.paths.tick_landing_dirs
     stored = build_resources(settings)["storage"].stored_table("raw_ticks", columns=["timestamp"])
     candidates = [stored["timestamp"].max()] if stored is not None and len(stored) else []
-    waiting = [*tick_files(landing)[-1:], *tick_files(archive)[-1:]]  # names sort by day
-    candidates += [read_tick_file(p, ticks.product).ticks["timestamp"].max() for p in waiting]
-    after = max(candidates) if candidates else None
+    for path in [*tick_files(landing), *tick_files(archive)[-1:]]:  # what waits, and the newest archived day
+        try:
+            candidates.append(read_tick_file(path, ticks.product).ticks["timestamp"].max())
+        except SourceError:
+            continue  # a file the sensor will quarantine
+    after = max((c for c in candidates if not pd.isna(c)), default=None)
     for path in write_days(next_days(ticks.source, ticks.product, after, days), landing):
         print(path)
     return 0
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(args.settings)
     if args.replay:
-        return replay(settings, args.out)
+        return replay_command(settings, args.out)
     return land(settings, args.land)
 
 

@@ -125,12 +125,16 @@ class GateNotPassed(RuntimeError):
     """Promotion refused: a required gate failed or never ran for this candidate."""
 
 
-def require_gates(results: dict[str, str], candidate: str, required: tuple[str, ...] = REQUIRED_GATES) -> None:
-    """`results`: gate name -> "passed" | "failed" as recorded for exactly this candidate."""
+RETRY = "Materialize forecast_models with its checks (the forecasting job) and promote a candidate that passes them all."
+
+
+def require_gates(results: dict[str, str], candidate: str, required: tuple[str, ...] = REQUIRED_GATES,
+                  retry: str = RETRY) -> None:
+    """`results`: gate name -> "passed" | "failed" as recorded for exactly this candidate; `retry`
+    says how to get a candidate that passes."""
     failed = [g for g in required if results.get(g) == "failed"]
     missing = [g for g in required if g not in results]
     if failed or missing:
         raise GateNotPassed(f"{candidate} cannot be promoted: " + "; ".join(
             ([f"failed gates {failed}"] if failed else []) + ([f"gates never evaluated {missing}"] if missing else []))
-            + ". Materialize forecast_models with its checks (the forecasting job) and promote a candidate that "
-              "passes them all.")
+            + ". " + retry)

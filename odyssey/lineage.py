@@ -152,7 +152,7 @@ class LineageDocument:
             artifacts=sum(len(a.artifacts) for a in self.assets), checks=len(self.checks),
             checks_passed=checks["passed"], checks_failed=checks["failed"],
             checks_not_evaluated=len(self.checks) - checks["passed"] - checks["failed"],
-            champions=len({m.partition for m in self.models if m.champion_version}))
+            champions=len({(m.asset, m.partition) for m in self.models if m.champion_version}))
 
     def to_json(self) -> dict:
         return {"generated_at": self.generated_at, "code": {"commit": self.code_commit, "dirty": self.code_dirty},
@@ -244,8 +244,8 @@ def render_markdown(doc: LineageDocument) -> str:
         f"| status | {s.fresh} fresh, {s.stale} stale, {s.stale_upstream} stale upstream, "
         f"{s.missing} missing |",
         f"| sources | {s.sources} |", f"| features group | {s.features} assets |",
-        f"| models | {s.models} materialized (forecast models and the policy), {s.champions} tickers with a "
-        "champion |",
+        f"| models | {s.models} materialized (forecast models, the tick model and the policy), {s.champions} "
+        "with a champion |",
         f"| files | {s.artifacts} artifacts beside the stored values |",
         f"| checks | {s.checks_passed} passed, {s.checks_failed} failed, {s.checks_not_evaluated} not evaluated "
         f"(of {s.checks}) |", "",

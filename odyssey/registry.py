@@ -168,13 +168,14 @@ def gate_results(tracker: Tracker, ticker: str, version: str, name: str | None =
 
 
 def promote(tracker: Tracker, ticker: str, version: str, name: str | None = None,
-            required: tuple[str, ...] | None = None) -> str | None:
+            required: tuple[str, ...] | None = None, retry: str | None = None) -> str | None:
     """Point `champion` at `version` only if every required gate passed for exactly this version
     (GateNotPassed otherwise, and the champion stays); return the previous champion's version."""
-    from odyssey.gates import REQUIRED_GATES, require_gates
+    from odyssey.gates import REQUIRED_GATES, RETRY, require_gates
 
     name = name or model_name(ticker)
-    require_gates(gate_results(tracker, ticker, version, name), f"{name} version {version}", required or REQUIRED_GATES)
+    require_gates(gate_results(tracker, ticker, version, name), f"{name} version {version}", required or REQUIRED_GATES,
+                  retry or RETRY)
     previous = version_by_alias(tracker, ticker, CHAMPION, name)
     tracker.client().set_registered_model_alias(name, CHAMPION, version)
     return previous.version if previous else None

@@ -134,7 +134,7 @@ def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> ValidationOutco
         cases["column"] = cases["column"].fillna(cases["schema_context"])
         cases = cases[["column", "check", "failure_case", "row"]].copy()
         cases["failure_case"] = cases["failure_case"].astype(str)
-        for extra in ("ticker", "date", "source_file", "source_row"):
+        for extra in ("ticker", "date", "source_file", "source_row", "source_line"):
             if extra in frame.columns:
                 rows = pd.to_numeric(cases["row"], errors="coerce")
                 known = rows.notna() & rows.isin(frame.index)

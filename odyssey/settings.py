@@ -361,10 +361,6 @@ class TickSourceSettings(_Model):
                                           "market shifts: volatility and spread times drift_multiplier")
     drift_multiplier: float = Field(default=2.0, gt=0)
 
-    @property
-    def clustering(self) -> bool:
-        return self.branching_ratio > 0 or self.vol_of_vol > 0 or self.intensity_coupling > 0
-
 
 class TickModelSettings(_Model):
     """Training of the tick models: the seed's logistic regression and XGBoost."""
@@ -416,9 +412,14 @@ class TickSettings(_Model):
     drift_z_threshold: float = 4.0
 
     @model_validator(mode="after")
-    def _shares(self) -> "TickSettings":
+    def _consistent(self) -> "TickSettings":
         if self.train_share + self.validation_share >= 1:
             raise ValueError("ticks: train_share + validation_share must leave a test part (< 1)")
+        if self.short_window_ticks >= self.window_ticks:
+            raise ValueError("ticks: short_window_ticks must be shorter than window_ticks")
+        if self.drift_reference_ticks <= self.drift_window_ticks:
+            raise ValueError("ticks: drift_reference_ticks must exceed drift_window_ticks (the window-mean test "
+                             "compares the recent window with windows of the same length inside the reference)")
         return self
 
 

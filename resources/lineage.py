@@ -31,6 +31,7 @@ from odyssey.lineage import ARTIFACTS_KEY, AssetRecord, CheckRecord, LineageDocu
     Status, artifacts_from_json, propagate_stale
 from odyssey.registry import Tracker
 from resources.metadata import check_reason
+from resources.ticks import tick_model_name, tick_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_VERSION_TAG = "dagster/data_version"
@@ -202,7 +203,8 @@ def check_records(instance: dg.DagsterInstance, graph: GraphSpecs, storage_ids: 
 
 
 def model_records(instance: dg.DagsterInstance, tracker: Tracker | None, tickers: list[str]) -> list[ModelRecord]:
-    """The MLflow run and version behind each model materialization, and each ticker's champion."""
+    """The MLflow run and version behind each model materialization, and its champion: each
+    ticker's forecast model, the tick model, the policy."""
     out = []
     for asset in MODEL_ASSETS:
         for ticker in tickers:
@@ -212,6 +214,14 @@ def model_records(instance: dg.DagsterInstance, tracker: Tracker | None, tickers
             out.append(ModelRecord(asset, ticker, _meta(event, "mlflow_model") or mlreg.model_name(ticker),
                                    _meta(event, "mlflow_version"), _meta(event, "mlflow_run_id"),
                                    champion.version if champion else None))
+    ticks = latest_materialization(instance, dg.AssetKey("tick_models"), None)
+    if ticks is not None:
+        event = ticks.asset_materialization
+        name = _meta(event, "mlflow_model")
+        product = name.removeprefix(tick_model_name("")) if name else None
+        champion = tick_version(tracker, product, mlreg.CHAMPION) if tracker is not None and product else None
+        out.append(ModelRecord("tick_models", None, name, _meta(event, "mlflow_version"), _meta(event, "mlflow_run_id"),
+                               champion.version if champion else None))
     policy = latest_materialization(instance, dg.AssetKey("ppo_policy"), None)
     if policy is not None:
         out.append(ModelRecord("ppo_policy", None, None, None,

@@ -4,7 +4,10 @@ the tick drift check starts failing.
 Landing works like the bars landing folder: each new file is read and judged first (a bad one goes
 to quarantine with a `.reason.txt`, and nothing stored changes); good files start one
 `tick_ingest` run, and move to the archive once it succeeded (to quarantine if it failed). The
-cursor remembers every file by name and SHA-256, so none is ingested twice. Anything that writes
+cursor remembers every file by name and SHA-256, so none is ingested twice; in name order, each
+file must start after everything stored or accepted before it, so two files holding the same
+messages are never both ingested. One ingestion runs at a time: new files wait until the last
+run finished and its files were archived, because raw_ticks reads the archive. Anything that writes
 whole NDJSON files of ticker messages into the folder plugs in: the synthetic market
 (`python -m jobs.ticks --land`), a recorder of the exchange's WebSocket, or a consumer of a
 message queue that rolls its files by day.
@@ -15,6 +18,7 @@ import json
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from odyssey import schemas
 from odyssey.sources.csv_source import SourceError
 from odyssey.ticks.source import read_tick_file, tick_files
 from resources.settings import SettingsResource
@@ -23,18 +27,32 @@ from sensors.cursors import judge_new_files, settle_landed
 from sensors.retrain import new_evaluations, reason_of
 
 
-def _judge(path, product: str, after, archived: set[str]) -> None:
-    """Raise SourceError unless the file holds the product's messages, all after `after`."""
+def _lines_of(lines) -> str:
+    lines = sorted({int(n) for n in lines})
+    shown = ", ".join(map(str, lines[:5])) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+    return f"line{'s' if len(lines) > 1 else ''} {shown}"
+
+
+def _judge(path, product: str, watermark: dict, archived: set[str]) -> None:
+    """Raise SourceError unless the file holds the product's messages, passes the raw_ticks
+    schema, and starts after everything stored or accepted before it (`watermark["after"]`,
+    moved to this file's last time when it is good)."""
     if path.name in archived:
         raise SourceError(f"{path.name}: a file of this name is archived already")
-    ticks = read_tick_file(path, product).ticks
+    ticks = read_tick_file(path, product).ticks.assign(source_file=path.name)
     if ticks.empty:
         raise SourceError(f"{path.name}: no {product} ticker messages")
+    outcome = schemas.validate(schemas.raw_ticks_schema(product), ticks)
+    if not outcome.passed:
+        cases = outcome.failure_cases
+        raise SourceError(f"{path.name}: " + "; ".join(
+            f"{check} on {_lines_of(group['source_line'].dropna())}"
+            for check, group in cases.groupby("check", sort=False)))
+    after = watermark["after"]
     if after is not None and (ticks["timestamp"] <= after).any():
-        early = ticks.loc[ticks["timestamp"] <= after, "source_line"]
-        raise SourceError(f"{path.name}: field 'timestamp' repeats times already stored (at or before {after}) on "
-                          f"line{'s' if len(early) > 1 else ''} {', '.join(map(str, early.head(5)))}"
-                          + (f" and {len(early) - 5} more" if len(early) > 5 else ""))
+        raise SourceError(f"{path.name}: field 'timestamp' repeats times already stored or landed (at or before "
+                          f"{after}) on {_lines_of(ticks.loc[ticks['timestamp'] <= after, 'source_line'])}")
+    watermark["after"] = ticks["timestamp"].max()
 
 
 @dg.sensor(job_name="tick_ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
@@ -45,11 +63,16 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
     product = settings.value.ticks.product
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     settle_landed(context, cursor["pending"], landing, archive, quarantine)
-    stored = storage.stored_table("raw_ticks", columns=["timestamp"])
-    after = stored["timestamp"].max() if stored is not None and len(stored) else None
+    if cursor["pending"]:  # one ingestion at a time: raw_ticks reads the archive, so the last run must settle
+        context.update_cursor(json.dumps(cursor))
+        return
     archived = {p.name for p in tick_files(archive)}
+    stored = storage.stored_table("raw_ticks", columns=["timestamp", "source_file"])
+    if stored is not None:
+        stored = stored[stored["source_file"].isin(archived)]  # rows of a failed run's files do not count
+    watermark = {"after": stored["timestamp"].max() if stored is not None and len(stored) else None}
     good = [(path, digest) for path, digest, _ in judge_new_files(
-        context, cursor, tick_files(landing), quarantine, lambda path: _judge(path, product, after, archived))]
+        context, cursor, tick_files(landing), quarantine, lambda path: _judge(path, product, watermark, archived))]
     if good:
         names = sorted(p.name for p, _ in good)
         run_key = "ticks-" + "-".join(sorted(d[:12] for _, d in good))

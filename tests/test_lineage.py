@@ -190,10 +190,13 @@ def test_make_run_leaves_a_lineage_document_covering_every_asset_partition_and_c
     assert sorted(m["partition"] for m in models) == sorted(tickers)
     assert all(m["run_id"] and m["version"] and m["champion_version"] for m in models)
     kinds = {x["kind"] for a in doc["assets"] for x in a["artifacts"]}
-    assert kinds == {"export", "model", "policy", "report"}
+    assert kinds == {"export", "model", "policy", "raw", "report"}
+    ticks = [m for m in doc["models"] if m["asset"] == "tick_models"]
+    assert [(m["registered_model"], m["version"], m["champion_version"]) for m in ticks] == [
+        ("odyssey-ticks-BTC-USD", "1", "1")]
     summary = doc["summary"]
     assert summary["asset_partitions"] == len(entities) and summary["checks"] == len(expected_checks)
-    assert summary["champions"] == len(tickers)
+    assert summary["champions"] == len(tickers) + 1  # and the tick model
     assert doc["packages"]["dagster"] == {"pinned": "==1.13.27", "installed": "1.13.27"}
     assert "```mermaid" in markdown and all(f'["{k}' in markdown for k, _ in entities)
     # the UI shows the document as Markdown metadata on the lineage asset

@@ -5,7 +5,8 @@ way the seed's featurizer computed them, one message at a time).
 The seed's five: `midprice`, `midprice_return`, `rolling_vol`, `spread`, `trade_intensity`.
 The seed's `trade_intensity` was the count of messages in a window of N messages, which is N
 whatever happens; here it is N divided by the seconds those N messages took (messages per
-second), and `messages_s` counts the messages in the last S seconds. Added: the spread in basis
+second; at least a millisecond, the finest time an exchange stamps reliably), and `messages_s`
+counts the messages in the last S seconds. Added: the spread in basis
 points, the realised volatility of the last S seconds, the short-to-long volatility ratio, the
 order flow (`trade_imbalance`: the mean side of the last N trades, +1 at the ask and -1 at the
 bid; `tick_rule_imbalance`: the mean sign of the last N price changes) and the gap since the
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from odyssey.hashing import frame_sha256
+
+MIN_ELAPSED_SECONDS = 1e-3  # trade_intensity of N messages stamped within one millisecond: N per millisecond
 SEED_FEATURES = ("midprice", "midprice_return", "rolling_vol", "spread", "trade_intensity")
 ORDER_FLOW = ("trade_imbalance", "tick_rule_imbalance")
 FEATURES = (*SEED_FEATURES, "spread_bps", "messages_s", "realised_vol_s", "vol_ratio", *ORDER_FLOW, "gap_seconds")
@@ -94,10 +98,8 @@ def tick_features(ticks: pd.DataFrame, windows: Windows = Windows()) -> pd.DataF
     gap = np.concatenate([[np.nan], np.diff(t)])
     k = slice(n_ticks, None)  # rows with a full window
     with np.errstate(divide="ignore", invalid="ignore"):
-        intensity = np.where(elapsed[k] > 0, n_ticks / elapsed[k], np.nan)
         ratio = np.where(vol[k] > 0, short_vol[k] / vol[k], 1.0)
-    # trade_intensity is undefined when a window's messages share one time: the fastest seen
-    intensity[~np.isfinite(intensity)] = np.nanmax(intensity) if np.isfinite(intensity).any() else 0.0
+    intensity = n_ticks / np.maximum(elapsed[k], MIN_ELAPSED_SECONDS)
     return pd.DataFrame({
         "tick": index[k], "timestamp": ticks["timestamp"].iloc[k].reset_index(drop=True),
         "midprice": mid[k], "midprice_return": r[k], "rolling_vol": vol[k], "spread": spread[k],
@@ -172,7 +174,7 @@ class StreamingFeaturizer:
         elapsed = self.times[-1] - self.times[0]
         return {
             "midprice": mid, "midprice_return": r, "rolling_vol": vol, "spread": ask - bid,
-            "trade_intensity": n / elapsed if elapsed > 0 else float("nan"),
+            "trade_intensity": n / max(elapsed, MIN_ELAPSED_SECONDS),
             "spread_bps": (ask - bid) / mid * 1e4, "messages_s": float(len(self.recent)),
             "realised_vol_s": math.sqrt(max(sums["recent"], 0.0)),
             "vol_ratio": short_vol / vol if vol > 0 else 1.0,
@@ -182,9 +184,33 @@ class StreamingFeaturizer:
 
 
 def features_from_files(paths, product: str, windows: Windows = Windows()) -> pd.DataFrame:
-    """The replay: read the NDJSON files, order the messages in time and compute the features,
-    exactly as the `tick_features` asset does from the same files."""
+    """Read the NDJSON files, order the messages in time and compute the features, exactly as the
+    `raw_ticks` and `tick_features` assets do from the same files."""
     from odyssey.ticks.source import read_tick_files
 
     ticks, _ = read_tick_files(paths, product)
     return tick_features(order_ticks(ticks), windows)
+
+
+@dataclass
+class Replay:
+    paths: list
+    missing: list  # raw files that are gone: nothing was replayed
+    features: pd.DataFrame | None
+    sha256: str | None  # of every value (odyssey.hashing.frame_sha256)
+
+    def matches(self, stored: pd.DataFrame) -> bool:
+        return self.sha256 is not None and self.sha256 == frame_sha256(stored)
+
+
+def replay(names, landing, archive, product: str, windows: Windows = Windows()) -> Replay:
+    """The features rebuilt from the raw files named `names` (the stored ticks' source files, in
+    reading order), found in the archive or, for a run not yet settled, the landing folder."""
+    from odyssey.ticks.source import resolve_sources
+
+    paths = resolve_sources(names, landing, archive)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        return Replay(paths, missing, None, None)
+    features = features_from_files(paths, product, windows)
+    return Replay(paths, [], features, frame_sha256(features))

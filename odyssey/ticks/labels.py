@@ -38,9 +38,11 @@ class LabelSpec:
         if self.kind == "contemporaneous":
             return features["rolling_vol"].to_numpy(float)
         r = features["midprice_return"].to_numpy(float)
+        out = np.full(len(r), np.nan)
+        if len(r) <= self.horizon:
+            return out
         # rolling std ending at row j covers returns j-h+1..j; the forward window of row i ends at i+h
         vol = _rolling_std(np.concatenate([[np.nan], r]), self.horizon)[1:]
-        out = np.full(len(r), np.nan)
         out[:len(r) - self.horizon] = vol[self.horizon:]
         return out
 
@@ -106,21 +108,29 @@ def label_table(features: pd.DataFrame, spec: LabelSpec, train_share: float, val
     return threshold.apply(table, params), params
 
 
+def labelled(features: pd.DataFrame, labels: pd.DataFrame, columns=("split", "y")) -> pd.DataFrame:
+    """The feature rows with the label table's `columns`, matched by tick."""
+    return features.merge(labels[["tick", *columns]], on="tick", validate="one_to_one")
+
+
 @dataclass
 class DependenceResult:
     passed: bool
     reason: str
-    changed: int  # perturbed rows whose label changed
+    changed: int  # perturbed messages whose label quantity moved at or after them
     tried: int
-    table: pd.DataFrame  # per cut: tick, label before, label after
+    table: pd.DataFrame  # per cut: tick, the label quantity before and after, later rows that moved
 
 
-def label_dependence(ticks: pd.DataFrame, spec: LabelSpec, tau: float, windows: Windows, cuts: int = 20,
-                     factor: float = 8.0, seed: int = 0) -> DependenceResult:
+def label_dependence(ticks: pd.DataFrame, spec: LabelSpec, windows: Windows, cuts: int = 20, factor: float = 8.0,
+                     seed: int = 0, stored: pd.Series | None = None, rtol: float = 1e-7) -> DependenceResult:
     """Does the label at a message depend on the messages up to it? At `cuts` messages, scale the
     midprice returns of the window that ends there by `factor` (later returns unchanged), rebuild
-    the features and the label with the same tau, and compare the label at that message and
-    after: an honest forward label cannot move; the seed's contemporaneous label does."""
+    the features and the label quantity, and compare it at that message and after: an honest
+    forward label's cannot move (beyond rounding, `rtol`); the seed's contemporaneous one does.
+    The quantity itself is compared, not the 0/1 label, so a leak shows even where it does not
+    cross tau. `stored` (the label quantity by tick, as the asset stored it) must equal this
+    definition's at every tested message: the check is about the labels the models train on."""
     n = len(ticks)
     span = 4 * (windows.ticks + spec.horizon)
     if n < 2 * span:
@@ -129,34 +139,37 @@ def label_dependence(ticks: pd.DataFrame, spec: LabelSpec, tau: float, windows: 
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(np.arange(span, n - span), size=min(cuts, n - 2 * span), replace=False))
     mid = ((ticks["best_bid"] + ticks["best_ask"]) / 2).to_numpy(float)
-    rows, changed = [], 0
+    rows, changed, unlike = [], 0, []
     for cut in chosen:
         lo, hi = cut - span, cut + span
         local = ticks.iloc[lo:hi].reset_index(drop=True)
-        before = _labels_after(local, spec, tau, windows, cut - lo)
+        before = _quantity_after(local, spec, windows, cut - lo)
+        if stored is not None and not np.isclose(stored.get(int(cut), np.nan), before[0], rtol=rtol, equal_nan=True):
+            unlike.append(int(cut))
         log_mid = np.log(mid[lo:hi])
         r = np.diff(log_mid)
-        window = slice(cut - lo - windows.ticks, cut - lo)  # returns into messages cut-N+1 .. cut
-        r[window] *= factor
+        r[cut - lo - windows.ticks:cut - lo] *= factor  # the returns into messages cut-N+1 .. cut
         scale = np.exp(np.concatenate([[log_mid[0]], log_mid[0] + np.cumsum(r)]) - log_mid)
         perturbed = local.assign(best_bid=local["best_bid"] * scale, best_ask=local["best_ask"] * scale,
                                  price=local["price"] * scale)
-        after = _labels_after(perturbed, spec, tau, windows, cut - lo)
-        same = np.array_equal(before, after, equal_nan=True)
-        changed += not same
-        rows.append({"tick": int(cut), "label_before": before[0], "label_after": after[0],
-                     "later_labels_changed": int(np.sum(~((before == after) | (np.isnan(before) & np.isnan(after)))))})
+        after = _quantity_after(perturbed, spec, windows, cut - lo)
+        moved = ~np.isclose(before, after, rtol=rtol, atol=0.0, equal_nan=True)
+        changed += bool(moved.any())
+        rows.append({"tick": int(cut), f"{spec.name}_before": before[0], f"{spec.name}_after": after[0],
+                     "rows_moved": int(moved.sum())})
+    table = pd.DataFrame(rows)
+    if unlike:
+        return DependenceResult(False, f"the stored labels differ from the label definition at messages {unlike[:5]}",
+                                changed, len(chosen), table)
     passed = changed == 0
     reason = (f"the label at a message and after it never moved when the {windows.ticks} returns up to it changed "
               f"(x{factor:g}) at {len(chosen)} messages" if passed else
               f"the label moved at {changed} of {len(chosen)} messages when only returns up to them changed: it "
               f"depends on the current window (look-ahead by construction)")
-    return DependenceResult(passed, reason, changed, len(chosen), pd.DataFrame(rows))
+    return DependenceResult(passed, reason, changed, len(chosen), table)
 
 
-def _labels_after(ticks: pd.DataFrame, spec: LabelSpec, tau: float, windows: Windows, position: int) -> np.ndarray:
-    """The label (1, 0, NaN) at tick `position` of `ticks` and every later one with a feature row."""
+def _quantity_after(ticks: pd.DataFrame, spec: LabelSpec, windows: Windows, position: int) -> np.ndarray:
+    """The label quantity at tick `position` of `ticks` and at every later one with a feature row."""
     features = tick_features(ticks, windows)
-    values = spec.quantity(features)
-    y = np.where(np.isfinite(values), (values >= tau).astype(float), np.nan)
-    return y[features["tick"].to_numpy() >= position]
+    return spec.quantity(features)[features["tick"].to_numpy() >= position]

@@ -87,7 +87,7 @@ def generate_ticks(config: TickSourceSettings, product: str = "BTC-USD", days: i
         level = level * np.where(seconds >= config.drift_from_day * SECONDS_PER_DAY, config.drift_multiplier, 1.0)
     sigma = config.tick_vol_bps * 1e-4 * level
     mid = config.base_price * np.exp(np.cumsum(sigma * np.concatenate(signs)))
-    # spread in cents: one tick mostly, wider when the market moves fast
+    # spread in cents: one to a few (mean about 3), wider when the market moves fast
     u = np.concatenate(spreads)
     spread_ticks = 1 + np.floor(-np.log1p(-u) * 2.0 * level).astype(np.int64)
     bid = np.floor((mid - spread_ticks * PRICE_TICK / 2) / PRICE_TICK) * PRICE_TICK
@@ -154,21 +154,20 @@ class TickFile:
     skipped: int  # messages of other channels or products
 
 
-def _number(value, path: Path, line: int, field: str) -> float:
+def _number(value) -> float | None:
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
-        raise SourceError(f"{path.name}: field {field!r} is not a number on line {line}: {value!r}") from None
-    return number
+        return None
 
 
 def read_tick_file(path: Path, product: str) -> TickFile:
     """Parse one NDJSON file of ticker messages (module docstring): the `product`'s ticks in file
-    order, with their line numbers. SourceError names the file and lines of what is wrong."""
+    order, with their line numbers. SourceError names the file, and every problem with the lines
+    it is on."""
     rows: list[tuple] = []
-    bad: list[int] = []
+    problems: dict[str, list[int]] = {}
     skipped = 0
-    problem = ""
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -176,34 +175,33 @@ def read_tick_file(path: Path, product: str) -> TickFile:
             try:
                 message = json.loads(raw)
             except ValueError:
-                bad.append(line_no)
-                problem = problem or "not JSON"
+                problems.setdefault("not JSON", []).append(line_no)
                 continue
             if not isinstance(message, dict) or message.get("channel") != "ticker":
                 skipped += 1
                 continue
-            stamp = message.get("timestamp")
-            events = message.get("events")
-            if not isinstance(stamp, str) or not isinstance(events, list):
-                bad.append(line_no)
-                problem = problem or "a ticker message needs 'timestamp' and 'events'"
+            stamp, events = message.get("timestamp"), message.get("events")
+            if not isinstance(stamp, str) or not isinstance(events, list) or \
+                    not all(isinstance(e, dict) and isinstance(e.get("tickers", []), list) for e in events):
+                problems.setdefault("a ticker message needs 'timestamp' and a list of 'events' with lists of "
+                                    "'tickers'", []).append(line_no)
                 continue
-            for event in events:
-                for ticker in (event.get("tickers") or []) if isinstance(event, dict) else []:
-                    if ticker.get("product_id") != product:
-                        skipped += 1
-                        continue
-                    if ticker.get("price") is None:
-                        bad.append(line_no)
-                        problem = problem or "a ticker needs 'price'"
-                        continue
-                    price = _number(ticker["price"], path, line_no, "price")
-                    bid = ticker.get("best_bid")
-                    ask = ticker.get("best_ask")
-                    rows.append((stamp, price, price if bid in (None, "") else _number(bid, path, line_no, "best_bid"),
-                                 price if ask in (None, "") else _number(ask, path, line_no, "best_ask"), line_no))
-    if bad:
-        raise SourceError(f"{path.name}: {problem} on {_lines(bad)}")
+            for ticker in (t for e in events for t in e.get("tickers", [])):
+                if not isinstance(ticker, dict):
+                    problems.setdefault("a ticker is not an object", []).append(line_no)
+                    continue
+                if ticker.get("product_id") != product:
+                    skipped += 1
+                    continue
+                price = _number(ticker.get("price"))
+                quotes = [price if ticker.get(f) in (None, "") else _number(ticker[f]) for f in ("best_bid", "best_ask")]
+                for field, value in zip(("price", "best_bid", "best_ask"), (price, *quotes)):
+                    if value is None:
+                        problems.setdefault(f"field {field!r} is not a number", []).append(line_no)
+                if price is not None and None not in quotes:
+                    rows.append((stamp, price, *quotes, line_no))
+    if problems:
+        raise SourceError(f"{path.name}: " + "; ".join(f"{what} on {_lines(lines)}" for what, lines in problems.items()))
     frame = pd.DataFrame(rows, columns=["timestamp", "price", "best_bid", "best_ask", "source_line"])
     stamps = pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce")
     if stamps.isna().any():

@@ -2,7 +2,8 @@
 without pickle (signed), and the two deployment gates.
 
 The candidate is the better of the logistic regression and XGBoost on the validation part's
-PR-AUC; the gates judge it on the test part, which neither training nor the choice saw:
+PR-AUC (XGBoost early-stops on the end of the train part, so no model has seen the validation
+part before); the gates judge it on the test part, which neither training nor the choice saw:
 - `beats_baseline`: its PR-AUC exceeds the threshold rule's by at least the margin, and the
   paired block-bootstrap interval of the difference lies above 0;
 - `beats_positive_rate`: the lower end of its PR-AUC's interval is above the positive rate (the
@@ -49,12 +50,13 @@ class TickModelCard:
     horizon_ticks: int
     windows: dict
     tau: float
-    best_iteration: int
+    best_iteration: int  # XGBoost's boosting rounds kept (0 for the logistic regression)
     train_start: str
     train_end: str
     train_rows: int
     data_sha256: str  # the labelled features it was trained on
     file: str  # model.json | model.ubj
+    solver_iterations: int = 0  # the logistic regression's solver iterations
     evaluation: list[dict] = field(default_factory=list)  # per model and split (evaluate's table)
     sha256: str = ""
     signature: str = ""
@@ -69,6 +71,24 @@ class TickModelCard:
     def metric(self, model: str, split: str, name: str) -> float:
         row = next(r for r in self.evaluation if r["model"] == model and r["split"] == split)
         return float(row[name])
+
+
+@dataclass
+class TickCandidate:
+    """What `tick_models` stores: the registered candidate and its card."""
+
+    product: str
+    version: str
+    run_id: str
+    source: str
+    card: TickModelCard
+
+    def to_value(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_value(cls, value: dict) -> "TickCandidate":
+        return cls(**{**value, "card": TickModelCard(**value["card"])})
 
 
 @dataclass
@@ -87,6 +107,15 @@ def _training_rows(train: pd.DataFrame, limit: int) -> pd.DataFrame:
     return train.iloc[::int(np.ceil(len(train) / limit))]
 
 
+def _early_stopping_split(train: pd.DataFrame, horizon: int, share: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """XGBoost's rows to fit and to early-stop on: the last `share` of the train part, with the
+    messages whose forward window reaches into it purged from the rest. The validation part,
+    which chooses the candidate, stays unseen by every model."""
+    cut = int(len(train) * (1 - share))
+    first = int(train["tick"].iloc[cut])
+    return train.iloc[:cut][train["tick"].iloc[:cut] < first - horizon], train.iloc[cut:]
+
+
 def train_tick_models(data: pd.DataFrame, tau: float, settings: TickSettings) -> TickTraining:
     """`data`: the feature rows with `split` and `y`. The threshold rule, the logistic regression
     and XGBoost, each scored on the rows it trained on and on the validation and test parts,
@@ -97,12 +126,12 @@ def train_tick_models(data: pd.DataFrame, tau: float, settings: TickSettings) ->
             raise ValueError(f"the {name} part has {len(part)} rows and {int(part['y'].sum()) if len(part) else 0} "
                              f"positives: too few messages to train and judge the tick models")
     train = _training_rows(parts["train"], settings.models.max_train_rows)
+    fit, stop = _early_stopping_split(train, settings.horizon_ticks)
     features = list(MODEL_FEATURES)
     models = {
         "baseline": ThresholdRule(tau),
         "logistic": LogisticModel.fit(train, train["y"].to_numpy(), features, settings.models),
-        "xgboost": train_xgboost(train, train["y"].to_numpy(), parts["validation"],
-                                 parts["validation"]["y"].to_numpy(), features, settings.models),
+        "xgboost": train_xgboost(fit, fit["y"].to_numpy(), stop, stop["y"].to_numpy(), features, settings.models),
     }
     scoring = {"train": train, "validation": parts["validation"], "test": parts["test"]}  # train: the rows trained on
     scored = [Scored(name, split, rows["y"].to_numpy(), model.score(rows), model.decide(rows))
@@ -129,7 +158,8 @@ def candidate_card(training: TickTraining, settings: TickSettings, data: pd.Data
     card = TickModelCard(
         product=settings.product, kind=training.candidate, features=list(model.features), label=settings.label,
         horizon_ticks=settings.horizon_ticks, windows=asdict(windows_of(settings)), tau=tau,
-        best_iteration=getattr(model, "best_iteration", getattr(model, "iterations", 0)),
+        best_iteration=getattr(model, "best_iteration", 0),
+        solver_iterations=getattr(model, "iterations", 0),
         train_start=str(train["timestamp"].min()), train_end=str(train["timestamp"].max()),
         train_rows=training.train_rows, data_sha256=data_sha256, file=file,
         evaluation=json.loads(training.evaluation.to_json(orient="records")),
