@@ -203,7 +203,10 @@ def _tie_ends(sorted_score: np.ndarray) -> np.ndarray:
     return np.r_[np.flatnonzero(np.diff(sorted_score)), len(sorted_score) - 1]
 
 
-def _ap_sorted(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None, ends: np.ndarray | None = None) -> float:
+def _ap_sorted(y: np.ndarray, score: np.ndarray | None, weights: np.ndarray | None, ends: np.ndarray | None = None
+               ) -> float:
+    """Average precision of rows sorted by descending score; `ends`: where each group of tied
+    scores ends (from `score` when not given)."""
     w = np.ones(len(y)) if weights is None else weights
     ends = _tie_ends(score) if ends is None else ends
     tps, total = np.cumsum(w * y), np.cumsum(w)
@@ -264,8 +267,7 @@ class Scored:
         self.outcomes = (hit * positive, hit * (1 - positive), (1 - hit) * positive)
 
     def pr_auc(self, weights: np.ndarray | None = None) -> float:
-        return _ap_sorted(self.y_sorted, self.score[self.order], None if weights is None else weights[self.order],
-                          self.ends)
+        return _ap_sorted(self.y_sorted, None, None if weights is None else weights[self.order], self.ends)
 
     def every(self, stride: int) -> "Scored":
         """Every `stride`-th row, in time order."""

@@ -96,7 +96,8 @@ def generate_ticks(config: TickSourceSettings, product: str = "BTC-USD", days: i
     price = np.where(np.concatenate(sides) < 0.5, bid, ask)
     start = pd.Timestamp(config.start, tz="UTC").value
     stamps = start + np.round(t * 1e9).astype(np.int64)
-    return pd.DataFrame({"timestamp": pd.to_datetime(stamps, utc=True), "product_id": product,
+    return pd.DataFrame({"timestamp": pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
+                         "product_id": product,
                          "price": price, "best_bid": bid, "best_ask": ask})
 
 
