@@ -7,7 +7,6 @@ failed). The cursor remembers every file by name and SHA-256, so none is ingeste
 """
 
 import json
-from pathlib import Path
 
 import dagster as dg
 from odyssey.landing import landing_files, landing_kind, read_landed

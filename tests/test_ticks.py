@@ -3,23 +3,22 @@ reference, the honest label and the check that catches a label reading the curre
 models and their metrics, honesty on a market without clustering, and the `ticks` group in
 Dagster (gates, champion, replay, landing, drift and retraining)."""
 
+import dataclasses
 import json
-import shutil
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
-from odyssey.settings import TickModelSettings, TickSettings, TickSourceSettings
+from odyssey.settings import TickSettings, TickSourceSettings
 from odyssey.signing import SignatureError
 from odyssey.sources.csv_source import SourceError
 from odyssey.ticks.features import FEATURES, StreamingFeaturizer, Windows, order_ticks, tick_features, timestamp_ns
 from odyssey.ticks.labels import PURGED, LabelSpec, label_dependence, label_table, split_labels
 from odyssey.ticks.models import (LogisticModel, Scored, TreeTable, XGBoostModel, average_precision, block_weights,
-                                  evaluate, train_xgboost)
+                                  evaluate)
 from odyssey.ticks.source import generate_ticks, next_days, read_tick_file, read_tick_files, tick_files, write_days
 from odyssey.ticks.training import (beats_baseline_gate, beats_positive_rate_gate, candidate_card, load_tick_model,
                                     train_tick_models)
@@ -271,8 +270,7 @@ def test_models_are_stored_without_pickle_and_tampering_is_caught(trained):
     data, tau, settings, training = trained
     key = b"k" * 32
     for kind in ("logistic", "xgboost"):
-        training.candidate = kind
-        payload, card = candidate_card(training, settings, data, tau, "sha", key)
+        payload, card = candidate_card(dataclasses.replace(training, candidate=kind), settings, data, tau, "sha", key)
         assert not payload.startswith(b"\x80")  # not a pickle
         if kind == "logistic":
             assert json.loads(payload)["kind"] == "logistic"
@@ -361,3 +359,11 @@ def test_messages_stamped_at_the_same_time_stay_causal_and_streamable():
     rows = [out for out in (stream.update(*x) for x in zip(stamps, ticks["price"], ticks["best_bid"],
                                                             ticks["best_ask"])) if out is not None]
     np.testing.assert_allclose(full["trade_intensity"], pd.DataFrame(rows)["trade_intensity"])
+
+
+def test_same_data_and_settings_give_the_same_models_and_numbers(trained):
+    data, tau, settings, first = trained
+    again = train_tick_models(data, tau, settings)
+    pd.testing.assert_frame_equal(first.evaluation, again.evaluation)
+    assert first.models["xgboost"].to_bytes() == again.models["xgboost"].to_bytes()
+    assert first.models["logistic"] == again.models["logistic"]
