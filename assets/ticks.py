@@ -25,7 +25,7 @@ from odyssey.ticks.training import (TICK_GATES, TickCandidate, candidate_card, l
 from resources.metadata import artifacts_metadata, describe_table, md_table
 from resources.settings import SettingsResource
 from resources.storage import Storage
-from resources.ticks import download_tick_model, tick_model_name, tick_tracker, tick_version
+from resources.ticks import download_tick_card, tick_model_name, tick_tracker, tick_version
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 GROUP = "ticks"
@@ -52,7 +52,8 @@ def raw_ticks(context: dg.AssetExecutionContext, config: LandedTickFiles, settin
         write_days(generate_ticks(ticks.source, ticks.product), archive)
         context.log.info(f"wrote {ticks.source.days} synthetic days of {ticks.product} ticks to {archive}")
     archived = tick_files(archive)
-    landed = [Path(f) for f in config.files if Path(f).name not in {p.name for p in archived}]
+    archived_names = {p.name for p in archived}
+    landed = [Path(f) for f in config.files if Path(f).name not in archived_names]
     frame, files = read_tick_files([*archived, *landed], ticks.product)
     if frame.empty:
         raise ValueError(f"no {ticks.product} ticker messages in {[str(p) for p in archived + landed]}")
@@ -134,7 +135,8 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
     shown = evaluation[["model", "split", "pr_auc", "pr_auc_ci_low", "pr_auc_ci_high", "positive_rate", "precision",
                         "recall", "f1", "pr_auc_minus_baseline"]]
     return dg.MaterializeResult(value=value, metadata={
-        "candidate": card.kind, "mlflow_model": tick_model_name(ticks.product), "mlflow_version": version,
+        "product": ticks.product, "candidate": card.kind, "mlflow_model": tick_model_name(ticks.product),
+        "mlflow_version": version,
         "mlflow_run_id": run_id, "alias": mlreg.CANDIDATE, "model_sha256": card.sha256, "tau": tau,
         "train_rows": card.train_rows, "evaluation": md_table(shown, rows=18, digits=4),
         **artifacts_metadata([Artifact(f"{source}/{card.file}", card.sha256, len(payload), "model", card.signature)]),
@@ -176,7 +178,7 @@ def tick_drift(settings: SettingsResource, storage: Storage, mlflow: MlflowTrack
     tracker = tick_tracker(mlflow)
     champion = tick_version(tracker, ticks.product, mlreg.CHAMPION)
     if champion is not None:
-        card = download_tick_model(tracker, champion)[1]
+        card = download_tick_card(tracker, champion)
         stamps = data["timestamp"]
         window = (stamps >= pd.Timestamp(card.train_start)) & (stamps <= pd.Timestamp(card.train_end))
         reference, source = data[window], f"champion v{champion.version}"

@@ -38,10 +38,11 @@ def replay_command(settings, out: str | None) -> int:
         return 1
     if out:
         result.features.to_parquet(out, index=False)
-    same = result.matches(stored)
+    digest = frame_sha256(stored)
+    same = result.sha256 == digest
     print(f"files     {len(result.paths)} ({result.paths[0].parent})")
     print(f"rows      stored {len(stored)}, replayed {len(result.features)}")
-    print(f"stored    {frame_sha256(stored)}")
+    print(f"stored    {digest}")
     print(f"replayed  {result.sha256}")
     print("identical" if same else "DIFFERENT")
     return 0 if same else 1

@@ -31,7 +31,7 @@ from odyssey.lineage import ARTIFACTS_KEY, AssetRecord, CheckRecord, LineageDocu
     Status, artifacts_from_json, propagate_stale
 from odyssey.registry import Tracker
 from resources.metadata import check_reason
-from resources.ticks import tick_model_name, tick_version
+from resources.ticks import tick_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_VERSION_TAG = "dagster/data_version"
@@ -217,11 +217,10 @@ def model_records(instance: dg.DagsterInstance, tracker: Tracker | None, tickers
     ticks = latest_materialization(instance, dg.AssetKey("tick_models"), None)
     if ticks is not None:
         event = ticks.asset_materialization
-        name = _meta(event, "mlflow_model")
-        product = name.removeprefix(tick_model_name("")) if name else None
+        product = _meta(event, "product")
         champion = tick_version(tracker, product, mlreg.CHAMPION) if tracker is not None and product else None
-        out.append(ModelRecord("tick_models", None, name, _meta(event, "mlflow_version"), _meta(event, "mlflow_run_id"),
-                               champion.version if champion else None))
+        out.append(ModelRecord("tick_models", None, _meta(event, "mlflow_model"), _meta(event, "mlflow_version"),
+                               _meta(event, "mlflow_run_id"), champion.version if champion else None))
     policy = latest_materialization(instance, dg.AssetKey("ppo_policy"), None)
     if policy is not None:
         out.append(ModelRecord("ppo_policy", None, None, None,

@@ -23,6 +23,13 @@ def tick_tracker(mlflow: MlflowTracking) -> Tracker:
     return dataclasses.replace(mlflow.tracker(), experiment=EXPERIMENT)
 
 
+def download_tick_card(tracker: Tracker, version: RegisteredVersion) -> TickModelCard:
+    """A registered tick model's card alone (its training window, its evaluation)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return TickModelCard.from_json(Path(tracker.client().download_artifacts(version.run_id, "model/card.json",
+                                                                                tmp)).read_text())
+
+
 def download_tick_model(tracker: Tracker, version: RegisteredVersion) -> tuple[bytes, TickModelCard]:
     """A registered tick model's bytes and card, as stored (verify before loading)."""
     with tempfile.TemporaryDirectory() as tmp:

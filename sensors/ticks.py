@@ -19,18 +19,12 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey import schemas
-from odyssey.sources.csv_source import SourceError
+from odyssey.sources.csv_source import SourceError, _lines
 from odyssey.ticks.source import read_tick_file, tick_files
 from resources.settings import SettingsResource
 from resources.storage import Storage
 from sensors.cursors import judge_new_files, settle_landed
 from sensors.retrain import new_evaluations, reason_of
-
-
-def _lines_of(lines) -> str:
-    lines = sorted({int(n) for n in lines})
-    shown = ", ".join(map(str, lines[:5])) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
-    return f"line{'s' if len(lines) > 1 else ''} {shown}"
 
 
 def _judge(path, product: str, watermark: dict, archived: set[str]) -> None:
@@ -46,12 +40,12 @@ def _judge(path, product: str, watermark: dict, archived: set[str]) -> None:
     if not outcome.passed:
         cases = outcome.failure_cases
         raise SourceError(f"{path.name}: " + "; ".join(
-            f"{check} on {_lines_of(group['source_line'].dropna())}"
+            f"{check} on {_lines(set(group['source_line'].dropna()), limit=5)}"
             for check, group in cases.groupby("check", sort=False)))
     after = watermark["after"]
     if after is not None and (ticks["timestamp"] <= after).any():
         raise SourceError(f"{path.name}: field 'timestamp' repeats times already stored or landed (at or before "
-                          f"{after}) on {_lines_of(ticks.loc[ticks['timestamp'] <= after, 'source_line'])}")
+                          f"{after}) on {_lines(ticks.loc[ticks['timestamp'] <= after, 'source_line'], limit=5)}")
     watermark["after"] = ticks["timestamp"].max()
 
 

@@ -199,9 +199,6 @@ class Replay:
     features: pd.DataFrame | None
     sha256: str | None  # of every value (odyssey.hashing.frame_sha256)
 
-    def matches(self, stored: pd.DataFrame) -> bool:
-        return self.sha256 is not None and self.sha256 == frame_sha256(stored)
-
 
 def replay(names, landing, archive, product: str, windows: Windows = Windows()) -> Replay:
     """The features rebuilt from the raw files named `names` (the stored ticks' source files, in

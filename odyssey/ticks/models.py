@@ -6,7 +6,7 @@
   1000) on standardised features; stored as JSON (means, scales, coefficients, intercept) and
   scored with numpy, never pickled.
 - XGBoost (`train_xgboost`): a binary classifier weighted to balance the classes, early-stopped
-  on the validation part's PR-AUC; stored as UBJSON. `TreeTable` scores one message from the
+  on the PR-AUC of the rows it is given to stop on; stored as UBJSON. `TreeTable` scores one message from the
   same trees in flat numpy arrays (a live consumer's path), equal to XGBoost's own prediction.
 
 Metrics: PR-AUC (average precision, equal to scikit-learn's), the positive rate a PR-AUC must
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -39,9 +40,6 @@ class ThresholdRule:
 
     def decide(self, frame: pd.DataFrame) -> np.ndarray:
         return (self.score(frame) >= self.tau).astype(np.int8)
-
-    def to_json(self) -> dict:
-        return {"kind": "threshold", "feature": self.feature, "tau": self.tau}
 
 
 @dataclass(frozen=True)
@@ -65,17 +63,18 @@ class LogisticModel:
         return cls(tuple(features), tuple(map(float, mean)), tuple(map(float, scale)),
                    tuple(map(float, model.coef_[0])), float(model.intercept_[0]), int(model.n_iter_[0]))
 
+    @cached_property
     def _weights(self) -> tuple[np.ndarray, float]:
         # folding the standardisation into the weights: w.(x - m)/s + b = (w/s).x + (b - w.m/s)
         w = np.asarray(self.coef) / np.asarray(self.scale)
         return w, self.intercept - float(w @ np.asarray(self.mean))
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
-        w, b = self._weights()
+        w, b = self._weights
         return 1.0 / (1.0 + np.exp(-(frame[list(self.features)].to_numpy(float) @ w + b)))
 
     def score_row(self, x: np.ndarray) -> float:
-        w, b = self._weights()
+        w, b = self._weights
         return 1.0 / (1.0 + np.exp(-(float(x @ w) + b)))
 
     def decide(self, frame: pd.DataFrame) -> np.ndarray:
@@ -113,19 +112,20 @@ class XGBoostModel:
         return cls(booster, tuple(features), best_iteration)
 
 
-def train_xgboost(train: pd.DataFrame, y_train: np.ndarray, validation: pd.DataFrame, y_validation: np.ndarray,
+def train_xgboost(train: pd.DataFrame, y_train: np.ndarray, stop: pd.DataFrame, y_stop: np.ndarray,
                   features: Sequence[str], config: TickModelSettings) -> XGBoostModel:
+    """Fit on `train`, early-stopping on the PR-AUC of `stop` (rows later than the training ones)."""
     positives = max(float(y_train.sum()), 1.0)
     params = {"objective": "binary:logistic", "eval_metric": "aucpr", "eta": config.xgb_learning_rate,
               "max_depth": config.xgb_max_depth, "min_child_weight": config.xgb_min_child_weight,
               "scale_pos_weight": (len(y_train) - positives) / positives, "tree_method": "hist",
               "nthread": config.nthread, "seed": config.seed}
     dtrain = xgb.DMatrix(train[list(features)].to_numpy(np.float32), label=y_train, feature_names=list(features))
-    # early stopping reads the validation PR-AUC every round: on at most 200,000 evenly spaced rows
-    stride = max(1, int(np.ceil(len(validation) / 200_000)))
-    dval = xgb.DMatrix(validation[list(features)].to_numpy(np.float32)[::stride], label=y_validation[::stride],
-                       feature_names=list(features))
-    booster = xgb.train(params, dtrain, config.xgb_rounds, evals=[(dval, "validation")],
+    # early stopping reads the PR-AUC of the stopping rows every round: on at most 200,000 evenly spaced rows
+    stride = max(1, int(np.ceil(len(stop) / 200_000)))
+    dstop = xgb.DMatrix(stop[list(features)].to_numpy(np.float32)[::stride], label=y_stop[::stride],
+                        feature_names=list(features))
+    booster = xgb.train(params, dtrain, config.xgb_rounds, evals=[(dstop, "stop")],
                         early_stopping_rounds=config.xgb_early_stopping_rounds, verbose_eval=False)
     return XGBoostModel(booster, tuple(features), int(booster.best_iteration))
 
@@ -217,12 +217,6 @@ def _ap_sorted(y: np.ndarray, score: np.ndarray | None, weights: np.ndarray | No
     precision = tps / np.where(total > 0, total, 1)
     recall = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def decision_metrics(y: np.ndarray, decided: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
-    w = np.ones(len(y)) if weights is None else weights
-    hit, positive = (decided == 1).astype(float), (y == 1).astype(float)
-    return _decision_counts(w @ (hit * positive), w @ (hit * (1 - positive)), w @ ((1 - hit) * positive))
 
 
 def _decision_counts(tp: float, fp: float, fn: float) -> dict[str, float]:

@@ -27,7 +27,6 @@ from odyssey.hashing import sha256_file
 from odyssey.settings import TickSourceSettings
 from odyssey.sources.csv_source import SourceError, _lines
 
-TICK_COLUMNS = ("timestamp", "product_id", "price", "best_bid", "best_ask")
 SECONDS_PER_DAY = 86_400
 PRICE_TICK = 0.01
 SUFFIX = ".ndjson"
@@ -151,7 +150,7 @@ def tick_files(folder: Path) -> list[Path]:
 class TickFile:
     path: Path
     sha256: str
-    ticks: pd.DataFrame  # TICK_COLUMNS plus source_line
+    ticks: pd.DataFrame  # timestamp, product_id, price, best_bid, best_ask, source_line
     skipped: int  # messages of other channels or products
 
 
