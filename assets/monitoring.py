@@ -1,14 +1,16 @@
-"""Group `monitoring`: data-quality scoring, per-ticker feature drift against the champion's
-training window (Evidently), and live forecasts scored against what happened."""
+"""Group `monitoring`: data-quality scoring, every ticker's feature drift against its champion's
+training window (Evidently's reports where it drifted), and live forecasts scored against what
+happened."""
 
-from typing import Optional
+from typing import Literal, Optional
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from odyssey import features as registry
 from odyssey import registry as mlreg
-from odyssey.drift import evidently_drift
+from odyssey.drift import drift_statistics, evidently_report
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
@@ -34,7 +36,11 @@ def data_quality_report(settings: SettingsResource, raw_prices: pd.DataFrame,
 
 
 DriftConfig = overrides("DriftConfig", "This run's changes to the settings' drift monitoring (empty: the file's).",
-                        MonitoringSettings)
+                        MonitoringSettings,
+                        reports=(Literal["drifted", "all"],
+                                 Field(default="drifted", description="Evidently reports for the tickers that drifted "
+                                                                      "(every landing) or for every ticker (the "
+                                                                      "daily schedule, make run)")))
 
 
 def _champion_card(mlflow: MlflowTracking, signer: ArtifactSigner, ticker: str, names):
@@ -45,50 +51,64 @@ def _champion_card(mlflow: MlflowTracking, signer: ArtifactSigner, ticker: str, 
     return current.version, current.card
 
 
-@dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"evidently", "pandas"},
-          ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()}, deps=["deployed_models"])
+def _window(rows: pd.DataFrame) -> str:
+    return f"{rows['date'].min().date()}..{rows['date'].max().date()} ({len(rows)} rows"
+
+
+@dg.asset(group_name=GROUP, kinds={"evidently", "pandas"}, ins={"features": dg.AssetIn(), "clean_prices": dg.AssetIn()},
+          deps=["deployed_models"])
 def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settings: SettingsResource,
                   storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner, features: pd.DataFrame,
                   clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """Evidently data-drift report of the champion's training window (the train and validation
-    splits while there is no champion) against the most recent window: per feature the
-    window-mean z-score (the drift decision), PSI and KL; and for the forward-return target the
-    window-mean z-score of its absolute size (its volatility, the decision) and its PSI.
-    When a retrained champion has learnt the new regime, its window holds it and drift clears."""
-    ticker = context.partition_key
+    """Every ticker's most recent window against its champion's training window (the train and
+    validation splits while it has no champion): per feature the window-mean z-score (the drift
+    decision), PSI and KL, and for the forward-return target the window-mean z-score of its
+    absolute size (its volatility, the decision) and its PSI. The statistics take all features of
+    a ticker at once in NumPy; Evidently's HTML and JSON reports are written for the tickers that
+    drifted (config `reports: all`: for every ticker, as the daily schedule does). When a
+    retrained champion has learnt the new regime, its window holds it and drift clears."""
     monitoring = config.apply(settings.value.monitoring)
     horizon = settings.value.forecast.horizon
     target = target_name(horizon)
     profile = settings.profile()
     names = registry.feature_names(profile.alt_series)
-    rows = features[features["ticker"] == ticker].merge(
-        forward_returns(clean_prices[clean_prices["ticker"] == ticker], horizon)[["date", target]], on="date")
-    champion, card = _champion_card(mlflow, signer, ticker, names)
-    if card is not None:
-        start, end, source = pd.Timestamp(card.train_start), pd.Timestamp(card.train_end), f"champion v{champion.version}"
-    else:
-        start, end, source = rows["date"].min(), pd.Timestamp(profile.validation_end), "train + validation splits"
-    reference = rows[(rows["date"] >= start) & (rows["date"] <= end)]
-    current = rows.tail(monitoring.window_days)
     ticker_features = [n for n in names if not registry.BY_NAME[n].market_wide]
-    report = evidently_drift(reference, current, ticker_features, target, monitoring.z_threshold,
-                             monitoring.psi_threshold)
-    folder = storage.path("reports", "drift", ticker)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "feature_drift.html").write_bytes(report.html)
-    (folder / "feature_drift.json").write_bytes(report.json)
-    value = report.table.assign(ticker=ticker, target_psi=report.target_psi, target_z=report.target_z)
+    rows = features[features["ticker"].isin(profile.tickers)].merge(
+        forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"])
+    tables, summary, artifacts = [], [], []
+    for ticker, ticker_rows in rows.groupby("ticker", sort=True):
+        ticker_rows = ticker_rows.sort_values("date")
+        champion, card = _champion_card(mlflow, signer, ticker, names)
+        if card is not None:
+            start, end, source = (pd.Timestamp(card.train_start), pd.Timestamp(card.train_end),
+                                  f"champion v{champion.version}")
+        else:
+            start, end, source = ticker_rows["date"].min(), pd.Timestamp(profile.validation_end), "train + validation"
+        reference = ticker_rows[(ticker_rows["date"] >= start) & (ticker_rows["date"] <= end)]
+        current = ticker_rows.tail(monitoring.window_days)
+        stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
+                                 monitoring.psi_threshold)
+        drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
+        tables.append(stats.table.assign(ticker=ticker, target_psi=stats.target_psi, target_z=stats.target_z))
+        summary.append({"ticker": ticker, "drifted": drifted, "share_drifted": stats.share_drifted,
+                        "target_z": stats.target_z, "target_psi": stats.target_psi,
+                        "reference": f"{_window(reference)}, {source})", "current": f"{_window(current)})"})
+        if drifted or config.reports == "all":
+            report = evidently_report(reference, current, ticker_features, monitoring.z_threshold)
+            folder = storage.path("reports", "drift", ticker)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in (("feature_drift.html", report.html), ("feature_drift.json", report.json)):
+                (folder / name).write_bytes(data)
+                artifacts.append(Artifact.of(str(folder / name), data, "report"))
+    value = pd.concat(tables, ignore_index=True)
+    summary = pd.DataFrame(summary)
+    drifted = summary.loc[summary["drifted"], "ticker"].tolist()
+    context.log.info(f"drift: {', '.join(drifted) or 'no ticker'}; Evidently reports for {len(artifacts) // 2}")
     return dg.MaterializeResult(value=value, metadata={
-        "ticker": ticker, "share_drifted": report.share_drifted, "target_psi": report.target_psi,
-        "target_z": report.target_z,
-        "reference": f"{reference['date'].min().date()}..{reference['date'].max().date()} ({len(reference)} rows, "
-                     f"{source})",
-        "current": f"{current['date'].min().date()}..{current['date'].max().date()} ({len(current)} rows)",
-        **artifacts_metadata([Artifact.of(str(folder / "feature_drift.html"), report.html, "report"),
-                              Artifact.of(str(folder / "feature_drift.json"), report.json, "report")]),
-        "html_report": dg.MetadataValue.path(str(folder / "feature_drift.html")),
-        "json_report": dg.MetadataValue.path(str(folder / "feature_drift.json")),
-        "psi_kl": md_table(report.table, rows=94, digits=4),
+        "drifted": ", ".join(drifted), "tickers": len(summary), "reports_for": config.reports,
+        "summary": md_table(summary.sort_values(["drifted", "target_z"], ascending=False), rows=len(summary)),
+        "reports_folder": dg.MetadataValue.path(str(storage.path("reports", "drift"))),
+        **artifacts_metadata(artifacts),
     })
 
 

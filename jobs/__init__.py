@@ -32,11 +32,18 @@ forecasting_job = dg.define_asset_job(
     description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion; the analog "
                 "forecast on the same folds.",
 )
-drift_monitoring_job = dg.define_asset_job(
-    "drift_monitoring",
-    selection=dg.AssetSelection.assets("feature_drift", "forecast_outcomes"),
-    description="One ticker partition: Evidently feature drift against the champion's training window, and the "
-                "champion's live forecasts scored (their checks feed the retraining sensor).",
+live_monitoring_job = dg.define_asset_job(
+    "live_monitoring",
+    selection=dg.AssetSelection.assets("forecast_outcomes"),
+    description="One ticker partition: the champion's live forecasts scored against what happened (its check feeds "
+                "the retraining sensor).",
+)
+drift_reports_job = dg.define_asset_job(
+    "drift_reports",
+    selection=dg.AssetSelection.assets("feature_drift"),
+    config={"ops": {"feature_drift": {"config": {"reports": "all"}}}},
+    description="Every ticker's drift against its champion's training window, with Evidently's HTML and JSON reports "
+                "for every ticker (a landing writes them only for the tickers that drifted).",
 )
 batch_forecasts_job = dg.define_asset_job(
     "batch_forecasts",
@@ -59,9 +66,9 @@ lineage_job = dg.define_asset_job(
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=(dg.AssetSelection.groups(*DATA_GROUPS)
-               | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log")),
-    description="New sessions: landing files or the source -> raw -> clean -> features -> exports, and forecasts "
-                "from the champions.",
+               | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log", "feature_drift")),
+    description="New sessions: landing files or the source -> raw -> clean -> features -> exports, forecasts from "
+                "the champions, and every ticker's drift (its check feeds the retraining sensor).",
 )
 
 
@@ -75,6 +82,13 @@ def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResour
     if len(sessions(day, day, exchange)) == 0:
         return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
     return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
+
+
+daily_drift_reports = dg.ScheduleDefinition(
+    name="daily_drift_reports", job=drift_reports_job, cron_schedule="30 23 * * 1-5",
+    execution_timezone="America/New_York", default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Once a day after the ingest: Evidently's drift reports for every ticker (a landing writes them only "
+                "for the tickers that drifted).")
 
 ticks_job = dg.define_asset_job(
     "ticks",
@@ -94,7 +108,7 @@ tick_training_job = dg.define_asset_job(
     description="Train and judge the tick models; promote the candidate when every tick gate passed.",
 )
 
-ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, drift_monitoring_job,
+ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, live_monitoring_job, drift_reports_job,
             batch_forecasts_job, portfolio_job, ingest_job, lineage_job, ticks_job, tick_ingest_job,
             tick_training_job]
-ALL_SCHEDULES = [daily_ingest]
+ALL_SCHEDULES = [daily_ingest, daily_drift_reports]

@@ -13,6 +13,7 @@ import pandas as pd
 
 
 EPS = 1e-4
+DRIFTED_KEY = "drifted"  # the drift check's metadata: the tickers that drifted (the retraining sensor reads it)
 
 
 def _bins(reference: np.ndarray, n_bins: int) -> np.ndarray:
@@ -89,21 +90,122 @@ def _degenerate(values: pd.Series) -> bool:
     return spread <= 1e-9 * max(1.0, float(finite.abs().max()))
 
 
-@dataclass
-class DriftReport:
+def window_mean_z_columns(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """`window_mean_z` for every column of two matrices at once (rows: days, columns: features).
+
+    Columns without NaN take one cumulative sum: the window means are differences of it, on
+    values centred by the column's reference mean so large levels lose no precision. A column
+    with NaN drops them on its own, as `window_mean_z` does, and goes through it."""
+    ref, cur = np.asarray(reference, float), np.asarray(current, float)
+    out = np.full(ref.shape[1], np.nan)
+    clean = ~np.isnan(ref).any(axis=0) & ~np.isnan(cur).any(axis=0)
+    for j in np.flatnonzero(~clean):
+        out[j] = window_mean_z(ref[:, j], cur[:, j])
+    n, w = len(ref), len(cur)
+    if not clean.any() or w == 0 or n <= w:
+        return out
+    centre = ref[:, clean].mean(axis=0)
+    sums = np.vstack([np.zeros(int(clean.sum())), np.cumsum(ref[:, clean] - centre, axis=0)])
+    means = (sums[w:] - sums[:-w]) / w  # every same-length window of the reference
+    spread = means.std(axis=0, ddof=1)
+    gap = cur[:, clean].mean(axis=0) - centre - means.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(gap) / spread
+    flat = ~np.isfinite(spread) | (spread == 0.0)
+    same = np.isclose(cur[:, clean].mean(axis=0), centre + means.mean(axis=0))
+    z[flat] = np.where(same[flat], 0.0, np.inf)
+    out[clean] = z
+    return out
+
+
+def psi_kl_columns(reference: np.ndarray, current: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """`psi_kl` for every column of two matrices at once: the reference's quantile edges per
+    column, each value's bin by comparison with them, and the bin shares by counting. Repeated
+    edges leave empty bins in both windows, which add nothing, as `psi_kl`'s unique edges do.
+    Columns with non-finite values go through `psi_kl`."""
+    ref, cur = np.asarray(reference, float), np.asarray(current, float)
+    psi, kl = np.full(ref.shape[1], np.nan), np.full(ref.shape[1], np.nan)
+    clean = np.isfinite(ref).all(axis=0) & np.isfinite(cur).all(axis=0)
+    for j in np.flatnonzero(~clean):
+        psi[j], kl[j] = psi_kl(ref[:, j], cur[:, j], n_bins)
+    if not clean.any() or len(ref) < n_bins or len(cur) == 0:
+        return psi, kl
+    r, c = ref[:, clean], cur[:, clean]
+    quantiles = np.quantile(r, np.linspace(0, 1, n_bins + 1), axis=0)  # (n_bins + 1, k)
+    distinct = 1 + (np.diff(quantiles, axis=0) > 0).sum(axis=0)
+    # psi_kl's outer edges are -inf and +inf: an interior edge at the minimum or maximum merges into them
+    edges = quantiles[1:-1].copy()
+    edges[edges <= quantiles[0]] = -np.inf
+    edges[edges >= quantiles[-1]] = np.inf
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        bins = (x[:, :, None] >= edges.T[None, :, :]).sum(axis=2)  # each value's bin, 0 .. n_bins - 1
+        return np.stack([(bins == b).sum(axis=0) for b in range(n_bins)]) / len(x)
+
+    p, q = np.clip(shares(r), EPS, None), np.clip(shares(c), EPS, None)
+    column_psi = np.sum((q - p) * np.log(q / p), axis=0)
+    column_kl = np.sum(q * np.log(q / p), axis=0)
+    constant = distinct < 3  # (almost) constant in the reference
+    psi[clean] = np.where(constant, 0.0, column_psi)
+    kl[clean] = np.where(constant, 0.0, column_kl)
+    return psi, kl
+
+
+@dataclass(frozen=True)
+class DriftStatistics:
+    """What the drift decision needs for one window pair."""
+
     table: pd.DataFrame  # feature, psi, kl, psi_above_threshold, window_z, drifted
     share_drifted: float
     target_psi: float
     target_z: float  # window-mean z-score of the target's absolute size (its volatility)
+
+    def drifted(self, max_share_drifted: float, z_threshold: float) -> bool:
+        """The decision: too many features moved, or the target's size did."""
+        return self.share_drifted > max_share_drifted or self.target_z > z_threshold
+
+    def reason(self, max_share_drifted: float, z_threshold: float, top: int = 5) -> str:
+        most = self.table.sort_values("window_z", ascending=False).head(top)
+        return (f"{self.share_drifted:.0%} of features drifted (threshold {max_share_drifted:.0%}), the target's "
+                f"size z {self.target_z:.1f} (threshold {z_threshold}); most: "
+                + ", ".join(f"{r.feature} z {r.window_z:.1f}" for r in most.itertuples()))
+
+
+def drift_statistics(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str], target: str,
+                     z_threshold: float = 3.0, psi_threshold: float = 0.2,
+                     scores: dict[str, float] | None = None) -> DriftStatistics:
+    """Per feature the window-mean z-score (the decision), PSI and KL, all columns at once, and the
+    target's PSI and size z. Columns constant up to rounding cannot drift (z 0). `scores`: the
+    z-scores as Evidently computed them (`evidently_drift`), instead of computing them here."""
+    columns = list(columns)
+    ref, cur = reference[columns].to_numpy(float), current[columns].to_numpy(float)
+    psi, kl = psi_kl_columns(ref, cur)
+    if scores is None:
+        live = [not _degenerate(pd.concat([reference[c], current[c]])) for c in columns]
+        z = np.where(live, window_mean_z_columns(ref, cur), 0.0)
+    else:
+        z = np.array([scores.get(c, 0.0) for c in columns])
+    z = np.where(np.isnan(z), 0.0, z)
+    table = pd.DataFrame({"feature": columns, "psi": psi, "kl": kl, "psi_above_threshold": psi > psi_threshold,
+                          "window_z": z, "drifted": z > z_threshold})
+    table = table.sort_values("window_z", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    target_psi, _ = psi_kl(reference[target].to_numpy(float), current[target].to_numpy(float))
+    target_z = window_mean_z(reference[target].abs().to_numpy(float), current[target].abs().to_numpy(float))
+    return DriftStatistics(table, float(table["drifted"].mean()), target_psi, target_z)
+
+
+@dataclass(frozen=True)
+class EvidentlyReport:
     html: bytes
     json: bytes
+    scores: dict[str, float]  # column -> window-mean z-score
 
 
-def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str], target: str,
-                    z_threshold: float = 3.0, psi_threshold: float = 0.2) -> DriftReport:
-    """Evidently's data-drift preset with the window-mean z-score test per feature (the drift
-    decision), plus PSI and KL per feature for reference; the drift share is Evidently's share of
-    drifted features. Columns that are constant up to rounding are reported but not tested."""
+def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
+                     z_threshold: float = 3.0) -> EvidentlyReport:
+    """Evidently's data-drift preset with the window-mean z-score test per feature: the HTML and
+    JSON report a user reads, and each column's score. Columns that are constant up to rounding
+    are left out (no histogram, no drift)."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -121,13 +223,19 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Seq
         config = metric.get("config", {})
         if config.get("type", "").endswith("ValueDrift"):
             scores[config["column"]] = float(metric["value"])
-    table = drift_table(reference, current, list(columns), psi_threshold).rename(
-        columns={"drifted": "psi_above_threshold"})
-    table["window_z"] = table["feature"].map(scores).fillna(0.0)  # degenerate columns cannot drift
-    table["drifted"] = table["window_z"] > z_threshold
-    table = table.sort_values("window_z", ascending=False, na_position="last").reset_index(drop=True)
-    share = float(table["drifted"].mean())
-    target_psi, _ = psi_kl(reference[target].to_numpy(float), current[target].to_numpy(float))
-    target_z = window_mean_z(reference[target].abs().to_numpy(float), current[target].abs().to_numpy(float))
     html = snapshot.get_html_str(as_iframe=False).encode()
-    return DriftReport(table, share, target_psi, target_z, html, json.dumps(payload, default=str).encode())
+    return EvidentlyReport(html, json.dumps(payload, default=str).encode(), scores)
+
+
+@dataclass(frozen=True)
+class DriftReport(DriftStatistics):
+    html: bytes = b""
+    json: bytes = b""
+
+
+def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str], target: str,
+                    z_threshold: float = 3.0, psi_threshold: float = 0.2) -> DriftReport:
+    """The drift statistics with the z-scores as Evidently's report computed them, and the report."""
+    report = evidently_report(reference, current, columns, z_threshold)
+    stats = drift_statistics(reference, current, columns, target, z_threshold, psi_threshold, scores=report.scores)
+    return DriftReport(stats.table, stats.share_drifted, stats.target_psi, stats.target_z, report.html, report.json)

@@ -1,5 +1,5 @@
-"""After new sessions reach the forecast log, monitor every ticker: drift against the champion's
-training window and the live forecasts scored against what happened. Their checks feed the
+"""After new sessions reach the forecast log, score every ticker's live forecasts against what
+happened (the ingest run itself decided every ticker's drift). The live-skill checks feed the
 retraining sensor, which closes the loop."""
 
 import dagster as dg
@@ -10,8 +10,8 @@ from sensors.cursors import newer_materialization
 LOG = dg.AssetKey("forecast_log")
 
 
-@dg.sensor(job_name="drift_monitoring", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="When forecast_log gets a new materialization, run drift monitoring for every ticker.")
+@dg.sensor(job_name="live_monitoring", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="When forecast_log gets a new materialization, score the live forecasts of every ticker.")
 def monitor_after_ingest(context: dg.SensorEvaluationContext, settings: SettingsResource):
     newest = newer_materialization(context, LOG)
     if newest is None:

@@ -1,11 +1,12 @@
 """Retrain exactly the tickers whose drift or live-skill check failed.
 
-The sensor reads new evaluations of `feature_drift_check` and `live_skill_check` from the
-instance, and requests one `forecasting` run (walk-forward, model, gates, champion) per ticker
-that went from passing (or unknown) to failing. Its cursor holds the evaluations it has read
-(check records are numbered when a run is planned, not when the check finishes, so a
-high-water mark could skip a slow run's result) and each ticker's state, so one drift event
-starts one run and a ticker that did not drift is never retrained.
+The sensor reads new evaluations of `feature_drift_check` (one per landing, for every ticker: its
+metadata names the tickers that drifted, with their reasons) and of `live_skill_check` (one per
+ticker partition) from the instance, and requests one `forecasting` run (walk-forward, model,
+gates, champion) per ticker that went from passing (or unknown) to failing. Its cursor holds the
+evaluations it has read (check records are numbered when a run is planned, not when the check
+finishes, so a high-water mark could skip a slow run's result) and each ticker's state, so one
+drift event starts one run and a ticker that did not drift is never retrained.
 """
 
 import json
@@ -13,25 +14,48 @@ import json
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from odyssey.drift import DRIFTED_KEY
 from resources.metadata import check_reason
 
-WATCHED = (dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check"),
-           dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check"))
+DRIFT = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check")
+LIVE_SKILL = dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check")
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 1000-record history anyway
 
 
-def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys=WATCHED, partitioned: bool = True) -> list:
-    """Finished evaluations of the `keys` checks not in `seen`, oldest first."""
+def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys: tuple, partitioned: bool) -> list:
+    """Finished evaluations of the `keys` checks not in `seen` (only per-partition ones when
+    `partitioned`), oldest first."""
     records = []
     for key in keys:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
         records += [r for r in history if r.id not in seen and (r.partition or not partitioned)]
+    return in_order(records)
+
+
+def in_order(records: list) -> list:
     return sorted(records, key=lambda r: (r.event.timestamp if r.event else r.create_timestamp, r.id))
 
 
 def reason_of(record) -> str:
     return f"{record.key.name}: {check_reason(record) or 'failed'}"
+
+
+def drifted_tickers(record) -> dict[str, str]:
+    """ticker -> reason, for the tickers one drift evaluation found drifted."""
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    entry = evaluation.metadata.get(DRIFTED_KEY) if evaluation else None
+    return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
+
+
+def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str]]:
+    """What one evaluation says, per ticker: (failing now, reason). A drift evaluation speaks for
+    every ticker: those it names drifted, those failing before and not named have cleared."""
+    if record.key == DRIFT:
+        named = drifted_tickers(record)
+        before = {t for t, checks in failing.items() if DRIFT.name in checks}
+        return {t: (t in named, f"{DRIFT.name}: {named.get(t, 'cleared')}") for t in sorted(before | set(named))}
+    return {record.partition: (record.status == AssetCheckExecutionRecordStatus.FAILED, reason_of(record))}
 
 
 @dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
@@ -41,16 +65,18 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
     failing: dict[str, list[str]] = cursor["failing"]
     seen: list[int] = cursor["seen"]
     requests: dict[str, list[str]] = {}
-    for record in new_evaluations(context.instance, set(seen)):
+    records = in_order(new_evaluations(context.instance, set(seen), (DRIFT,), partitioned=False)
+                        + new_evaluations(context.instance, set(seen), (LIVE_SKILL,), partitioned=True))
+    for record in records:
         seen.append(record.id)
-        ticker, check = record.partition, record.key.name
-        now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
-        was_failing = check in failing.get(ticker, [])
-        if now_failing and not was_failing:
-            requests.setdefault(ticker, []).append(reason_of(record))
-            failing.setdefault(ticker, []).append(check)
-        elif not now_failing and was_failing:
-            failing[ticker].remove(check)
+        check = record.key.name
+        for ticker, (now_failing, reason) in verdicts(record, failing).items():
+            was_failing = check in failing.get(ticker, [])
+            if now_failing and not was_failing:
+                requests.setdefault(ticker, []).append(reason)
+                failing.setdefault(ticker, []).append(check)
+            elif not now_failing and was_failing:
+                failing[ticker].remove(check)
     for ticker, reasons in sorted(requests.items()):
         yield dg.RunRequest(
             run_key=f"retrain-{ticker}-{seen[-1]}",

@@ -1,24 +1,29 @@
 """The loop end to end: champions trained before a regime change; new sessions land in which NVDA
-and IEF drift; exactly their drift checks fail and the retraining sensor requests runs for exactly
-them (once); a retrain learns the new sessions (its training window moves forward, its model
-changes) and becomes champion where its gates pass, and then its drift check passes again
-because the reference window follows the champion's training window."""
+and IEF drift; the landing's own run finds exactly them drifted (with Evidently's reports for
+them alone) and the retraining sensor requests runs for exactly them (once); a retrain learns the
+new sessions (its training window moves forward, its model changes) and becomes champion where
+its gates pass, and then its drift clears because the reference window follows the champion's
+training window. The vectorised statistics decide exactly as Evidently's per-ticker reports do."""
 
 import json
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
 from odyssey import registry as mlreg
 from odyssey.calendar import next_sessions
-from odyssey.drift import psi_kl, window_mean_z
+from odyssey import features as feature_registry
+from odyssey.drift import drift_statistics, evidently_drift, psi_kl, window_mean_z
+from odyssey.splits import forward_returns, target_name
 from odyssey.landing import synthetic_days, write_landing
 from resources import build_resources, mlflow_resource
 from resources.storage import last_landed_day
 from sensors.retrain import retrain_on_drift
-from tests.dagster_helpers import failed_checks, fast_forecasting_config, gate_settings, quick_settings, run_graph
+from tests.dagster_helpers import (failed_checks, fast_forecasting_config, gate_settings, quick_settings, read_table,
+                                   run_graph)
 
 DRIFTED = ("NVDA", "IEF")
 TICKERS = ("NVDA", "SPY", "IEF")
@@ -51,15 +56,19 @@ def land(settings, instance: dg.DagsterInstance, sessions: int) -> dg.ExecuteInP
                      run_config={"ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
 
 
+def drifted(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The tickers the run's drift check found drifted."""
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "feature_drift_check")
+    named = set(evaluation.metadata["drifted"].value)
+    assert evaluation.passed == (not named)
+    return named
+
+
 def drift_failures(settings, instance) -> set[str]:
-    failing = set()
-    for ticker in TICKERS:
-        result = run_graph(settings, job="drift_monitoring", partition_key=ticker, instance=instance,
-                           selection=[dg.AssetKey("feature_drift")])
-        assert result.success or failed_checks(result), ticker
-        if "feature_drift_check" in failed_checks(result):
-            failing.add(ticker)
-    return failing
+    result = run_graph(settings, job="drift_reports", instance=instance,
+                       run_config={"ops": {"feature_drift": {"config": {"reports": "drifted"}}}})
+    assert result.success or failed_checks(result)
+    return drifted(result)
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +86,51 @@ def world(tmp_path_factory):
         before = {t: mlreg.version_by_alias(tracker, t, mlreg.CHAMPION) for t in TICKERS}
         assert all(before[t] is not None for t in DRIFTED)
         assert drift_failures(settings, instance) == set()  # before the regime change: nothing drifts
-        assert land(settings, instance, 250).success  # the whole of 2021, in which NVDA and IEF drift
-        yield settings, instance, tracker, before
+        assert not (Path(settings.paths.storage_url) / "reports" / "drift").exists()  # and no report is written
+        landed = land(settings, instance, 250)  # the whole of 2021, in which NVDA and IEF drift
+        assert not [e for e in landed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        yield settings, instance, tracker, before, landed
+
+
+@pytest.mark.slow
+def test_the_vectorised_statistics_decide_as_evidently_does(world):
+    """Every ticker's current window against its champion's training window, once with the
+    statistics the drift asset computes (all features at once in NumPy) and once through
+    Evidently's report with the window-mean test: the same decisions, the same z-scores."""
+    settings, _, tracker, before, _ = world
+    limits, target = settings.monitoring, target_name(settings.forecast.horizon)
+    names = [n for n in feature_registry.feature_names(settings.universe.alt_series)
+             if not feature_registry.BY_NAME[n].market_wide]
+    rows = read_table(settings, "features").merge(
+        forward_returns(read_table(settings, "clean_prices"), settings.forecast.horizon)[["date", "ticker", target]],
+        on=["date", "ticker"])
+    decisions = {}
+    for ticker in TICKERS:
+        card = mlreg.download_model(tracker, before[ticker])[1]
+        own = rows[rows["ticker"] == ticker].sort_values("date")
+        reference = own[(own["date"] >= pd.Timestamp(card.train_start)) & (own["date"] <= pd.Timestamp(card.train_end))]
+        current = own.tail(limits.window_days)
+        fast = drift_statistics(reference, current, names, target, limits.z_threshold, limits.psi_threshold)
+        slow = evidently_drift(reference, current, names, target, limits.z_threshold, limits.psi_threshold)
+        merged = fast.table.merge(slow.table, on="feature", suffixes=("_fast", "_evidently"))
+        assert len(merged) == len(names)
+        assert (merged["drifted_fast"] == merged["drifted_evidently"]).all(), ticker
+        np.testing.assert_allclose(merged["window_z_fast"], merged["window_z_evidently"], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(merged["psi_fast"], merged["psi_evidently"], rtol=1e-9, atol=1e-12)
+        assert fast.target_z == slow.target_z and fast.target_psi == slow.target_psi
+        decisions[ticker] = (fast.drifted(limits.max_share_drifted, limits.z_threshold),
+                             slow.drifted(limits.max_share_drifted, limits.z_threshold))
+    assert decisions == {"NVDA": (True, True), "SPY": (False, False), "IEF": (True, True)}
 
 
 @pytest.mark.slow
 def test_drift_is_detected_retrained_and_cleared(world):
-    settings, instance, tracker, before = world
-    assert drift_failures(settings, instance) == set(DRIFTED)
-    report = Path(settings.paths.storage_url) / "reports" / "drift" / "NVDA"
-    assert (report / "feature_drift.html").stat().st_size > 10_000
-    assert json.loads((report / "feature_drift.json").read_text())["metrics"]
+    settings, instance, tracker, before, landed = world
+    assert drifted(landed) == set(DRIFTED)  # the landing's own run decided every ticker's drift
+    reports = Path(settings.paths.storage_url) / "reports" / "drift"
+    assert sorted(p.name for p in reports.iterdir()) == sorted(DRIFTED)  # Evidently only where it drifted
+    assert (reports / "NVDA" / "feature_drift.html").stat().st_size > 10_000
+    assert json.loads((reports / "NVDA" / "feature_drift.json").read_text())["metrics"]
 
     context = dg.build_sensor_context(instance=instance)
     requests = list(retrain_on_drift(context))
@@ -119,3 +162,7 @@ def test_drift_is_detected_retrained_and_cleared(world):
 
     # the new champion's training window holds the new regime: NVDA's drift clears, IEF's does not
     assert drift_failures(settings, instance) == {"IEF"}
+    # and the sensor, reading that evaluation, asks for nothing more: IEF still fails, NVDA cleared
+    later = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+    assert list(retrain_on_drift(later)) == []
+    assert json.loads(later.cursor)["failing"] == {"NVDA": [], "IEF": ["feature_drift_check"]}

@@ -48,7 +48,7 @@ def _world(tmp_path_factory, instance: dg.DagsterInstance, flip: bool):
         assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
                          run_config=fast_forecasting_config()).success
     assert land(settings, instance, 250).success  # 2021 lands; the ingest logs the champions' live forecasts
-    outcomes = {t: run_graph(settings, job="drift_monitoring", partition_key=t, instance=instance,
+    outcomes = {t: run_graph(settings, job="live_monitoring", partition_key=t, instance=instance,
                              selection=[dg.AssetKey("forecast_outcomes")]) for t in TICKERS}
     return settings, instance, outcomes
 
