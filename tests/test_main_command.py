@@ -98,17 +98,17 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     out = done.stdout
     assert "Odyssey run summary" in out
     # 20 data assets (2 of them the market states), 2 market memory assets, 7 forecasting (2 of them the
-    # analog forecast) and 2 monitoring assets for each of the 3 tickers, forecasts and the forecast log,
-    # 10 portfolio assets, 6 tick assets, and the lineage document
+    # analog forecast) and 1 live-skill asset for each of the 3 tickers, forecasts and the forecast log,
+    # the drift of every ticker, 10 portfolio assets, 6 tick assets, and the lineage document
     from graph import build_definitions
 
     settings = load_settings(path, environ={})
-    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 2) + 2 + 10 + 6 + 1
-    assert "assets      68/68 materializations" in out
+    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 1) + 2 + 1 + 10 + 6 + 1
+    assert "assets      66/66 materializations" in out
     passed, total = map(int, re.search(r"checks\s+(\d+)/(\d+) passed", out).groups())
-    # 17 data checks, 5 deployment gates and 2 monitoring checks for each of the 3 tickers, 3 portfolio checks,
-    # 8 tick checks
-    assert total == 17 + 3 * (5 + 2) + 3 + 8
+    # 17 data checks, 5 deployment gates and 1 live-skill check for each of the 3 tickers, the drift check,
+    # 3 portfolio checks, 8 tick checks
+    assert total == 17 + 3 * (5 + 1) + 1 + 3 + 8
     # every check passes, except perhaps the policy's gate: that one only decides who advises
     warnings = re.findall(r"WARNING\s+(\S+)", out)
     assert "FAILED" not in out and warnings in ([], ["ppo_policy:policy_earns_its_place"])
@@ -132,4 +132,5 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     # the UI reads the same instance: the runs are in it
     with open_instance(settings) as instance:
         jobs = {r.job_name for r in instance.get_runs()}
-    assert {"market_features", "forecasting", "live_monitoring", "drift_reports", "batch_forecasts", "portfolio", "ticks", "lineage_document"} <= jobs
+    assert {"market_features", "forecasting", "live_monitoring", "drift_reports", "batch_forecasts", "portfolio", "ticks",
+            "lineage_document"} <= jobs

@@ -36,8 +36,8 @@ def test_definitions_are_wired():
     [writer] = [a for a in ALL_ASSETS if dg.AssetKey("market_state_index") in a.keys]
     assert writer.op.pool == "qdrant_index"
     assert "forecast_quality" not in keys
-    for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "live_monitoring", "drift_reports", "batch_forecasts",
-                "portfolio", "ingest", "lineage_document", "ticks", "tick_ingest", "tick_training"):
+    for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "live_monitoring", "drift_reports",
+                "batch_forecasts", "portfolio", "ingest", "lineage_document", "ticks", "tick_ingest", "tick_training"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
                                                   "universe_partitions", "monitor_after_ingest", "memory_after_states",
