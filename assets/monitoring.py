@@ -10,7 +10,7 @@ from pydantic import Field
 
 from odyssey import features as registry
 from odyssey import registry as mlreg
-from odyssey.drift import drift_statistics, evidently_report
+from odyssey.drift import drift_statistics, drift_windows, evidently_report
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
@@ -77,19 +77,18 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
         forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"])
     tables, summary, artifacts = [], [], []
     for ticker, ticker_rows in rows.groupby("ticker", sort=True):
-        ticker_rows = ticker_rows.sort_values("date")
         champion, card = _champion_card(mlflow, signer, ticker, names)
-        if card is not None:
-            start, end, source = (pd.Timestamp(card.train_start), pd.Timestamp(card.train_end),
-                                  f"champion v{champion.version}")
-        else:
-            start, end, source = ticker_rows["date"].min(), pd.Timestamp(profile.validation_end), "train + validation"
-        reference = ticker_rows[(ticker_rows["date"] >= start) & (ticker_rows["date"] <= end)]
-        current = ticker_rows.tail(monitoring.window_days)
+        reference, current = drift_windows(ticker_rows, card.train_start if card else None,
+                                           card.train_end if card else None, profile.validation_end,
+                                           monitoring.window_days)
+        source = f"champion v{champion.version}" if card else "train + validation"
         stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
                                  monitoring.psi_threshold)
         drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
-        tables.append(stats.table.assign(ticker=ticker, target_psi=stats.target_psi, target_z=stats.target_z))
+        reason = stats.reason(monitoring.max_share_drifted, monitoring.z_threshold)
+        # the decision travels with the table, so the check judges with this run's thresholds
+        tables.append(stats.table.assign(ticker=ticker, target_psi=stats.target_psi, target_z=stats.target_z,
+                                         ticker_drifted=drifted, ticker_reason=reason))
         summary.append({"ticker": ticker, "drifted": drifted, "share_drifted": stats.share_drifted,
                         "target_z": stats.target_z, "target_psi": stats.target_psi,
                         "reference": f"{_window(reference)}, {source})", "current": f"{_window(current)})"})

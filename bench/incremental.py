@@ -34,6 +34,7 @@ def main() -> None:
 
     from graph import build_definitions
     from jobs.main import open_instance, run_all, run_partitions, run_partitions_in_workers
+    from odyssey.drift import DRIFTED_KEY
     from odyssey.landing import synthetic_days, write_landing
     from odyssey.settings import load_settings, preset_path
     from resources.storage import last_landed_day
@@ -70,7 +71,7 @@ def main() -> None:
         assert ingest.success, "the ingest run failed"
         steps = step_seconds(instance, ingest.run_id)
         drift_seconds = sum(v for k, v in steps.items() if k.startswith("feature_drift"))
-        drifted = [e.metadata["drifted"].value for e in ingest.get_asset_check_evaluations()
+        drifted = [e.metadata[DRIFTED_KEY].value for e in ingest.get_asset_check_evaluations()
                    if e.check_name == "feature_drift_check"][0]
         live_started = time.perf_counter()
         if args.workers > 1:

@@ -3,19 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from odyssey.drift import DRIFTED_KEY, DriftStatistics
+from odyssey.drift import DRIFTED_KEY
 from odyssey.gates import live_skill_gate
 from resources.settings import SettingsResource, ticker_partitions
-
-
-def drift_by_ticker(feature_drift: pd.DataFrame) -> dict[str, DriftStatistics]:
-    """The stored drift table back as each ticker's statistics."""
-    out = {}
-    for ticker, rows in feature_drift.groupby("ticker", sort=True):
-        table = rows.drop(columns=["ticker", "target_psi", "target_z"]).reset_index(drop=True)
-        out[ticker] = DriftStatistics(table, float(table["drifted"].mean()), float(rows["target_psi"].iloc[0]),
-                                      float(rows["target_z"].iloc[0]))
-    return out
 
 
 @dg.asset_check(asset="feature_drift",
@@ -23,16 +13,16 @@ def drift_by_ticker(feature_drift: pd.DataFrame) -> dict[str, DriftStatistics]:
                             "the forward target's size (window-mean z of its absolute value) are under their "
                             "thresholds; metadata `drifted` maps the tickers that are not to their reasons (the "
                             "retraining sensor reads it)")
-def feature_drift_check(settings: SettingsResource, feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
-    limits = settings.value.monitoring
-    stats = drift_by_ticker(feature_drift)
-    drifted = [t for t, s in stats.items() if s.drifted(limits.max_share_drifted, limits.z_threshold)]
-    reasons = {t: stats[t].reason(limits.max_share_drifted, limits.z_threshold) for t in drifted}
-    reason = "; ".join(f"{t}: {r}" for t, r in reasons.items()) or f"none of {len(stats)} tickers drifted"
-    return dg.AssetCheckResult(passed=not drifted, metadata={
+def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
+    tickers = feature_drift.groupby("ticker", sort=True).agg(
+        drifted=("ticker_drifted", "first"), reason=("ticker_reason", "first"), share=("drifted", "mean"),
+        target_z=("target_z", "first"))
+    reasons = {t: r.reason for t, r in tickers[tickers["drifted"]].iterrows()}
+    reason = "; ".join(f"{t}: {r}" for t, r in reasons.items()) or f"none of {len(tickers)} tickers drifted"
+    return dg.AssetCheckResult(passed=not reasons, metadata={
         DRIFTED_KEY: dg.MetadataValue.json(reasons), "reason": reason[:4000],
-        "max_share_drifted": max(s.share_drifted for s in stats.values()),
-        "max_target_z": max(s.target_z for s in stats.values()), "tickers": len(stats)})
+        "max_share_drifted": float(tickers["share"].max()), "max_target_z": float(tickers["target_z"].max()),
+        "tickers": len(tickers)})
 
 
 @dg.asset_check(asset="forecast_outcomes", partitions_def=ticker_partitions,

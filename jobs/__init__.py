@@ -75,7 +75,8 @@ ingest_job = dg.define_asset_job(
 @dg.schedule(job=ingest_job, cron_schedule="0 22 * * 1-5", execution_timezone="America/New_York",
              default_status=dg.DefaultScheduleStatus.STOPPED,
              description="After each session's close: fetch the new session (settings dates.end = today) or ingest "
-                         "landed files -> features -> forecasts. Skips days the exchange is closed.")
+                         "landed files -> features -> forecasts -> every ticker's drift. Skips days the exchange is "
+                         "closed.")
 def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
     day = pd.Timestamp(context.scheduled_execution_time).tz_localize(None).normalize()
     exchange = settings.value.universe.exchange

@@ -13,7 +13,8 @@ The runs go to the settings' Dagster instance (paths.dagster_home, the one `jobs
 `make ui` use); the workers open it from the instance reference the executor hands them, so each
 run's events, each partition's materializations and the gate results are in that one instance.
 A worker rebuilds the job from the function `forecasting_on_dask` of this module and the settings
-(as JSON), both carried by the run's code pointer: it reads no settings file and no environment.
+(as JSON), both carried by the run's code pointer: it reads no settings file (the signing key and the
+`{env: …}` values of the instance still come from the worker's environment).
 A worker of a remote cluster therefore needs this repository at the same path with the project
 installed (one image for the launcher and the workers), and the settings' stores reachable under
 the same names: an instance on PostgreSQL (deploy/dagster.yaml), the storage URL, MLflow.

@@ -37,15 +37,6 @@ def psi_kl(reference: np.ndarray, current: np.ndarray, n_bins: int = 10) -> tupl
     return float(np.sum((q - p) * np.log(q / p))), float(np.sum(q * np.log(q / p)))
 
 
-def drift_table(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str],
-                psi_threshold: float = 0.2) -> pd.DataFrame:
-    rows = []
-    for column in columns:
-        psi, kl = psi_kl(reference[column].to_numpy(float), current[column].to_numpy(float))
-        rows.append({"feature": column, "psi": psi, "kl": kl, "drifted": bool(psi > psi_threshold)})
-    return pd.DataFrame(rows).sort_values("psi", ascending=False, na_position="last").reset_index(drop=True)
-
-
 WINDOW_MEAN_TEST = "window_mean_z"
 
 
@@ -93,12 +84,12 @@ def _degenerate(values: pd.Series) -> bool:
 def window_mean_z_columns(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
     """`window_mean_z` for every column of two matrices at once (rows: days, columns: features).
 
-    Columns without NaN take one cumulative sum: the window means are differences of it, on
-    values centred by the column's reference mean so large levels lose no precision. A column
-    with NaN drops them on its own, as `window_mean_z` does, and goes through it."""
+    Finite columns take one cumulative sum: the window means are differences of it, on values
+    centred by the column's reference mean so large levels lose no precision. A column with NaN
+    or inf goes through `window_mean_z`, which drops NaN on its own."""
     ref, cur = np.asarray(reference, float), np.asarray(current, float)
     out = np.full(ref.shape[1], np.nan)
-    clean = ~np.isnan(ref).any(axis=0) & ~np.isnan(cur).any(axis=0)
+    clean = np.isfinite(ref).all(axis=0) & np.isfinite(cur).all(axis=0)
     for j in np.flatnonzero(~clean):
         out[j] = window_mean_z(ref[:, j], cur[:, j])
     n, w = len(ref), len(cur)
@@ -192,6 +183,17 @@ def drift_statistics(reference: pd.DataFrame, current: pd.DataFrame, columns: Se
     target_psi, _ = psi_kl(reference[target].to_numpy(float), current[target].to_numpy(float))
     target_z = window_mean_z(reference[target].abs().to_numpy(float), current[target].abs().to_numpy(float))
     return DriftStatistics(table, float(table["drifted"].mean()), target_psi, target_z)
+
+
+def drift_windows(rows: pd.DataFrame, train_start: str | None, train_end: str | None, fallback_end: str,
+                  window_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One ticker's reference and current windows: its champion's training window (from the
+    first row to `fallback_end`, the end of the validation split, without a champion) and its
+    last `window_days` rows."""
+    rows = rows.sort_values("date")
+    start = pd.Timestamp(train_start) if train_start else rows["date"].min()
+    end = pd.Timestamp(train_end) if train_end else pd.Timestamp(fallback_end)
+    return rows[(rows["date"] >= start) & (rows["date"] <= end)], rows.tail(window_days)
 
 
 @dataclass(frozen=True)

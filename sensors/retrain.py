@@ -24,12 +24,13 @@ REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 
 
 
 def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys: tuple, partitioned: bool) -> list:
-    """Finished evaluations of the `keys` checks not in `seen` (only per-partition ones when
-    `partitioned`), oldest first."""
+    """Finished evaluations of the `keys` checks not in `seen`, oldest first: only per-partition
+    ones when `partitioned`, else only whole-asset ones (an earlier per-ticker drift evaluation,
+    without the `drifted` metadata, is not read as "no ticker drifted")."""
     records = []
     for key in keys:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
-        records += [r for r in history if r.id not in seen and (r.partition or not partitioned)]
+        records += [r for r in history if r.id not in seen and bool(r.partition) == partitioned]
     return in_order(records)
 
 

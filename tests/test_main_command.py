@@ -127,6 +127,8 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     assert (home / "storage" / "tables" / "forecast_log.parquet").exists()
     assert (home / "storage" / "reports" / "backtest_report.html").exists()
     assert (home / "storage" / "reports" / "recommendations.json").exists()
+    # the whole build writes Evidently's drift report for every ticker (a landing only for those that drifted)
+    assert sorted(p.name for p in (home / "storage" / "reports" / "drift").iterdir()) == ["AAPL", "MSFT", "SPY"]
     assert (home / "mlflow" / "mlflow.db").exists()
     assert (home / "dagster_home" / "dagster.yaml").exists()
     # the UI reads the same instance: the runs are in it
