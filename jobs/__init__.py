@@ -78,18 +78,25 @@ ingest_job = dg.define_asset_job(
                          "landed files -> features -> forecasts -> every ticker's drift. Skips days the exchange is "
                          "closed.")
 def daily_ingest(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
+    return _session_or_skip(context, settings, "ingest")
+
+
+def _session_or_skip(context: dg.ScheduleEvaluationContext, settings: SettingsResource, key: str):
+    """A run request for the scheduled day, or why there is none: the exchange was closed."""
     day = pd.Timestamp(context.scheduled_execution_time).tz_localize(None).normalize()
     exchange = settings.value.universe.exchange
     if len(sessions(day, day, exchange)) == 0:
-        return dg.SkipReason(f"{day.date()} is not a {exchange} session: no new bar to ingest")
-    return dg.RunRequest(run_key=f"ingest-{day.date()}", tags={"odyssey/session": str(day.date())})
+        return dg.SkipReason(f"{day.date()} is not a {exchange} session: nothing new to run on")
+    return dg.RunRequest(run_key=f"{key}-{day.date()}", tags={"odyssey/session": str(day.date())})
 
 
-daily_drift_reports = dg.ScheduleDefinition(
-    name="daily_drift_reports", job=drift_reports_job, cron_schedule="30 23 * * 1-5",
-    execution_timezone="America/New_York", default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Once a day after the ingest: Evidently's drift reports for every ticker (a landing writes them only "
-                "for the tickers that drifted).")
+@dg.schedule(job=drift_reports_job, cron_schedule="30 23 * * 1-5", execution_timezone="America/New_York",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Once a day after the ingest: Evidently's drift reports for every ticker (a landing writes "
+                         "them only for the tickers that drifted). Skips days the exchange is closed.")
+def daily_drift_reports(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
+    return _session_or_skip(context, settings, "drift-reports")
+
 
 ticks_job = dg.define_asset_job(
     "ticks",

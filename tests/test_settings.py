@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from jobs import daily_ingest
+from jobs import daily_drift_reports, daily_ingest
 from odyssey.settings import DEFAULT_FILE, load_settings, preset_path
 from odyssey.walkforward import walkforward_from_settings
 from resources import SettingsResource
@@ -132,11 +132,12 @@ def test_checks_sensors_and_jobs_never_import_the_asset_modules():
     assert offenders == []
 
 
-def test_the_daily_ingest_skips_the_days_the_exchange_is_closed(quick_settings):
+def test_the_daily_schedules_skip_the_days_the_exchange_is_closed(quick_settings):
     resource = SettingsResource.of(quick_settings)
-    for day, runs in (("2024-12-25 22:00", False), ("2024-12-24 22:00", True)):
-        context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp(day, tz="America/New_York"))
-        result = daily_ingest(context, settings=resource)
-        assert isinstance(result, dg.RunRequest) is runs, day
-        if not runs:
-            assert "not a XNYS session" in result.skip_message
+    for schedule in (daily_ingest, daily_drift_reports):
+        for day, runs in (("2024-12-25 22:00", False), ("2024-12-24 22:00", True)):
+            context = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp(day, tz="America/New_York"))
+            result = schedule(context, settings=resource)
+            assert isinstance(result, dg.RunRequest) is runs, (schedule.name, day)
+            if not runs:
+                assert "not a XNYS session" in result.skip_message
