@@ -24,13 +24,15 @@ GROUP = "features"
 @dg.asset(group_name=GROUP, kinds={"pandas", "parquet"}, code_version=registry.REGISTRY_VERSION)
 def feature_registry(settings: SettingsResource) -> dg.MaterializeResult:
     """The 94 registry features: name, category, formula, lookback (warm-up rows), whether they use
-    fitted parameters, the alternative series they need and whether this run has them."""
-    table = registry.registry_table(settings.value.universe.alt_series)
+    fitted parameters, the alternative series and bar fields they need and whether this run has them
+    (settings universe.alt_series and universe.bar_fields)."""
+    universe = settings.value.universe
+    table = registry.registry_table(universe.alt_series, universe.bar_fields)
     counts = table.groupby("category").agg(features=("name", "size"), present=("present", "sum")).reset_index()
     absent = table.loc[~table["present"], "name"].tolist()
     return dg.MaterializeResult(value=table, metadata={
         "version": registry.REGISTRY_VERSION, "features": int(table["present"].sum()), "registry_size": len(table),
-        "absent_without_their_series": ", ".join(absent) or "none",
+        "absent_without_their_inputs": ", ".join(absent) or "none",
         "by_category": md_table(counts, rows=10),
         "registry": md_table(table[["name", "category", "formula", "lookback", "fitted", "needs", "present"]], rows=100)})
 
@@ -101,7 +103,7 @@ def dataset_splits(settings: SettingsResource, features: pd.DataFrame, clean_pri
 )
 def scaled_features(settings: SettingsResource, dataset_splits: pd.DataFrame):
     """Fit the standard scaler on train rows only and apply it to every split."""
-    scaler = Scaler(registry.feature_names(settings.value.universe.alt_series))
+    scaler = Scaler(registry.features_of(settings.value.universe))
     params = scaler.fit_rows(dataset_splits[dataset_splits["split"] == "train"])
     table = scaler.apply(dataset_splits, params)
     target = target_name(settings.value.forecast.horizon)
@@ -117,7 +119,7 @@ def feature_exports(settings: SettingsResource, storage: Storage, scaled_feature
                     scaler_params: dict) -> dg.MaterializeResult:
     """ML-ready per-ticker and global Parquet files (zstd) with a manifest of SHA-256 hashes."""
     root = storage.path("exports")
-    names = registry.feature_names(settings.value.universe.alt_series)
+    names = registry.features_of(settings.value.universe)
     manifest = write_exports(scaled_features, root, names, registry.REGISTRY_VERSION, scaler_params,
                              target_name(settings.value.forecast.horizon))
     files = pd.DataFrame(manifest["files"])[["path", "rows", "bytes", "sha256"]]

@@ -228,7 +228,7 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     logged for `forecast_log`."""
     tracker = mlflow.tracker()
     inputs = market_inputs(clean_prices, returns, clean_alt_data)
-    names = registry.feature_names(settings.value.universe.alt_series)
+    names = registry.features_of(settings.value.universe)
     latest = clean_prices["date"].max()
     log = storage.stored_table("forecast_log")
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)

@@ -134,8 +134,7 @@ def clean_market(settings: SettingsResource, raw_prices: pd.DataFrame, raw_alt_d
     profile, rules = settings.profile(), settings.value.cleaning
     raw = raw_prices.drop(columns=[c for c in ("source_file", "source_row") if c in raw_prices.columns])
     result = clean_prices(raw, corporate_actions, list(profile.tickers), profile.start,
-                          max_fill_days=rules.max_fill_days, outlier_sigma=rules.outlier_sigma,
-                          revert_share=rules.revert_share, exchange=profile.exchange)
+                          rules=rules, exchange=profile.exchange)
     calendar = pd.DatetimeIndex(sorted(result.prices["date"].unique()), name="date")
     alt = clean_alt(raw_alt_data, calendar, rules.max_fill_days)
     report = result.report

@@ -71,7 +71,7 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
     horizon = settings.value.forecast.horizon
     target = target_name(horizon)
     profile = settings.profile()
-    names = registry.feature_names(profile.alt_series)
+    names = registry.features_of(profile)
     ticker_features = [n for n in names if not registry.BY_NAME[n].market_wide]
     rows = features[features["ticker"].isin(profile.tickers)].merge(
         forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"])
@@ -126,7 +126,7 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
     ticker = context.partition_key
     gates = settings.value.gates
     window = config.window or gates.live_window
-    names = registry.feature_names(settings.value.universe.alt_series)
+    names = registry.features_of(settings.value.universe)
     champion, card = _champion_card(mlflow, signer, ticker, names)
     if card is None:
         value = {"ticker": ticker, "champion": None, "realised": 0, "walkforward_ic": None,

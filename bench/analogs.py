@@ -52,7 +52,7 @@ def full_states() -> pd.DataFrame:
     profile = settings.profile()
     _, inputs = market_and_inputs(settings)
     _, features = feature_pipeline(settings, scale=False).fit_transform(inputs, end=pd.Timestamp(profile.train_end))
-    names = tuple(registry.feature_names(settings.universe.alt_series))
+    names = tuple(registry.features_of(settings.universe))
     scaler_params = Scaler(names).fit(features, None, pd.Timestamp(profile.train_end))
     states, _ = build_states(features, scaler_params, inputs.clean, settings.forecast.horizon,
                              settings.memory.dimensions, profile.train_end)

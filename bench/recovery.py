@@ -49,8 +49,7 @@ def market_and_inputs(settings: Settings) -> tuple[SyntheticMarket, MarketInputs
     market = generate_market(profile, settings.source.synthetic)
     rules = settings.cleaning
     cleaned = clean_prices(market.data.prices, market.data.actions, list(profile.tickers), profile.start,
-                           max_fill_days=rules.max_fill_days, outlier_sigma=rules.outlier_sigma,
-                           revert_share=rules.revert_share, exchange=profile.exchange)
+                           rules=rules, exchange=profile.exchange)
     calendar = pd.DatetimeIndex(sorted(cleaned.prices["date"].unique()), name="date")
     alt = clean_alt(market.data.alt, calendar, rules.max_fill_days)
     alt = alt[[c for c in alt.columns if c == "date" or c in profile.alt_series]]

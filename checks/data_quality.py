@@ -13,8 +13,9 @@ import pandera.pandas as pa
 
 from odyssey import schemas
 from odyssey.exports import verify_exports
-from odyssey.features import feature_names
-from odyssey.quality import level_shifts, long_gaps, missing_tickers, nan_outside_warmup, scaled_train_moments, stale_volume
+from odyssey.features import features_of
+from odyssey.quality import (absent_bar_fields, absent_bar_fields_reason, locate_suspects, long_gaps, missing_tickers, nan_outside_warmup, scaled_train_moments,
+                             stale_volume, suspected_splits, suspects_reason)
 from odyssey.settings import Settings
 from odyssey.splits import target_name
 from resources.metadata import md_table
@@ -26,7 +27,8 @@ QUALITY_THRESHOLD = 0.95
 
 def schema_result(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> dg.AssetCheckResult:
     outcome = schemas.validate(schema, frame)
-    metadata = {"rows_checked": outcome.rows, "failures": len(outcome.failure_cases)}
+    metadata = {"rows_checked": outcome.rows, "failures": len(outcome.failure_cases),
+                "reason": outcome.reason(schema.name or "table")[:4000]}
     if not outcome.passed:
         metadata["failures_by_check"] = md_table(outcome.summary(), rows=30)
         metadata["failure_cases"] = md_table(outcome.failure_cases, rows=20)
@@ -47,11 +49,11 @@ def make_schema_check(asset: str, schema: Callable[[Settings], pa.DataFrameSchem
 
 
 def _features(s: Settings) -> pa.DataFrameSchema:
-    return schemas.features_schema(feature_names(s.universe.alt_series))
+    return schemas.features_schema(features_of(s.universe))
 
 
 def _dataset(s: Settings) -> pa.DataFrameSchema:
-    return schemas.dataset_schema(feature_names(s.universe.alt_series), target_name(s.forecast.horizon))
+    return schemas.dataset_schema(features_of(s.universe), target_name(s.forecast.horizon))
 
 
 SCHEMA_CHECKS = [
@@ -72,6 +74,9 @@ def raw_prices_all_tickers_present(settings: SettingsResource, raw_prices: pd.Da
     tickers = settings.value.universe.tickers
     missing = missing_tickers(raw_prices, tickers)
     return dg.AssetCheckResult(passed=not missing, metadata={"missing_tickers": ", ".join(missing) or "none",
+                                                              "reason": (f"no bars for {', '.join(missing)} (check the "
+                                                                         f"source's files or symbols)" if missing else
+                                                                         f"all {len(tickers)} tickers have bars"),
                                                               "configured": len(tickers)})
 
 
@@ -84,6 +89,18 @@ def raw_prices_volume_reported(settings: SettingsResource, raw_prices: pd.DataFr
               f"{len(runs)} run(s) of at least {days} sessions with zero volume, first {runs.iloc[0]['ticker']} "
               f"{runs.iloc[0]['start']}..{runs.iloc[0]['end']}")
     return dg.AssetCheckResult(passed=runs.empty, metadata={"reason": reason, "runs": md_table(runs, rows=20)})
+
+
+@dg.asset_check(asset="raw_prices", blocking=True,
+                description="the bars carry the fields the settings list (universe.bar_fields): volume, and the "
+                            "day's range (open, high, low); a market of closes only is named with the setting "
+                            "that leaves out the features needing them")
+def raw_prices_bar_fields(settings: SettingsResource, raw_prices: pd.DataFrame) -> dg.AssetCheckResult:
+    fields = settings.value.universe.bar_fields
+    absent = absent_bar_fields(raw_prices, fields)
+    return dg.AssetCheckResult(passed=absent.empty, metadata={
+        "reason": absent_bar_fields_reason(absent, fields), "bar_fields": ", ".join(fields),
+        "absent": md_table(absent, rows=30, digits=3)})
 
 
 @dg.asset_check(asset="raw_prices", blocking=False,
@@ -104,35 +121,47 @@ def raw_prices_up_to_date(settings: SettingsResource, raw_prices: pd.DataFrame) 
                 description="no run of missing sessions longer than the fill limit remains after cleaning")
 def clean_prices_no_long_gaps(clean_prices: pd.DataFrame) -> dg.AssetCheckResult:
     gaps = long_gaps(clean_prices)
-    return dg.AssetCheckResult(passed=gaps.empty, metadata={"long_gaps": len(gaps), "gaps": md_table(gaps, rows=20)})
+    reason = ("no run of missing sessions beyond the fill limit" if gaps.empty else
+              f"{len(gaps)} run(s) of missing sessions beyond the fill limit: " + "; ".join(
+                  f"{r.ticker} {r.start}..{r.end} ({r.sessions} sessions)" for r in gaps.head(5).itertuples()))
+    return dg.AssetCheckResult(passed=gaps.empty, metadata={"long_gaps": len(gaps), "reason": reason,
+                                                            "gaps": md_table(gaps, rows=20)})
 
 
-@dg.asset_check(asset="clean_prices", blocking=True,
-                description="no persistent level change far beyond the outlier threshold that no corporate action "
-                            "explains (an unlisted split, a change of price unit)")
-def clean_prices_no_unexplained_level_shift(settings: SettingsResource,
-                                            clean_prices: pd.DataFrame) -> dg.AssetCheckResult:
-    rules = settings.value.cleaning
-    shifts = level_shifts(clean_prices, rules.level_shift_sigma)
-    reason = ("no unexplained level shift" if shifts.empty else
-              f"{len(shifts)} unexplained level shift(s): " + "; ".join(
-                  f"{r.ticker} on {r.date} x{r.ratio:.3f} ({r.sigmas:.0f} sigma)" for r in shifts.head(5).itertuples())
-              + ": add the split to corporate_actions or fix the prices' unit")
-    return dg.AssetCheckResult(passed=shifts.empty, metadata={"reason": reason, "shifts": md_table(shifts, rows=20)})
+@dg.asset_check(asset="clean_prices", blocking=True, additional_ins={"raw_prices": dg.AssetIn()},
+                description="no persistent one-day level change that no listed split explains: a move near a split "
+                            "ratio whatever the volume, or one far beyond the outlier threshold (a change of price "
+                            "unit); only listed splits are applied, a suspected one is named with its file and line")
+def clean_prices_no_unlisted_split(settings: SettingsResource, clean_prices: pd.DataFrame,
+                                   raw_prices: pd.DataFrame) -> dg.AssetCheckResult:
+    value = settings.value
+    rules = value.cleaning
+    suspects = suspected_splits(clean_prices, rules.level_shift_sigma, rules.split_tolerance,
+                                confirmed=rules.confirmed())
+    located = locate_suspects(suspects, raw_prices)
+    reason = suspects_reason(located, value.source.kind, value.source.csv_path)
+    return dg.AssetCheckResult(passed=located.empty, metadata={"reason": reason,
+                                                               "suspects": md_table(located, rows=20, digits=4)})
 
 
 @dg.asset_check(asset="features", blocking=True,
                 description="a feature is NaN only inside its warm-up window (registry lookback)")
 def features_nan_only_in_warmup(settings: SettingsResource, features: pd.DataFrame) -> dg.AssetCheckResult:
-    bad = nan_outside_warmup(features, feature_names(settings.value.universe.alt_series))
-    return dg.AssetCheckResult(passed=bad.empty, metadata={"violations": len(bad), "details": md_table(bad, rows=20)})
+    bad = nan_outside_warmup(features, features_of(settings.value.universe))
+    reason = ("every feature is NaN only inside its warm-up" if bad.empty else
+              f"{len(bad)} feature(s) NaN after their warm-up: " + "; ".join(
+                  f"{r.feature} for {r.ticker} on {r.rows} rows from {r.first_date}" for r in bad.head(5).itertuples()))
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"violations": len(bad), "reason": reason,
+                                                            "details": md_table(bad, rows=20)})
 
 
 @dg.asset_check(asset="scaled_features", blocking=True,
                 description="the scaler was fitted on train rows only: train mean ~0 and std ~1 for every feature")
 def scaled_features_train_moments(settings: SettingsResource, scaled_features: pd.DataFrame) -> dg.AssetCheckResult:
-    bad = scaled_train_moments(scaled_features, feature_names(settings.value.universe.alt_series))
-    return dg.AssetCheckResult(passed=bad.empty, metadata={"violations": len(bad),
+    bad = scaled_train_moments(scaled_features, features_of(settings.value.universe))
+    reason = ("train mean ~0 and std ~1 for every feature" if bad.empty else
+              f"{len(bad)} feature(s) not standardised on the train rows: " + ", ".join(bad["feature"].head(8)))
+    return dg.AssetCheckResult(passed=bad.empty, metadata={"violations": len(bad), "reason": reason,
                                                             "details": md_table(bad, rows=20, digits=8)})
 
 
@@ -140,25 +169,31 @@ def scaled_features_train_moments(settings: SettingsResource, scaled_features: p
                 description=f"every quality dimension scores at least {QUALITY_THRESHOLD}")
 def data_quality_threshold(data_quality_report: pd.DataFrame) -> dg.AssetCheckResult:
     low = data_quality_report[data_quality_report["score"] < QUALITY_THRESHOLD]
+    reason = (f"every dimension scores at least {QUALITY_THRESHOLD}" if low.empty else
+              "below " + str(QUALITY_THRESHOLD) + ": " + ", ".join(f"{r.dimension} {r.score:.3f}"
+                                                                   for r in low.itertuples()))
     return dg.AssetCheckResult(passed=low.empty, metadata={
-        "threshold": QUALITY_THRESHOLD, "below_threshold": ", ".join(low["dimension"]) or "none",
+        "threshold": QUALITY_THRESHOLD, "below_threshold": ", ".join(low["dimension"]) or "none", "reason": reason,
         "scores": md_table(data_quality_report)})
 
 
 @dg.asset_check(asset="feature_exports", blocking=True, description="every exported file matches its manifest SHA-256")
 def feature_exports_integrity(storage: Storage, feature_exports: dict) -> dg.AssetCheckResult:
     bad = verify_exports(storage.path("exports"), feature_exports)
-    return dg.AssetCheckResult(passed=not bad, metadata={"files": len(feature_exports["files"]),
-                                                          "mismatched": ", ".join(bad[:20]) or "none"})
+    return dg.AssetCheckResult(passed=not bad, metadata={
+        "files": len(feature_exports["files"]), "mismatched": ", ".join(bad[:20]) or "none",
+        "reason": (f"all {len(feature_exports['files'])} exported files match their SHA-256" if not bad else
+                   f"{len(bad)} exported file(s) differ from the manifest: {', '.join(bad[:5])}")})
 
 
 ALL_CHECKS = [
     *SCHEMA_CHECKS,
     raw_prices_all_tickers_present,
     raw_prices_volume_reported,
+    raw_prices_bar_fields,
     raw_prices_up_to_date,
     clean_prices_no_long_gaps,
-    clean_prices_no_unexplained_level_shift,
+    clean_prices_no_unlisted_split,
     features_nan_only_in_warmup,
     scaled_features_train_moments,
     data_quality_threshold,

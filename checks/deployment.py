@@ -72,7 +72,7 @@ def signature_and_registry_version(context: dg.AssetCheckExecutionContext, setti
                                    mlflow: MlflowTracking, signer: ArtifactSigner,
                                    forecast_models: dict) -> dg.AssetCheckResult:
     version = mlreg.registered_version(forecast_models)
-    names = registry.feature_names(settings.value.universe.alt_series)
+    names = registry.features_of(settings.value.universe)
     try:
         _, card = mlreg.load_registered(mlflow.tracker(), version, signer.key(), registry.REGISTRY_VERSION, names)
     except (SignatureError, FeatureVersionError) as error:
@@ -91,7 +91,7 @@ def signature_and_registry_version(context: dg.AssetCheckExecutionContext, setti
 def no_regression(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
                   signer: ArtifactSigner, forecast_models: dict, walkforward_forecasts: pd.DataFrame,
                   clean_prices: pd.DataFrame, returns: pd.DataFrame, clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
-    names = registry.feature_names(settings.value.universe.alt_series)
+    names = registry.features_of(settings.value.universe)
     current = mlreg.champion(mlflow.tracker(), forecast_models["ticker"], signer.key(), registry.REGISTRY_VERSION, names)
     gates = settings.value.gates
     if current is not None and current.booster is None:

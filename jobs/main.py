@@ -73,6 +73,23 @@ def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
     return config
 
 
+def error_text(error) -> str:
+    """The error a person can act on: the innermost cause of a step's failure (Dagster wraps the
+    user's exception, e.g. a SourceError naming file and line), as `Class: message`."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or error.context
+    wrappers = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
+    own = [e for e in chain if e.cls_name not in wrappers] or chain
+    innermost = own[-1]
+    message = innermost.message.strip()
+    head, _, rest = message.partition(": ")
+    if head.rsplit(".", 1)[-1] == innermost.cls_name:  # "package.module.Class: text" -> "Class: text"
+        message = f"{innermost.cls_name}: {rest}"
+    return " ".join(message.split())[:2000]
+
+
 def record(result, partition: str | None = None) -> dict:
     """What the summary needs from one run, as plain data (workers send it to the parent)."""
     import dagster as dg
@@ -82,7 +99,7 @@ def record(result, partition: str | None = None) -> dict:
                "blocking": bool(e.blocking) and e.severity == dg.AssetCheckSeverity.ERROR,
                "reason": e.metadata["reason"].value if "reason" in e.metadata else None}
               for e in result.get_asset_check_evaluations()]
-    errors = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
+    errors = [f"{e.step_key}: {error_text(e.event_specific_data.error)}"
               for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
               and "blocking asset check" not in (e.event_specific_data.error.message or "")]
     advice = [str(m.metadata["advice"].value) for e in result.get_asset_materialization_events()
@@ -182,7 +199,8 @@ def summarize(settings, records: list[dict], planned: int, started: float) -> tu
     for c in failed:
         where = f"[{c['partition']}]" if c["partition"] else ""
         label = "FAILED   " if c["blocking"] else "WARNING  "
-        lines.append(f"    {label} {c['asset']}{where}:{c['check']}" + (f"  ({c['reason']})" if c["reason"] else ""))
+        reason = " ".join(str(c["reason"]).split())[:1500] if c["reason"] else "no reason recorded: see the check in the UI"
+        lines.append(f"    {label} {c['asset']}{where}:{c['check']}  ({reason})")
     lines += [f"  step error  {e}" for e in errors]
     lines += [f"  advice      recommendations from {a}" for r in records for a in r.get("advice", [])]
     lines.append(f"  settings    {settings.name}: {len(settings.universe.tickers)} tickers, {settings.dates.start} .. "

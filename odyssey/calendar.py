@@ -27,20 +27,35 @@ def in_window(dates, start: str | pd.Timestamp | None = None,
 
 
 @functools.lru_cache(maxsize=8)
-def _calendar(exchange: str):
+def _calendar(exchange: str, since: pd.Timestamp | None = None):
+    """The exchange's calendar; by default it covers the last 20 years (exchange_calendars'
+    default), with `since` it starts there (or at the earliest session the calendar knows)."""
     import exchange_calendars as xcals
 
     try:
-        return xcals.get_calendar(exchange)
+        if since is None:
+            return xcals.get_calendar(exchange)
+        bound = xcals.get_calendar(exchange).bound_min()
+        return xcals.get_calendar(exchange, start=max(since, pd.Timestamp(bound)) if bound is not None else since)
     except xcals.errors.InvalidCalendarName:
         raise ValueError(f"unknown exchange {exchange!r}: use an exchange_calendars code such as XNYS, XLON, "
                          "XTKS or 24/7 for markets that never close") from None
 
 
+def _calendar_from(exchange: str, start: pd.Timestamp):
+    """A calendar that covers `start`: the default one when it does, else one built from the start
+    of `start`'s decade (cached), so a history before the default 20 years is never cut."""
+    cal = _calendar(exchange)
+    if start >= cal.first_session:
+        return cal
+    return _calendar(exchange, pd.Timestamp(year=start.year // 10 * 10, month=1, day=1))
+
+
 def sessions(start: str | pd.Timestamp, end: str | pd.Timestamp, exchange: str = DEFAULT_EXCHANGE) -> pd.DatetimeIndex:
     """Sessions of `exchange` from `start` to `end` inclusive, as a naive daily DatetimeIndex named date."""
-    cal = _calendar(exchange)
-    lo = max(pd.Timestamp(start).normalize(), cal.first_session)
+    start = pd.Timestamp(start).normalize()
+    cal = _calendar_from(exchange, start)
+    lo = max(start, cal.first_session)
     hi = min(pd.Timestamp(end).normalize(), cal.last_session)
     if hi < lo:
         return pd.DatetimeIndex([], name="date", dtype="datetime64[ns]")

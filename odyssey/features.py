@@ -164,8 +164,23 @@ Compute = Callable[[Context], "pd.DataFrame | pd.Series"]
 _DEFS: list[tuple[Feature, Compute]] = []
 
 
+# The bar fields beyond the close each feature reads (a closes-only market leaves these out);
+# tests/test_features.py holds this table to what the functions actually read.
+_RANGE, _VOLUME = ("high", "low"), ("volume",)
+_BAR_NEEDS: dict[str, tuple[str, ...]] = {
+    **{name: _RANGE for name in ("Donchian_position_20", "Williams_%R", "Stochastic_K", "Stochastic_D", "CCI_20",
+                                 "ATR_14_rel", "ATR_7_rel", "ATR_21_rel", "Parkinson_Vol")},
+    **{name: ("open", *_RANGE) for name in ("Garman_Klass_Vol", "Rogers_Satchell_Vol")},
+    **{name: _VOLUME for name in ("OBV_rel", "OBV_SMA_20_rel", "Volume_SMA_20_ratio", "Volume_trend",
+                                  "Volume_zscore_60", "Dollar_volume_ratio_20", "Volume_return_corr_20",
+                                  "Amihud_illiquidity_20")},
+    **{name: _RANGE + _VOLUME for name in ("VWAP_rel", "Price_VWAP_ratio", "VWAP_deviation_5")},
+}
+
+
 def _f(name: str, category: str, formula: str, lookback: int, fn: Compute, *, fitted: bool = False,
        market_wide: bool = False, needs: tuple[str, ...] = ()) -> None:
+    needs = (*needs, *_BAR_NEEDS.get(name, ()))
     _DEFS.append((Feature(name, category, formula, lookback, fitted, market_wide, needs), fn))
 
 
@@ -316,17 +331,29 @@ _COMPUTE: dict[str, Compute] = {f.name: fn for f, fn in _DEFS}
 BY_NAME: dict[str, Feature] = {f.name: f for f in REGISTRY}
 
 
-def feature_names(alt_series: tuple[str, ...] | list[str] = ("VIX", "DXY", "Gold", "Yield_10Y")) -> tuple[str, ...]:
-    """The registry features computable with these alternative series, in registry order."""
-    have = set(alt_series)
+ALL_ALT_SERIES = ("VIX", "DXY", "Gold", "Yield_10Y")
+ALL_BAR_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def feature_names(alt_series: tuple[str, ...] | list[str] = ALL_ALT_SERIES,
+                  bar_fields: tuple[str, ...] | list[str] = ALL_BAR_FIELDS) -> tuple[str, ...]:
+    """The registry features computable with these alternative series and bar fields, in registry
+    order."""
+    have = set(alt_series) | set(bar_fields)
     return tuple(f.name for f in REGISTRY if set(f.needs) <= have)
 
 
-def registry_table(alt_series: tuple[str, ...] | list[str] = ("VIX", "DXY", "Gold", "Yield_10Y")) -> pd.DataFrame:
+def features_of(universe) -> tuple[str, ...]:
+    """The features of a universe or profile (anything with `alt_series` and `bar_fields`)."""
+    return feature_names(universe.alt_series, universe.bar_fields)
+
+
+def registry_table(alt_series: tuple[str, ...] | list[str] = ALL_ALT_SERIES,
+                   bar_fields: tuple[str, ...] | list[str] = ALL_BAR_FIELDS) -> pd.DataFrame:
     """The registry as a table: name, category, formula, lookback, fitted, market_wide, needs,
-    present (computable with these alternative series), version."""
+    present (computable with these alternative series and bar fields), version."""
     frame = pd.DataFrame([{**f.__dict__, "needs": ", ".join(f.needs)} for f in REGISTRY])
-    frame["present"] = frame["name"].isin(feature_names(alt_series))
+    frame["present"] = frame["name"].isin(feature_names(alt_series, bar_fields))
     frame["version"] = REGISTRY_VERSION
     return frame
 

@@ -299,7 +299,7 @@ class FeaturePipeline:
 def feature_pipeline(settings: "Settings", scale: bool = True) -> FeaturePipeline:
     """The run's feature pipeline: the registry features its alternative series allow."""
     universe = settings.universe
-    return FeaturePipeline(benchmark=universe.benchmark, names=registry.feature_names(universe.alt_series),
+    return FeaturePipeline(benchmark=universe.benchmark, names=registry.features_of(universe),
                            clip_sigma=settings.cleaning.clip_sigma, regime_seed=settings.features.regime_seed,
                            scale=scale)
 

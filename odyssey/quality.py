@@ -18,6 +18,39 @@ def missing_tickers(frame: pd.DataFrame, tickers: Sequence[str]) -> list[str]:
     return [t for t in tickers if t not in present]
 
 
+def absent_bar_fields(raw: pd.DataFrame, bar_fields: Sequence[str], share: float = 0.5) -> pd.DataFrame:
+    """Per ticker, the bar fields the settings list that the data do not carry: volume blank in at
+    least `share` of its bars, or the day's range absent (open = high = low = close) in at least
+    `share` of them. Columns: ticker, field ("volume" | "range"), share, file."""
+    rows = []
+    for ticker, group in raw.groupby("ticker", sort=True):
+        file = ", ".join(sorted(set(group["source_file"].astype(str)))) if "source_file" in group else ""
+        if "volume" in bar_fields:
+            blank = float(group["volume"].isna().mean())
+            if blank >= share:
+                rows.append({"ticker": ticker, "field": "volume", "share": blank, "file": file})
+        if "high" in bar_fields:
+            flat = float(((group["open"] == group["close"]) & (group["high"] == group["close"])
+                          & (group["low"] == group["close"])).mean())
+            if flat >= share:
+                rows.append({"ticker": ticker, "field": "range", "share": flat, "file": file})
+    return pd.DataFrame(rows, columns=["ticker", "field", "share", "file"])
+
+
+def absent_bar_fields_reason(absent: pd.DataFrame, bar_fields: Sequence[str]) -> str:
+    """Which tickers lack which fields, and the settings line that leaves their features out."""
+    if absent.empty:
+        return f"every ticker carries the bar fields the settings list ({', '.join(bar_fields)})"
+    parts = [f"{r.ticker}{f' ({r.file})' if r.file else ''}: "
+             + ("volume blank" if r.field == "volume" else "open = high = low = close") + f" in {r.share:.0%} of bars"
+             for r in absent.itertuples()]
+    keep = [f for f in bar_fields if not (f == "volume" and "volume" in set(absent["field"]))
+            and not (f in ("open", "high", "low") and "range" in set(absent["field"]))]
+    return ("the market lacks bar fields the settings list: " + "; ".join(parts)
+            + f". Set [universe] bar_fields = {keep} to leave out the features that need them (see the "
+              "feature_registry asset), or provide the fields.").replace("'", '"')
+
+
 def long_gaps(clean: pd.DataFrame) -> pd.DataFrame:
     """Runs of sessions left empty after cleaning (longer than the fill limit)."""
     rows = []
@@ -42,24 +75,95 @@ def stale_volume(raw: pd.DataFrame, min_sessions: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ticker", "start", "end", "sessions"])
 
 
-def level_shifts(clean: pd.DataFrame, sigma: float = 15.0, min_move: float = 0.4, persist: int = 5) -> pd.DataFrame:
-    """Persistent one-session level changes no corporate action explains: after cleaning (listed
-    and detected splits adjusted, bad prints repaired), a close-to-close log move beyond `sigma`
-    trailing standard deviations and beyond `min_move` in size (x1.5 or /1.5), still at least half
-    there `persist` sessions later. An unlisted split of an unusual ratio or a change of price unit
-    looks like this; it is never a market move to learn from."""
+SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 15.0, 20.0)
+SUSPECT_COLUMNS = ["ticker", "date", "price_ratio", "suggested_ratio", "sigmas", "volume_ratio", "kind"]
+
+
+def _nearest_split(price_ratio: float, tolerance: float) -> float:
+    """The split ratio (new shares per old share) a price ratio is within `tolerance` of, or NaN:
+    a price halving suggests 2, a price x10 (a reverse split) suggests 0.1."""
+    for k in SPLIT_RATIOS:
+        for ratio, price in ((k, 1.0 / k), (1.0 / k, k)):
+            if abs(price_ratio / price - 1.0) < tolerance:
+                return ratio
+    return float("nan")
+
+
+def suspected_splits(clean: pd.DataFrame, sigma: float = 15.0, tolerance: float = 0.03, min_move: float = 0.4,
+                     persist: int = 5, confirmed: set[tuple[str, pd.Timestamp]] | frozenset = frozenset()
+                     ) -> pd.DataFrame:
+    """Persistent one-session level changes that no listed split explains, in the cleaned prices
+    (listed splits adjusted, bad prints repaired): a close-to-close move still at least half there
+    `persist` sessions later that either lies within `tolerance` of a split ratio, whatever its
+    size in sigmas and whatever the volume ("split-like"), or goes beyond `sigma` trailing
+    standard deviations and `min_move` in log size ("level shift": a split of an unusual ratio, a
+    change of price unit). Moves in `confirmed` ((ticker, date) the user confirmed as real) are
+    left out. Columns: ticker, date, price_ratio, suggested_ratio (the split ratio to list, NaN
+    when none fits), sigmas, volume_ratio (volume against its 20-session median before), kind."""
     rows = []
     for ticker, group in clean.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
         log_close = np.log(group["close"].astype(float).ffill()).to_numpy()
         move = np.r_[np.nan, np.diff(log_close)]
         trailing = pd.Series(move).rolling(60, min_periods=20).std().shift(1).to_numpy()
         later = np.r_[log_close[persist:], np.full(persist, np.nan)] - np.r_[np.nan, log_close[:-1]]
-        hit = ((np.abs(move) > sigma * trailing) & (np.abs(move) > min_move)
-               & (np.sign(later) == np.sign(move)) & (np.abs(later) >= 0.5 * np.abs(move)))
-        for i in np.flatnonzero(hit):
-            rows.append({"ticker": ticker, "date": pd.Timestamp(group["date"].iloc[i]).date(),
-                         "ratio": float(np.exp(move[i])), "sigmas": float(abs(move[i]) / trailing[i])})
-    return pd.DataFrame(rows, columns=["ticker", "date", "ratio", "sigmas"])
+        volume = group["volume"].astype(float).to_numpy()
+        median = pd.Series(volume).rolling(20, min_periods=5).median().shift(1).to_numpy()
+        stays = (np.sign(later) == np.sign(move)) & (np.abs(later) >= 0.5 * np.abs(move))
+        with np.errstate(invalid="ignore"):
+            big = (np.abs(move) > sigma * trailing) & (np.abs(move) > min_move)
+            split_like = np.abs(move) > np.log(1.5)
+        for i in np.flatnonzero(stays & (big | split_like)):
+            day = pd.Timestamp(group["date"].iloc[i])
+            suggested = _nearest_split(float(np.exp(move[i])), tolerance)
+            if (ticker, day) in confirmed or (np.isnan(suggested) and not big[i]):
+                continue
+            rows.append({"ticker": ticker, "date": day.date(), "price_ratio": float(np.exp(move[i])),
+                         "suggested_ratio": suggested,
+                         "sigmas": float(abs(move[i]) / trailing[i]) if np.isfinite(trailing[i]) else float("nan"),
+                         "volume_ratio": float(volume[i] / median[i]) if median[i] > 0 else float("nan"),
+                         "kind": "split-like" if np.isfinite(suggested) else "level shift"})
+    return pd.DataFrame(rows, columns=SUSPECT_COLUMNS)
+
+
+def _ratio_text(ratio: float) -> str:
+    return f"{ratio:g}" if ratio >= 1 else f"{ratio:.6g}"
+
+
+def locate_suspects(suspects: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """The suspects with the file and line of their raw bar (`source_file`, `source_row` of the
+    CSV source; empty for other sources)."""
+    out = suspects.copy()
+    out["file"], out["line"] = "", pd.array([pd.NA] * len(out), dtype="Int64")
+    if len(out) and {"source_file", "source_row"} <= set(raw.columns):
+        where = raw.assign(day=raw["date"].dt.date).set_index(["ticker", "day"])[["source_file", "source_row"]]
+        keys = pd.MultiIndex.from_arrays([out["ticker"], out["date"]])
+        found = where.reindex(keys)
+        out["file"] = found["source_file"].fillna("").to_numpy()
+        out["line"] = pd.array(found["source_row"].to_numpy(), dtype="Int64")
+    return out
+
+
+def suspects_reason(located: pd.DataFrame, source_kind: str, csv_path: str | None, limit: int = 5) -> str:
+    """What a person reads: every suspect (up to `limit`) with its ticker, date, price ratio, the
+    split ratio it suggests, file and line, and how to list the split or confirm the move."""
+    if located.empty:
+        return "no unlisted split or level shift"
+    if source_kind == "csv":
+        where = f"{csv_path}/corporate_actions.csv (date,ticker,ratio)"
+    else:
+        where = f"a landing file actions_<name>.csv (date,ticker,ratio; the {source_kind} source lists none then)"
+    parts = []
+    for r in located.head(limit).itertuples():
+        at = f" ({r.file} line {r.line})" if r.file else ""
+        sigmas = f", {r.sigmas:.0f} sigma" if np.isfinite(r.sigmas) else ""
+        volume = f", volume x{r.volume_ratio:.1f}" if np.isfinite(r.volume_ratio) else ""
+        hint = (f": if it is a {_ratio_text(r.suggested_ratio)}-for-1 split, list `{r.date},{r.ticker},"
+                f"{_ratio_text(r.suggested_ratio)}` in {where}" if np.isfinite(r.suggested_ratio)
+                else ": if it is a split or a change of price unit, list it in " + where)
+        parts.append(f"{r.ticker} {r.date}{at}: close x{r.price_ratio:.4f}{sigmas}{volume} ({r.kind}){hint}")
+    more = f"; and {len(located) - limit} more" if len(located) > limit else ""
+    return (f"{len(located)} unlisted split(s) or level shift(s), none applied: " + "; ".join(parts) + more
+            + ". If a move is real, add \"TICKER YYYY-MM-DD\" to [cleaning] confirmed_moves.")
 
 
 def nan_outside_warmup(features: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:

@@ -69,7 +69,7 @@ CLEAN_PRICES = pa.DataFrameSchema(
      "adj_close": pa.Column(float, [pa.Check.gt(0, error="adj_close must be > 0"),
                                     pa.Check(_finite, element_wise=False, error="finite")], nullable=True),
      "filled": pa.Column(bool), "gap": pa.Column(bool), "outlier": pa.Column(bool), "repaired": pa.Column(bool),
-     "close_original": pa.Column(float, nullable=True),
+     **{f"{f}_original": pa.Column(float, nullable=True) for f in PRICE_FIELDS},
      "split_factor": pa.Column(float, pa.Check.gt(0))},
     checks=[pa.Check(_ohlc_consistent, name="ohlc_consistent", error="low <= open, close <= high"),
             pa.Check(lambda f: f["close"].notna() | f["gap"], name="empty_only_in_gaps",
@@ -116,6 +116,25 @@ class ValidationOutcome:
     passed: bool
     failure_cases: pd.DataFrame  # column, check, failure_case, row (+ source_file/source_row if known)
     rows: int
+
+    def reason(self, name: str, limit: int = 3) -> str:
+        """One line a person can act on: each failing rule with its column, count and first rows
+        (ticker, date, file and line where the table carries them)."""
+        if self.passed:
+            return f"{name}: all {self.rows} rows pass the schema"
+        cases, parts = self.failure_cases, []
+        for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+            where = []
+            for _, row in group.head(limit).iterrows():
+                at = " ".join(str(row[c]) for c in ("ticker", "date") if c in row and pd.notna(row[c]) and row[c])
+                if "source_file" in row and pd.notna(row["source_file"]) and row["source_file"]:
+                    line = row.get("source_row", row.get("source_line"))
+                    at += f" ({row['source_file']}" + (f" line {line})" if line is not None else ")")
+                value = str(row["failure_case"])
+                where.append((at or f"row {row['row']}") + (f" value {value}" if value and value != "nan" else ""))
+            more = f" and {len(group) - limit} more" if len(group) > limit else ""
+            parts.append(f"column {column!r}: {check} ({len(group)} failing: {'; '.join(where)}{more})")
+        return f"{name}: {len(cases)} schema failure(s): " + "; ".join(parts)
 
     def summary(self) -> pd.DataFrame:
         """Failure counts per (column, check)."""

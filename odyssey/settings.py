@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FILE = REPO_ROOT / "odyssey.toml"
 PRESETS_DIR = REPO_ROOT / "settings"
 KNOWN_ALT_SERIES: tuple[str, ...] = ("VIX", "DXY", "Gold", "Yield_10Y")
+BAR_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 
 
@@ -45,7 +46,21 @@ class Universe(_Model):
     benchmark: str = Field(description="a universe ticker: cross-asset features and regimes use its returns")
     alt_series: tuple[str, ...] = Field(default=KNOWN_ALT_SERIES, description="alternative series used (any of "
                                         "VIX, DXY, Gold, Yield_10Y; empty: none)")
+    bar_fields: tuple[str, ...] = Field(default=BAR_FIELDS, description="the bar fields the market has: close, and "
+                                        "any of volume and open/high/low (all three or none); features that need a "
+                                        "field left out are left out too (a closes-only market: [\"close\"])")
     exchange: str = Field(default="XNYS", description="exchange_calendars code of the trading calendar")
+
+    @field_validator("bar_fields")
+    @classmethod
+    def _bar_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(BAR_FIELDS))
+        if unknown or "close" not in value:
+            raise ValueError(f"universe.bar_fields must include close and only {list(BAR_FIELDS)}, got {list(value)}")
+        if 0 < len({"open", "high", "low"} & set(value)) < 3:
+            raise ValueError(f"universe.bar_fields: open, high and low come together (the day's range), "
+                             f"got {list(value)}")
+        return tuple(f for f in BAR_FIELDS if f in value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Universe":
@@ -94,6 +109,7 @@ class Profile(_Model):
     tickers: tuple[str, ...]
     benchmark: str
     alt_series: tuple[str, ...]
+    bar_fields: tuple[str, ...] = BAR_FIELDS
     exchange: str
     start: str
     end: str
@@ -152,12 +168,38 @@ class Costs(_Model):
 class CleaningSettings(_Model):
     max_fill_days: int = Field(default=5, description="longest run of missing sessions forward-filled")
     outlier_sigma: float = Field(default=5.0, description="a one-day move beyond this many trailing sigmas is an outlier")
-    revert_share: float = Field(default=0.5, description="an outlier the next day reverses by at least this share "
-                                "of is a bad print, repaired")
+    repair_bad_prints: bool = Field(default=True, description="repair a spike the next session undoes (see "
+                                    "revert_band); false keeps every quote as delivered")
+    revert_band: float = Field(default=0.2, gt=0.0, lt=0.5,
+                               description="a spike is a bad print only when the next session opens and closes back "
+                                           "within this share of the spike's size from the previous close; real "
+                                           "crashes that partly revert (2011-08-08: back to 0.28 of the move) are kept")
     level_shift_sigma: float = Field(default=15.0, description="a persistent one-day level change beyond this many "
                                      "sigmas without a corporate action is suspicious")
+    split_tolerance: float = Field(default=0.03, description="a persistent one-day move within this relative distance "
+                                   "of a split ratio (2, 3, 4, 5, 7, 8, 10, 15, 20 or an inverse) is a suspected "
+                                   "unlisted split, whatever the volume")
+    confirmed_moves: tuple[str, ...] = Field(default=(), description="'TICKER YYYY-MM-DD' of real moves that look like "
+                                             "a split or a change of unit: the level-shift check accepts them")
     stale_volume_days: int = Field(default=10, description="this many sessions in a row of zero volume is suspicious")
     clip_sigma: float = Field(default=3.0, description="returns are clipped at mean +- this many sigma (fitted)")
+
+    @field_validator("confirmed_moves")
+    @classmethod
+    def _moves(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            parts = item.split()
+            if len(parts) != 2:
+                raise ValueError(f"cleaning.confirmed_moves: {item!r} is not 'TICKER YYYY-MM-DD'")
+            try:
+                pd.Timestamp(parts[1])
+            except ValueError:
+                raise ValueError(f"cleaning.confirmed_moves: {item!r} has no ISO date") from None
+        return value
+
+    def confirmed(self) -> set[tuple[str, pd.Timestamp]]:
+        """The confirmed real moves as (ticker, date)."""
+        return {(t, pd.Timestamp(d)) for t, d in (item.split() for item in self.confirmed_moves)}
 
 
 class FeatureSettings(_Model):
@@ -514,6 +556,7 @@ class Settings(_Model):
             raise ValueError(f"dates: need start <= train_end < validation_end, got {days[0].date()}, {train_end}, "
                              f"{validation_end}")
         return Profile(name=self.name, tickers=u.tickers, benchmark=u.benchmark, alt_series=u.alt_series,
+                       bar_fields=u.bar_fields,
                        exchange=u.exchange, start=str(days[0].date()), end=str(days[-1].date()),
                        train_end=train_end, validation_end=validation_end)
 

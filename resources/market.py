@@ -34,5 +34,5 @@ class MarketSource(dg.ConfigurableResource):
         if source.kind == "yfinance":
             from odyssey.sources.yfinance_source import fetch_yfinance
 
-            return fetch_yfinance(profile.tickers, profile.start, profile.end)
+            return fetch_yfinance(profile.tickers, profile.start, profile.end, alt_series=profile.alt_series)
         raise ValueError(f"unknown market source {source.kind!r}: use synthetic, csv or yfinance")

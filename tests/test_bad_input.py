@@ -51,13 +51,20 @@ def _edit(path: Path, fn) -> None:
     frame.to_csv(path, index=False)
 
 
-def _assert_nothing_downstream_and_old_data_intact(outcome, good_run):
+def _assert_nothing_downstream_and_old_data_intact(outcome, good_run, *summary: str):
     """Nothing past the failed gate ran; the good data is still readable: in place where the
     asset was not rebuilt, as the kept previous version where it was (the checked asset itself
-    is stored even when its check fails)."""
+    is stored even when its check fails). The main command's summary of the run names what
+    failed with the `summary` texts (file, line, ticker, date)."""
+    from jobs.main import record, summarize
+
     result, settings = outcome
     before = good_run[2]
     assert not result.success
+    text, code = summarize(settings, [record(result)], 1, 0.0)
+    assert code in (1, 2)
+    for part in summary:
+        assert part in text, text
     built = materialized(result)
     assert not (built & DOWNSTREAM)
     for asset, frame in before.items():
@@ -81,7 +88,7 @@ def test_negative_and_zero_prices(broken, good_run):
     check = failed_checks(result)["raw_prices_schema"]
     text = _failure_text(check)
     assert "close must be > 0" in text and "AAPL.csv" in text and "-5.0" in text
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_schema  (raw_prices: ", "AAPL", "(AAPL.csv line 102) value -5.0")
 
 
 @pytest.mark.slow
@@ -94,7 +101,7 @@ def test_high_below_low(broken, good_run):
     result = outcome[0]
     text = _failure_text(failed_checks(result)["raw_prices_schema"])
     assert "low <= open, close <= high" in text and "NVDA.csv" in text
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_schema", "low <= open, close <= high", "(NVDA.csv line 52)")
 
 
 @pytest.mark.slow
@@ -108,7 +115,7 @@ def test_duplicate_rows(broken, good_run):
     failed = failed_checks(result)
     assert "raw_prices_schema" in failed
     assert "SPY" in _failure_text(failed["raw_prices_schema"])
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_schema", "(SPY.csv line 12)")
 
 
 @pytest.mark.slow
@@ -132,7 +139,9 @@ def test_missing_run_longer_than_five_sessions(broken, good_run):
     gaps = check.metadata["gaps"].value
     row = rf"\|\s*QQQ\s*\|\s*{removed.iloc[0].date()}\s*\|\s*{removed.iloc[-1].date()}\s*\|\s*8\s*\|"
     assert re.search(row, gaps) and "sessions" in gaps, gaps
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(
+        outcome, good_run, f"FAILED    clean_prices:clean_prices_no_long_gaps  (1 run(s) of missing sessions beyond the fill "
+        f"limit: QQQ {removed.iloc[0].date()}..{removed.iloc[-1].date()} (8 sessions))")
 
 
 @pytest.mark.slow
@@ -145,7 +154,8 @@ def test_wrong_dtype_names_file_column_and_line(broken, good_run):
     outcome = run()
     result = outcome[0]
     assert any("IEF.csv" in e and "'volume'" in e and "line 32 " in e for e in step_errors(result))
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(
+        outcome, good_run, "step error  raw_market: SourceError: ", "IEF.csv: column 'volume' is not numeric in line 32 (e.g. 'lots')")
 
 
 @pytest.mark.slow
@@ -158,7 +168,7 @@ def test_volume_no_longer_reported(broken, good_run):
     assert set(failed) == {"raw_prices_volume_reported"}
     reason = failed["raw_prices_volume_reported"].metadata["reason"].value
     assert reason == f"1 run(s) of at least 10 sessions with zero volume, first SPY {dates[300]}..{dates[311]}"
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_volume_reported  (1 run(s) of at least 10 sessions with zero volume, first SPY")
 
 
 @pytest.mark.slow
@@ -174,10 +184,12 @@ def test_prices_in_another_unit_without_a_corporate_action(broken, good_run):
     _edit(folder / "AAPL.csv", cents)
     outcome = run()
     failed = failed_checks(outcome[0])
-    assert set(failed) == {"clean_prices_no_unexplained_level_shift"}
-    reason = failed["clean_prices_no_unexplained_level_shift"].metadata["reason"].value
-    assert reason.startswith(f"1 unexplained level shift(s): AAPL on {day} x{ratio:.3f} ("), reason
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    assert set(failed) == {"clean_prices_no_unlisted_split"}
+    reason = failed["clean_prices_no_unlisted_split"].metadata["reason"].value
+    assert reason.startswith(f"1 unlisted split(s) or level shift(s), none applied: AAPL {day} (AAPL.csv line 1002): "
+                             f"close x{ratio:.4f}, "), reason
+    assert "(level shift): if it is a split or a change of price unit, list it in " in reason, reason
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    clean_prices:clean_prices_no_unlisted_split", "(AAPL.csv line 1002)")
 
 
 @pytest.mark.slow
@@ -188,7 +200,7 @@ def test_missing_ticker(broken, good_run):
     result = outcome[0]
     failed = failed_checks(result)
     assert failed["raw_prices_all_tickers_present"].metadata["missing_tickers"].value == "IEF"
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_all_tickers_present  (no bars for IEF")
 
 
 @pytest.mark.slow
@@ -203,7 +215,7 @@ def test_dates_in_the_future(broken, good_run):
     result = outcome[0]
     text = _failure_text(failed_checks(result)["raw_prices_schema"])
     assert "date must not be in the future" in text
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "FAILED    raw_prices:raw_prices_schema", "date must not be in the future", "AAPL.csv line")
 
 
 @pytest.mark.slow
@@ -223,7 +235,7 @@ def test_empty_or_truncated_file(broken, good_run, damage, message):
     outcome = run()
     result = outcome[0]
     assert step_errors(result)
-    _assert_nothing_downstream_and_old_data_intact(outcome, good_run)
+    _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "step error  raw_market: SourceError: ", "AAPL.csv: ")
 
 
 def test_csv_source_round_trips_the_synthetic_market(quick_market, quick_profile, tmp_path):

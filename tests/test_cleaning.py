@@ -6,6 +6,7 @@ import pytest
 
 from odyssey.calendar import next_sessions
 from odyssey.cleaning import clean_prices
+from odyssey.settings import CleaningSettings
 from odyssey.sources.columns import empty_actions
 from odyssey.sources.synthetic import generate_market
 
@@ -45,7 +46,7 @@ def test_a_holiday_inside_a_missing_run_is_not_a_missing_session():
     # five sessions, 2020-01-14 .. 2020-01-21, around Martin Luther King Jr. Day (six weekdays)
     run = (dates >= "2020-01-14") & (dates <= "2020-01-21")
     assert run.sum() == 5
-    out = clean_prices(frame[~run], empty_actions(), ["A"], "2020-01-01", max_fill_days=5).prices.set_index("date")
+    out = clean_prices(frame[~run], empty_actions(), ["A"], "2020-01-01", CleaningSettings(max_fill_days=5)).prices.set_index("date")
     assert out.loc[dates[run], "filled"].all() and not out["gap"].any()
     assert pd.Timestamp("2020-01-20") not in out.index
 
@@ -62,17 +63,52 @@ def test_split_from_corporate_actions_is_adjusted_exactly():
                                         "source": "corporate_actions"}]
 
 
-def test_unlisted_split_is_detected_from_the_jump_and_volume():
-    rng = np.random.default_rng(0)
-    closes = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))
-    closes[40:] /= 2.0
+def _crash(ratio: float, volume_factor: float, n: int = 60, at: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Bars with one persistent one-day move to `ratio` times the price on `volume_factor` times
+    the volume at row `at`."""
+    rng = np.random.default_rng(seed)
+    closes = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    closes[at:] *= ratio
     frame = bars("A", closes)
-    frame.loc[40:, "volume"] = 2000.0
+    frame.loc[at, "volume"] = 1000.0 * volume_factor
+    return frame
+
+
+@pytest.mark.parametrize("ratio, volume, suggested", [(0.505, 6.0, 2.0), (0.25, 4.0, 4.0), (0.5, 1.0, 2.0),
+                                                      (10.0, 0.5, 0.1)])
+def test_an_unlisted_split_like_move_is_never_adjusted_whatever_the_volume_and_is_named(ratio, volume, suggested):
+    """A real -49.5 % day on 6x volume, a 4:1 shift on 4x volume, a halving on normal volume and a
+    1:10 reverse-split-like jump: each stays as quoted, and the check's detector names it with the
+    split ratio to list; a listed split is applied and then nothing is suspected."""
+    from odyssey.quality import suspected_splits
+
+    frame = _crash(ratio, volume)
     result = clean_prices(frame, empty_actions(), ["A"], "2020-01-01")
-    detected = [s for s in result.report["splits"] if s["source"] == "detected"]
-    assert detected == [{"ticker": "A", "date": str(frame["date"].iloc[40].date()), "ratio": 2.0, "source": "detected"}]
-    ret = np.log(result.prices["close"]).diff().abs()
-    assert ret.max() < 0.06
+    np.testing.assert_allclose(result.prices["close"], frame["close"], rtol=0, atol=0)
+    assert result.report["splits"] == [] and (result.prices["split_factor"] == 1.0).all()
+    suspects = suspected_splits(result.prices)
+    assert suspects[["ticker", "date", "suggested_ratio", "kind"]].to_dict("records") == [
+        {"ticker": "A", "date": frame["date"].iloc[40].date(), "suggested_ratio": suggested, "kind": "split-like"}]
+    assert suspects["price_ratio"].iloc[0] == pytest.approx(frame["close"].iloc[40] / frame["close"].iloc[39])
+    listed = pd.DataFrame({"date": [frame["date"].iloc[40]], "ticker": ["A"], "ratio": [suggested]})
+    assert suspected_splits(clean_prices(frame, listed, ["A"], "2020-01-01").prices).empty
+    confirmed = {("A", frame["date"].iloc[40])}
+    assert suspected_splits(result.prices, confirmed=confirmed).empty
+
+
+def test_a_suspected_split_is_named_with_file_line_and_how_to_list_it():
+    from odyssey.quality import locate_suspects, suspected_splits, suspects_reason
+
+    frame = _crash(0.505, 6.0).assign(source_file="A.csv", source_row=lambda f: f.index + 2)
+    suspects = locate_suspects(suspected_splits(clean_prices(frame.drop(columns=["source_file", "source_row"]),
+                                                             empty_actions(), ["A"], "2020-01-01").prices), frame)
+    day = frame["date"].iloc[40].date()
+    assert suspects[["file", "line"]].to_dict("records") == [{"file": "A.csv", "line": 42}]
+    reason = suspects_reason(suspects, "csv", "/data/market")
+    assert f"A {day} (A.csv line 42): close x0.49" in reason and "volume x6.0" in reason
+    assert f"list `{day},A,2` in /data/market/corporate_actions.csv" in reason
+    assert 'add "TICKER YYYY-MM-DD" to [cleaning] confirmed_moves' in reason
+    assert "landing file actions_" in suspects_reason(suspects, "yfinance", None)
 
 
 def test_outlier_is_flagged_and_kept():

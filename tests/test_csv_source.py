@@ -93,11 +93,37 @@ def test_off_calendar_dates_are_issues_when_sessions_are_given(tmp_path):
     assert pd.Timestamp("2024-12-25") not in DECEMBER and pd.Timestamp("2024-12-24") in DECEMBER
     data = read_csv_folder(tmp_path, ["AAA"], DECEMBER)
     kept = data.prices["date"].dt.strftime("%Y-%m-%d").tolist()
-    assert kept == ["2024-11-29", "2024-12-24", "2024-12-30", "2025-01-01", "2025-01-02"]
-    assert _issues(data) == [("AAA.csv", 4, "date", "not a trading session of the exchange", "2024-12-25"),
+    assert kept == ["2024-12-24", "2024-12-30"]
+    assert _issues(data) == [("AAA.csv", 2, "date", "before the settings' dates.start (kept out)", "2024-11-29"),
+                             ("AAA.csv", 4, "date", "not a trading session of the exchange", "2024-12-25"),
                              ("AAA.csv", 5, "date", "not a trading session of the exchange", "2024-12-28"),
-                             ("AAA.csv", 6, "volume", "missing volume", "")]
+                             ("AAA.csv", 6, "volume", "missing volume", ""),
+                             ("AAA.csv", 7, "date", "after the settings' dates.end (kept out)", "2025-01-01"),
+                             ("AAA.csv", 8, "date", "after the settings' dates.end (kept out)", "2025-01-02")]
     assert len(read_csv_folder(tmp_path, ["AAA"]).prices) == 7
+
+
+def test_a_ragged_folder_keeps_to_the_settings_dates_and_universe_and_lists_the_rest(tmp_path):
+    """One ticker's file runs past dates.end, a file of a ticker outside the universe lies beside
+    them, the alternative data and a split reach past the end: nothing outside the settings
+    reaches the prices, and each is listed with its file (and line)."""
+    _write(tmp_path, "AAA.csv", HEADER, "2024-12-30,1,2,0.5,1.5,10", "2024-12-31,1,2,0.5,1.5,10",
+           "2025-01-02,1,2,0.5,1.5,10")
+    _write(tmp_path, "BBB.csv", HEADER, "2024-12-30,1,2,0.5,1.5,10", "2024-12-31,1,2,0.5,1.5,10")
+    _write(tmp_path, "ZZZ.csv", HEADER, "2024-12-30,1,2,0.5,1.5,10")
+    _write(tmp_path, "alt_data.csv", "date,VIX", "2024-12-31,15", "2025-01-02,16")
+    _write(tmp_path, "corporate_actions.csv", "date,ticker,ratio", "2024-12-31,AAA,2", "2025-01-02,BBB,4")
+    data = read_csv_folder(tmp_path, ["AAA", "BBB"], DECEMBER)
+    assert data.prices.groupby("ticker")["date"].max().dt.strftime("%Y-%m-%d").to_dict() == {
+        "AAA": "2024-12-31", "BBB": "2024-12-31"}
+    assert data.alt["date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-12-31"]
+    assert data.actions["ticker"].tolist() == ["AAA"]
+    issues = [(f, None if pd.isna(n) else n, c, p, v) for f, n, c, p, v in _issues(data)]
+    assert issues == [("AAA.csv", 4, "date", "after the settings' dates.end (kept out)", "2025-01-02"),
+                      ("ZZZ.csv", None, "file", "a ticker file outside the universe (ignored)", "ZZZ"),
+                      ("alt_data.csv", 3, "date", "after the settings' dates.end (kept out)", "2025-01-02"),
+                      ("corporate_actions.csv", 3, "date", "a split after the settings' dates.end (not applied)",
+                       "2025-01-02")]
 
 
 def test_adj_close_is_read_when_present_and_absent_otherwise(tmp_path):

@@ -20,8 +20,11 @@ def test_registry_has_94_unique_features_in_the_stated_categories():
     assert table["present"].all() and F.feature_names() == F.FEATURE_NAMES
 
 
+ALT = set(F.ALL_ALT_SERIES)
+
+
 def test_features_needing_an_absent_alternative_series_are_left_out():
-    needs = {f.name: set(f.needs) for f in F.REGISTRY}
+    needs = {f.name: set(f.needs) & ALT for f in F.REGISTRY}
     assert {n for n, s in needs.items() if s} == {
         "Correlation_VIX_20d", "Correlation_Yield10Y_60d", "VIX_percentile_20d", "VIX_percentile_60d", "VIX_level",
         "VIX_change_5d", "Yield_10Y_change_20d", "DXY_return_20d", "Gold_return_20d"}
@@ -32,6 +35,32 @@ def test_features_needing_an_absent_alternative_series_are_left_out():
     table = F.registry_table(("DXY",))
     assert set(table.loc[table["present"], "name"]) == set(none) | {"DXY_return_20d"}
     assert table.set_index("name").loc["Correlation_Yield10Y_60d", "needs"] == "Yield_10Y"
+
+
+def test_a_closes_only_market_leaves_out_the_volume_and_range_features():
+    closes = F.feature_names((), ("close",))
+    with_volume = F.feature_names((), ("close", "volume"))
+    assert len(closes) == 85 - 22 and len(with_volume) == 85 - 14
+    assert not any(f in closes for f in ("Volume_SMA_20_ratio", "ATR_14_rel", "VWAP_rel", "Garman_Klass_Vol"))
+    assert "Volume_SMA_20_ratio" in with_volume and "VWAP_rel" not in with_volume
+    assert {"RSI_14", "Realized_Vol_20", "Beta_SPY_60d", "Regime"} <= set(closes)
+
+
+@pytest.mark.parametrize("field", ["open", "high", "low", "volume"])
+def test_the_declared_bar_fields_are_exactly_what_each_feature_reads(quick_pipeline, field):
+    """Change one bar field everywhere: the features that move are exactly those declaring it."""
+    inputs = quick_pipeline.inputs
+    pipeline = pipeline_for(quick_pipeline.profile)
+    params = quick_pipeline.params
+    base = pipeline.transform(inputs, params)
+    rng = np.random.default_rng(0)
+    clean = inputs.clean.copy()
+    clean[field] = clean[field] * np.exp(rng.normal(0, 0.05, len(clean)))
+    moved = pipeline.transform(MarketInputs(clean, inputs.returns, inputs.alt), params)
+    changed = {n for n in pipeline.names
+               if not np.allclose(base[n].to_numpy(), moved[n].to_numpy(), equal_nan=True, rtol=1e-12, atol=0)}
+    declared = {n for n in pipeline.names if field in F.BY_NAME[n].needs}
+    assert changed == declared
 
 
 def test_feature_table_layout(quick_pipeline):

@@ -412,3 +412,26 @@ def test_everything_came_from_the_recording(market, replay, network_attempts):
     served = " ".join(replay.served)
     for symbol in ["AAPL", "SPY", *ALT_SYMBOLS.values()]:
         assert f"/v8/finance/chart/{symbol}?" in served.replace("%5E", "^").replace("%3D", "=")
+
+
+def test_only_the_alternative_series_the_settings_ask_for_are_requested(network_attempts):
+    adapter = ReplayAdapter(DATA / "cassette.json")
+    data = fetch_yfinance(["AAPL"], START, END, alt_series=("VIX",), session=_session(adapter))
+    assert list(data.alt.columns) == ["date", "VIX"] and data.alt["VIX"].notna().any()
+    served = " ".join(adapter.served).replace("%5E", "^").replace("%3D", "=")
+    assert "/chart/^VIX?" in served
+    for symbol in ("DX-Y.NYB", "GC=F", "^TNX"):
+        assert f"/chart/{symbol}?" not in served, symbol
+    none = fetch_yfinance(["AAPL"], START, END, alt_series=(), session=_session(ReplayAdapter(DATA / "cassette.json")))
+    assert list(none.alt.columns) == ["date"] and none.alt.empty
+
+
+def test_every_failing_symbol_is_named_and_the_others_are_still_fetched(network_attempts):
+    """MSFT's request fails (not recorded), NOSUCH has no data, AAPL is fine: one error names both
+    failures with their reasons and says what was fetched."""
+    adapter = ReplayAdapter(DATA / "cassette.json")
+    with pytest.raises(YFinanceError) as caught:
+        fetch_yfinance(["MSFT", "AAPL", "NOSUCH"], START, END, alt_series=(), session=_session(adapter))
+    message = str(caught.value)
+    assert "MSFT: request failed" in message and "NOSUCH" in message and "fetched: AAPL" in message
+    assert any("/chart/AAPL" in url for url in adapter.served)

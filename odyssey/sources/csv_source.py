@@ -20,9 +20,16 @@ a truncated line, an empty file. Rows kept out of the prices, and cells the sour
 fill, are listed in `MarketData.issues` (file, line, column, problem, value):
 
 * a row of ``prices.csv`` whose ticker is not configured: "ticker not in the universe";
-* with `sessions` given, a row dated inside their span on a day that is not one of them (a
-  weekend, an exchange holiday): "not a trading session of the exchange"; later dates are kept;
-* a blank volume (the row stays, its volume NaN): "missing volume";
+* a ``<NAME>.csv`` whose name is not a universe ticker (nor a reserved name): "a ticker file
+  outside the universe (ignored)", without a line;
+* with `sessions` given (the settings' dates), a row dated inside their span on a day that is not
+  one of them (a weekend, an exchange holiday): "not a trading session of the exchange"; a price
+  or alternative-data row before the first or after the last: "before the settings' dates.start
+  (kept out)" / "after the settings' dates.end (kept out)"; a split after the last: "a split
+  after the settings' dates.end (not applied)";
+* a blank volume (the row stays, its volume NaN): "missing volume"; a file without a volume
+  column: "no volume column (volume left empty)", on line 1 (a file without open, high and low
+  columns is a market of closes only: they are set to the close);
 * an ``alt_data.csv`` column that is not an alternative-data column (ignored): "not an
   alternative-data column (ignored)", on line 1.
 
@@ -50,6 +57,11 @@ BLANKS = ("", "nan", "NaN", "None")
 UNKNOWN_TICKER = "ticker not in the universe"
 OFF_CALENDAR = "not a trading session of the exchange"
 MISSING_VOLUME = "missing volume"
+BEFORE_START = "before the settings' dates.start (kept out)"
+AFTER_END = "after the settings' dates.end (kept out)"
+NO_VOLUME_COLUMN = "no volume column (volume left empty)"
+UNKNOWN_TICKER_FILE = "a ticker file outside the universe (ignored)"
+LATE_SPLIT = "a split after the settings' dates.end (not applied)"
 UNKNOWN_ALT_COLUMN = "not an alternative-data column (ignored)"
 
 
@@ -155,12 +167,25 @@ def _to_numbers(frame: pd.DataFrame, path: Path, column: str) -> pd.Series:
 
 def _price_frame(frame: pd.DataFrame, path: Path, ticker: str | None) -> pd.DataFrame:
     """Bars of one table: date, ticker, open..volume (float; a blank volume is NaN), adj_close
-    when the table has it, source_file and source_row (the line)."""
-    _require(frame, path, ["date", *NUMERIC_PRICE_COLUMNS] + ([] if ticker else ["ticker"]))
+    when the table has it, source_file and source_row (the line). A table of closes only (no
+    open, high and low columns) gets open = high = low = close; one without a volume column gets
+    volume NaN (settings universe.bar_fields then leave out the features that need them)."""
+    _require(frame, path, ["date", "close"] + ([] if ticker else ["ticker"]))
+    range_columns = [c for c in ("open", "high", "low") if c in frame.columns]
+    if range_columns and len(range_columns) < 3:
+        raise SourceError(f"{path}: has {range_columns} but not all of open, high and low (all three, or none for "
+                          f"a market of closes only); found {list(frame.columns)}")
     out = pd.DataFrame({"date": _to_dates(frame, path)})
     out["ticker"] = ticker if ticker else frame["ticker"].astype(str).str.strip()
-    for column in NUMERIC_PRICE_COLUMNS + ((ADJ_CLOSE,) if ADJ_CLOSE in frame.columns else ()):
+    present = [c for c in NUMERIC_PRICE_COLUMNS if c in frame.columns]
+    for column in present + ([ADJ_CLOSE] if ADJ_CLOSE in frame.columns else []):
         out[column] = _to_numbers(frame, path, column)
+    for column in ("open", "high", "low"):
+        if column not in out:
+            out[column] = out["close"]
+    if "volume" not in out:
+        out["volume"] = np.nan
+    out = out[["date", "ticker", *NUMERIC_PRICE_COLUMNS, *([ADJ_CLOSE] if ADJ_CLOSE in out else [])]]
     empty = [f"column {c!r} is empty in {_lines(frame.index[out[c].isna()])}"
              for c in REQUIRED_PRICE_FIELDS if out[c].isna().any()]
     if empty:
@@ -178,20 +203,37 @@ def _price_frame(frame: pd.DataFrame, path: Path, ticker: str | None) -> pd.Data
 def _read_prices(path: Path, ticker: str | None, tickers: Sequence[str],
                  sessions: pd.DatetimeIndex | None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """A price file's bars for the configured tickers on sessions, and the issues it raised."""
-    frame = _price_frame(_read_table(path), path, ticker)
+    table = _read_table(path)
+    frame = _price_frame(table, path, ticker)
+    has_volume = "volume" in table.columns
     unknown = ~frame["ticker"].isin(list(tickers))
-    off = pd.Series(False, index=frame.index)
+    off = before = after = pd.Series(False, index=frame.index)
     if sessions is not None and len(sessions):
-        days = pd.DatetimeIndex(sessions)
-        days = (days.tz_localize(None) if days.tz is not None else days).normalize()
+        days = _naive(sessions)
+        before = ~unknown & (frame["date"] < days.min())
+        # a date in the future is an error in the file, not a day outside the window: the schema names it
+        after = ~unknown & (frame["date"] > days.max()) & (frame["date"] <= pd.Timestamp.now().normalize())
         off = ~unknown & frame["date"].between(days.min(), days.max()) & ~frame["date"].isin(days)
-    kept = frame[~unknown & ~off]
-    no_volume = kept["volume"].isna()
-    issues = [_issues(path, frame.loc[unknown, "source_row"], "ticker", UNKNOWN_TICKER, frame.loc[unknown, "ticker"]),
-              _issues(path, frame.loc[off, "source_row"], "date", OFF_CALENDAR,
-                      frame.loc[off, "date"].dt.strftime("%Y-%m-%d")),
+    kept = frame[~unknown & ~off & ~before & ~after]
+    no_volume = kept["volume"].isna() & has_volume
+
+    def listed(mask: pd.Series, column: str, problem: str, values) -> pd.DataFrame:
+        return _issues(path, frame.loc[mask, "source_row"], column, problem, values)
+
+    dates = frame["date"].dt.strftime("%Y-%m-%d")
+    issues = [listed(unknown, "ticker", UNKNOWN_TICKER, frame.loc[unknown, "ticker"]),
+              listed(off, "date", OFF_CALENDAR, dates[off]),
+              listed(before, "date", BEFORE_START, dates[before]),
+              listed(after, "date", AFTER_END, dates[after]),
               _issues(path, kept.loc[no_volume, "source_row"], "volume", MISSING_VOLUME, "")]
+    if not has_volume:
+        issues.append(_issues(path, [1], "volume", NO_VOLUME_COLUMN, ""))
     return kept, issues
+
+
+def _naive(sessions: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    days = pd.DatetimeIndex(sessions)
+    return (days.tz_localize(None) if days.tz is not None else days).normalize()
 
 
 def _files(folder: Path, stem: str) -> list[Path]:
@@ -214,6 +256,10 @@ def read_csv_folder(folder: str | Path, tickers: Sequence[str], sessions: pd.Dat
         raise SourceError(f"{folder}: no price files found (expected prices.csv or <TICKER>.csv "
                           f"for any of {list(tickers)})")
     frames, issues = [], [empty_issues()]
+    named = {p.stem for p in folder.iterdir() if p.suffix in (".csv", ".parquet") and p.is_file()}
+    for stem in sorted(named - RESERVED - set(tickers)):
+        for path in _files(folder, stem):
+            issues.append(_issues(path, [pd.NA], "file", UNKNOWN_TICKER_FILE, stem))
     for path, ticker in paths:
         kept, found = _read_prices(path, ticker, tickers, sessions)
         frames.append(kept)
@@ -231,6 +277,12 @@ def read_csv_folder(folder: str | Path, tickers: Sequence[str], sessions: pd.Dat
                             **{c: _to_numbers(table, path, c) for c in ALT_COLUMNS[1:] if c in table.columns}})
         alt = alt.sort_values("date", kind="stable")
         issues.append(_issues(path, [1] * len(extra), extra, UNKNOWN_ALT_COLUMN, extra))
+        if sessions is not None and len(sessions):
+            days = _naive(sessions)
+            for outside, problem in ((alt["date"] < days.min(), BEFORE_START), (alt["date"] > days.max(), AFTER_END)):
+                issues.append(_issues(path, alt.index[outside], "date", problem,
+                                      alt.loc[outside, "date"].dt.strftime("%Y-%m-%d")))
+            alt = alt[alt["date"].between(days.min(), days.max())]
 
     action_files = _files(folder, "corporate_actions")
     if action_files:
@@ -243,6 +295,11 @@ def read_csv_folder(folder: str | Path, tickers: Sequence[str], sessions: pd.Dat
         bad = ~(actions["ratio"] > 0)
         if bad.any():
             raise SourceError(f"{path}: column 'ratio' must be > 0 in {_lines(table.index[bad])}")
+        if sessions is not None and len(sessions):
+            late = (actions["date"] > _naive(sessions).max()).to_numpy()
+            issues.append(_issues(path, table.index[late], "date", LATE_SPLIT,
+                                  actions.loc[late, "date"].dt.strftime("%Y-%m-%d")))
+            actions = actions[~late]
     else:
         actions = empty_actions()
     issues = pd.concat(issues, ignore_index=True).sort_values(["file", "line"], kind="stable")

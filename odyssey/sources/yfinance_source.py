@@ -41,10 +41,12 @@ class NoDataError(ValueError):
         self.symbols = list(symbols)
 
 
-def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any = None) -> MarketData:
-    """Fetch daily bars for `tickers`, the `ALT_SYMBOLS` closes and the stock splits, `start` to
-    `end` inclusive (``YYYY-MM-DD``; ``"today"``, in any case, is today's date in New York, so
-    the latest available bar is included).
+def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, alt_series: Sequence[str] = tuple(ALT_SYMBOLS),
+                   session: Any = None) -> MarketData:
+    """Fetch daily bars for `tickers`, the closes of the alternative series `alt_series` (any of
+    `ALT_SYMBOLS`' names; the others are not requested) and the stock splits, `start` to `end`
+    inclusive (``YYYY-MM-DD``; ``"today"``, in any case, is today's date in New York, so the
+    latest available bar is included).
 
     Yahoo quotes every bar split-adjusted as of today (volume too), so each symbol is requested
     from `start` up to now and the adjustment is reversed with the split events in that span:
@@ -57,20 +59,25 @@ def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any
     yfinance turns a volume Yahoo leaves null into 0, so a ticker's bar with volume 0 has no
     volume: it is kept with volume NaN and listed in `issues` ("missing volume").
 
-    Raises `NoDataError` (a ValueError) naming every symbol yfinance has no bars for in the
-    range, and `YFinanceError` naming the symbol when a request fails (network, HTTP, rate
-    limit).
+    Every symbol is requested even when one fails, and the error names each that failed with its
+    reason: `YFinanceError` when any request failed (network, HTTP, rate limit), else
+    `NoDataError` (a ValueError) when yfinance has no bars for some in the range.
     """
     start_day, end_day = _day(start), _day(end)
     if end_day < start_day:
         raise ValueError(f"end {end!r} is before start {start!r}")
+    unknown = sorted(set(alt_series) - set(ALT_SYMBOLS))
+    if unknown:
+        raise ValueError(f"yfinance: no symbol for the alternative series {unknown}; known: {list(ALT_SYMBOLS)}")
+    alt_symbols = {name: symbol for name, symbol in ALT_SYMBOLS.items() if name in alt_series}
     tickers = list(dict.fromkeys(str(t) for t in tickers))
-    symbols = list(dict.fromkeys([*tickers, *ALT_SYMBOLS.values()]))
-    wanted = ", ".join(symbols)
+    symbols = list(dict.fromkeys([*tickers, *alt_symbols.values()]))
+    names = {v: f"{v} ({k})" for k, v in alt_symbols.items()}
 
     bars: dict[str, pd.DataFrame] = {}
     splits: dict[str, pd.DataFrame] = {}
     missing: dict[str, str] = {}
+    failed: dict[str, Exception] = {}
     with _yfinance_raises_errors():
         for symbol in symbols:
             try:
@@ -82,11 +89,9 @@ def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any
             except Exception as exc:
                 reason = _no_data_reason(exc)
                 if reason is None:
-                    raise YFinanceError(
-                        f"yfinance request for {symbol} failed ({type(exc).__name__}: {exc}); "
-                        f"fetching {wanted} from {start} to {end}"
-                    ) from exc
-                missing[symbol] = reason
+                    failed[symbol] = exc
+                else:
+                    missing[symbol] = reason
                 continue
             quoted, symbol_splits = _as_quoted(raw)
             in_range = (quoted["date"] >= start_day) & (quoted["date"] <= end_day)
@@ -99,8 +104,15 @@ def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any
                 (symbol_splits["date"] >= start_day) & (symbol_splits["date"] <= end_day)
             ]
 
+    fetched = ", ".join(names.get(s, s) for s in bars) or "none"
+    if failed:
+        detail = "; ".join([f"{names.get(s, s)}: request failed ({type(e).__name__}: {e})" for s, e in failed.items()]
+                           + [f"{names.get(s, s)}: {reason}" for s, reason in missing.items()])
+        raise YFinanceError(
+            f"yfinance could not fetch {', '.join(names.get(s, s) for s in [*failed, *missing])} from {start} to "
+            f"{end} ({detail}); fetched: {fetched}"
+        ) from next(iter(failed.values()))
     if missing:
-        names = {v: f"{v} ({k})" for k, v in ALT_SYMBOLS.items()}
         detail = "; ".join(f"{names.get(s, s)}: {reason}" for s, reason in missing.items())
         raise NoDataError(
             f"yfinance returned no data for {', '.join(names.get(s, s) for s in missing)} "
@@ -111,7 +123,7 @@ def fetch_yfinance(tickers: Sequence[str], start: str, end: str, *, session: Any
     prices = _prices(tickers, bars)
     return MarketData(
         prices=prices,
-        alt=_alt(bars),
+        alt=_alt(bars, alt_symbols),
         actions=_actions(tickers, splits),
         issues=_missing_volume(prices),
     )
@@ -214,12 +226,14 @@ def _missing_volume(prices: pd.DataFrame) -> pd.DataFrame:
     return issues[list(ISSUE_COLUMNS)]
 
 
-def _alt(bars: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    closes = [bars[symbol][["date", "close"]].rename(columns={"close": name})
-              for name, symbol in ALT_SYMBOLS.items()]
+def _alt(bars: dict[str, pd.DataFrame], symbols: dict[str, str]) -> pd.DataFrame:
+    """The closes of the alternative series `symbols` (name -> symbol), outer-joined on date."""
+    closes = [bars[symbol][["date", "close"]].rename(columns={"close": name}) for name, symbol in symbols.items()]
+    if not closes:
+        return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
     alt = functools.reduce(lambda left, right: left.merge(right, on="date", how="outer"), closes)
-    alt = alt.sort_values("date").reset_index(drop=True)[list(ALT_COLUMNS)]
-    return alt.astype({name: float for name in ALT_SYMBOLS})
+    alt = alt.sort_values("date").reset_index(drop=True)[[c for c in ALT_COLUMNS if c in alt.columns]]
+    return alt.astype({name: float for name in symbols})
 
 
 def _actions(tickers: list[str], splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
