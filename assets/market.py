@@ -14,7 +14,7 @@ from odyssey.sources.columns import ALT_COLUMNS, PRICE_COLUMNS, empty_actions
 from resources.market import MarketSource
 from resources.metadata import describe_table, md_table
 from resources.settings import SettingsResource
-from resources.storage import LANDED_TABLES, Storage, last_landed_day
+from resources.storage import LANDED_POOL, LANDED_TABLES, Storage, last_landed_day
 
 GROUP = "market"
 
@@ -36,32 +36,38 @@ class LandingConfig(dg.Config):
                                       kinds={"pandas", "parquet"}),
     },
     group_name=GROUP,
+    pool=LANDED_POOL,
 )
 def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, settings: SettingsResource,
                   storage: Storage):
     """Everything ingested from the landing folder so far, plus the files of this run (the
-    landing sensor names them); files must carry sessions after those already stored."""
+    landing sensor names them); files must carry sessions after those already stored. One
+    landing at a time (pool landed_tables, and a lock held from reading the stored tables until
+    all three are written back), so two ingests never both extend the same days and lose one's."""
     profile = settings.profile()
-    stored = {kind: storage.stored_table(table) for kind, table in LANDED_TABLES.items()}
+    with storage.exclusive(LANDED_POOL):
+        # read, extend and write back under the lock: the IO manager stores each output before
+        # this generator resumes, so the lock is released only after the last table is written
+        stored = {kind: storage.stored_table(table) for kind, table in LANDED_TABLES.items()}
 
-    def after(path: Path):
-        kind = landing_kind(path) or "bars"
-        return last_landed_day(storage, profile.end, kind, stored[kind])
+        def after(path: Path):
+            kind = landing_kind(path) or "bars"
+            return last_landed_day(storage, profile.end, kind, stored[kind])
 
-    files = [read_landed(Path(f), profile.tickers, after(Path(f)), profile.exchange) for f in config.files]
-    bars = append_landed(stored["bars"], [f.frame for f in files if f.kind == "bars"] or
-                         [pd.DataFrame(columns=list(PRICE_COLUMNS))], ["ticker", "date"])
-    alt = append_landed(stored["alt"], [f.frame for f in files if f.kind == "alt"] or
-                        [pd.DataFrame(columns=["date", *profile.alt_series])], ["date"])
-    names = ", ".join(Path(f).name for f in config.files) or "none"
-    context.log.info(f"landed files this run: {names}")
-    yield dg.Output(bars.astype({"date": "datetime64[ns]"}), "landed_bars",
-                    metadata={**describe_table(bars), "files_this_run": names})
-    yield dg.Output(alt.astype({"date": "datetime64[ns]"}), "landed_alt_data", metadata=describe_table(alt))
-    actions = append_landed(stored["actions"], [f.frame for f in files if f.kind == "actions"] or
-                            [empty_actions()], ["ticker", "date"])
-    yield dg.Output(actions.astype({"date": "datetime64[ns]", "ratio": float}), "landed_actions",
-                    metadata={"rows": len(actions), "splits": md_table(actions, rows=20)})
+        files = [read_landed(Path(f), profile.tickers, after(Path(f)), profile.exchange) for f in config.files]
+        bars = append_landed(stored["bars"], [f.frame for f in files if f.kind == "bars"] or
+                             [pd.DataFrame(columns=list(PRICE_COLUMNS))], ["ticker", "date"])
+        alt = append_landed(stored["alt"], [f.frame for f in files if f.kind == "alt"] or
+                            [pd.DataFrame(columns=["date", *profile.alt_series])], ["date"])
+        actions = append_landed(stored["actions"], [f.frame for f in files if f.kind == "actions"] or
+                                [empty_actions()], ["ticker", "date"])
+        names = ", ".join(Path(f).name for f in config.files) or "none"
+        context.log.info(f"landed files this run: {names}")
+        yield dg.Output(bars.astype({"date": "datetime64[ns]"}), "landed_bars",
+                        metadata={**describe_table(bars), "files_this_run": names})
+        yield dg.Output(alt.astype({"date": "datetime64[ns]"}), "landed_alt_data", metadata=describe_table(alt))
+        yield dg.Output(actions.astype({"date": "datetime64[ns]", "ratio": float}), "landed_actions",
+                        metadata={"rows": len(actions), "splits": md_table(actions, rows=20)})
 
 
 @dg.multi_asset(

@@ -8,6 +8,9 @@ from odyssey.calendar import sessions
 from resources.settings import SettingsResource
 
 DATA_GROUPS = ("market", "features")
+# Runs that carry this tag run one at a time per value: the instance's run queue limits it to one in
+# progress per value (jobs/main.py INSTANCE_YAML, deploy/dagster.yaml).
+QUEUE_TAG = "odyssey/queue"
 
 main_job = dg.define_asset_job(
     "odyssey_main",
@@ -68,7 +71,9 @@ ingest_job = dg.define_asset_job(
     selection=(dg.AssetSelection.groups(*DATA_GROUPS)
                | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log", "feature_drift")),
     description="New sessions: landing files or the source -> raw -> clean -> features -> exports, forecasts from "
-                "the champions, and every ticker's drift (its check feeds the retraining sensor).",
+                "the champions, and every ticker's drift (its check feeds the retraining sensor). One run at a time "
+                "(run queue limit on the tag odyssey/queue).",
+    tags={QUEUE_TAG: "ingest"},
 )
 
 

@@ -33,12 +33,25 @@ run_coordinator:
 concurrency:
   runs:
     max_concurrent_runs: 2
+    tag_concurrency_limits:
+      # runs tagged odyssey/queue (the ingest job's): one in progress per value, so ingests never overlap
+      - key: odyssey/queue
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
   pools:
-    default_limit: 1  # the one pool, qdrant_index: one writer of the market-state index at a time
+    # every pool one step at a time: qdrant_index (one writer of the market-state index) and
+    # landed_tables (one landing extends the landed tables at a time)
+    default_limit: 1
 """
 # What earlier versions wrote: replaced by the current settings, never a user's own file.
-EARLIER_INSTANCE_YAML = ("telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
-                         "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n")
+EARLIER_INSTANCE_YAMLS = (
+    "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n",
+    "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n  pools:\n"
+    "    default_limit: 1  # the one pool, qdrant_index: one writer of the market-state index at a time\n",
+)
 RECORD = "ODYSSEY_RUN_RECORD "
 
 
@@ -47,7 +60,7 @@ def prepare_home(settings) -> Path:
     home = Path(settings.paths.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == EARLIER_INSTANCE_YAML:
+    if not config.exists() or config.read_text() in EARLIER_INSTANCE_YAMLS:
         config.write_text(INSTANCE_YAML)
     return home
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, ContextManager
 
 import dagster as dg
 import pandas as pd
+from filelock import FileLock
 from upath import UPath
 
 from odyssey.hashing import sha256_bytes
@@ -123,6 +126,18 @@ class Storage(dg.ConfigurableResource):
     def path(self, *parts: str) -> UPath:
         return UPath(self.base_path).joinpath(*parts)
 
+    def exclusive(self, name: str) -> ContextManager:
+        """An exclusive lock named `name`, across threads and processes, held for a read-modify-write
+        of stored tables (a lock file under base_path/.locks/, released when its holder ends, even by
+        a crash). Object stores have no such lock: there the concurrency pool of the writing step
+        keeps writers apart (LANDED_POOL)."""
+        root = UPath(self.base_path)
+        if root.protocol not in LOCAL_PROTOCOLS:
+            return contextlib.nullcontext()
+        folder = Path(root.path) / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(folder / f"{name}.lock")
+
     def stored_table(self, asset: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         """An asset's stored table as the IO manager wrote it (only `columns`, when given), or
         None before its first run (for assets that extend their own history, such as the landed
@@ -135,6 +150,10 @@ class Storage(dg.ConfigurableResource):
 
 
 LANDED_TABLES = {"bars": "landed_bars", "alt": "landed_alt_data", "actions": "landed_actions"}
+# The concurrency pool of the step that extends the landed tables: the instance allows one step of
+# it at a time (pools default_limit 1), so two ingests never read the same landed days and each
+# write back only their own.
+LANDED_POOL = "landed_tables"
 
 
 def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str,

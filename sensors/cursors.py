@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from odyssey.hashing import sha256_file
-from odyssey.landing import move
+from odyssey.landing import move, refusal, sha256_regular
 from odyssey.sources.csv_source import SourceError
 
 
@@ -43,21 +42,53 @@ def settle_landed(context: dg.SensorEvaluationContext, pending: dict[str, list[s
         del pending[run_key]
 
 
+IN_PROGRESS = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def runs_in_progress(context: dg.SensorEvaluationContext, job_name: str, pending: dict[str, list[str]]) -> list[str]:
+    """What a landing sensor waits for before it requests another run of `job_name`: each run of
+    that job queued or under way in the instance (its own, a schedule's, or one started by hand),
+    and each run it requested (`pending`, after settle_landed) that the instance does not hold yet."""
+    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS))
+    waiting = [f"run {run.run_id} ({run.status.value.lower()})" for run in runs]
+    keys = {run.tags.get(RUN_KEY_TAG) for run in runs}
+    return waiting + [f"the run requested as {key} (not created yet)" for key in pending if key not in keys]
+
+
 def judge_new_files(context: dg.SensorEvaluationContext, cursor: dict, files, quarantine, judge) -> list[tuple]:
     """(path, SHA-256, judge(path)) for each of `files` not seen before with these bytes and not
-    waiting for a run; a file `judge` raises on is moved to quarantine with the reason (a
-    SourceError's message, else the error's type and text), and never retried."""
+    waiting for a run. An entry that is not a regular file (a link, a directory, a pipe, ...) is
+    moved to quarantine as it is, unopened, with what it is as the reason; a file `judge` raises
+    on is moved to quarantine with the reason (a SourceError's message, else the error's type and
+    text). Neither is retried."""
     pending = {n for names in cursor["pending"].values() for n in names}
     good = []
     for path in files:
-        digest = sha256_file(path)
-        if cursor["seen"].get(path.name) == digest or path.name in pending:
+        if path.name in pending:
+            continue
+        try:
+            refused = refusal(path)
+            digest = None if refused else sha256_regular(path)
+        except FileNotFoundError:
+            continue  # gone since the folder was listed
+        except SourceError as error:  # swapped for a link or a special file after it was listed
+            refused, digest = str(error), None
+        if refused:
+            _quarantine(context, path, quarantine, refused)
+            cursor["seen"].pop(path.name, None)
+            continue
+        if cursor["seen"].get(path.name) == digest:
             continue
         cursor["seen"][path.name] = digest
         try:
             good.append((path, digest, judge(path)))
         except Exception as error:  # any file that cannot be read is quarantined, never retried
             reason = str(error) if isinstance(error, SourceError) else f"{path.name}: {type(error).__name__}: {error}"
-            move(path, quarantine, reason)
-            context.log.warning(f"quarantined {path.name}: {reason}")
+            _quarantine(context, path, quarantine, reason)
     return good
+
+
+def _quarantine(context: dg.SensorEvaluationContext, path, quarantine, reason: str) -> None:
+    move(path, quarantine, reason)
+    context.log.warning(f"quarantined {path.name}: {reason}")

@@ -1,29 +1,43 @@
 """Ingest new trading days dropped in the landing folder.
 
 Each new file is read and judged first: a bad one goes to quarantine with a `.reason.txt` beside
-it and nothing stored changes. Good files start one `ingest` run (landing → raw → clean →
+it and nothing stored changes; a link or a special file (pipe, directory, device) named like a
+landing file goes there unopened. Good files start one `ingest` run (landing → raw → clean →
 features → forecasts); once that run succeeded they move to the archive (to quarantine if it
 failed). The cursor remembers every file by name and SHA-256, so none is ingested twice.
+
+One ingest at a time: while a run of the `ingest` job is queued or under way (this sensor's, the
+daily schedule's, or one started by hand), new files stay in the folder unjudged and the tick
+says what it waits for; the next tick after that run finished judges them against what it stored.
 """
 
 import json
 
 import dagster as dg
-from odyssey.landing import landing_files, landing_kind, read_landed
+from odyssey.landing import landing_entries, landing_kind, read_landed
 from resources.settings import SettingsResource
-from sensors.cursors import judge_new_files, settle_landed
+from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Start an ingestion run for new files in the landing folder; archive or quarantine them.")
+           description="Start an ingestion run for new files in the landing folder, one run at a time; archive or "
+                       "quarantine them.")
 def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
     landing, archive, quarantine = settings.value.paths.landing_dirs
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     settle_landed(context, cursor["pending"], landing, archive, quarantine)
+    waiting = runs_in_progress(context, "ingest", cursor["pending"])
+    if waiting:  # one ingest at a time: new files are judged against what that run stores
+        pending = {n for names in cursor["pending"].values() for n in names}
+        new = [p for p in landing_entries(landing) if p.name not in pending]
+        context.update_cursor(json.dumps(cursor))
+        yield dg.SkipReason(f"{len(new)} new landing file(s) wait until {'; '.join(waiting)} finished: "
+                            "one ingest at a time")
+        return
     watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in LANDED_TABLES}
     good = [landed for _, _, landed in judge_new_files(
-        context, cursor, landing_files(landing), quarantine,
+        context, cursor, landing_entries(landing), quarantine,
         lambda path: read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange))]
     if good:
         names = sorted(f.path.name for f in good)

@@ -2,12 +2,13 @@
 the tick drift check starts failing.
 
 Landing works like the bars landing folder: each new file is read and judged first (a bad one goes
-to quarantine with a `.reason.txt`, and nothing stored changes); good files start one
-`tick_ingest` run, and move to the archive once it succeeded (to quarantine if it failed). The
-cursor remembers every file by name and SHA-256, so none is ingested twice; in name order, each
-file must start after everything stored or accepted before it, so two files holding the same
-messages are never both ingested. One ingestion runs at a time: new files wait until the last
-run finished and its files were archived, because raw_ticks reads the archive. Anything that writes
+to quarantine with a `.reason.txt`, and nothing stored changes; a link or a special file named like
+a tick file goes there unopened); good files start one `tick_ingest` run, and move to the archive
+once it succeeded (to quarantine if it failed). The cursor remembers every file by name and
+SHA-256, so none is ingested twice; in name order, each file must start after everything stored or
+accepted before it, so two files holding the same messages are never both ingested. One ingestion
+runs at a time: new files wait while a tick_ingest run is queued or under way, and until the last
+run's files were archived, because raw_ticks reads the archive. Anything that writes
 whole NDJSON files of ticker messages into the folder plugs in: the synthetic market
 (`python -m jobs.ticks --land`), a recorder of the exchange's WebSocket, or a consumer of a
 message queue that rolls its files by day.
@@ -20,10 +21,11 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from odyssey import schemas
 from odyssey.sources.csv_source import SourceError, _lines
-from odyssey.ticks.source import read_tick_file, tick_files
+from odyssey.landing import landing_entries
+from odyssey.ticks.source import SUFFIX, read_tick_file, tick_files
 from resources.settings import SettingsResource
 from resources.storage import Storage
-from sensors.cursors import judge_new_files, settle_landed
+from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
 from sensors.retrain import new_evaluations, reason_of
 
 
@@ -57,8 +59,10 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
     product = settings.value.ticks.product
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
     settle_landed(context, cursor["pending"], landing, archive, quarantine)
-    if cursor["pending"]:  # one ingestion at a time: raw_ticks reads the archive, so the last run must settle
+    waiting = runs_in_progress(context, "tick_ingest", cursor["pending"])
+    if waiting:  # one ingestion at a time: raw_ticks reads the archive, so the last run must settle
         context.update_cursor(json.dumps(cursor))
+        yield dg.SkipReason(f"new tick files wait until {'; '.join(waiting)} finished: one ingestion at a time")
         return
     archived = {p.name for p in tick_files(archive)}
     stored = storage.stored_table("raw_ticks", columns=["timestamp", "source_file"])
@@ -66,7 +70,8 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
         stored = stored[stored["source_file"].isin(archived)]  # rows of a failed run's files do not count
     watermark = {"after": stored["timestamp"].max() if stored is not None and len(stored) else None}
     good = [(path, digest) for path, digest, _ in judge_new_files(
-        context, cursor, tick_files(landing), quarantine, lambda path: _judge(path, product, watermark, archived))]
+        context, cursor, landing_entries(landing, (SUFFIX,)), quarantine,
+        lambda path: _judge(path, product, watermark, archived))]
     if good:
         names = sorted(p.name for p, _ in good)
         run_key = "ticks-" + "-".join(sorted(d[:12] for _, d in good))

@@ -1,17 +1,35 @@
 """New sessions through the landing folder: judged, ingested once, archived; bad files quarantined
-with a reason (naming the file's own lines) and nothing stored changed."""
+with a reason (naming the file's own lines) and nothing stored changed; links and special files
+quarantined unopened; one ingest at a time (sensor, run queue, pool, lock), so no session is lost."""
+
+import os
+import stat
+import threading
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 import dagster as dg
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+from assets.market import landed_market
+from graph import build_definitions
+from jobs.main import INSTANCE_YAML
 
 from odyssey.calendar import next_sessions
 from odyssey.landing import move, read_landed, synthetic_days, write_landing
+from odyssey.sources.columns import MarketData
 from odyssey.sources.csv_source import SourceError
 from odyssey.sources.synthetic import generate_market
-from resources import SettingsResource, Storage
+from resources import SettingsResource, Storage, build_resources
 from sensors.landing import landing_sensor
+from sensors.ticks import tick_landing_sensor
 from tests.dagster_helpers import quick_settings, read_table, run_graph
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_synthetic_days_continue_the_same_market_on_sessions(quick_profile, quick_settings, tmp_path):
@@ -133,3 +151,257 @@ def test_splits_land_with_their_sessions_and_reach_the_corporate_actions(tmp_pat
     nvda = read_table(settings, "clean_prices").query("ticker == 'NVDA'").set_index("date")["close"]
     move = nvda.loc["2021-07-20"] / nvda.loc["2021-07-19"]
     assert 0.8 < move < 1.25
+
+
+# --- Safe landing: links and special files, one ingest at a time, no session lost ---
+
+SECRET = "SECRET-CELL-4242"
+
+
+def _one_day(data: MarketData, day: pd.Timestamp) -> MarketData:
+    return MarketData(prices=data.prices[data.prices["date"] == day].reset_index(drop=True),
+                      alt=data.alt[data.alt["date"] == day].reset_index(drop=True), actions=data.actions.iloc[0:0])
+
+
+def _sensor_resources(settings) -> dict:
+    return {"storage": Storage(base_path=settings.paths.storage_url), "settings": SettingsResource.of(settings)}
+
+
+def _request_files(request: dg.RunRequest) -> list[str]:
+    return sorted(Path(p).name for p in request.run_config["ops"]["landed_market"]["config"]["files"])
+
+
+def test_links_and_special_files_are_quarantined_unread(tmp_path, quick_profile, capsys):
+    """A symbolic link (to a secret file, or even to a valid landing file), a named pipe and a
+    directory named like landing files are moved to quarantine as they are (the link itself, its
+    target untouched) with a reason; none is opened, and nothing of the secret reaches a reason or a log."""
+    settings = quick_settings(tmp_path)
+    landing, _, quarantine = settings.paths.landing_dirs
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "system.csv"
+    secret.write_text(f"{SECRET},other\n1,2\n")
+    data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 2)
+    days = sorted(data.prices["date"].unique())
+    valid_bars, valid_alt = write_landing(_one_day(data, days[1]), outside)   # valid files, outside the folder
+    good = write_landing(_one_day(data, days[0]), landing)
+    (landing / "bars_secret.csv").symlink_to(secret)
+    (landing / "bars_linked.csv").symlink_to(valid_bars)
+    (landing / "alt_linked.csv").symlink_to(valid_alt)
+    os.mkfifo(landing / "bars_pipe.csv")
+    (landing / "bars_folder.csv").mkdir()
+    (landing / "bars_folder.csv" / "inside.csv").write_text("x\n")
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=_sensor_resources(settings))
+        requests = [r for r in landing_sensor(context) if isinstance(r, dg.RunRequest)]
+    logs = capsys.readouterr().err   # the sensor's log (Dagster's console logger)
+    assert len(requests) == 1 and _request_files(requests[0]) == sorted(p.name for p in good)
+
+    assert sorted(p.name for p in landing.iterdir()) == sorted(p.name for p in good)
+    for name in ("bars_secret.csv", "bars_linked.csv", "alt_linked.csv"):
+        moved = quarantine / name
+        assert moved.is_symlink(), f"{name}: the link itself is quarantined"
+        assert "symbolic link" in (quarantine / f"{name}.reason.txt").read_text()
+    assert os.readlink(quarantine / "bars_secret.csv") == str(secret)
+    assert secret.read_text() == f"{SECRET},other\n1,2\n" and valid_bars.exists() and valid_alt.exists()
+    assert stat.S_ISFIFO((quarantine / "bars_pipe.csv").lstat().st_mode)
+    assert "named pipe" in (quarantine / "bars_pipe.csv.reason.txt").read_text()
+    assert (quarantine / "bars_folder.csv" / "inside.csv").read_text() == "x\n"
+    assert "directory" in (quarantine / "bars_folder.csv.reason.txt").read_text()
+    reasons = " ".join(p.read_text() for p in quarantine.glob("*.reason.txt"))
+    assert SECRET not in reasons and SECRET not in logs
+    assert "quarantined bars_secret.csv: bars_secret.csv: a symbolic link" in logs
+
+
+def test_landed_market_refuses_a_link_named_in_its_config(tmp_path, quick_profile):
+    """A run started by hand (UI, CLI) with a link among its files fails naming the link, unread."""
+    secret = tmp_path / "system.csv"
+    secret.write_text(f"{SECRET},other\n1,2\n")
+    (tmp_path / "bars_x.csv").symlink_to(secret)
+    with pytest.raises(SourceError, match=r"^bars_x.csv: a symbolic link") as caught:
+        read_landed(tmp_path / "bars_x.csv", quick_profile.tickers, None)
+    assert SECRET not in str(caught.value)
+    os.mkfifo(tmp_path / "bars_pipe.csv")   # opening it for reading would wait for a writer
+    with pytest.raises(SourceError, match=r"^bars_pipe.csv: a named pipe"):
+        read_landed(tmp_path / "bars_pipe.csv", quick_profile.tickers, None)
+
+
+def test_tick_landing_quarantines_links_unread(tmp_path, capsys):
+    settings = quick_settings(tmp_path)
+    landing, _, quarantine = settings.paths.tick_landing_dirs
+    landing.mkdir(parents=True)
+    secret = tmp_path / "system.ndjson"
+    secret.write_text(f'{{"channel": "{SECRET}"}}\n')
+    (landing / "ticks_BTC-USD_20251117.ndjson").symlink_to(secret)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=_sensor_resources(settings))
+        assert [r for r in tick_landing_sensor(context) if isinstance(r, dg.RunRequest)] == []
+    logs = capsys.readouterr().err
+    assert (quarantine / "ticks_BTC-USD_20251117.ndjson").is_symlink() and not any(landing.iterdir())
+    reason = (quarantine / "ticks_BTC-USD_20251117.ndjson.reason.txt").read_text()
+    assert "symbolic link" in reason and SECRET not in reason + logs
+    assert "quarantined ticks_BTC-USD_20251117.ndjson" in logs
+
+
+def _run(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus,
+         tags: dict | None = None) -> dg.DagsterRun:
+    """A run of `job` in the instance as the daemon's queue holds it (not executed)."""
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("odyssey"), "__repository__"), job)
+    return instance.run_storage.add_run(dg.DagsterRun(job_name=job, status=status, tags=tags or {},
+                                                      remote_job_origin=origin))
+
+
+def _report(instance: dg.DagsterInstance, run: dg.DagsterRun, event: dg.DagsterEventType) -> None:
+    instance.report_dagster_event(dg.DagsterEvent(event.value, job_name=run.job_name), run.run_id)
+
+
+def test_sensor_waits_while_an_ingest_run_is_pending(tmp_path, quick_profile):
+    """While an ingest run is queued or started (the sensor's own, or one started by hand), new
+    files wait in the folder unjudged and no run is requested; once it finished, they are."""
+    settings = quick_settings(tmp_path)
+    landing, archive, _ = settings.paths.landing_dirs
+    data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 2)
+    days = sorted(data.prices["date"].unique())
+    resources = _sensor_resources(settings)
+    with dg.instance_for_test() as instance:
+        by_hand = _run(instance, "ingest", dg.DagsterRunStatus.QUEUED)
+        first = write_landing(_one_day(data, days[0]), landing)
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        (skip,) = list(landing_sensor(context))
+        assert isinstance(skip, dg.SkipReason) and by_hand.run_id in skip.skip_message
+        assert "2 new landing file(s)" in skip.skip_message
+        instance.report_run_canceled(by_hand)
+
+        context = dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor)
+        (request,) = list(landing_sensor(context))
+        assert isinstance(request, dg.RunRequest) and _request_files(request) == sorted(p.name for p in first)
+        context = dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor)
+        (skip,) = list(landing_sensor(context))   # requested, not yet in the instance
+        assert isinstance(skip, dg.SkipReason) and f"{request.run_key} (not created yet)" in skip.skip_message
+        # the run as the daemon queues it
+        run = _run(instance, "ingest", dg.DagsterRunStatus.QUEUED, {"dagster/run_key": request.run_key})
+        second = write_landing(_one_day(data, days[1]), landing)
+        for event in (None, dg.DagsterEventType.RUN_START):
+            if event is not None:
+                _report(instance, run, event)
+            context = dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor)
+            (skip,) = list(landing_sensor(context))
+            assert isinstance(skip, dg.SkipReason), skip
+            assert run.run_id in skip.skip_message and "2 new landing file(s)" in skip.skip_message
+            assert all(p.exists() for p in [*first, *second])
+
+        _report(instance, run, dg.DagsterEventType.RUN_SUCCESS)
+        context = dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor)
+        (request,) = list(landing_sensor(context))
+        assert isinstance(request, dg.RunRequest) and _request_files(request) == sorted(p.name for p in second)
+        assert sorted(p.name for p in archive.iterdir()) == sorted(p.name for p in first)
+
+
+GATES: dict[str, threading.Event] = {}
+
+
+class InterleavedStorage(Storage):
+    """Storage that makes two landings overlap: the "first" stops once it has read the stored
+    landed tables, until the "second" has reached them too (read them, or waits to)."""
+
+    who: str
+
+    def stored_table(self, asset: str, columns: list[str] | None = None):
+        table = super().stored_table(asset, columns)
+        if self.who == "second" and asset == "landed_bars":
+            GATES["second arrived"].set()
+        if self.who == "first" and asset == "landed_actions":
+            GATES["first read"].set()
+            assert GATES["second arrived"].wait(120), "the second landing never reached the landed tables"
+        return table
+
+    def exclusive(self, name: str):
+        if self.who == "second":
+            GATES["second arrived"].set()
+        return super().exclusive(name)
+
+
+def _land(settings, instance, storage: Storage, files: list[Path], results: dict, name: str) -> None:
+    """Materialize landed_market with `files` (a run as the landing sensor requests it)."""
+    results[name] = dg.materialize(
+        [landed_market], instance=instance, raise_on_error=False,
+        resources={"settings": SettingsResource.of(settings), "storage": storage,
+                   "io_manager": build_resources(settings)["io_manager"]},
+        run_config={"ops": {"landed_market": {"config": {"files": [str(f) for f in files]}}}})
+
+
+def test_two_overlapping_landings_lose_no_session(tmp_path, quick_profile):
+    """Two ingests of two landing files (one session each) run at the same time on the same
+    storage and instance: the second waits for the first's landed tables, so both sessions stay."""
+    settings = quick_settings(tmp_path)
+    data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 2)
+    days = sorted(data.prices["date"].unique())
+    files = [write_landing(_one_day(data, day), tmp_path / f"in{i}") for i, day in enumerate(days)]
+    GATES.clear()
+    GATES.update({"first read": threading.Event(), "second arrived": threading.Event()})
+    results: dict = {}
+    with dg.instance_for_test() as instance:
+        threads = [threading.Thread(target=_land, args=(settings, instance, InterleavedStorage(
+            base_path=settings.paths.storage_url, who=who), day_files, results, who))
+            for who, day_files in zip(("first", "second"), files)]
+        threads[0].start()
+        assert GATES["first read"].wait(120)
+        threads[1].start()
+        for thread in threads:
+            thread.join()
+    assert results["first"].success and results["second"].success
+    assert sorted(read_table(settings, "landed_bars")["date"].unique()) == days
+    assert sorted(read_table(settings, "landed_alt_data")["date"].unique()) == days
+    assert len(read_table(settings, "landed_bars")) == len(data.prices)
+
+
+def test_landed_market_waits_for_its_pool(tmp_path, quick_profile):
+    """With the instance's pools at one slot, a landing waits while another run holds the slot
+    of the landed tables, and lands once it is freed."""
+    settings = quick_settings(tmp_path)
+    data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 1)
+    files = write_landing(data, tmp_path / "in")
+    pool = landed_market.op.pool
+    assert pool, "landed_market has no concurrency pool"
+    results: dict = {}
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
+        slots = instance.event_log_storage
+        slots.initialize_concurrency_limit_to_default(pool)
+        assert slots.claim_concurrency_slot(pool, "another-ingest", "landed_market").is_claimed
+        storage = Storage(base_path=settings.paths.storage_url)
+        thread = threading.Thread(target=_land, args=(settings, instance, storage, files, results, "alone"))
+        thread.start()
+        poll, deadline = threading.Event(), time.monotonic() + 120
+        while thread.is_alive() and not slots.get_concurrency_info(pool).pending_run_ids \
+                and time.monotonic() < deadline:
+            poll.wait(0.05)   # until the run's landed_market step queues for the pool's slot
+        assert thread.is_alive(), "landed_market ran while another run held the pool's slot"
+        assert slots.get_concurrency_info(pool).pending_run_ids
+        assert storage.stored_table("landed_bars") is None
+        slots.free_concurrency_slot_for_step("another-ingest", "landed_market")
+        thread.join()
+    assert results["alone"].success
+    assert sorted(read_table(settings, "landed_bars")["date"].unique()) == sorted(data.prices["date"].unique())
+
+
+def _concurrency_of(text: str) -> dict:
+    return yaml.safe_load(text)["concurrency"]
+
+
+@pytest.mark.parametrize("config", ["jobs/main.py", "deploy/dagster.yaml"])
+def test_run_queue_runs_one_ingest_at_a_time(config, tmp_path):
+    """The run queue of both instance configurations holds a second ingest run while one is in
+    progress, and lets other jobs through."""
+    text = INSTANCE_YAML if config == "jobs/main.py" else (REPO / config).read_text()
+    defs = build_definitions(quick_settings(tmp_path))
+    with dg.instance_for_test(overrides={"concurrency": _concurrency_of(text)}) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        ingest_tags = defs.resolve_job_def("ingest").run_tags
+        running = _run(instance, "ingest", dg.DagsterRunStatus.STARTED, ingest_tags)
+        queued = _run(instance, "ingest", dg.DagsterRunStatus.QUEUED, ingest_tags)
+        other = _run(instance, "forecasting", dg.DagsterRunStatus.QUEUED, defs.resolve_job_def("forecasting").run_tags)
+        counter = TagConcurrencyLimitsCounter(limits, [running])
+        assert counter.is_blocked(queued)
+        assert not counter.is_blocked(other)
+        assert not TagConcurrencyLimitsCounter(limits, []).is_blocked(queued)

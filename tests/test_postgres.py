@@ -84,7 +84,8 @@ def test_runs_materializations_and_checks_live_in_postgres(server, tmp_path, mon
         queue = concurrency.run_queue_config
         assert queue.max_concurrent_runs == 2
         assert queue.tag_concurrency_limits == [
-            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+            {"key": "odyssey/queue", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
         # as jobs.main.run_all: the partitions, the data layer, the shared state, then the ticker's chain
         sync_ticker_partitions(instance, list(settings.universe.tickers))

@@ -85,19 +85,21 @@ def _issues(path: Path, lines: Iterable[int], column: str | list[str], problem: 
     return frame[list(ISSUE_COLUMNS)].astype({c: object for c in ISSUE_COLUMNS if c != "line"})
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, data: bytes | None = None) -> pd.DataFrame:
     """Read a CSV file as strings, or a Parquet file as stored; the index holds each row's line
-    in the file (header = line 1, blank lines counted; Parquet rows from line 2)."""
-    if path.stat().st_size == 0:
+    in the file (header = line 1, blank lines counted; Parquet rows from line 2). With `data`,
+    those bytes are parsed as the file `path` (already read), and the file is not opened."""
+    if (len(data) if data is not None else path.stat().st_size) == 0:
         raise SourceError(f"{path}: file is empty")
     if path.suffix == ".parquet":
         try:
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(io.BytesIO(data) if data is not None else path)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
         frame.index = pd.RangeIndex(2, len(frame) + 2)
     else:
-        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+        text = data.decode("utf-8-sig") if data is not None else path.read_text(encoding="utf-8-sig")
+        reader = csv.reader(io.StringIO(text))
         records, lines, start = [], [], 1
         for record in reader:
             if any(cell.strip() for cell in record):

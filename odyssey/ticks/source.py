@@ -14,6 +14,7 @@ that is not such a message is an error naming the file and its line numbers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from odyssey.hashing import sha256_file
+from odyssey.landing import landing_files, open_regular
 from odyssey.settings import TickSourceSettings
 from odyssey.sources.csv_source import SourceError, _lines
 
@@ -140,10 +141,9 @@ def write_days(ticks: pd.DataFrame, folder: Path) -> list[Path]:
 
 
 def tick_files(folder: Path) -> list[Path]:
-    """The NDJSON files of a folder, in name order (days in order for the written names)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == SUFFIX and not p.name.startswith("."))
+    """The regular NDJSON files of a folder, in name order (days in order for the written names);
+    links and special files are left out (odyssey.landing.refusal)."""
+    return landing_files(folder, (SUFFIX,))
 
 
 @dataclass
@@ -168,8 +168,10 @@ def read_tick_file(path: Path, product: str) -> TickFile:
     rows: list[tuple] = []
     problems: dict[str, list[int]] = {}
     skipped = 0
-    with path.open("rb") as handle:
+    digest = hashlib.sha256()
+    with open_regular(path) as handle:  # a regular file only: no link followed, no pipe waited on
         for line_no, raw in enumerate(handle, start=1):
+            digest.update(raw)
             if not raw.strip():
                 continue
             try:
@@ -209,7 +211,7 @@ def read_tick_file(path: Path, product: str) -> TickFile:
                           f"{_lines(frame.loc[stamps.isna(), 'source_line'])}")
     frame["timestamp"] = stamps.astype("datetime64[ns, UTC]")
     frame.insert(1, "product_id", product)
-    return TickFile(path, sha256_file(path), frame, skipped)
+    return TickFile(path, digest.hexdigest(), frame, skipped)
 
 
 def read_tick_files(paths: Iterable[Path], product: str) -> tuple[pd.DataFrame, list[TickFile]]:
