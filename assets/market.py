@@ -54,7 +54,8 @@ def landed_market(context: dg.AssetExecutionContext, config: LandingConfig, sett
             kind = landing_kind(path) or "bars"
             return last_landed_day(storage, profile.end, kind, stored[kind])
 
-        files = [read_landed(Path(f), profile.tickers, after(Path(f)), profile.exchange) for f in config.files]
+        files = [read_landed(Path(f), profile.tickers, after(Path(f)), profile.exchange,
+                         "volume" in profile.bar_fields) for f in config.files]
         bars = append_landed(stored["bars"], [f.frame for f in files if f.kind == "bars"] or
                              [pd.DataFrame(columns=list(PRICE_COLUMNS))], ["ticker", "date"])
         alt = append_landed(stored["alt"], [f.frame for f in files if f.kind == "alt"] or

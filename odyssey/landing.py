@@ -113,10 +113,11 @@ def landing_kind(path: Path) -> str | None:
 
 
 def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
-                exchange: str | None = None) -> LandedFile:
+                exchange: str | None = None, volume: bool = True) -> LandedFile:
     """Parse and judge one landing file; raise SourceError naming what is wrong (with the file's
-    own line numbers). With `exchange`, a day that is not one of its sessions is wrong too. Only
-    a regular file is read (`open_regular`); its SHA-256 is of the bytes parsed."""
+    own line numbers). With `exchange`, a day that is not one of its sessions is wrong too; with
+    `volume` (the settings' bar fields list it), a blank volume is too. Only a regular file is
+    read (`open_regular`); its SHA-256 is of the bytes parsed."""
     kind = landing_kind(path)
     if kind is None:
         raise SourceError(f"{path.name}: landing files are named bars_*, alt_* or actions_* (.csv or .parquet)")
@@ -125,7 +126,7 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
     table = _read_table(path, data)
     if kind == "bars":
         frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
-        if frame["volume"].isna().any():
+        if volume and frame["volume"].isna().any():
             raise SourceError(f"{path.name}: column 'volume' is empty in {_lines(frame.index[frame['volume'].isna()])}")
         unknown = sorted(set(frame["ticker"]) - set(tickers))
         if unknown:

@@ -38,7 +38,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
     watermark = {kind: last_landed_day(storage, profile.end, kind) for kind in LANDED_TABLES}
     good = [landed for _, _, landed in judge_new_files(
         context, cursor, landing_entries(landing), quarantine,
-        lambda path: read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange))]
+        lambda path: read_landed(path, profile.tickers, watermark[landing_kind(path) or "bars"], profile.exchange,
+                             "volume" in profile.bar_fields))]
     if good:
         names = sorted(f.path.name for f in good)
         run_key = "landing-" + "-".join(sorted(f.sha256[:12] for f in good))

@@ -73,6 +73,9 @@ def test_bad_landing_files_are_named_precisely(quick_profile, quick_settings, tm
     frame.to_csv(tmp_path / "bars_no_volume.csv", index=False)
     with pytest.raises(SourceError, match=r"bars_no_volume.csv: column 'volume' is empty in lines 4, 8$"):
         read_landed(tmp_path / "bars_no_volume.csv", quick_profile.tickers, after)
+    # a market whose settings leave volume out (universe.bar_fields) lands bars without it
+    assert read_landed(tmp_path / "bars_no_volume.csv", quick_profile.tickers, after, volume=False).frame[
+        "volume"].isna().sum() == 2
     frame = pd.read_csv(bars)
     frame.loc[1, "date"] = "2022-01-17"                 # a holiday of the exchange
     frame.to_csv(tmp_path / "bars_holiday.csv", index=False)
