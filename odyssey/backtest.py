@@ -97,9 +97,17 @@ class PolicyVerdict:
     days: int
     policy_turnover: float    # annualised traded value
     baseline_turnover: float
+    needed: int = 0  # held-out days the bootstrap needs; more than `days`: the policy cannot be judged
+
+    @property
+    def evaluable(self) -> bool:
+        return self.days >= self.needed
 
     @property
     def reason(self) -> str:
+        if not self.evaluable:
+            return (f"not yet evaluable: {self.days} held-out days, fewer than the {self.needed} the block bootstrap "
+                    f"needs, so the policy has not shown it earns its place")
         verdict = "not significantly worse than" if self.passed else "significantly worse than"
         return (f"excess return over the baseline {self.excess_return:+.2%}/yr, {self.level:.0%} interval "
                 f"[{self.ci_low:+.2%}, {self.ci_high:+.2%}] over {self.days} held-out days: {verdict} the baseline "
@@ -112,10 +120,13 @@ def judge_policy(market: PolicyMarket, act: Callable[[np.ndarray], np.ndarray], 
     with a paired block bootstrap (`excess_over`)."""
     policy = run_policy("policy", market, act, c, tilt, trade_rate)
     baseline = run_targets("baseline", market, market.baseline, c)
+    turnover = (float(policy.traded.mean() * ANNUAL_DAYS), float(baseline.traded.mean() * ANNUAL_DAYS))
+    if len(market) < 2 * block:
+        nan = float("nan")
+        return PolicyVerdict(False, nan, nan, nan, level, len(market), *turnover, needed=2 * block)
     e = excess_over(policy, baseline, block=block, level=level)
     return PolicyVerdict(e["excess_return_ci_high"] >= 0.0, e["excess_return"], e["excess_return_ci_low"],
-                         e["excess_return_ci_high"], level, len(market), float(policy.traded.mean() * ANNUAL_DAYS),
-                         float(baseline.traded.mean() * ANNUAL_DAYS))
+                         e["excess_return_ci_high"], level, len(market), *turnover, needed=2 * block)
 
 
 # -- baselines: target weights from information up to each close ---------------------------------

@@ -307,3 +307,14 @@ def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_t
     assert churns.policy_turnover == pytest.approx(0.8 * 252, rel=0.01)
     assert churns.excess_return < -0.8 * 0.0015 * 252 * 0.9
     assert "significantly worse than the baseline" in churns.reason
+
+
+def test_too_few_held_out_days_to_judge_the_policy_is_not_yet_evaluable_and_not_a_pass():
+    rng = np.random.default_rng(7)
+    days, n = 35, 4
+    panel = Panel(pd.bdate_range("2021-01-01", periods=days), tuple("ABCD"), rng.normal(0, 0.01, (days, n)),
+                  rng.normal(0.0004, 0.01, (days, n)))
+    market = policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+    verdict = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0, block=20)
+    assert not verdict.passed and not verdict.evaluable and verdict.days == len(market) < 40
+    assert verdict.reason.startswith(f"not yet evaluable: {len(market)} held-out days, fewer than the 40")
