@@ -4,8 +4,8 @@ the same run; the last line printed is one JSON object.
     python bench/analogs.py [--queries 500] [--million-queries 20] [--no-million]
 
 1. The full preset's market states (15 tickers, 2010-2024), built as `market_states` builds them
-   (features -> train-only scaler -> PCA fitted on training sessions; the scaler here is fitted on
-   every session up to train_end, where the asset drops the split-boundary rows first).
+   (the state map, clip thresholds -> regimes -> scaler -> PCA, fitted at the settings' cadence up
+   to train_end); the persisted index holds the newest fit's states, which the rest measures.
 2. build: writing every realised state but the newest session's into a fresh local-mode folder.
    upsert_day_ms: then the newest session (one state per ticker, whose forward return it
    realises), through the same `sync` the asset runs.
@@ -38,25 +38,23 @@ for folder in (ROOT, ROOT / "bench"):
 
 from recovery import market_and_inputs  # noqa: E402
 
-from odyssey import features as registry  # noqa: E402
-from odyssey.fitting import Scaler, feature_pipeline  # noqa: E402
-from odyssey.memory import (MarketIndex, build_states, day_number, exact_neighbours, payload_hash,  # noqa: E402
-                            realised_days, vector_columns)
+from odyssey.fitting import feature_pipeline  # noqa: E402
+from odyssey.memory import (MarketIndex, build_states, day_number, exact_neighbours, fit_ends,  # noqa: E402
+                            newest_fit, payload_hash, realised_days, vector_columns)
 from odyssey.settings import load_settings, preset_path  # noqa: E402
 
 K = 20
 
 
 def full_states() -> pd.DataFrame:
+    """The newest fit's states of the full preset (what the persisted index holds)."""
     settings = load_settings(preset_path("full"), environ={})
     profile = settings.profile()
     _, inputs = market_and_inputs(settings)
-    _, features = feature_pipeline(settings, scale=False).fit_transform(inputs, end=pd.Timestamp(profile.train_end))
-    names = tuple(registry.features_of(settings.universe))
-    scaler_params = Scaler(names).fit(features, None, pd.Timestamp(profile.train_end))
-    states, _ = build_states(features, scaler_params, inputs.clean, settings.forecast.horizon,
-                             settings.memory.dimensions, profile.train_end)
-    return states
+    ends = fit_ends(inputs.dates, profile.train_end, settings.memory.first_fit_months, settings.memory.refit_months)
+    states, _ = build_states(inputs, feature_pipeline(settings, scale=False), settings.forecast.horizon,
+                             settings.memory.dimensions, ends)
+    return newest_fit(states)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,8 +62,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def index_against_exact(index: MarketIndex, states: pd.DataFrame, queries: int, live: bool, seed: int = 0) -> dict:
-    """Random queries: past sessions (the payload filter), or the newest session (`live`: every
-    stored state was realised by then, so no filter), each against the exact search."""
+    """Random queries: past sessions after the fit's end (the payload filter), or the newest
+    session (`live`: every stored state was realised by then, so no filter), each against the
+    exact search."""
     rng = np.random.default_rng(seed)
     columns = vector_columns(states)
     by_ticker = {t: g.reset_index(drop=True) for t, g in states.groupby("ticker")}
@@ -73,7 +72,8 @@ def index_against_exact(index: MarketIndex, states: pd.DataFrame, queries: int, 
     for _ in range(queries):
         ticker = rng.choice(sorted(by_ticker))
         mine = by_ticker[ticker]
-        row = mine.iloc[rng.integers(250, len(mine))]
+        askable = np.flatnonzero((mine["date"] > mine["fit_end"]).to_numpy())
+        row = mine.iloc[askable[rng.integers(0, len(askable))]]
         if live:
             row = row.copy()
             row["date"] = mine["date"].max()
@@ -97,7 +97,8 @@ def simulated_million(points: int, queries: int, dims: int = 16, seed: int = 1) 
     rng = np.random.default_rng(seed)
     # dates cycle through 100,000 days (a pandas timedelta spans at most 106,751); ids are unique
     dates = pd.Timestamp("1700-01-01") + pd.to_timedelta(np.arange(points) % 100_000, unit="D")
-    states = pd.DataFrame({"id": np.arange(1, points + 1, dtype=np.int64), "date": dates, "ticker": "SIM",
+    states = pd.DataFrame({"fit_end": pd.Timestamp("1699-12-31"), "id": np.arange(1, points + 1, dtype=np.int64),
+                           "date": dates, "ticker": "SIM",
                            "regime": rng.integers(0, 3, points).astype(float),
                            "forward_return": rng.normal(0, 0.02, points),
                            "realised_date": dates + pd.Timedelta(days=7)})

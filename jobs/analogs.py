@@ -3,11 +3,13 @@
     python -m jobs.analogs --date 2020-03-16 [--ticker SPY] [--k 20] [--settings FILE | --profile quick]
 
 Reads the market states and the index that `make run` (or the market_features job) built for the
-settings. Prints the analogs (date, similarity, regime, the forward return that followed) and
-their summary (the analog forecast, mean, spread, share up), and writes a plot of their
-subsequent paths under the storage's reports/. If the index is busy (being written), the answer
-comes from an in-memory copy of the stored states. The launchpad way is to materialize
-`market_analogs` with the same fields in its config.
+settings. Prints the analogs (date, similarity, regime, the forward return that followed), the
+fit of the state map that answered and their summary (the analog forecast, mean, spread, share
+up), and writes a plot of their subsequent paths under the storage's reports/. A day is answered
+by the newest fit that ends before it; a day on or before the first fit's end is refused (exit
+2, with the days that can be asked). If the index is busy (being written), the answer comes from
+an in-memory copy of the stored states. The launchpad way is to materialize `market_analogs`
+with the same fields in its config.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         ["date", "similarity", "regime", "forward_return"]]
     print(f"{ticker} on {date.date()}: the {len(table)} most similar past sessions whose {answer.horizon}-session "
           f"forward return was known by then ({source})")
+    print(f"state map   fitted on sessions up to {answer.fit_end.date()} (the newest fit that ends before "
+          f"{date.date()})")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"forecast (distance-weighted) {summary['forecast']:+.4f}  mean {summary['mean']:+.4f}  "
           f"spread {summary['spread']:.4f}  share up {summary['share_up']:.0%}")

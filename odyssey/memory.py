@@ -1,15 +1,40 @@
-"""Market memory: each ticker's market state on each session, embedded by a PCA fitted on
-training rows only; the states whose forward return had been realised by a day; and the analog
-forecast, a distance-weighted mean of what followed the k nearest of them.
+"""Market memory: each ticker's market state on each session, embedded by a state map fitted on
+sessions before the days it answers for; the states whose forward return had been realised by a
+day; and the analog forecast, a distance-weighted mean of what followed the k nearest of them.
 
-`MarketIndex` keeps the states in Qdrant (the resource that opens it, local or a server, is in
-`resources/memory.py`); `exact_neighbours` is the brute-force search the walk-forward uses and
-the index is checked against.
+Fits in time. The state map is the feature pipeline's fitted parts (return clip thresholds,
+regime model, scaler) and the PCA on top of them; all four are fitted together, on an expanding
+window of sessions from the start of the data. The first fit ends `memory.first_fit_months`
+after the start, the next ones every `memory.refit_months` after it, and the last at the
+training split's end (`dates.train_end`): like the data layer, the memory never fits on a
+validation or test session. A question about day d is answered by the newest fit that ends
+before d (`route`): its window holds no session on or after d, and neither do the states it
+searches (realised on or before d) nor the day's own state (features from data up to d). A
+question on or before the first fit's end is refused (`QuestionTooEarly`), with the days that
+can be asked. Each fit embeds the sessions up to the next fit's end (the newest: every session),
+so the states table holds one row per fit, ticker and session it answers for.
+
+Why refits at a cadence rather than one fit refusing everything up to `train_end`: the training
+years are most of the history, and a refit costs one feature-pipeline fit and one PCA. Why not a
+fit per question: the states could not be prepared ahead of the questions. Only the newest fit,
+which answers the newest session and every day after `train_end`, is kept in the persisted
+index (`MarketIndex`, opened by `resources/memory.py`); Qdrant local mode commits each point
+on its own, so persisting every fit would multiply the index's writes, while the older fits'
+states never change (their sessions lie in the closed past). A question for an older fit is
+answered by a private in-memory index of that fit's states of the ticker. Every collection
+records the end of the fit it holds, and a search for a day on or before it is refused.
+
+The walk-forward analog forecast (`AnalogFolds`) fits the whole state map on each fold's
+training rows, which end before the fold's validation and test windows; it refuses a fold
+whose training rows reach its test rows. `exact_neighbours` is the brute-force search the
+walk-forward uses and the index is checked against.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -19,7 +44,8 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from odyssey.calendar import in_window
-from odyssey.fitting import Scaler
+from odyssey.fitting import FeaturePipeline, MarketInputs, PipelineParams, Scaler
+from odyssey.hashing import sha256_bytes
 from odyssey.splits import forward_returns, target_name
 
 EPOCH = pd.Timestamp("1970-01-01")
@@ -76,19 +102,89 @@ def embed(x: np.ndarray, params: dict) -> np.ndarray:
     return (centred @ np.asarray(params["components"]).T).astype(np.float32)
 
 
-def build_states(features: pd.DataFrame, scaler_params: dict, clean: pd.DataFrame, horizon: int, dimensions: int,
-                 train_end) -> tuple[pd.DataFrame, dict]:
-    """Every ticker's market state on every session: the features scaled by the train-only
-    scaler, embedded by a PCA fitted on sessions up to `train_end` (all tickers pooled), with the
-    regime, the `horizon`-session forward log return and the session it is realised on (missing
-    for the newest sessions). Returns (states, embedding params)."""
-    names = tuple(scaler_params["features"])
-    scaled = Scaler(names).apply(features, scaler_params)
-    embedding = StateEmbedding(names, dimensions)
-    params = embedding.fit(scaled, None, pd.Timestamp(train_end))
-    vectors = embedding.apply(scaled, params)
-    forward = forward_returns(clean, horizon).rename(columns={target_name(horizon): "forward_return",
-                                                              "target_end": "realised_date"})
+# -- fits in time -------------------------------------------------------------------------------
+
+def fit_ends(sessions, train_end, first_fit_months: int, refit_months: int) -> tuple[pd.Timestamp, ...]:
+    """The last session of each fit of the state map: the last session before `first_fit_months`
+    after the first session, then before each further `refit_months`, while before `train_end`;
+    and the last session on or before `train_end`, always the last fit. `refit_months` 0: that
+    one fit only."""
+    sessions = pd.DatetimeIndex(sorted(set(pd.DatetimeIndex(sessions))))
+    train_end = pd.Timestamp(train_end)
+    upto = sessions[sessions <= train_end]
+    if upto.empty:
+        raise ValueError(f"no session on or before train_end {train_end.date()} to fit the state map on")
+    ends: list[pd.Timestamp] = []
+    k = 0
+    while refit_months > 0:
+        anchor = sessions[0] + pd.DateOffset(months=first_fit_months + k * refit_months)
+        before = sessions[sessions < anchor]
+        if before[-1] >= upto[-1]:
+            break
+        ends.append(before[-1])
+        k += 1
+    return tuple(ends) + (upto[-1],)
+
+
+@dataclass(frozen=True)
+class StateFit:
+    """One fit of the state map: the feature pipeline's fitted parts and the PCA, fitted on the
+    sessions up to `end`. It embeds the states up to `until` (the next fit's end; None for the
+    newest fit: every session) and answers the questions dated after `end` up to `until`."""
+
+    end: pd.Timestamp
+    until: pd.Timestamp | None
+    pipeline: PipelineParams
+    embedding: dict
+    states: int
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the fitted parameters: the index holding this fit's states knows it."""
+        content = {"pipeline": dataclasses.asdict(self.pipeline), "embedding": self.embedding}
+        return sha256_bytes(json.dumps(content, sort_keys=True, default=str).encode())[:16]
+
+    def to_dict(self) -> dict:
+        return {"end": str(self.end.date()), "until": str(self.until.date()) if self.until is not None else None,
+                "states": self.states, "fingerprint": self.fingerprint,
+                "pipeline": dataclasses.asdict(self.pipeline), "embedding": self.embedding}
+
+
+def build_states(inputs: MarketInputs, pipeline: FeaturePipeline, horizon: int, dimensions: int,
+                 ends: Sequence[pd.Timestamp]) -> tuple[pd.DataFrame, list[StateFit]]:
+    """Every ticker's market state on every session, under each fit of the state map ending on
+    `ends` (ascending): the feature pipeline (clip thresholds, regimes) and the scaler fitted on
+    the sessions up to the fit's end, a PCA fitted on the same sessions (all tickers pooled); with
+    the regime, the `horizon`-session forward log return and the session it is realised on
+    (missing for the newest sessions). A fit's rows are the sessions up to the next fit's end (the
+    newest fit: all). Returns (states with a `fit_end` column, the fits)."""
+    ends = [pd.Timestamp(e) for e in ends]
+    if not ends or any(a >= b for a, b in zip(ends, ends[1:])):
+        raise ValueError(f"the fits' ends must be ascending and distinct, got {[str(e.date()) for e in ends]}")
+    pipeline = dataclasses.replace(pipeline, scale=False)
+    names = tuple(pipeline.names)
+    unfitted = pipeline.unfitted(inputs)
+    forward = forward_returns(inputs.clean, horizon).rename(columns={target_name(horizon): "forward_return",
+                                                                     "target_end": "realised_date"})
+    frames, fits = [], []
+    for end, until in zip(ends, [*ends[1:], None]):
+        params, features = pipeline.fit_transform(inputs, end=end, unfitted=unfitted)
+        features = features.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+        scaler = Scaler(names)
+        params.scaler = scaler.fit(features, None, end)
+        scaled = scaler.apply(features, params.scaler)
+        embedding = StateEmbedding(names, dimensions)
+        pca = embedding.fit(scaled, None, end)
+        keep = in_window(features["date"], None, until)
+        frame = _states(features.loc[keep], embedding.apply(scaled.loc[keep], pca), forward)
+        frames.append(frame.assign(fit_end=end))
+        fits.append(StateFit(end, until, params, pca, int(len(frame))))
+    states = pd.concat(frames, ignore_index=True)
+    columns = ["fit_end", *[c for c in states.columns if c != "fit_end"]]
+    return states[columns].sort_values(["fit_end", "ticker", "date"], kind="stable").reset_index(drop=True), fits
+
+
+def _states(features: pd.DataFrame, vectors: np.ndarray, forward: pd.DataFrame) -> pd.DataFrame:
     features = features.reset_index(drop=True)
     keys = features[["date", "ticker"]]
     joined = keys.merge(forward, on=["date", "ticker"], how="left")
@@ -99,7 +195,61 @@ def build_states(features: pd.DataFrame, scaler_params: dict, clean: pd.DataFram
         "realised_date": pd.DatetimeIndex(joined["realised_date"])})
     states = pd.concat([states, pd.DataFrame(vectors, columns=[f"v{i}" for i in range(vectors.shape[1])])], axis=1)
     states["hash"] = payload_hash(states)
-    return states.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True), params
+    return states
+
+
+def newest_fit(states: pd.DataFrame) -> pd.DataFrame:
+    """The states of the newest fit: what the persisted index holds."""
+    return states[states["fit_end"] == states["fit_end"].max()].reset_index(drop=True)
+
+
+class QuestionTooEarly(ValueError):
+    """A question about a day on or before the first fit of the state map ends."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question routed to the fit that answers it: the newest fit ending before its day."""
+
+    ticker: str
+    date: pd.Timestamp
+    fit_end: pd.Timestamp
+    newest_fit_end: pd.Timestamp
+    vector: np.ndarray
+
+    @property
+    def newest(self) -> bool:
+        return self.fit_end == self.newest_fit_end
+
+
+def route(states: pd.DataFrame, ticker: str, date) -> Question:
+    """The fit that answers `ticker` on `date` (a session in `states`), and that day's state under
+    it. Refused, saying which days can be asked, when no fit ends before the day."""
+    date = pd.Timestamp(date)
+    mine = states[states["ticker"] == ticker]
+    if mine.empty:
+        raise ValueError(f"no market states for ticker {ticker!r}")
+    ends = sorted(pd.DatetimeIndex(mine["fit_end"].unique()))
+    before = [e for e in ends if e < date]
+    if not before:
+        later = mine.loc[(mine["fit_end"] == ends[0]) & (mine["date"] > ends[0]), "date"]
+        first = later.min() if len(later) else None
+        refits = f" (then refitted up to {', '.join(str(e.date()) for e in ends[1:])})" if len(ends) > 1 else ""
+        raise QuestionTooEarly(
+            f"{ticker} on {date.date()}: the market memory answers a question about a day only with a state map "
+            f"(clip thresholds, regimes, scaler, PCA) fitted on sessions before that day, and its first fit was "
+            f"fitted on sessions up to {ends[0].date()}{refits}; a fit that saw the day or later would answer "
+            f"with the future. "
+            + (f"ask about a session from {first.date()} to {mine['date'].max().date()}" if first is not None
+               else f"no session of {ticker} comes after the first fit"))
+    fit_end = before[-1]
+    row = mine[(mine["fit_end"] == fit_end) & (mine["date"] == date)]
+    if row.empty:
+        known = mine["date"]
+        raise ValueError(f"no market state for {ticker} on {date.date()}: the states of {ticker} "
+                         f"run {known.min().date()} .. {known.max().date()} on trading sessions")
+    vector = row[vector_columns(states)].to_numpy(dtype=np.float32)[0]
+    return Question(ticker, date, fit_end, ends[-1], vector)
 
 
 # -- the analog forecast ------------------------------------------------------------------------
@@ -140,6 +290,7 @@ class AnalogResult:
     date: pd.Timestamp
     neighbours: pd.DataFrame  # date, distance, similarity, regime, forward_return
     horizon: int
+    fit_end: pd.Timestamp  # the last session the state map that answered was fitted on
 
     @property
     def forecast(self) -> float:
@@ -193,15 +344,20 @@ def walkforward_analogs(vectors: np.ndarray, dates: pd.DatetimeIndex, realised: 
 @dataclass
 class AnalogFolds:
     """The analog forecast as a walk-forward model (`walkforward.FoldModel`): in each fold the
-    embedding is fitted on the fold's training rows (after the fold's own feature pipeline), and
-    each test day's forecast comes from the k nearest states realised by that day (the frame's
+    state map (the fold's own feature pipeline, then the PCA) is fitted on the fold's training
+    rows, which end before its test rows (a fold where they do not is refused), and each test
+    day's forecast comes from the k nearest states realised by that day (the frame's
     `target_end`), among all the ticker's labelled sessions."""
 
     dimensions: int = 16
     k: int = 20
 
     def fit_predict(self, data, frame: pd.DataFrame) -> tuple[np.ndarray, dict]:
-        train = data.fold.train
+        train, test = data.fold.train, data.fold.test
+        if len(test) and data.dates[train].max() >= data.dates[test].min():
+            raise ValueError(f"fold {data.fold.k}: its training rows reach {data.dates[train].max().date()}, on or "
+                             f"after its first test day {data.dates[test].min().date()}; the state map must be "
+                             "fitted before the days it answers for")
         names = [f"f{i}" for i in range(data.x.shape[1])]
         rows = pd.DataFrame(data.x[train], columns=names).assign(date=data.dates[train])
         params = StateEmbedding(tuple(names), self.dimensions).fit_rows(rows)
@@ -231,11 +387,13 @@ class IndexBusy(RuntimeError):
 
 
 class MarketIndex:
-    """The market's memory in Qdrant: one collection per ticker (`<prefix>_<ticker>`, Euclidean
-    distance), one point per session whose forward return has been realised, with payload
-    ticker, date, day (days since 1970), regime, forward_return and realised_day. A session
-    enters the memory on the day its forward return is realised; the collection's metadata keeps
-    the newest realised_day it holds.
+    """The market's memory in Qdrant: the states of one fit of the state map, one collection per
+    ticker (`<prefix>_<ticker>`, Euclidean distance), one point per session whose forward return
+    has been realised, with payload ticker, date, day (days since 1970), regime, forward_return
+    and realised_day. A session enters the memory on the day its forward return is realised; the
+    collection's metadata keeps the fit's fingerprint, the last session it was fitted on
+    (`fit_end_day`) and the newest realised_day it holds. A search for a day on or before the
+    fit's end is refused.
 
     Per ticker, because every question the memory answers is about one ticker's own history, and
     a filtered search costs time in proportion to the points of the collection it runs on (in
@@ -253,7 +411,7 @@ class MarketIndex:
         return sorted(c.name[len(head):] for c in self.client.get_collections().collections if c.name.startswith(head))
 
     # writing
-    def ensure(self, ticker: str, dimensions: int, fingerprint: str) -> bool:
+    def ensure(self, ticker: str, dimensions: int, fingerprint: str, fit_end_day: int) -> bool:
         """Create the ticker's collection, or recreate it when the embedding changed (its
         fingerprint is the collection's metadata). True when it was (re)created empty."""
         from qdrant_client import models
@@ -265,7 +423,7 @@ class MarketIndex:
             self.client.delete_collection(name)
         self.client.create_collection(
             name, vectors_config=models.VectorParams(size=dimensions, distance=models.Distance.EUCLID),
-            metadata={"fingerprint": fingerprint})
+            metadata={"fingerprint": fingerprint, "fit_end_day": fit_end_day})
         with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); a server uses them
             warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
             self.client.create_payload_index(name, "realised_day", field_schema=models.PayloadSchemaType.INTEGER)
@@ -306,19 +464,24 @@ class MarketIndex:
 
     def sync(self, states: pd.DataFrame, fingerprint: str,
              known: pd.DataFrame | None = None) -> tuple[dict[str, int], pd.DataFrame]:
-        """Bring the index to `states`: upsert new and changed points, delete vanished ones (a
-        changed embedding rebuilds a ticker's collection), drop the collections of tickers no
-        longer in `states`. `known`: the (ticker, id, hash) table the last sync returned, which
-        spares reading every point back; None reads them from the index. Returns the counts and
-        the table to pass next time."""
+        """Bring the index to `states` (one fit's: one `fit_end`): upsert new and changed points,
+        delete vanished ones (a changed embedding rebuilds a ticker's collection), drop the
+        collections of tickers no longer in `states`. `known`: the (ticker, id, hash) table the
+        last sync returned, which spares reading every point back; None reads them from the
+        index. Returns the counts and the table to pass next time."""
         from qdrant_client import models
 
+        fits = pd.DatetimeIndex(states["fit_end"].unique())
+        if len(fits) != 1:
+            raise ValueError(f"the index holds the states of one fit of the state map, got {len(fits)} fits "
+                             f"({', '.join(str(f.date()) for f in sorted(fits))}): pass `newest_fit(states)`")
+        fit_end_day = int(day_number(fits)[0])
         realised = states["forward_return"].notna() & states["realised_date"].notna()
         awaiting, states = int((~realised).sum()), states[realised]
         counts = {"points": len(states), "awaiting_forward_return": awaiting, "upserted": 0, "deleted": 0,
                   "rebuilt": 0}
         dimensions = len(vector_columns(states))
-        rebuilt = {t for t in sorted(states["ticker"].unique()) if self.ensure(t, dimensions, fingerprint)}
+        rebuilt = {t for t in sorted(states["ticker"].unique()) if self.ensure(t, dimensions, fingerprint, fit_end_day)}
         for ticker in set(self.tickers()) - set(states["ticker"]):
             counts["deleted"] += self.count(ticker)
             self.client.delete_collection(self.collection(ticker))
@@ -342,8 +505,8 @@ class MarketIndex:
                                points_selector=models.PointIdsList(points=gone["id"].astype(int).tolist()))
         newest = states.assign(realised_day=day_number(states["realised_date"])).groupby("ticker")["realised_day"].max()
         for ticker, day in newest.items():
-            self.client.update_collection(self.collection(ticker), metadata={"fingerprint": fingerprint,
-                                                                             "newest_realised_day": int(day)})
+            self.client.update_collection(self.collection(ticker), metadata={
+                "fingerprint": fingerprint, "fit_end_day": fit_end_day, "newest_realised_day": int(day)})
         counts.update(upserted=len(upsert), deleted=counts["deleted"] + len(vanished), rebuilt=len(rebuilt))
         return counts, states[["ticker", "id", "hash"]].reset_index(drop=True)
 
@@ -352,17 +515,31 @@ class MarketIndex:
         tickers = [ticker] if ticker else self.tickers()
         return sum(int(self.client.count(self.collection(t), exact=True).count) for t in tickers)
 
+    def fit_end(self, ticker: str) -> pd.Timestamp | None:
+        """The last session the state map of the ticker's collection was fitted on (None: not
+        recorded, an index written before fits were)."""
+        day = (self.client.get_collection(self.collection(ticker)).config.metadata or {}).get("fit_end_day")
+        return None if day is None else EPOCH + pd.Timedelta(days=int(day))
+
     def analogs(self, ticker: str, date, vector: np.ndarray, k: int) -> pd.DataFrame:
         """The k states of `ticker` nearest to `vector` among those whose forward return was
-        realised on or before `date` (a payload filter in the index), nearest first."""
+        realised on or before `date` (a payload filter in the index), nearest first. Refused for
+        a day on or before the end of the fit whose states the collection holds."""
         from qdrant_client import models
 
         name = self.collection(ticker)
         if not self.client.collection_exists(name):
             raise ValueError(f"the market-state index has no collection for ticker {ticker!r} "
                              f"(it holds {', '.join(self.tickers()) or 'none'})")
+        metadata = self.client.get_collection(name).config.metadata or {}
+        fit_end = self.fit_end(ticker)
+        if fit_end is None or pd.Timestamp(date) <= fit_end:
+            raise ValueError(f"the market-state index's {ticker} collection holds states embedded by a fit on "
+                             + (f"sessions up to {fit_end.date()}: it cannot answer for {pd.Timestamp(date).date()}, "
+                                "on or before that day" if fit_end is not None else
+                                "sessions it does not record: materialize market_state_index to rebuild it"))
         day = int(day_number([date])[0])
-        newest = (self.client.get_collection(name).config.metadata or {}).get("newest_realised_day")
+        newest = metadata.get("newest_realised_day")
         # Every stored state was realised by its newest realised_day: a query on or after it (the
         # live question, about the newest session) would keep them all, so it needs no filter.
         flt = None if newest is not None and day >= newest else models.Filter(
@@ -376,20 +553,21 @@ class MarketIndex:
         return frame.assign(similarity=similarity(frame["distance"].to_numpy(dtype=float)))
 
     def ask(self, states: pd.DataFrame, ticker: str, date, k: int, horizon: int) -> AnalogResult:
-        """What the memory says about `ticker` on `date` (a session in `states`)."""
-        row = states[(states["ticker"] == ticker) & (states["date"] == pd.Timestamp(date))]
-        if row.empty:
-            known = states.loc[states["ticker"] == ticker, "date"]
-            raise ValueError(f"no market state for {ticker} on {pd.Timestamp(date).date()}: the states of {ticker} "
-                             f"run {known.min().date()} .. {known.max().date()} on trading sessions"
-                             if len(known) else f"no market states for ticker {ticker!r}")
-        vector = row[vector_columns(states)].to_numpy(dtype=np.float32)[0]
-        return AnalogResult(ticker, pd.Timestamp(date), self.analogs(ticker, date, vector, k), horizon)
+        """What the memory says about `ticker` on `date` (a session in `states`): from the fit
+        that answers the day (`route`), which must be the one this index holds."""
+        question = route(states, ticker, date)
+        held = self.fit_end(ticker) if self.client.collection_exists(self.collection(ticker)) else None
+        if held is not None and held != question.fit_end:
+            raise ValueError(f"{ticker} on {question.date.date()} is answered by the fit on sessions up to "
+                             f"{question.fit_end.date()}, and this index holds the states of the fit up to "
+                             f"{held.date()}: ask through resources.memory.ask, or materialize market_state_index")
+        neighbours = self.analogs(ticker, question.date, question.vector, k)
+        return AnalogResult(ticker, question.date, neighbours, horizon, question.fit_end)
 
 
 def in_memory_index(states: pd.DataFrame, collection: str = "market_states") -> MarketIndex:
-    """A private in-memory copy of the index built from stored states: a reader that never
-    touches (or waits for) the writer's folder."""
+    """A private in-memory index of one fit's stored states: a reader that never touches (or
+    waits for) the writer's folder, and the index of the fits the persisted one does not hold."""
     from qdrant_client import QdrantClient
 
     index = MarketIndex(QdrantClient(":memory:"), collection)

@@ -366,6 +366,13 @@ class MemorySettings(_Model):
     mode under paths.qdrant unless qdrant_url, from QDRANT_URL, names a server)."""
 
     dimensions: int = Field(default=16, ge=2, description="PCA components of a market state")
+    first_fit_months: int = Field(default=24, ge=1, description="the first fit of the state map (clip thresholds, "
+                                  "regimes, scaler, PCA) ends on the last session before this many months after "
+                                  "the start; a question on or before that session is refused")
+    refit_months: int = Field(default=12, ge=0, description="then the state map is refitted on the expanding "
+                              "window every this many months while before dates.train_end, where the last fit "
+                              "ends; a question about a day is answered by the newest fit that ends before it "
+                              "(0: one fit, at train_end)")
     k: int = Field(default=20, ge=1, description="analogs behind a forecast")
     collection: str = "market_states"
     qdrant_url: Optional[str] = None

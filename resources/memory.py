@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from odyssey.memory import AnalogResult, IndexBusy, MarketIndex, in_memory_index
+from odyssey.memory import AnalogResult, IndexBusy, MarketIndex, in_memory_index, route
 
 # The pool of the asset that writes the index: the instance allows one step of it at a time
 # (Qdrant local mode holds an exclusive lock on its folder).
@@ -57,22 +57,30 @@ class QdrantIndex(dg.ConfigurableResource):
 
 def ask(memory: QdrantIndex, states: pd.DataFrame, ticker: str, date: str | pd.Timestamp | None, k: int,
         horizon: int) -> tuple[AnalogResult, str]:
-    """What the memory says about `ticker` on `date` (empty: its newest session). The answer comes
-    from the persisted index; if another process holds it, from a copy built in memory from the
-    stored states (the same vectors, so the same answer)."""
+    """What the memory says about `ticker` on `date` (empty: its newest session), from the fit of
+    the state map that ends before the day (`route`; refused with the days that can be asked
+    when none does). The newest fit's answer comes from the persisted index, or, if another
+    process holds it, from a copy built in memory from the stored states (the same vectors, so
+    the same answer); an older fit's from an in-memory index of its states of the ticker."""
     if not date:
         mine = states.loc[states["ticker"] == ticker, "date"]
         date = mine.max() if len(mine) else pd.NaT
+    question = route(states, ticker, date)
+    mine = states[(states["fit_end"] == question.fit_end) & (states["ticker"] == ticker)]
+    if not question.newest:
+        return in_memory_index(mine, memory.collection).ask(mine, ticker, date, k, horizon), \
+            f"an in-memory index of the fit up to {question.fit_end.date()} (the persisted index holds the newest fit)"
     try:
         with memory.open() as index:
             return index.ask(states, ticker, date, k, horizon), f"the index at {memory.where()}"
     except IndexBusy:
-        return in_memory_index(states, memory.collection).ask(states, ticker, date, k, horizon), \
+        return in_memory_index(mine, memory.collection).ask(mine, ticker, date, k, horizon), \
             "an in-memory copy (the index was busy)"
 
 
 def answer_json(answer: AnalogResult, source: str) -> dict:
     table = answer.neighbours.assign(date=answer.neighbours["date"].dt.date.astype(str))
-    return {"ticker": answer.ticker, "date": str(answer.date.date()), "horizon": answer.horizon, "source": source,
+    return {"ticker": answer.ticker, "date": str(answer.date.date()), "fit_end": str(answer.fit_end.date()),
+            "horizon": answer.horizon, "source": source,
             **answer.summary(), "analogs": table[["date", "similarity", "distance", "regime",
                                                    "forward_return"]].to_dict("records")}

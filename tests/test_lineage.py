@@ -59,11 +59,13 @@ def test_editing_a_feature_formula_changes_exactly_the_versions_of_the_code_that
     before = _op_versions(CodeVersions())
     after = _op_versions(CodeVersions(_edited(indicators.rsi, "100.0", "99.0")))
     changed = {op for op in before if before[op] != after[op]}
-    # the data layer, the walk-forward (features fitted inside each fold), the final model, the
-    # forecasts, SHAP and the monitoring of the live model compute RSI; nothing else does
-    assert {"features", "walkforward", "forecast_models", "forecasts", "shap_importance", "feature_drift"} <= changed
+    # the data layer, the market states (a state map fitted per fit of the memory), the walk-forward
+    # (features fitted inside each fold), the final model, the forecasts, SHAP and the monitoring of
+    # the live model compute RSI; nothing else does
+    assert {"features", "market_states", "walkforward", "forecast_models", "forecasts", "shap_importance",
+            "feature_drift"} <= changed
     assert changed.isdisjoint({"raw_market", "clean_market", "returns", "dataset_splits", "scaled_features",
-                               "market_states", "market_state_index", "ppo_policy", "backtest", "lineage"})
+                               "market_state_index", "ppo_policy", "backtest", "lineage"})
 
 
 def test_comments_docstrings_and_layout_do_not_change_a_version():

@@ -3,9 +3,11 @@ state whose forward return was not yet realised, persists across processes and r
 process cleanly, updates incrementally, and the analog forecast is honest on the null and planted
 markets."""
 
+import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -14,28 +16,35 @@ import pandas as pd
 import pytest
 from qdrant_client import models
 
+from graph import build_definitions
 from jobs.analogs import main as analogs_command
 from odyssey.gates import within_fold_ic
-from odyssey.memory import (IndexBusy, StateEmbedding, day_number, exact_neighbours, in_memory_index, payload_hash,
-                            point_id, realised_days)
+from odyssey.memory import (AnalogFolds, IndexBusy, QuestionTooEarly, StateEmbedding, build_states, day_number,
+                            embed, exact_neighbours, fit_ends, in_memory_index, newest_fit, payload_hash, point_id,
+                            realised_days, route, walkforward_analogs)
+from odyssey.fitting import MarketInputs, feature_pipeline, log_returns
 from odyssey.metrics import direction_accuracy, spearman_ic
-from odyssey.settings import preset_path
-from resources.memory import QdrantIndex
+from odyssey.settings import load_settings, preset_path
+from odyssey.walkforward import Fold, FoldData, walkforward_from_settings
+from resources.memory import QdrantIndex, ask
 from sensors.memory import memory_after_states
-from tests.dagster_helpers import materialized, quick_settings, read_table, run_graph
+from tests.conftest import QUICK
+from tests.dagster_helpers import materialized, quick_settings, read_table, run_graph, step_errors
 from tests.honesty_helpers import walkforward_all
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _states(tickers=("AAA", "BBB"), days=600, dims=8, horizon=5, seed=0) -> pd.DataFrame:
-    """Random states on business days; the last `horizon` sessions of each ticker not yet realised."""
+def _states(tickers=("AAA", "BBB"), days=600, dims=8, horizon=5, seed=0, fit_end="2014-12-31") -> pd.DataFrame:
+    """Random states on business days from 2015, embedded by one fit ending on `fit_end`; the last
+    `horizon` sessions of each ticker not yet realised."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2015-01-01", periods=days)
     frames = []
     for ticker in tickers:
         realised = pd.Series(dates).shift(-horizon)
-        frame = pd.DataFrame({"id": [point_id(ticker, d) for d in dates], "date": dates, "ticker": ticker,
+        frame = pd.DataFrame({"fit_end": pd.Timestamp(fit_end), "id": [point_id(ticker, d) for d in dates],
+                              "date": dates, "ticker": ticker,
                               "regime": rng.integers(0, 3, days).astype(float),
                               "forward_return": np.where(realised.notna(), rng.normal(0, 0.02, days), np.nan),
                               "realised_date": realised})
@@ -259,9 +268,10 @@ def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp
                           dg.SkipReason)
         memory = run_graph(settings, job="market_memory", instance=instance)
         assert memory.success and materialized(memory) == {"market_state_index", "market_analogs"}
-        states = read_table(settings, "market_states")
+        states = newest_fit(read_table(settings, "market_states"))
         profile = settings.profile()
         assert len(states) == len(read_table(settings, "features"))
+        assert (states["fit_end"] == pd.Timestamp(profile.train_end)).all()
         # the newest `horizon` sessions of each ticker await their forward return; all others are realised
         rank = states.groupby("ticker")["date"].rank(ascending=False)
         assert (states["forward_return"].isna() == (rank <= settings.forecast.horizon)).all()
@@ -293,7 +303,7 @@ def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp
                                 "--k", "5"]) == 0
         out = capsys.readouterr().out
         assert "QQQ on 2020-03-16: the 5 most similar past sessions" in out and "share up" in out
-        listed = [pd.Timestamp(line.split()[0]) for line in out.splitlines()[2:7]]
+        listed = [pd.Timestamp(line.split()[0]) for line in out.splitlines()[3:8]]
         assert all(day + pd.offsets.BDay(5) <= pd.Timestamp("2020-03-16") for day in listed)  # all realised by then
         assert (tmp_path / "storage" / "reports" / "analogs_QQQ_2020-03-16.png").stat().st_size > 1000
         assert analogs_command(["--settings", str(settings_file), "--date", "2020-03-15", "--ticker", "QQQ"]) == 2
@@ -316,3 +326,262 @@ def test_a_qdrant_server_is_a_settings_change_and_its_key_is_never_stored(tmp_pa
     server = build_resources(settings)["memory"]
     assert server.url == "http://qdrant.internal:6333" and server.where() == "http://qdrant.internal:6333"
     assert isinstance(server.api_key, dg.EnvVar) and server.api_key.env_var_name == "QDRANT_API_KEY"
+
+
+# -- fits in time ---------------------------------------------------------------------------------
+#
+# A question about day d must be answered with a state map fitted on sessions before d, or refused.
+
+ASKED = "2018-06-01"  # inside the quick market's training split: the train_end fit saw the sessions after it
+
+
+def _moved_prices(clean: pd.DataFrame, day, seed: int = 7) -> pd.DataFrame:
+    """Every ticker's prices after `day` on another path (a random walk of 3 % daily steps on top)
+    and its volume scrambled; everything up to `day` as it was."""
+    clean = clean.copy()
+    later = (clean["date"] > pd.Timestamp(day)).to_numpy()
+    rng = np.random.default_rng(seed)
+    steps = pd.Series(rng.normal(0.0, 0.03, int(later.sum())), index=clean.index[later])
+    walk = np.exp(steps.groupby(clean.loc[later, "ticker"]).cumsum())
+    for column in ("open", "high", "low", "close", "adj_close"):
+        if column in clean:
+            clean.loc[later, column] *= walk
+    clean.loc[later, "volume"] *= rng.uniform(0.2, 5.0, int(later.sum()))
+    return clean
+
+
+def _moved_after(inputs: MarketInputs, day) -> MarketInputs:
+    """The market's inputs with the prices after `day` moved (`_moved_prices`)."""
+    clean = _moved_prices(inputs.clean, day)
+    return MarketInputs(clean, log_returns(clean), inputs.alt)
+
+
+def _two_fits() -> pd.DataFrame:
+    """States of two fits: one ending 2015-06-30, embedding the sessions up to the next fit's
+    end, 2015-09-30, which embeds every session."""
+    early = _states(days=300, fit_end="2015-06-30")
+    return pd.concat([early[early["date"] <= pd.Timestamp("2015-09-30")],
+                      _states(days=300, seed=1, fit_end="2015-09-30")], ignore_index=True)
+
+
+def test_the_fits_end_at_the_cadence_and_the_last_at_train_end(quick_profile):
+    sessions = quick_profile.sessions
+    dates = lambda *days: tuple(pd.Timestamp(d) for d in days)  # noqa: E731
+    assert fit_ends(sessions, quick_profile.train_end, 24, 12) == dates("2016-12-30", "2017-12-29", "2018-12-31")
+    assert fit_ends(sessions, quick_profile.train_end, 24, 0) == dates("2018-12-31")
+    assert fit_ends(sessions, quick_profile.train_end, 48, 12) == dates("2018-12-31")
+    full = load_settings(preset_path("full"), environ={}).profile()
+    assert fit_ends(full.sessions, full.train_end, 24, 24) == dates("2012-01-03", "2014-01-03", "2015-12-31",
+                                                                    "2017-12-29")
+
+
+def test_a_question_goes_to_the_newest_fit_that_ends_before_its_day_and_earlier_ones_are_refused():
+    states = _two_fits()
+    assert route(states, "AAA", "2015-07-01").fit_end == pd.Timestamp("2015-06-30")
+    # the later fit ends on the day itself: it saw the day, so the earlier fit answers
+    assert route(states, "AAA", "2015-09-30").fit_end == pd.Timestamp("2015-06-30")
+    question = route(states, "AAA", "2015-10-01")
+    assert question.fit_end == pd.Timestamp("2015-09-30") and question.newest
+    late = states[(states["fit_end"] == question.fit_end) & (states["ticker"] == "AAA")
+                  & (states["date"] == pd.Timestamp("2015-10-01"))]
+    np.testing.assert_array_equal(question.vector, late[[f"v{i}" for i in range(8)]].to_numpy(np.float32)[0])
+    with pytest.raises(QuestionTooEarly) as refused:
+        route(states, "AAA", "2015-06-30")
+    message = str(refused.value)
+    assert message.startswith("AAA on 2015-06-30: ")
+    assert "fitted on sessions up to 2015-06-30 (then refitted up to 2015-09-30)" in message
+    assert "answer with the future" in message
+    assert f"ask about a session from 2015-07-01 to {states['date'].max().date()}" in message
+    with pytest.raises(ValueError, match="no market state for AAA on 2015-10-03"):  # a Saturday
+        route(states, "AAA", "2015-10-03")
+
+
+def test_each_day_is_answered_from_its_fit_and_the_index_refuses_the_days_its_fit_saw(tmp_path):
+    states = _two_fits()
+    resource = QdrantIndex(path=str(tmp_path / "qdrant"))
+    with resource.open() as index:
+        with pytest.raises(ValueError, match="the index holds the states of one fit"):
+            index.sync(states, "both")
+        index.sync(newest_fit(states), "late")
+    for day, fit_end, where in (("2015-08-03", "2015-06-30", "an in-memory index of the fit up to 2015-06-30"),
+                                ("2015-11-02", "2015-09-30", "the index at")):
+        answer, source = ask(resource, states, "AAA", day, 10, 5)
+        assert answer.fit_end == pd.Timestamp(fit_end) and source.startswith(where)
+        mine = states[(states["fit_end"] == pd.Timestamp(fit_end)) & (states["ticker"] == "AAA")]
+        vectors = mine[[f"v{i}" for i in range(8)]].to_numpy(np.float32)
+        query = vectors[(mine["date"] == pd.Timestamp(day)).to_numpy()]
+        rows, _ = exact_neighbours(vectors, realised_days(mine["realised_date"]), query, day_number([day]), 10)
+        assert answer.neighbours["id"].tolist() == mine["id"].to_numpy()[rows[0]].tolist()
+    with resource.open() as index:
+        vector = np.zeros(8, dtype=np.float32)
+        with pytest.raises(ValueError, match="fit on sessions up to 2015-09-30: it cannot answer for 2015-09-30"):
+            index.analogs("AAA", "2015-09-30", vector, 10)
+        with pytest.raises(ValueError, match="answered by the fit on sessions up to 2015-06-30, and this index holds"):
+            index.ask(states, "AAA", "2015-08-03", 10, 5)
+    with pytest.raises(QuestionTooEarly):
+        ask(resource, states, "AAA", "2015-03-02", 10, 5)
+
+
+def test_the_state_of_a_day_under_the_fit_that_answers_it_ignores_the_sessions_after_it(quick_profile,
+                                                                                          quick_pipeline):
+    inputs = quick_pipeline.inputs
+    pipeline = feature_pipeline(QUICK, scale=False)
+    ends = fit_ends(inputs.dates, quick_profile.train_end, 24, 12)
+    states, fits = build_states(inputs, pipeline, 5, 8, ends)
+    moved, moved_fits = build_states(_moved_after(inputs, ASKED), pipeline, 5, 8, ends)
+    for fit in fits:  # every part of each fit saw only the sessions up to its end
+        end = str(fit.end.date())
+        assert fit.pipeline.clip["train_end"] == fit.pipeline.regime["train_end"] == end
+        assert fit.pipeline.scaler["train_end"] == fit.embedding["train_end"] == end
+        mine = states[states["fit_end"] == fit.end]
+        assert len(mine) == fit.states and (fit.until is None or mine["date"].max() == fit.until)
+    vectors = [f"v{i}" for i in range(8)]
+    for ticker in quick_profile.tickers:
+        question, again = route(states, ticker, ASKED), route(moved, ticker, ASKED)
+        assert question.fit_end == again.fit_end == pd.Timestamp("2017-12-29")
+        np.testing.assert_array_equal(question.vector, again.vector)
+        # the states it searches (realised by the day) are the same too
+        searched = [s[(s["fit_end"] == question.fit_end) & (s["ticker"] == ticker)
+                      & (s["realised_date"] <= pd.Timestamp(ASKED))] for s in (states, moved)]
+        pd.testing.assert_frame_equal(*[s[["date", "regime", "forward_return", *vectors]] for s in searched])
+    # while the train_end fit, which saw the moved sessions, embeds the day elsewhere
+    assert moved_fits[-1].pipeline.clip != fits[-1].pipeline.clip
+    newest = [s[(s["fit_end"] == fits[-1].end) & (s["date"] == pd.Timestamp(ASKED))][vectors].to_numpy()
+              for s in (states, moved)]
+    assert np.abs(newest[0] - newest[1]).max() > 1e-3
+
+
+@dataclass
+class _EveryRow(AnalogFolds):
+    """A planted leak: the PCA fitted on every labelled row of the ticker, the test rows included."""
+
+    def fit_predict(self, data, frame):
+        names = tuple(f"f{i}" for i in range(data.x.shape[1]))
+        params = StateEmbedding(names, self.dimensions).fit_rows(
+            pd.DataFrame(data.x, columns=list(names)).assign(date=data.dates))
+        return walkforward_analogs(embed(data.x, params), data.dates, frame["target_end"], data.y, data.fold.test,
+                                   self.k), {}
+
+
+def test_the_walkforward_analog_forecast_of_a_day_ignores_the_sessions_after_it(quick_pipeline):
+    wf = walkforward_from_settings(QUICK)
+    models = {"analog": AnalogFolds(8, 10), "leaky": _EveryRow(8, 10)}
+    before = wf.run_models(quick_pipeline.inputs, "AAPL", models)
+    day = before["analog"].predictions["date"].iloc[len(before["analog"].predictions) // 2]
+    after = wf.run_models(_moved_after(quick_pipeline.inputs, day), "AAPL", models)
+    p, q = before["analog"].predictions, after["analog"].predictions
+    upto = (p["date"] <= day).to_numpy()
+    np.testing.assert_array_equal(p.loc[upto, "prediction"], q.loc[upto, "prediction"])
+    assert not np.allclose(p.loc[~upto, "prediction"], q.loc[~upto, "prediction"])  # the move reached later days
+    # the same comparison catches a state map fitted on rows after the day
+    leaky, moved_leaky = before["leaky"].predictions, after["leaky"].predictions
+    assert not np.allclose(leaky.loc[upto, "prediction"], moved_leaky.loc[upto, "prediction"])
+
+
+def test_a_fold_whose_training_rows_reach_its_test_rows_is_refused():
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=100)
+    fold = Fold(k=3, train=np.arange(0, 60), val=np.arange(60, 70), test=np.arange(55, 100))
+    data = FoldData(fold, None, rng.standard_normal((100, 6)).astype(np.float32), rng.normal(0, 0.02, 100), dates)
+    with pytest.raises(ValueError, match="fold 3: its training rows reach 2020-03-24, on or after its first test day "
+                                         "2020-03-18"):
+        AnalogFolds(3, 5).fit_predict(data, pd.DataFrame({"target_end": dates + pd.offsets.BDay(5)}))
+
+
+# The quick market (data 2015-2021, train_end 2018-12-31) built once through the graph: its data
+# layer and memory, asked as a user would.
+
+@pytest.fixture(scope="module")
+def built_memory(tmp_path_factory):
+    """(settings, settings file) of a home holding the quick market's data layer and its memory."""
+    home = tmp_path_factory.mktemp("memory_home")
+    settings = quick_settings(home)
+    assert run_graph(settings).success
+    assert run_graph(settings, job="market_memory").success
+    return settings, _settings_file(home)
+
+
+def _settings_file(home: Path) -> Path:
+    path = home / "odyssey.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "{home}"\n')
+    return path
+
+
+def _ask(capsys, settings_file: Path, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = analogs_command(["--settings", str(settings_file), "--ticker", "QQQ", "--k", "10", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _fit_of(out: str) -> pd.Timestamp:
+    import re
+
+    found = re.search(r"fitted on sessions up to (\d{4}-\d{2}-\d{2})", out)
+    assert found, f"the answer does not say which fit of the state map answered it:\n{out}"
+    return pd.Timestamp(found.group(1))
+
+
+@pytest.mark.slow
+def test_a_question_is_answered_by_a_fit_that_ends_before_its_day_or_refused(built_memory, capsys):
+    settings, settings_file = built_memory
+    profile = settings.profile()
+    # a day before the first fit ends: refused, saying which days can be asked and why
+    code, out, err = _ask(capsys, settings_file, "--date", "2016-06-01")
+    assert code == 2 and out == "", out
+    assert "QQQ on 2016-06-01" in err and "fitted on sessions up to 2016-12-30" in err
+    assert "ask about a session from 2017-01-03" in err
+    # a day inside the training split: answered by a fit that ends before it, not the train_end fit
+    code, out, err = _ask(capsys, settings_file, "--date", ASKED)
+    assert code == 0, err
+    assert _fit_of(out) < pd.Timestamp(ASKED)
+    # the newest session: the train_end fit, the newest that ends before it
+    code, out, err = _ask(capsys, settings_file)
+    assert code == 0, err
+    assert _fit_of(out) == pd.Timestamp(profile.train_end)
+    # the launchpad's way refuses the same question with the same reason
+    refused = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
+                        run_config={"ops": {"market_analogs": {"config": {"date": "2016-06-01", "ticker": "QQQ"}}}})
+    assert not refused.success
+    assert any("ask about a session from 2017-01-03" in e for e in step_errors(refused))
+    asked = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
+                      run_config={"ops": {"market_analogs": {"config": {"date": ASKED, "ticker": "QQQ"}}}})
+    assert asked.success
+    assert pd.Timestamp(_metadata(asked, "market_analogs")["fit_end"]) < pd.Timestamp(ASKED)
+
+
+@pytest.mark.slow
+def test_perturbing_the_sessions_after_a_day_leaves_the_answer_about_it_unchanged(built_memory, tmp_path, capsys):
+    settings, settings_file = built_memory
+    code, before, err = _ask(capsys, settings_file, "--date", ASKED)
+    assert code == 0, err
+    # a copy of the home whose prices after the asked day follow another path
+    home = tmp_path / "home"
+    shutil.copytree(settings.paths.home, home)
+    perturbed = quick_settings(home)
+    path = Path(perturbed.paths.storage_url) / "tables" / "clean_prices.parquet"
+    prices = pd.read_parquet(path)
+    _moved_prices(prices, ASKED).to_parquet(path)
+    # rebuild everything between the clean prices and the market states, then the memory
+    defs = build_definitions(perturbed)
+    graph = defs.resolve_asset_graph()
+    chosen = (dg.AssetSelection.assets("clean_prices").downstream(include_self=False)
+              & dg.AssetSelection.assets("market_states").upstream()).resolve(graph)
+    keys = set().union(*(defs.resolve_assets_def(key).keys for key in chosen))
+    assert run_graph(perturbed, selection=sorted(keys, key=str)).success
+    assert run_graph(perturbed, job="market_memory").success
+    code, after, err = _ask(capsys, _settings_file(home), "--date", ASKED)
+    assert code == 0, err
+    # the answer (the analogs, their similarity and outcomes, the forecast) is the same ...
+    # (the first line names the index's folder, the last the plot's path)
+    assert after.splitlines()[1:-1] == before.splitlines()[1:-1]
+    # ... while the state of that day under the train_end fit, which saw the perturbed sessions, moved
+    original, changed = read_table(settings, "market_states"), read_table(perturbed, "market_states")
+    train_end = pd.Timestamp(settings.profile().train_end)
+
+    def state(states):
+        row = states[(states["ticker"] == "QQQ") & (states["date"] == pd.Timestamp(ASKED))
+                     & (states["fit_end"] == train_end)]
+        return row[[c for c in states.columns if c.startswith("v") and c[1:].isdigit()]].to_numpy()
+
+    assert np.abs(state(original) - state(changed)).max() > 1e-3
