@@ -44,6 +44,11 @@ validation_end = 0.8
 kind = "csv"
 csv_path = "{BARS}"
 
+[forecast.xgboost]
+learning_rate = 0.1
+n_estimators = 100
+early_stopping_rounds = 10
+
 [portfolio.ppo]
 total_timesteps = 8192
 checkpoint_every = 4096

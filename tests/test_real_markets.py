@@ -149,3 +149,9 @@ def test_a_closes_only_market_is_named_at_the_source_and_runs_with_its_setting(c
     assert list(features.columns[2:]) == list(feature_names((), ("close",)))
     clean = read_table(settings, "clean_prices")
     assert len(clean) == 2 * 2013 and not clean["repaired"].any()  # 2005-2012: 2013 sessions of the exchange
+
+
+def test_a_real_adjusted_close_carries_the_dividends():
+    raw = read_csv_folder(DATA / "real_bars", ["AAPL"]).prices
+    clean = _clean(raw, ["AAPL"], "2013-01-02")
+    assert (clean["adj_close"] / clean["close"]).round(6).nunique() > 10  # AAPL paid dividends every quarter
