@@ -42,7 +42,7 @@ postgres-server:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
 test: install browser postgres-server
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadscope
 
 # The UI runs on the settings' Dagster instance (paths.dagster_home), the one make run fills.
 ui: install

@@ -48,11 +48,14 @@ def run_pipeline(profile: Profile, data: MarketData) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
-def three_ticker_run(tmp_path_factory):
-    """`python -m jobs.main` once on a three-ticker settings file (tests/main_run.py)."""
-    from tests.main_run import run_main
+def three_ticker_run(tmp_path_factory, worker_id):
+    """`python -m jobs.main` once on a three-ticker settings file (tests/main_run.py), shared by
+    the test processes of the session."""
+    from tests.main_run import run_main, shared_main_run
 
-    return run_main(tmp_path_factory.mktemp("main_run"))
+    if worker_id == "master":  # one process
+        return run_main(tmp_path_factory.mktemp("main_run"))
+    return shared_main_run(tmp_path_factory.getbasetemp().parent)
 
 
 @pytest.fixture(scope="session")

@@ -63,3 +63,23 @@ class MainRun:
 def run_main(folder: Path) -> MainRun:
     path = three_tickers_file(folder)
     return MainRun(path, run_module("jobs.main", "--settings", str(path), "--workers", "2"))
+
+
+def shared_main_run(root: Path) -> MainRun:
+    """`run_main` once for every test process of a session (pytest-xdist workers share `root`):
+    the first to arrive runs it under a lock and records the outcome, the others read it."""
+    import json
+
+    from filelock import FileLock
+
+    folder, record = root / "main_run", root / "main_run.json"
+    with FileLock(str(root / "main_run.lock")):
+        if not record.exists():
+            folder.mkdir(exist_ok=True)
+            run = run_main(folder)
+            record.write_text(json.dumps({"settings_file": str(run.settings_file), "args": run.done.args,
+                                          "returncode": run.done.returncode, "stdout": run.done.stdout,
+                                          "stderr": run.done.stderr}))
+        saved = json.loads(record.read_text())
+    done = subprocess.CompletedProcess(saved["args"], saved["returncode"], saved["stdout"], saved["stderr"])
+    return MainRun(Path(saved["settings_file"]), done)
