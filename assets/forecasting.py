@@ -14,7 +14,8 @@ from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.explain import shap_importance as compute_shap
 from odyssey.fitting import market_inputs
-from odyssey.models import forecast, serialize, train_final_model
+from odyssey.models import card_to_json, forecast, serialize, train_final_model
+from odyssey.signing import MANIFEST_FILE
 from odyssey.outcomes import append_forecasts, unlogged_dates
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.memory import AnalogFolds, compare_forecasts
@@ -127,7 +128,8 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
     """The candidate: trained on the rolling window that ends `horizon + embargo` sessions before
     the newest data (so a retrain after new days learns them), with the feature pipeline fitted
     on that window and stored in its card; UBJSON with SHA-256 and HMAC; logged to MLflow and
-    registered with alias `candidate`. The deployment gates are its blocking checks."""
+    registered with alias `candidate`, beside a manifest that signs the model and its card as one.
+    The deployment gates are its blocking checks."""
     ticker = context.partition_key
     wf = _walkforward(settings, config)
     training_years = config.apply(settings.value.forecast).training_years
@@ -143,7 +145,8 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
     costs = settings.value.costs
     folds = fold_metrics(walkforward_forecasts, costs.cost_bps, costs.slippage_bps)
     version = mlreg.log_candidate(tracker, ticker, data, card, walkforward_forecasts, params, folds,
-                                  walkforward_summary["summary"], tags={"dagster_run_id": context.run.run_id})
+                                  walkforward_summary["summary"], tags={"dagster_run_id": context.run.run_id},
+                                  key=signer.key())
     value = {"ticker": ticker, "version": version.version, "run_id": version.run_id, "source": version.source,
              "sha256": card.sha256, "signature": card.signature, "registry_version": card.registry_version,
              "feature_names": card.feature_names, "best_iteration": card.best_iteration,
@@ -157,7 +160,10 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
         "training_window": f"{card.train_start} .. {card.train_end} ({card.train_rows + card.validation_rows} rows)",
         "data_end": card.data_end, "features": len(card.feature_names),
         **artifacts_metadata([Artifact(f"{version.source}/{mlreg.MODEL_FILE}", card.sha256, len(data), "model",
-                                       card.signature)]),
+                                       card.signature),
+                              Artifact.of(f"{version.source}/{mlreg.CARD_FILE}", card_to_json(card).encode(), "card"),
+                              Artifact.of(f"{version.source}/{MANIFEST_FILE}", version.manifest.to_json().encode(),
+                                          "manifest", version.manifest.signature)]),
     })
 
 
@@ -187,14 +193,16 @@ def shap_importance(context: dg.AssetExecutionContext, mlflow: MlflowTracking, s
 
 @dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"mlflow"}, io_manager_key="json_io_manager",
           ins={"forecast_models": dg.AssetIn()})
-def deployed_models(context: dg.AssetExecutionContext, mlflow: MlflowTracking, forecast_models: dict) -> dg.MaterializeResult:
+def deployed_models(context: dg.AssetExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner,
+                    forecast_models: dict) -> dg.MaterializeResult:
     """Moves the MLflow alias `champion` to this ticker's candidate, only if every deployment gate
-    recorded a pass on exactly this candidate version (checked here, so materializing this asset
-    alone cannot promote a candidate that failed a gate or was never gated)."""
+    recorded a pass on exactly this candidate version and model, signed (checked here, so
+    materializing this asset alone cannot promote a candidate that failed a gate, was never
+    gated, or whose gate tags were edited)."""
     ticker = context.partition_key
     tracker = mlflow.tracker()
-    gates = mlreg.gate_results(tracker, ticker, forecast_models["version"])
-    previous = mlreg.promote(tracker, ticker, forecast_models["version"])
+    gates = mlreg.gate_results(tracker, ticker, forecast_models["version"], signer.key())
+    previous = mlreg.promote(tracker, ticker, forecast_models["version"], signer.key())
     value = {"ticker": ticker, "champion_version": forecast_models["version"], "previous_champion": previous,
              "run_id": forecast_models["run_id"], "sha256": forecast_models["sha256"], "gates": gates}
     return dg.MaterializeResult(value=value, metadata={
@@ -209,7 +217,8 @@ NO_SKILL = "no model with skill"
 @dg.multi_asset(
     outs={
         "forecasts": dg.AssetOut(description="The newest session's forecasts per ticker from its champion, or 'no model "
-                                             "with skill' where no model earned deployment.",
+                                             "with skill' where no model earned deployment, or 'champion refused' "
+                                             "with the reason where the champion is not gated or not intact.",
                                  kinds={"xgboost", "pandas"}, freshness_policy=DAILY_FRESHNESS),
         "forecast_log": dg.AssetOut(description="Every live forecast by date, ticker and model version: the champion's "
                                                 "forecasts of returns it never saw in training.",
@@ -223,9 +232,11 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
               signer: ArtifactSigner, storage: Storage, clean_prices: pd.DataFrame, returns: pd.DataFrame,
               clean_alt_data: pd.DataFrame):
     """Each champion's forecasts, from features built with the pipeline parameters it was trained
-    with, after its hash, signature and features were verified: the newest session for
-    `forecasts`, and every session whose target lies beyond its training targets and is not yet
-    logged for `forecast_log`."""
+    with, after its gates (a verified pass of each on exactly its version and model), its signed
+    manifest, hashes, signature and features were verified: the newest session for `forecasts`,
+    and every session whose target lies beyond its training targets and is not yet logged for
+    `forecast_log`. A refused champion serves nothing: its row says why and what to run, and the
+    other tickers are served (the check champions_verified fails, naming it)."""
     tracker = mlflow.tracker()
     inputs = market_inputs(clean_prices, returns, clean_alt_data)
     names = registry.features_of(settings.value.universe)
@@ -236,8 +247,12 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     for ticker in settings.value.universe.tickers:
         current = mlreg.champion(tracker, ticker, signer.key(), registry.REGISTRY_VERSION, names)
         if current is None or current.booster is None:
+            status = NO_SKILL if current is None else f"{mlreg.REFUSED}: {current.problem}" if current.refused \
+                else f"champion needs retraining: {current.problem}"
+            if current is not None and current.refused:
+                context.log.error(f"{ticker}: {status}")
             rows.append({"date": latest, "ticker": ticker, "prediction": np.nan, "model_version": None,
-                         "status": NO_SKILL if current is None else f"champion needs retraining: {current.problem}"})
+                         "status": status})
             continue
         champion, booster, card = current.version, current.booster, current.card
         dates = unlogged_dates(log, ticker, champion.version, pd.Timestamp(card.live_after),
@@ -252,9 +267,11 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
     updated = append_forecasts(log, pd.concat(new, ignore_index=True) if new else None)
     without = table.loc[table["status"] != "champion", "ticker"].tolist()
+    refused = table.loc[table["status"].str.startswith(mlreg.REFUSED), "ticker"].tolist()
     yield dg.Output(table, "forecasts", metadata={
         "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),
-        "no_model_with_skill": ", ".join(without) or "none", "forecasts": md_table(table, rows=30, digits=5)})
+        "no_model_with_skill": ", ".join(without) or "none", "champion_refused": ", ".join(refused) or "none",
+        "forecasts": md_table(table, rows=30, digits=5)})
     yield dg.Output(updated, "forecast_log", metadata={
         "rows": len(updated), "new_rows": int(sum(len(n) for n in new)),
         "last_date": str(updated["date"].max().date()) if len(updated) else "none"})

@@ -44,11 +44,13 @@ DriftConfig = overrides("DriftConfig", "This run's changes to the settings' drif
 
 
 def _champion_card(mlflow: MlflowTracking, signer: ArtifactSigner, ticker: str, names):
-    """The champion's version and card; (None, None) without a champion this run can use."""
+    """The champion's version and card, or (None, None) without a champion this run can use; and
+    why a champion is refused (not gated, or its files do not match its signed manifest), if so."""
     current = mlreg.champion(mlflow.tracker(), ticker, signer.key(), registry.REGISTRY_VERSION, names)
+    refused = f"champion v{current.version.version} refused: {current.problem}" if current and current.refused else None
     if current is None or current.card is None:
-        return None, None
-    return current.version, current.card
+        return None, None, refused
+    return current.version, current.card, None
 
 
 def _window(rows: pd.DataFrame) -> str:
@@ -61,7 +63,8 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
                   storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner, features: pd.DataFrame,
                   clean_prices: pd.DataFrame) -> dg.MaterializeResult:
     """Every ticker's most recent window against its champion's training window (the train and
-    validation splits while it has no champion): per feature the window-mean z-score (the drift
+    validation splits while it has no champion, or its champion is refused: not gated, or not
+    intact): per feature the window-mean z-score (the drift
     decision), PSI and KL, and for the forward-return target the window-mean z-score of its
     absolute size (its volatility, the decision) and its PSI. The statistics take all features of
     a ticker at once in NumPy; Evidently's HTML and JSON reports are written for the tickers that
@@ -77,11 +80,14 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
         forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"])
     tables, summary, artifacts = [], [], []
     for ticker, ticker_rows in rows.groupby("ticker", sort=True):
-        champion, card = _champion_card(mlflow, signer, ticker, names)
+        champion, card, refused = _champion_card(mlflow, signer, ticker, names)
+        if refused:
+            context.log.error(f"{ticker}: {refused}")
         reference, current = drift_windows(ticker_rows, card.train_start if card else None,
                                            card.train_end if card else None, profile.validation_end,
                                            monitoring.window_days)
-        source = f"champion v{champion.version}" if card else "train + validation"
+        source = f"champion v{champion.version}" if card else "train + validation" + (
+            f" ({refused.split(':')[0]})" if refused else "")
         stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
                                  monitoring.psi_threshold)
         drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
@@ -127,10 +133,10 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
     gates = settings.value.gates
     window = config.window or gates.live_window
     names = registry.features_of(settings.value.universe)
-    champion, card = _champion_card(mlflow, signer, ticker, names)
+    champion, card, refused = _champion_card(mlflow, signer, ticker, names)
     if card is None:
         value = {"ticker": ticker, "champion": None, "realised": 0, "walkforward_ic": None,
-                 "reason": "no champion: nothing live to score"}
+                 "reason": f"{refused}: nothing live to score" if refused else "no champion: nothing live to score"}
         return dg.MaterializeResult(value=value, metadata={"ticker": ticker, "reason": value["reason"]})
     forecast_log = storage.stored_table("forecast_log")
     outcomes = realised(forecast_log if forecast_log is not None else empty_log(), clean_prices, ticker,

@@ -14,15 +14,16 @@ from odyssey import backtest as bt
 from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
-from odyssey.policy import export_onnx, model_bytes, onnx_decider, train_ppo
+from odyssey.policy import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, export_onnx, model_bytes, onnx_decider,
+                            train_ppo)
 from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_policy_market, baseline_targets,
                                daily_returns, observation, orders, policy_periods, project, tilt_target)
 from odyssey.settings import Costs, PPOSettings
-from odyssey.signing import sign
+from odyssey.signing import sign, signed_card
 from odyssey.lineage import Artifact
 from resources.metadata import artifacts_metadata, md_table, png_bytes_markdown
 from resources.portfolio import (check_verdict, forecast_panel, load_onnx, load_policy, policy_constraints,
-                                 policy_market_for, policy_scale, require_check_passed)
+                                 policy_market_for, policy_scale, require_check_passed, verified_policy)
 from resources.settings import SettingsResource, overrides
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
@@ -116,6 +117,9 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
         artifacts={"policy/ppo_policy.zip": data, "policy/card.json": json.dumps(value, indent=2).encode()},
         tags={"dagster_run_id": context.run.run_id, "sha256": digest})
     value["mlflow_run_id"] = run_id
+    # the card is what acting with the policy reads beside the zip: one signed manifest covers both
+    value = signed_card(value, "ppo policy", POLICY_MODEL, ",".join(profile.tickers), run_id, {POLICY_FILE: data}, key,
+                        POLICY_FILE)
     curve = pd.DataFrame({"rollout": np.arange(len(trained.rollout_rewards)), "mean_reward": trained.rollout_rewards})
     return dg.MaterializeResult(value=value, metadata={
         **artifacts_metadata([Artifact(str(storage.path(path)), digest, len(data), "policy", value["signature"])]),
@@ -141,6 +145,8 @@ def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> d
     storage.path(path).write_bytes(data)
     value = {"path": path, "sha256": digest, "signature": sign(data, signer.key()), "policy_sha256": ppo_policy["sha256"],
              "input": "obs [batch, 2N] float32", "output": "action [batch, N] in [-1, 1]"}
+    value = signed_card(value, "policy onnx", ONNX_MODEL, ppo_policy["sha256"], "", {ONNX_FILE: data}, signer.key(),
+                        ONNX_FILE)
     return dg.MaterializeResult(value=value, metadata={
         "onnx_sha256": digest, **artifacts_metadata([Artifact(str(storage.path(path)), digest, len(data), "policy",
                                                               value["signature"])])})
@@ -197,6 +203,7 @@ def backtest(settings: SettingsResource, storage: Storage, signer: ArtifactSigne
              baseline_weights: pd.DataFrame, walkforward_forecasts: dict, returns: pd.DataFrame):
     """The ONNX policy and the baselines traded daily on the test period through the same
     accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
+    act = onnx_decider(load_onnx(storage, signer, policy_onnx, ppo_policy))  # the policy's card verified first
     profile = settings.profile()
     c = policy_constraints(ppo_policy)
     panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
@@ -204,7 +211,6 @@ def backtest(settings: SettingsResource, storage: Storage, signer: ArtifactSigne
     if len(evaluation) == 0:
         raise ValueError(f"backtest: no out-of-sample forecasts after validation_end {profile.validation_end}")
     market = policy_market_for(ppo_policy, panel, returns).between(start=evaluation.dates[0])
-    act = onnx_decider(load_onnx(storage, signer, policy_onnx))
     runs = [bt.run_policy("ppo", market, act, c, ppo_policy["tilt"], ppo_policy["trade_rate"])]
     for name, group in baseline_weights.groupby("strategy", sort=False):
         targets = group.set_index("date").reindex(evaluation.dates)[list(profile.tickers)]
@@ -326,6 +332,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
     only when policy_earns_its_place passed on this policy, read from the instance; otherwise
     from the baseline, and the metadata says why. Guarded by the blocking check
     recommendation_limits."""
+    verified_policy(storage, signer, ppo_policy)  # its limits, baseline and scale are what advises
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)
     portfolio = config.apply(settings.value.portfolio)
@@ -342,7 +349,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
         views = np.nan_to_num(latest["prediction"].to_numpy(float), nan=0.0)
         obs = observation(policy_scale(ppo_policy).apply(views), market.context[-1], current, baseline_now,
                           ppo_policy["tilt"])
-        action = onnx_decider(load_onnx(storage, signer, policy_onnx))(obs)
+        action = onnx_decider(load_onnx(storage, signer, policy_onnx, ppo_policy))(obs)
         target = project(tilt_target(current, baseline_now, action, ppo_policy["tilt"], ppo_policy["trade_rate"]), c)
         advice = f"the PPO policy ({verdict.reason})"
     else:

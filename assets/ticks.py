@@ -17,6 +17,7 @@ from odyssey import registry as mlreg
 from odyssey.drift import evidently_drift
 from odyssey.hashing import frame_sha256
 from odyssey.lineage import Artifact
+from odyssey.signing import MANIFEST_FILE
 from odyssey.ticks import features as tf
 from odyssey.ticks.labels import label_table, labelled
 from odyssey.ticks.source import generate_ticks, read_tick_files, tick_files, write_days
@@ -25,7 +26,8 @@ from odyssey.ticks.training import (TICK_GATES, TickCandidate, candidate_card, l
 from resources.metadata import artifacts_metadata, describe_table, md_table
 from resources.settings import SettingsResource
 from resources.storage import Storage
-from resources.ticks import download_tick_card, tick_model_name, tick_tracker, tick_version
+from resources.ticks import CARD_FILE, TICK_MODEL, tick_model_name, tick_tracker
+from resources.ticks import tick_champion as tick_champion_card
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 GROUP = "ticks"
@@ -124,13 +126,15 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
                 "bootstrap_block_ticks": ticks.bootstrap_block_ticks,
                 **{f"model_{k}": v for k, v in ticks.models.model_dump().items()}},
         metrics=metrics, step_metrics={},
-        artifacts={f"model/{card.file}": payload, "model/card.json": card.to_json().encode(),
-                   "evaluation/metrics.csv": evaluation.to_csv(index=False).encode()},
+        artifacts={"evaluation/metrics.csv": evaluation.to_csv(index=False).encode()},
         tags={"product": ticks.product, "dagster_run_id": context.run.run_id, "data_sha256": card.data_sha256})
-    source = f"{tracker.client().get_run(run_id).info.artifact_uri}/model"
-    version, source = mlreg.register_version(tracker, tick_model_name(ticks.product),
-                                             f"volatility-spike classifier for {ticks.product} ticks", source, run_id,
-                                             {"sha256": card.sha256, "kind": card.kind})
+    name = tick_model_name(ticks.product)
+    card_bytes = card.to_json().encode()
+    manifest = mlreg.log_signed_folder(tracker, run_id, TICK_MODEL, name, ticks.product,
+                                       {card.file: payload, CARD_FILE: card_bytes}, signer.key(), card.file)
+    source = f"{tracker.client().get_run(run_id).info.artifact_uri}/{mlreg.MODEL_FOLDER}"
+    version, source = mlreg.register_version(tracker, name, f"volatility-spike classifier for {ticks.product} ticks",
+                                             source, run_id, {"sha256": card.sha256, "kind": card.kind})
     value = TickCandidate(ticks.product, version, run_id, source, card).to_value()
     shown = evaluation[["model", "split", "pr_auc", "pr_auc_ci_low", "pr_auc_ci_high", "positive_rate", "precision",
                         "recall", "f1", "pr_auc_minus_baseline"]]
@@ -139,21 +143,25 @@ def tick_models(context: dg.AssetExecutionContext, settings: SettingsResource, m
         "mlflow_version": version,
         "mlflow_run_id": run_id, "alias": mlreg.CANDIDATE, "model_sha256": card.sha256, "tau": tau,
         "train_rows": card.train_rows, "evaluation": md_table(shown, rows=18, digits=4),
-        **artifacts_metadata([Artifact(f"{source}/{card.file}", card.sha256, len(payload), "model", card.signature)]),
+        **artifacts_metadata([Artifact(f"{source}/{card.file}", card.sha256, len(payload), "model", card.signature),
+                              Artifact.of(f"{source}/{CARD_FILE}", card_bytes, "card"),
+                              Artifact.of(f"{source}/{MANIFEST_FILE}", manifest.to_json().encode(), "manifest",
+                                          manifest.signature)]),
     })
 
 
 @dg.asset(group_name=GROUP, kinds={"mlflow"}, io_manager_key="json_io_manager")
 def tick_champion(context: dg.AssetExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-                  tick_models: dict) -> dg.MaterializeResult:
+                  signer: ArtifactSigner, tick_models: dict) -> dg.MaterializeResult:
     """Moves the MLflow alias `champion` to the tick candidate only if every tick gate recorded a
-    pass on exactly this version (read back here, so materializing this asset alone cannot
-    promote a candidate that failed or was never gated)."""
+    signed pass on exactly this version and model (read back here, so materializing this asset
+    alone cannot promote a candidate that failed, was never gated, or whose gate tags were
+    edited)."""
     tracker = tick_tracker(mlflow)
     candidate = TickCandidate.from_value(tick_models)
     name = tick_model_name(candidate.product)
-    gates = mlreg.gate_results(tracker, candidate.product, candidate.version, name)
-    previous = mlreg.promote(tracker, candidate.product, candidate.version, name, TICK_GATES,
+    gates = mlreg.gate_results(tracker, candidate.product, candidate.version, signer.key(), name)
+    previous = mlreg.promote(tracker, candidate.product, candidate.version, signer.key(), name, TICK_GATES,
                              "Materialize tick_models with its checks (the tick_training job) and promote a candidate "
                              "that passes them all.")
     value = {"product": candidate.product, "champion_version": candidate.version, "previous_champion": previous,
@@ -165,25 +173,28 @@ def tick_champion(context: dg.AssetExecutionContext, settings: SettingsResource,
 
 
 @dg.asset(group_name=GROUP, kinds={"evidently", "pandas"}, deps=["tick_champion"])
-def tick_drift(settings: SettingsResource, storage: Storage, mlflow: MlflowTracking, tick_features: pd.DataFrame,
-               tick_labels: pd.DataFrame) -> dg.MaterializeResult:
+def tick_drift(context: dg.AssetExecutionContext, settings: SettingsResource, storage: Storage, mlflow: MlflowTracking,
+               signer: ArtifactSigner, tick_features: pd.DataFrame, tick_labels: pd.DataFrame) -> dg.MaterializeResult:
     """Evidently data-drift report (HTML + JSON) of the most recent messages against the end of
-    the champion's training window (the train part while there is no champion): per model
+    the champion's training window (the train part while there is no champion, or the champion is
+    refused: not gated, or its card or model does not match its signed manifest): per model
     feature the window-mean z-score (the decision), PSI and KL, and the forward volatility's.
     Its check feeds the retraining sensor. The split is chronological, so a retraining right after
     a change trains on the old regime; the new one enters training as more days land."""
     ticks = settings.value.ticks
     spec = label_spec(ticks)
     data = labelled(tick_features, tick_labels, ("split", spec.name))
-    tracker = tick_tracker(mlflow)
-    champion = tick_version(tracker, ticks.product, mlreg.CHAMPION)
-    if champion is not None:
-        card = download_tick_card(tracker, champion)
+    champion = tick_champion_card(tick_tracker(mlflow), ticks.product, signer.key())
+    if champion.card is not None:
+        card = champion.card
         stamps = data["timestamp"]
         window = (stamps >= pd.Timestamp(card.train_start)) & (stamps <= pd.Timestamp(card.train_end))
-        reference, source = data[window], f"champion v{champion.version}"
+        reference, source = data[window], f"champion v{champion.version.version}"
     else:
         reference, source = data[data["split"] == "train"], "train part"
+        if champion.refused:
+            context.log.error(f"{ticks.product}: {champion.refused}")
+            source += f"; champion v{champion.version.version} refused: {champion.refused}"
     reference = reference.tail(ticks.drift_reference_ticks)
     current = data.tail(ticks.drift_window_ticks)
     columns = [c for c in tf.MODEL_FEATURES if c != "midprice_return"]

@@ -1,6 +1,8 @@
 """Blocking deployment gates on forecast_models, per ticker partition. Each gate records its
-verdict on exactly the candidate's MLflow version; deployed_models promotes only a version whose
-every gate passed, so a failure stops promotion in the same run and in any later one."""
+verdict, signed, on exactly the candidate's MLflow version and model hash, with the thresholds it
+judged with; deployed_models promotes only a version whose every gate passed, so a failure stops
+promotion in the same run and in any later one. And `champions_verified` on forecasts: no
+champion was refused for serving."""
 
 import dagster as dg
 import pandas as pd
@@ -19,13 +21,19 @@ from resources.settings import SettingsResource, ticker_partitions
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 
-def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, candidate: dict, gate: str,
-            result: GateResult, **extra) -> dg.AssetCheckResult:
+def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner, candidate: dict,
+            gate: str, result: GateResult, thresholds: dict, **extra) -> dg.AssetCheckResult:
     mlreg.record_gate(mlflow.tracker(), candidate["ticker"], candidate["version"], gate, result.passed, result.reason,
-                      context.run.run_id)
+                      key=signer.key(), model_sha256=candidate["sha256"], thresholds=thresholds,
+                      run_id=context.run.run_id)
     metadata = {"reason": result.reason, "candidate_version": candidate["version"],
                 **{k: v for k, v in result.details.items() if v is not None}, **extra}
     return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
+
+
+def _thresholds(gates, *names: str) -> dict:
+    """The settings a gate judged with, signed into its verdict."""
+    return {name: getattr(gates, name) for name in names}
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
@@ -34,15 +42,17 @@ def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, cand
                             "predicts at an earlier date may move (look-ahead features, missing purge, fits on "
                             "future rows)")
 def leakage_canary(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-                   forecast_models: dict, clean_prices: pd.DataFrame, returns: pd.DataFrame,
+                   signer: ArtifactSigner, forecast_models: dict, clean_prices: pd.DataFrame, returns: pd.DataFrame,
                    clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
     gates = settings.value.gates
     wf = walkforward_from_settings(settings.value, XGBParams(**forecast_models["xgboost"]),
                                    WalkForwardSettings(**forecast_models["walkforward"]))
     result = run_canary(wf, market_inputs(clean_prices, returns, clean_alt_data), forecast_models["ticker"],
                         gates.canary_folds, gates.canary_cuts, gates.canary_seed)
-    return _record(context, mlflow, forecast_models, "leakage_canary", GateResult(result.passed, result.reason,
-                   result.details()), comparisons=md_table(result.table, rows=30))
+    return _record(context, mlflow, signer, forecast_models, "leakage_canary",
+                   GateResult(result.passed, result.reason, result.details()),
+                   _thresholds(gates, "canary_folds", "canary_cuts", "canary_seed"),
+                   comparisons=md_table(result.table, rows=30))
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
@@ -50,24 +60,30 @@ def leakage_canary(context: dg.AssetCheckExecutionContext, settings: SettingsRes
                 description="out-of-sample direction accuracy is below the implausibility bound for forward "
                             "returns (above it: suspected leakage)")
 def plausible_accuracy(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-                       forecast_models: dict, walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
+                       signer: ArtifactSigner, forecast_models: dict,
+                       walkforward_forecasts: pd.DataFrame) -> dg.AssetCheckResult:
     gates = settings.value.gates
     result = plausibility_gate(walkforward_forecasts, gates.implausible_direction_accuracy, gates.naive_margin)
-    return _record(context, mlflow, forecast_models, "plausible_accuracy", result)
+    return _record(context, mlflow, signer, forecast_models, "plausible_accuracy", result,
+                   _thresholds(gates, "implausible_direction_accuracy", "naive_margin"))
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
                 description="the walk-forward shows skill: the IC's interval lies above 0, or direction accuracy "
                             "beats the naive forecast beyond its interval; a constant model has neither")
 def has_skill(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-              forecast_models: dict) -> dg.AssetCheckResult:
-    result = skill_gate(forecast_models["oos"], settings.value.gates.min_skill_days)
-    return _record(context, mlflow, forecast_models, "has_skill", result, best_iteration=forecast_models["best_iteration"])
+              signer: ArtifactSigner, forecast_models: dict) -> dg.AssetCheckResult:
+    gates = settings.value.gates
+    result = skill_gate(forecast_models["oos"], gates.min_skill_days)
+    return _record(context, mlflow, signer, forecast_models, "has_skill", result,
+                   _thresholds(gates, "min_skill_days", "skill_level"),
+                   best_iteration=forecast_models["best_iteration"])
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                description="the registered model's SHA-256 and HMAC verify, and its feature registry version and "
-                            "features are this run's")
+                description="the registered model's signed manifest verifies, with the SHA-256 of the model and "
+                            "its card in it, the model's HMAC verifies, and its feature registry version and features "
+                            "are this run's")
 def signature_and_registry_version(context: dg.AssetCheckExecutionContext, settings: SettingsResource,
                                    mlflow: MlflowTracking, signer: ArtifactSigner,
                                    forecast_models: dict) -> dg.AssetCheckResult:
@@ -80,7 +96,8 @@ def signature_and_registry_version(context: dg.AssetCheckExecutionContext, setti
     else:
         result = GateResult(True, f"hash, signature, registry {card.registry_version} and {len(names)} features "
                                   "verified", {"sha256": card.sha256})
-    return _record(context, mlflow, forecast_models, "signature_and_registry_version", result)
+    return _record(context, mlflow, signer, forecast_models, "signature_and_registry_version", result,
+                   {"registry_version": registry.REGISTRY_VERSION, "features": len(names)})
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
@@ -103,8 +120,22 @@ def no_regression(context: dg.AssetCheckExecutionContext, settings: SettingsReso
             dates = walkforward_forecasts.loc[walkforward_forecasts["date"] > pd.Timestamp(card.live_after), "date"]
             live = forecast(current.booster, card, market_inputs(clean_prices, returns, clean_alt_data), dates)
         result = regression_gate(walkforward_forecasts, live, gates.regression_tolerance, level=gates.skill_level)
-    return _record(context, mlflow, forecast_models, "no_regression", result,
+    return _record(context, mlflow, signer, forecast_models, "no_regression", result,
+                   _thresholds(gates, "regression_tolerance", "skill_level"),
                    champion_version=current.version.version if current else "none")
 
 
-DEPLOYMENT_CHECKS = [leakage_canary, plausible_accuracy, has_skill, signature_and_registry_version, no_regression]
+@dg.asset_check(asset="forecasts",
+                description="no ticker's champion was refused: every `champion` alias points at a version whose "
+                            "gates all recorded a verified pass on it and whose files match its signed manifest "
+                            "(a refused champion serves nothing; the other tickers are served)")
+def champions_verified(forecasts: pd.DataFrame) -> dg.AssetCheckResult:
+    refused = forecasts[forecasts["status"].astype(str).str.startswith(mlreg.REFUSED)]
+    reason = "; ".join(f"{r.ticker}: {r.status}" for r in refused.itertuples()) or \
+        f"no champion refused among {len(forecasts)} tickers"
+    return dg.AssetCheckResult(passed=refused.empty, metadata={
+        "reason": reason[:4000], "refused": ", ".join(refused["ticker"]) or "none"})
+
+
+DEPLOYMENT_CHECKS = [leakage_canary, plausible_accuracy, has_skill, signature_and_registry_version, no_regression,
+                     champions_verified]

@@ -58,7 +58,8 @@ def onnx_matches_torch(config: OnnxCheckConfig, storage: Storage, signer: Artifa
     space = model.observation_space
     space.seed(config.seed)
     obs = np.stack([space.sample() for _ in range(config.observations)])
-    difference = float(np.max(np.abs(torch_decider(model)(obs) - onnx_decider(load_onnx(storage, signer, policy_onnx))(obs))))
+    exported = onnx_decider(load_onnx(storage, signer, policy_onnx, ppo_policy))
+    difference = float(np.max(np.abs(torch_decider(model)(obs) - exported(obs))))
     return dg.AssetCheckResult(passed=difference <= config.tolerance, metadata={
         "max_abs_difference": difference, "tolerance": config.tolerance, "observations": config.observations,
         "reason": f"max |onnx - torch| = {difference:.2e} (tolerance {config.tolerance:.0e})"})

@@ -61,10 +61,11 @@ def replay_identical(settings: SettingsResource, tick_features: pd.DataFrame,
             f"differs from the stored features ({len(result.features)} rows against {len(tick_features)})")})
 
 
-def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, candidate: TickCandidate, gate: str,
-            result: GateResult) -> dg.AssetCheckResult:
+def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner,
+            candidate: TickCandidate, gate: str, result: GateResult, thresholds: dict) -> dg.AssetCheckResult:
     mlreg.record_gate(tick_tracker(mlflow), candidate.product, candidate.version, gate, result.passed,
-                      result.reason, context.run.run_id, tick_model_name(candidate.product))
+                      result.reason, key=signer.key(), model_sha256=candidate.card.sha256, thresholds=thresholds,
+                      run_id=context.run.run_id, name=tick_model_name(candidate.product))
     return dg.AssetCheckResult(passed=result.passed, metadata={
         "reason": result.reason, "candidate_version": candidate.version,
         **{k: v for k, v in result.details.items() if v is not None and not pd.isna(v)}})
@@ -74,35 +75,40 @@ def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, cand
                 description="the candidate's test PR-AUC beats the threshold rule's by the margin, its paired "
                             "bootstrap interval above 0")
 def tick_beats_baseline(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-                        tick_models: dict) -> dg.AssetCheckResult:
+                        signer: ArtifactSigner, tick_models: dict) -> dg.AssetCheckResult:
     candidate = TickCandidate.from_value(tick_models)
-    return _record(context, mlflow, candidate, "tick_beats_baseline",
-                   beats_baseline_gate(candidate.card, settings.value.ticks.baseline_margin))
+    ticks = settings.value.ticks
+    return _record(context, mlflow, signer, candidate, "tick_beats_baseline",
+                   beats_baseline_gate(candidate.card, ticks.baseline_margin),
+                   {"baseline_margin": ticks.baseline_margin, "level": ticks.level})
 
 
 @dg.asset_check(asset="tick_models", blocking=True,
                 description="the lower end of the candidate's test PR-AUC interval is above the positive rate")
-def tick_beats_positive_rate(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking,
-                             tick_models: dict) -> dg.AssetCheckResult:
+def tick_beats_positive_rate(context: dg.AssetCheckExecutionContext, settings: SettingsResource,
+                             mlflow: MlflowTracking, signer: ArtifactSigner, tick_models: dict) -> dg.AssetCheckResult:
     candidate = TickCandidate.from_value(tick_models)
-    return _record(context, mlflow, candidate, "tick_beats_positive_rate", beats_positive_rate_gate(candidate.card))
+    return _record(context, mlflow, signer, candidate, "tick_beats_positive_rate",
+                   beats_positive_rate_gate(candidate.card), {"level": settings.value.ticks.level})
 
 
 @dg.asset_check(asset="tick_models", blocking=True,
-                description="the registered tick model's SHA-256 and HMAC verify and it loads")
+                description="the registered tick model's signed manifest verifies, with the SHA-256 of the model "
+                            "and its card in it, the model's HMAC verifies and it loads")
 def tick_model_signature(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, signer: ArtifactSigner,
                          tick_models: dict) -> dg.AssetCheckResult:
     tracker = tick_tracker(mlflow)
     candidate = TickCandidate.from_value(tick_models)
     version = mlreg.RegisteredVersion(candidate.product, candidate.version, candidate.run_id, candidate.source)
     try:
-        payload, card = download_tick_model(tracker, version)
+        payload, card = download_tick_model(tracker, version, signer.key())
         load_tick_model(payload, card, signer.key())
     except SignatureError as error:
         result = GateResult(False, str(error), {})
     else:
-        result = GateResult(True, f"{card.file} verifies (SHA-256 {card.sha256[:12]}…, HMAC)", {"sha256": card.sha256})
-    return _record(context, mlflow, candidate, "tick_model_signature", result)
+        result = GateResult(True, f"the signed manifest, {card.file} (SHA-256 {card.sha256[:12]}…, HMAC) and its "
+                                  "card verify", {"sha256": card.sha256})
+    return _record(context, mlflow, signer, candidate, "tick_model_signature", result, {})
 
 
 @dg.asset_check(asset="tick_drift",

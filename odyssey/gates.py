@@ -1,15 +1,18 @@
 """Deployment gates for forecast models (implausibility bound, skill, no regression; the leakage
-canary is odyssey/canary.py), the live-skill check, and the rule that promotion needs every gate
-passed for exactly the candidate being promoted."""
+canary is odyssey/canary.py), the live-skill check, the signed verdict a gate records (model,
+version, model SHA-256, gate, verdict, thresholds), and the rule that promotion and serving need
+every gate passed, with a verified verdict, for exactly the version and model at hand."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, asdict
 
 import numpy as np
 import pandas as pd
 
 from odyssey.metrics import block_bootstrap_ci, direction_accuracy, spearman_ic
+from odyssey.signing import canonical_json, sign, signature_matches
 
 # Daily-sampled 5-day direction accuracy above this, over hundreds of out-of-sample days, has not
 # been seen from honest forecasts of liquid assets; the seed system's 73 % was leakage.
@@ -119,22 +122,72 @@ def live_skill_gate(outcomes: dict, walkforward_ic: float, walkforward_ic_low: f
 # Every gate a candidate must pass, by the check that records it, before it may become champion.
 REQUIRED_GATES: tuple[str, ...] = ("leakage_canary", "plausible_accuracy", "has_skill",
                                    "signature_and_registry_version", "no_regression")
+PASSED, FAILED = "passed", "failed"
+UNSIGNED, BAD_SIGNATURE, ELSEWHERE = "unsigned", "bad signature", "another version or model"
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One gate's verdict on exactly one registered version and model file, with the thresholds
+    and settings it judged with: what is signed, so a tag edited by hand, or copied from another
+    version, does not count."""
+
+    model: str  # the registered model's name
+    version: str
+    model_sha256: str
+    gate: str
+    verdict: str  # passed | failed
+    thresholds: dict
+
+    def payload(self) -> bytes:
+        return canonical_json(asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GateVerdict":
+        return cls(**json.loads(text))
+
+
+def sign_verdict(verdict: GateVerdict, key: bytes) -> str:
+    return sign(verdict.payload(), key)
+
+
+def verdict_status(record: str | None, signature: str | None, key: bytes, model: str, version: str, model_sha256: str,
+                   gate: str) -> str:
+    """What a recorded verdict counts as for (`model`, `version`, `model_sha256`): "passed" or
+    "failed" only when its signature verifies and it names exactly them; else "unsigned", "bad
+    signature" or "another version or model"."""
+    if not record or not signature:
+        return UNSIGNED
+    try:
+        verdict = GateVerdict.from_json(record)
+    except (TypeError, ValueError):
+        return BAD_SIGNATURE
+    if not signature_matches(verdict.payload(), key, signature):
+        return BAD_SIGNATURE
+    if (verdict.model, verdict.version, verdict.model_sha256, verdict.gate) != (model, version, model_sha256, gate):
+        return ELSEWHERE
+    return verdict.verdict if verdict.verdict in (PASSED, FAILED) else BAD_SIGNATURE
 
 
 class GateNotPassed(RuntimeError):
-    """Promotion refused: a required gate failed or never ran for this candidate."""
+    """Promotion or serving refused: a required gate failed, never ran, or its verdict does not
+    verify for exactly this version and model."""
 
 
 RETRY = "Materialize forecast_models with its checks (the forecasting job) and promote a candidate that passes them all."
 
 
 def require_gates(results: dict[str, str], candidate: str, required: tuple[str, ...] = REQUIRED_GATES,
-                  retry: str = RETRY) -> None:
-    """`results`: gate name -> "passed" | "failed" as recorded for exactly this candidate; `retry`
-    says how to get a candidate that passes."""
-    failed = [g for g in required if results.get(g) == "failed"]
+                  retry: str = RETRY, refusal: str = "cannot be promoted") -> None:
+    """`results`: gate name -> "passed" | "failed" | why its verdict does not count, as recorded
+    for exactly this candidate; `retry` says how to get a candidate that passes."""
+    failed = [g for g in required if results.get(g) == FAILED]
     missing = [g for g in required if g not in results]
-    if failed or missing:
-        raise GateNotPassed(f"{candidate} cannot be promoted: " + "; ".join(
-            ([f"failed gates {failed}"] if failed else []) + ([f"gates never evaluated {missing}"] if missing else []))
-            + ". " + retry)
+    unverified = [f"{g} ({results[g]})" for g in required if results.get(g) not in (PASSED, FAILED, None)]
+    if failed or missing or unverified:
+        raise GateNotPassed(f"{candidate} {refusal}: " + "; ".join(
+            ([f"failed gates {failed}"] if failed else []) + ([f"gates never evaluated {missing}"] if missing else [])
+            + ([f"verdicts that do not verify: {', '.join(unverified)}"] if unverified else [])) + ". " + retry)

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from odyssey.hashing import sha256_bytes
-from odyssey.signing import signature_matches
+from odyssey.signing import Manifest, SignatureError, signature_matches
 
 SIGNED_KINDS = ("model", "policy")
+MANIFEST_KIND = "manifest"  # a signed manifest of a model's files (its signature is over its content)
 ARTIFACTS_KEY = "artifacts"  # the materialization metadata entry listing an asset's files
 
 
@@ -305,7 +306,8 @@ class Problem:
 def verify(assets: Iterable[AssetRecord], read: Callable[[str], bytes | None], key: bytes | None) -> list[Problem]:
     """Re-hash every stored value and every artifact of the materialized assets against the
     catalog. `read(path)` returns the bytes, or None when the file is gone. Models and policies
-    must carry an HMAC signature made with `key` (None: signatures are not checked)."""
+    must carry an HMAC signature made with `key`, and a model's manifest must be signed with it
+    (None: signatures are not checked)."""
     problems: list[Problem] = []
 
     def check(where: str, path: str | None, sha256: str | None, kind: str | None = None,
@@ -331,6 +333,14 @@ def verify(assets: Iterable[AssetRecord], read: Callable[[str], bytes | None], k
             if not signature:
                 problems.append(Problem("unsigned", where, path, f"a {kind} must carry an HMAC signature"))
             elif key is not None and not signature_matches(data, key, signature):
+                problems.append(Problem("bad signature", where, path, "signed with another key, or re-signed"))
+        elif kind == MANIFEST_KIND:
+            try:
+                manifest = Manifest.from_json(data, where)
+            except SignatureError:
+                problems.append(Problem("unsigned", where, path, "not a signed manifest"))
+                return
+            if key is not None and not signature_matches(manifest.payload(), key, manifest.signature):
                 problems.append(Problem("bad signature", where, path, "signed with another key, or re-signed"))
 
     for a in assets:

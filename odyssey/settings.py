@@ -19,6 +19,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,7 +36,46 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # errors name the field and the rule, never the value given (it may be a credential)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+# --- credentials -------------------------------------------------------------------------------
+REDACTED = "***"
+
+
+def url_userinfo(value: str) -> str | None:
+    """The `user:password` (or token) before the host of a URL, if it has one."""
+    if not isinstance(value, str) or "://" not in value:
+        return None
+    try:
+        netloc = urlsplit(value).netloc
+    except ValueError:
+        return None
+    return netloc.rpartition("@")[0] if "@" in netloc else None
+
+
+def has_credentials(value: str) -> bool:
+    info = url_userinfo(value)
+    return bool(info) and info != REDACTED
+
+
+def redact_url(value: str) -> str:
+    """The URL with its user and password masked: https://***@host/... ."""
+    info = url_userinfo(value)
+    return value.replace(f"{info}@", f"{REDACTED}@", 1) if info else value
+
+
+def _strings(tree: Any, prefix: str = ""):
+    """(dotted field, value) of every string in a settings tree."""
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from _strings(value, f"{prefix}{key}.")
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _strings(value, prefix)
+    elif isinstance(tree, str):
+        yield prefix.rstrip("."), tree
 
 
 # --- universe and dates ---------------------------------------------------------------------
@@ -480,13 +520,27 @@ class Paths(_Model):
     landing: Optional[str] = None
     tick_landing: Optional[str] = None
     dagster_home: Optional[str] = None
-    mlflow_tracking_uri: Optional[str] = None
+    mlflow_tracking_uri: Optional[str] = Field(default=None, description="the MLflow tracking/registry URI; one "
+                                               "with credentials only from MLFLOW_TRACKING_URI, shown here masked")
+    mlflow_tracking_uri_env: Optional[str] = Field(default=None, description="name of the environment variable "
+                                                   "holding the MLflow URI when it carries credentials (read by the "
+                                                   "MLflow resource, never stored here)")
     mlflow_artifacts: Optional[str] = None
     alerts_log: Optional[str] = None
     qdrant: Optional[str] = None
-    alert_webhook: Optional[str] = None
+    alert_webhook_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
+                                             "the alert webhook URL (read by the settings resource, never stored "
+                                             "here: a webhook URL is a credential)")
     signing_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
                                            "the HMAC key (read by the signer, never stored here)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_webhook(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("alert_webhook"):
+            raise ValueError(f"paths.alert_webhook: a webhook URL is a credential; set it in the environment "
+                             f"variable {ALERT_WEBHOOK_ENV} instead (the settings and the UI show only its name)")
+        return data
 
     @model_validator(mode="after")
     def _defaults(self) -> "Paths":
@@ -544,6 +598,23 @@ class Settings(_Model):
             raise ValueError("source.kind = 'csv' needs source.csv_path (or ODYSSEY_CSV_PATH)")
         return self
 
+    @model_validator(mode="after")
+    def _no_credentials(self) -> "Settings":
+        """Settings are shown in the UI, passed between processes and kept in version control: no
+        value may carry a credential. An MLflow URI with one comes from MLFLOW_TRACKING_URI, read
+        by the MLflow resource; the settings show it masked."""
+        leaks = [name for name, value in _strings(self.model_dump()) if has_credentials(value)]
+        if leaks:
+            raise ValueError(f"{', '.join(leaks)} carries a credential (user:password@ in a URL): set it through the "
+                             "environment variable of that field instead (MLFLOW_TRACKING_URI for the MLflow URI; "
+                             "for storage, Qdrant and artifact stores their own credential variables such as "
+                             "AWS_ACCESS_KEY_ID or QDRANT_API_KEY); settings are shown in the UI")
+        uri = self.paths.mlflow_tracking_uri
+        if url_userinfo(uri) == REDACTED and not self.paths.mlflow_tracking_uri_env:
+            raise ValueError("paths.mlflow_tracking_uri is masked (***@) but no environment variable holds the real "
+                             "URI: set MLFLOW_TRACKING_URI")
+        return self
+
     def profile(self, today: pd.Timestamp | None = None) -> Profile:
         """Resolve "today" and proportions into session dates (the exchange's calendar)."""
         u, d = self.universe, self.dates
@@ -590,11 +661,14 @@ ENV_OVERRIDES: dict[str, tuple[str, Any]] = {
     "MLFLOW_TRACKING_URI": ("paths.mlflow_tracking_uri", str),
     "ODYSSEY_MLFLOW_ARTIFACTS": ("paths.mlflow_artifacts", str),
     "ODYSSEY_ALERTS_LOG": ("paths.alerts_log", str),
-    "ODYSSEY_ALERT_WEBHOOK": ("paths.alert_webhook", str),
+    # a credential: the settings hold the variable's name, the settings resource reads its value
+    "ODYSSEY_ALERT_WEBHOOK": ("paths.alert_webhook_env", lambda _: ALERT_WEBHOOK_ENV),
     "QDRANT_URL": ("memory.qdrant_url", str),
 }
 SIGNING_KEY_ENV = "ODYSSEY_SIGNING_KEY"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
+ALERT_WEBHOOK_ENV = "ODYSSEY_ALERT_WEBHOOK"
+MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
 PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "tick_landing",
                                                                  "dagster_home",
                                                                  "alerts_log", "qdrant"))}
@@ -661,6 +735,10 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         value = env.get(variable, "").strip()
         if value:
             _set(tree, dotted, parse(value))
+    uri = env.get(MLFLOW_URI_ENV, "").strip()
+    if has_credentials(uri):  # the resource reads the URI from the variable; the settings show it masked
+        _set(tree, "paths.mlflow_tracking_uri", redact_url(uri))
+        _set(tree, "paths.mlflow_tracking_uri_env", MLFLOW_URI_ENV)
     if env.get(SIGNING_KEY_ENV):
         _set(tree, "paths.signing_key_env", SIGNING_KEY_ENV)
     if env.get(QDRANT_API_KEY_ENV):

@@ -19,7 +19,11 @@ from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
 
 
 def mlflow_resource(settings: Settings) -> MlflowTracking:
-    return MlflowTracking(tracking_uri=settings.paths.mlflow_tracking_uri, artifact_root=settings.paths.mlflow_artifacts)
+    """MLflow at the settings' URI; one with credentials is read from its environment variable,
+    which the UI shows by name."""
+    paths = settings.paths
+    uri = dg.EnvVar(paths.mlflow_tracking_uri_env) if paths.mlflow_tracking_uri_env else paths.mlflow_tracking_uri
+    return MlflowTracking(tracking_uri=uri, artifact_root=paths.mlflow_artifacts)
 
 
 def build_resources(settings: Settings) -> dict:

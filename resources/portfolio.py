@@ -9,10 +9,10 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from odyssey.policy import load_verified
+from odyssey.policy import ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, load_verified
 from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_policy_market, build_panel,
                                spaces)
-from odyssey.signing import verify
+from odyssey.signing import SignatureError, verify, verify_card
 from resources.metadata import check_reason
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
@@ -38,15 +38,30 @@ def policy_market_for(policy: dict, panel: Panel, returns: pd.DataFrame) -> Poli
                                   policy["vol_window"], policy["horizon"], policy["skill_window"])
 
 
-def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
+def verified_policy(storage: Storage, signer: ArtifactSigner, policy: dict) -> bytes:
+    """The policy's zip, after its card (`policy`: signal scale, limits, baseline, tilt, what acting
+    with it reads) and the zip verified against the card's signed manifest."""
     data = storage.path(policy["path"]).read_bytes()
+    verify_card(policy, {POLICY_FILE: data}, signer.key(), model=POLICY_MODEL, where="ppo policy")
+    return data
+
+
+def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
+    data = verified_policy(storage, signer, policy)
     return load_verified(data, policy["sha256"], policy["signature"], signer.key(),
                          *spaces(len(policy["tickers"]), policy["signal_clip"]))
 
 
-def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict) -> bytes:
+def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict, policy: dict) -> bytes:
+    """The ONNX export's bytes, after the policy's card (which the caller acts with beside it),
+    the export's card and bytes verified, and the export found to be of exactly this policy."""
+    verified_policy(storage, signer, policy)
     data = storage.path(exported["path"]).read_bytes()
+    verify_card(exported, {ONNX_FILE: data}, signer.key(), model=ONNX_MODEL, where="policy onnx")
     verify(data, signer.key(), exported["sha256"], exported["signature"], name="policy onnx")
+    if exported["policy_sha256"] != policy["sha256"]:
+        raise SignatureError(f"policy onnx: exported from policy {exported['policy_sha256'][:12]}…, not the stored "
+                             f"ppo_policy {policy['sha256'][:12]}…: materialize policy_onnx again")
     return data
 
 

@@ -22,13 +22,18 @@ def _parse(document: str) -> Settings:
 
 class SettingsResource(dg.ConfigurableResource):
     """Universe, dates, source, horizon, costs and every stage's hyperparameters (odyssey/settings.py),
-    as loaded from the settings file when the code location loaded."""
+    as loaded from the settings file when the code location loaded. The settings hold no
+    credential (a URI with one is masked, a webhook only named); the alert webhook is read here,
+    from its environment variable, which the UI shows by name."""
 
-    document: str = Field(description="the settings as JSON")
+    document: str = Field(description="the settings as JSON (no credential: those are named environment variables)")
+    alert_webhook: Optional[str] = Field(default=None, description="where failed runs are POSTed: from the environment "
+                                         "variable paths.alert_webhook_env names (the UI shows its name only)")
 
     @classmethod
     def of(cls, settings: Settings) -> "SettingsResource":
-        return cls(document=settings.model_dump_json())
+        webhook = settings.paths.alert_webhook_env
+        return cls(document=settings.model_dump_json(), alert_webhook=dg.EnvVar(webhook) if webhook else None)
 
     @property
     def value(self) -> Settings:

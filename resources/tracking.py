@@ -14,12 +14,16 @@ class MlflowTracking(dg.ConfigurableResource):
     """MLflow experiment tracking and model registry (sqlite + local artifacts by default; a
     server URI in MLFLOW_TRACKING_URI switches to a tracking server)."""
 
-    tracking_uri: str = Field(description="MLflow tracking/registry URI")
+    tracking_uri: str = Field(description="MLflow tracking/registry URI (one with credentials: the environment "
+                                          "variable that holds it)")
     artifact_root: str = Field(description="artifact location for the experiment")
     experiment: str = "odyssey-forecasting"
 
     def tracker(self) -> Tracker:
-        return Tracker(self.tracking_uri, self.artifact_root, self.experiment)
+        uri = self.tracking_uri
+        if isinstance(uri, dg.EnvVar):  # used without Dagster having started the resource
+            uri = uri.get_value()
+        return Tracker(uri, self.artifact_root, self.experiment)
 
 
 class ArtifactSigner(dg.ConfigurableResource):

@@ -29,5 +29,4 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, settings: SettingsRe
         "error": context.failure_event.message,
         "tags": {k: v for k, v in run.tags.items() if not k.startswith(".dagster")},
     }
-    paths = settings.value.paths
-    record_alert(alert, Path(paths.alerts_log), webhook=paths.alert_webhook or None)
+    record_alert(alert, Path(settings.value.paths.alerts_log), webhook=settings.alert_webhook or None)

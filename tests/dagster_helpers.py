@@ -38,6 +38,13 @@ def fast_forecasting_config(xgb: dict | None = None) -> dict:
     return {"ops": {"walkforward": {"config": params}, "forecast_models": {"config": params}}}
 
 
+def signing_key(settings: Settings) -> bytes:
+    """The HMAC key the graph signs with under these settings (the key file in their home)."""
+    from resources import build_resources
+
+    return build_resources(settings)["signer"].key()
+
+
 def gate_settings(settings: Settings, **gates) -> Settings:
     return settings.updated({"gates": gates})
 

@@ -3,14 +3,18 @@ version, promotion that refuses a candidate whose gates failed (in the same run 
 deployed_models is materialized alone), a constant model refused for lack of skill, and verified
 batch inference that says so for a ticker without a model."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 import pytest
 
 from odyssey import registry as mlreg
 from odyssey.gates import REQUIRED_GATES, GateNotPassed, require_gates
 from resources import mlflow_resource
 from tests.dagster_helpers import (check_results, failed_checks, fast_forecasting_config, gate_settings, materialized,
-                                   quick_settings, read_table, run_graph, step_errors)
+                                   quick_settings, read_table, run_graph, signing_key, step_errors)
 
 PER_TICKER = {"walkforward_forecasts", "walkforward_summary", "forecast_models", "shap_importance", "deployed_models",
               "analog_forecasts", "analog_summary"}
@@ -32,13 +36,13 @@ def _forecast(env, ticker, xgb=None, settings=None):
 
 @pytest.mark.slow
 def test_first_candidate_passes_the_gates_and_becomes_champion(env):
-    _, _, tracker = env
+    settings, _, tracker = env
     result = _forecast(env, "SPY")
     assert result.success
     assert materialized(result) == PER_TICKER
     assert check_results(result) == {g: True for g in REQUIRED_GATES}
     assert mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version == "1"
-    assert mlreg.gate_results(tracker, "SPY", "1") == {g: "passed" for g in REQUIRED_GATES}
+    assert mlreg.gate_results(tracker, "SPY", "1", signing_key(settings)) == {g: "passed" for g in REQUIRED_GATES}
     meta = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["walkforward_forecasts"]["folds"].value == 7  # six full folds and the partial one
     assert "fold_metrics" in meta["walkforward_forecasts"] and "plot" in meta["shap_importance"]
@@ -60,7 +64,7 @@ def test_a_failed_gate_stops_deployment_in_the_same_run_and_keeps_the_champion(e
     assert mlreg.version_by_alias(tracker, "SPY", mlreg.CANDIDATE).version == "2"
     assert mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version == "1"
     assert "suspected leakage" in failed_checks(result)["plausible_accuracy"].metadata["reason"].value
-    gates = mlreg.gate_results(tracker, "SPY", "2")
+    gates = mlreg.gate_results(tracker, "SPY", "2", signing_key(settings))
     assert gates["plausible_accuracy"] == "failed" and gates["leakage_canary"] == "passed"
     # retrained on the same sessions, the champion has no live outcomes to be compared on
     assert "not comparable yet" in check_results_reasons(result)["no_regression"]
@@ -115,14 +119,72 @@ def test_batch_forecasts_use_verified_champions_and_name_tickers_without_skill(e
     assert "AAPL" in meta["no_model_with_skill"].value
 
 
+def _served(settings) -> pd.DataFrame:
+    return read_table(settings, "forecasts").set_index("ticker")
+
+
+@pytest.mark.slow
+def test_serving_refuses_a_champion_whose_gates_did_not_pass_and_keeps_serving_the_others(env):
+    """AAPL's constant model failed has_skill. The champion alias moved to it by hand (the MLflow UI
+    allows it), then its gate tag edited to `passed`: forecasts refuse AAPL each time and keep
+    serving SPY, and promoting the edited version is refused."""
+    settings, instance, tracker = env
+    client, name = tracker.client(), mlreg.model_name("AAPL")
+    client.set_registered_model_alias(name, mlreg.CHAMPION, "1")
+    try:
+        for edit in (None, "passed"):
+            if edit:
+                client.set_model_version_tag(name, "1", "gate.has_skill", edit)
+            result = run_graph(settings, job="batch_forecasts", instance=instance)
+            assert result.success
+            table = _served(settings)
+            assert table.loc["SPY", "status"] == "champion" and not pd.isna(table.loc["SPY", "prediction"])
+            status = table.loc["AAPL", "status"]
+            assert status.startswith("champion refused") and "champion not gated" in status, status
+            assert "failed gates ['has_skill']" in status and pd.isna(table.loc["AAPL", "prediction"])
+            assert "AAPL" not in set(read_table(settings, "forecast_log")["ticker"])
+            assert "AAPL" in failed_checks(result)["champions_verified"].metadata["reason"].value
+        client.delete_registered_model_alias(name, mlreg.CHAMPION)
+        promoted = run_graph(settings, job="forecasting", partition_key="AAPL", instance=instance,
+                             selection=[dg.AssetKey("deployed_models")])
+        assert not promoted.success and "failed gates ['has_skill']" in " ".join(step_errors(promoted))
+        assert mlreg.version_by_alias(tracker, "AAPL", mlreg.CHAMPION) is None
+    finally:
+        client.set_model_version_tag(name, "1", "gate.has_skill", "failed")
+        if mlreg.version_by_alias(tracker, "AAPL", mlreg.CHAMPION) is not None:
+            client.delete_registered_model_alias(name, mlreg.CHAMPION)
+
+
+@pytest.mark.slow
+def test_a_champion_whose_card_was_edited_is_refused_and_the_card_named(env):
+    settings, instance, tracker = env
+    champion = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION)
+    path = Path(champion.source.removeprefix("file://")) / mlreg.CARD_FILE
+    original = path.read_text()
+    card = json.loads(original)
+    card["walkforward"]["oos_ic"] = 0.9
+    for values in (card["pipeline"].get("scaler") or {}).get("features", {}).values():
+        values["mean"] += 3 * values["scale"]
+    try:
+        path.write_text(json.dumps(card))
+        result = run_graph(settings, job="batch_forecasts", instance=instance)
+        assert result.success
+        status = _served(settings).loc["SPY", "status"]
+        assert status.startswith("champion refused") and "card.json" in status, status
+    finally:
+        path.write_text(original)
+
+
 @pytest.mark.slow
 def test_a_champion_signed_with_another_key_is_refused(env, monkeypatch):
     settings, instance, _ = env
     monkeypatch.setenv("ODYSSEY_SIGNING_KEY", "not-the-key-the-model-was-signed-with")
     keyed = settings.updated({"paths": {"signing_key_env": "ODYSSEY_SIGNING_KEY"}})
     result = run_graph(keyed, job="batch_forecasts", instance=instance)
-    assert not result.success
-    assert "HMAC signature does not verify" in " ".join(step_errors(result))
+    assert result.success  # the batch still runs: each ticker without a servable champion says why
+    status = _served(settings).loc["SPY", "status"]
+    assert status.startswith("champion refused") and "signature does not verify" in status, status
+    assert "SPY" in failed_checks(result)["champions_verified"].metadata["reason"].value
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from jobs.lineage import main as lineage_main
 from jobs.main import open_instance
 from odyssey import backtest, calendar, indicators
 from odyssey.lineage import Artifact, AssetRecord, propagate_stale, verify
-from odyssey.signing import sign
+from odyssey.signing import sign, sign_manifest
 from odyssey.versions import CodeVersions, canonical_source
 from resources import storage
 from resources.lineage import GraphSpecs, asset_records, read_bytes, stale_status
@@ -145,6 +145,20 @@ def test_verify_names_mismatches_missing_unsigned_and_badly_signed_files():
     assert problem.kind == "unreadable" and "mlflow-artifacts:" in problem.detail
 
 
+def test_verify_checks_the_signature_of_a_models_manifest():
+    key = b"k" * 32
+    files = {"model.ubj": b"model", "card.json": b"{}"}
+    good = sign_manifest("forecast model", "odyssey-forecast-SPY", "SPY", "run", files, key).to_json().encode()
+    other = sign_manifest("forecast model", "odyssey-forecast-SPY", "SPY", "run", files, b"other").to_json().encode()
+    stored = {"/m/good": good, "/m/other": other, "/m/plain": b'{"files": {}}'}
+    records = [_record("/m/good", hashlib.sha256(good).hexdigest(),
+                       [Artifact.of(path, data, "manifest") for path, data in stored.items()])]
+    found = [(p.kind, p.path) for p in verify(records, stored.get, key)]
+    assert found == [("bad signature", "/m/other"), ("unsigned", "/m/plain")]
+    # without a key, signatures are not checked; a file that is no signed manifest still is named
+    assert [(p.kind, p.path) for p in verify(records, stored.get, None)] == [("unsigned", "/m/plain")]
+
+
 # --- the graph built by the main command ------------------------------------------------------------
 
 def _expected_entities(defs: dg.Definitions, tickers: list[str]) -> set[tuple[str, str | None]]:
@@ -192,7 +206,7 @@ def test_make_run_leaves_a_lineage_document_covering_every_asset_partition_and_c
     assert sorted(m["partition"] for m in models) == sorted(tickers)
     assert all(m["run_id"] and m["version"] and m["champion_version"] for m in models)
     kinds = {x["kind"] for a in doc["assets"] for x in a["artifacts"]}
-    assert kinds == {"export", "model", "policy", "raw", "report"}
+    assert kinds == {"export", "model", "card", "manifest", "policy", "raw", "report"}
     ticks = [m for m in doc["models"] if m["asset"] == "tick_models"]
     assert [(m["registered_model"], m["version"], m["champion_version"]) for m in ticks] == [
         ("odyssey-ticks-BTC-USD", "1", "1")]
@@ -301,6 +315,36 @@ def test_verify_is_clean_on_an_untouched_store_and_names_each_tampered_file(thre
     finally:
         for path, data in originals.items():
             path.write_bytes(data)
+    assert lineage_main(args) == 0
+
+
+@pytest.mark.slow
+def test_verify_names_an_edited_model_card_and_tick_card(three_ticker_run, capsys):
+    home = three_ticker_run.home
+    args = ["--settings", str(three_ticker_run.settings_file), "--verify"]
+    tables = home / "storage" / "tables"
+    forecast = json.loads((tables / "forecast_models" / "AAPL.json").read_text())
+    ticks = json.loads((tables / "tick_models.json").read_text())
+    cards = {Path(forecast["source"].removeprefix("file://")) / "card.json": ("forecast_models[AAPL] card",
+                                                                              ("walkforward", "oos_ic"), 0.9),
+             Path(ticks["source"].removeprefix("file://")) / "card.json": ("tick_models card", ("tau",), 1e-9)}
+    originals = {p: p.read_text() for p in cards}
+    try:
+        for path, (_, keys, value) in cards.items():
+            card = json.loads(originals[path])
+            target = card
+            for k in keys[:-1]:
+                target = target[k]
+            target[keys[-1]] = value
+            path.write_text(json.dumps(card, indent=2, sort_keys=True))
+        assert lineage_main(args) == 1
+        lines = capsys.readouterr().out.splitlines()
+        for path, (where, _, _) in cards.items():
+            assert any(line.startswith("mismatch") and f" {where}: " in line and str(path) in line for line in lines), \
+                (where, lines)
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
     assert lineage_main(args) == 0
 
 

@@ -244,6 +244,26 @@ def test_repeating_the_same_training_loads_its_final_checkpoint(built):
 
 
 @pytest.mark.slow
+def test_a_policy_whose_card_was_edited_is_refused(built):
+    """The stored policy card (signal scale, limits, tilt: what the backtest and recommendations act
+    on beside the zip) is covered by the policy's signed manifest: tripling its tilt is refused."""
+    settings, instance, _ = built
+    path = _storage(settings) / "tables" / "ppo_policy.json"
+    original = path.read_text()
+    card = json.loads(original)
+    card["tilt"] *= 3
+    try:
+        path.write_text(json.dumps(card))
+        result = run_graph(settings, job="portfolio", instance=instance,
+                           selection=[dg.AssetKey("backtest"), dg.AssetKey("backtest_metrics")])
+        assert not result.success
+        errors = " ".join(step_errors(result))
+        assert "ppo policy: card.json does not match its signed manifest" in errors, errors
+    finally:
+        path.write_text(original)
+
+
+@pytest.mark.slow
 def test_the_report_renders_its_charts_in_headless_chromium(built):
     settings, _, _ = built
     page_path = _storage(settings) / "reports" / "backtest_report.html"

@@ -1,6 +1,8 @@
 """Quality scores on data where the answer is known, and the run-failure alert log."""
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 
 from odyssey import features as F
 from odyssey.quality import long_gaps, nan_outside_warmup, quality_scores
+from odyssey.settings import load_settings, preset_path
 from resources.settings import SettingsResource
 from sensors.alerts import record_alert, run_failure_alerts
 from tests.dagster_helpers import quick_settings
@@ -83,9 +86,8 @@ def test_alert_log_appends_json_lines(tmp_path):
     assert [x["run_id"] for x in lines] == ["a", "b"]
 
 
-def test_run_failure_sensor_records_a_failed_run(tmp_path):
-    settings = quick_settings(tmp_path / "home")
-
+def _alert_a_failed_run(resource: SettingsResource):
+    """Run a job that fails and let run_failure_alerts report it with this settings resource."""
     @dg.op
     def explode():
         raise RuntimeError("synthetic failure")
@@ -100,8 +102,43 @@ def test_run_failure_sensor_records_a_failed_run(tmp_path):
         failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
-            dagster_run=result.dagster_run, resources={"settings": SettingsResource.of(settings)}).for_run_failure()
+            dagster_run=result.dagster_run, resources={"settings": resource}).for_run_failure()
         run_failure_alerts(context)
+    return result
+
+
+def test_run_failure_sensor_records_a_failed_run(tmp_path):
+    settings = quick_settings(tmp_path / "home")
+    result = _alert_a_failed_run(SettingsResource.of(settings))
     assert settings.paths.alerts_log == str(tmp_path / "home" / "alerts.log")
     alert = json.loads((tmp_path / "home" / "alerts.log").read_text().splitlines()[0])
+    assert alert["run_id"] == result.run_id and alert["job"] == "failing"
+
+
+def test_the_alert_webhook_comes_from_its_variable_and_is_never_in_the_shown_settings(tmp_path, monkeypatch):
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_port}/services/planted-webhook-token-41"
+    try:
+        environ = {"ODYSSEY_HOME": str(tmp_path / "home"), "ODYSSEY_ALERT_WEBHOOK": hook}
+        settings = load_settings(preset_path("quick"), environ=environ)
+        resource = SettingsResource.of(settings)
+        assert "planted-webhook-token" not in resource.document
+        monkeypatch.setenv("ODYSSEY_ALERT_WEBHOOK", hook)  # the run's environment, read when the resource starts
+        result = _alert_a_failed_run(resource)
+    finally:
+        server.shutdown()
+    [(path, alert)] = received
+    assert path == "/services/planted-webhook-token-41"
     assert alert["run_id"] == result.run_id and alert["job"] == "failing"

@@ -3,6 +3,7 @@ overrides, validation that names the problem; and nothing else in the project re
 environment or imports the asset modules from a check."""
 
 import ast
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ import pytest
 from jobs import daily_drift_reports, daily_ingest
 from odyssey.settings import DEFAULT_FILE, load_settings, preset_path
 from odyssey.walkforward import walkforward_from_settings
-from resources import SettingsResource
+from resources import SettingsResource, build_resources
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,6 +69,52 @@ def test_the_environment_overrides_the_common_knobs_and_today_resolves_to_a_sess
     assert settings.paths.signing_key_env == "ODYSSEY_SIGNING_KEY" and "secret" not in settings.model_dump_json()
     end = settings.profile(today=pd.Timestamp("2024-12-25 20:00")).end
     assert end == "2024-12-24"  # Christmas is not a session: the newest session on or before today
+
+
+PLANTED_PASSWORD = "planted-password-4821"
+PLANTED_WEBHOOK = "https://hooks.example.com/services/T0000/B0000/planted-webhook-token-93"
+
+
+def test_credentials_reach_the_resources_by_variable_name_only(tmp_path, monkeypatch):
+    """An MLflow URI with a password and the alert webhook, set in the environment: the settings
+    (the settings resource's document) and every resource's configured values hold neither, only
+    the variables' names; the resources read the real values when they start."""
+    uri = f"https://alice:{PLANTED_PASSWORD}@mlflow.example.com/"
+    environ = {"ODYSSEY_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": uri, "ODYSSEY_ALERT_WEBHOOK": PLANTED_WEBHOOK}
+    settings = load_settings(preset_path("quick"), environ=environ)
+    assert settings.paths.mlflow_tracking_uri == "https://***@mlflow.example.com/"
+    assert settings.paths.mlflow_tracking_uri_env == "MLFLOW_TRACKING_URI"
+    assert settings.paths.alert_webhook_env == "ODYSSEY_ALERT_WEBHOOK"
+    resources = build_resources(settings)
+    shown = json.dumps({name: r.model_dump() for name, r in resources.items() if hasattr(r, "model_dump")},
+                       default=str)
+    assert PLANTED_PASSWORD not in shown and "planted-webhook-token" not in shown
+    assert PLANTED_PASSWORD not in resources["settings"].document
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert resources["mlflow"].process_config_and_initialize().tracker().tracking_uri == uri
+    assert resources["settings"].process_config_and_initialize().alert_webhook == PLANTED_WEBHOOK
+    # a URI without credentials is shown as it is
+    plain = load_settings(preset_path("quick"), environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert plain.paths.mlflow_tracking_uri == "http://mlflow:5000" and plain.paths.mlflow_tracking_uri_env is None
+    assert build_resources(plain)["mlflow"].tracking_uri == "http://mlflow:5000"
+
+
+@pytest.mark.parametrize("text, field", [
+    (f'[paths]\nmlflow_tracking_uri = "https://alice:{PLANTED_PASSWORD}@mlflow.example.com"',
+     "paths.mlflow_tracking_uri"),
+    (f'[paths]\nstorage_url = "s3://key:{PLANTED_PASSWORD}@bucket/odyssey"', "paths.storage_url"),
+    (f'[memory]\nqdrant_url = "https://user:{PLANTED_PASSWORD}@qdrant.example.com"', "memory.qdrant_url"),
+    (f'[paths]\nalert_webhook = "{PLANTED_WEBHOOK}"', "paths.alert_webhook"),
+])
+def test_a_credential_written_in_a_settings_file_is_refused_without_repeating_it(tmp_path, text, field):
+    path = tmp_path / "leaky.toml"
+    path.write_text(f'extends = "{preset_path("quick")}"\n{text}\n')
+    with pytest.raises(ValueError, match=field) as error:
+        load_settings(path, environ={})
+    message = str(error.value)
+    assert str(path) in message and "environment variable" in message
+    assert PLANTED_PASSWORD not in message and "planted-webhook-token" not in message
 
 
 def test_another_file_through_odyssey_settings(tmp_path):

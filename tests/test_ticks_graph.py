@@ -2,7 +2,9 @@
 gated champion in MLflow, the replay, the seed's label blocked, and the loop of landing files,
 drift and retraining."""
 
+import json
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +18,7 @@ from resources.settings import SettingsResource
 from resources.storage import Storage
 from resources.ticks import download_tick_model, tick_tracker, tick_version
 from sensors.ticks import retrain_ticks_on_drift, tick_landing_sensor
-from tests.dagster_helpers import check_results, failed_checks, materialized, quick_settings, run_graph
+from tests.dagster_helpers import check_results, failed_checks, materialized, quick_settings, run_graph, signing_key
 
 TICKS = {"source": {"days": 2, "ticks_per_day": 20_000}, "bootstrap_reps": 50}
 ASSETS = {"raw_ticks", "tick_features", "tick_labels", "tick_models", "tick_champion", "tick_drift"}
@@ -46,9 +48,9 @@ def test_ticks_group_builds_judges_and_promotes(tick_run):
     tracker = tick_tracker(mlflow_resource(settings))
     champion = tick_version(tracker, "BTC-USD", mlreg.CHAMPION)
     assert champion is not None and champion.version == "1"
-    payload, card = download_tick_model(tracker, champion)
+    payload, card = download_tick_model(tracker, champion, signing_key(settings))
     assert card.file in ("model.json", "model.ubj") and not payload.startswith(b"\x80")
-    assert mlreg.gate_results(tracker, "BTC-USD", "1", "odyssey-ticks-BTC-USD") == {
+    assert mlreg.gate_results(tracker, "BTC-USD", "1", signing_key(settings), "odyssey-ticks-BTC-USD") == {
         "tick_beats_baseline": "passed", "tick_beats_positive_rate": "passed", "tick_model_signature": "passed"}
     run = tracker.client().get_run(champion.run_id)
     for model in ("baseline", "logistic", "xgboost"):
@@ -57,6 +59,32 @@ def test_ticks_group_builds_judges_and_promotes(tick_run):
                                                        "positive_rate")} <= set(run.data.metrics)
     labels = read_table(settings, "tick_labels")
     assert labels["split"].value_counts()["purged"] == 2 * settings.ticks.horizon_ticks
+
+
+def test_drift_refuses_a_champion_whose_card_was_edited(tick_run):
+    """tau halved in the champion's card.json: tick_drift does not read that champion's training
+    window, it says why and falls back to the train part; the restored card is read again."""
+    settings, instance, _ = tick_run
+    champion = tick_version(tick_tracker(mlflow_resource(settings)), "BTC-USD", mlreg.CHAMPION)
+    path = Path(champion.source.removeprefix("file://")) / "card.json"
+    original = path.read_text()
+    card = json.loads(original)
+    card["tau"] /= 2
+
+    def reference() -> str:
+        result = run_graph(settings, "ticks", instance=instance, selection=[dg.AssetKey("tick_drift")])
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        return event.materialization.metadata["reference"].value
+
+    try:
+        path.write_text(json.dumps(card))
+        shown = reference()
+        assert "train part" in shown and "champion v1 refused" in shown and "card.json" in shown, shown
+    finally:
+        path.write_text(original)
+    shown = reference()
+    assert "champion v1" in shown and "refused" not in shown, shown
 
 
 def test_replay_is_bit_identical_and_catches_a_changed_raw_file(tick_run, capsys, tmp_path):

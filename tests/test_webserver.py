@@ -3,6 +3,7 @@ its GraphQL API materializes the raw market assets."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,9 @@ SERVER_START_TIMEOUT = 120.0
 RUN_TIMEOUT = 180.0
 RAW_MARKET_ASSETS = ["raw_prices", "raw_alt_data", "corporate_actions"]
 LOCATION = "odyssey"  # workspace.yaml's code location
+PLANTED_PASSWORD = "planted-password-7301"
+PLANTED_MLFLOW_URI = f"http://odyssey:{PLANTED_PASSWORD}@127.0.0.1:9/"
+PLANTED_WEBHOOK = "https://hooks.example.com/services/T0000/B0000/planted-webhook-token-5512"
 
 # With a dagster.yaml, Dagster 1.13 defaults to the QueuedRunCoordinator, which only puts runs
 # in a queue that a separately running `dagster-daemon` dequeues. The DefaultRunCoordinator
@@ -134,6 +138,19 @@ query LatestMaterialization($assetKey: AssetKeyInput!) {
 """
 
 
+RESOURCES_QUERY = """
+query Resources($selector: RepositorySelector!) {
+  allTopLevelResourceDetailsOrError(repositorySelector: $selector) {
+    __typename
+    ... on ResourceDetailsList {
+      results { name configuredValues { key value type } }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -233,6 +250,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         DAGSTER_HOME=str(dagster_home),
         ODYSSEY_SETTINGS=str(settings_file),
         PYTHONUNBUFFERED="1",
+        # planted credentials: the UI must never show them, and runs must still work
+        MLFLOW_TRACKING_URI=PLANTED_MLFLOW_URI,
+        ODYSSEY_ALERT_WEBHOOK=PLANTED_WEBHOOK,
     )
     port = _free_port()
     executable = Path(sys.executable).parent / "dagster-webserver"
@@ -330,3 +350,22 @@ def test_webserver_lists_assets_and_materializes_raw_market(server: Server):
     raw = pd.read_parquet(server.odyssey_home / "storage" / "tables" / "raw_prices.parquet")
     assert sorted(raw["ticker"].unique()) == sorted(["AAPL", "NVDA", "SPY", "QQQ", "IEF"])
     assert str(raw["date"].max().date()) == "2021-12-31"
+
+
+@pytest.mark.slow
+def test_the_ui_shows_no_credential_of_any_resource(server: Server):
+    """Every top-level resource's configured values, as the UI reads them through GraphQL: the
+    planted MLflow password and webhook appear nowhere; the webhook and the URI with its
+    credentials are shown as the names of their environment variables."""
+    repository = _repository(server)
+    selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"]}
+    answer = server.graphql(RESOURCES_QUERY, {"selector": selector})["allTopLevelResourceDetailsOrError"]
+    assert answer["__typename"] == "ResourceDetailsList", answer
+    shown = json.dumps(answer)
+    assert PLANTED_PASSWORD not in shown and "planted-webhook-token" not in shown
+    values = {r["name"]: {v["key"]: (v["type"], v["value"]) for v in r["configuredValues"]} for r in answer["results"]}
+    assert values["mlflow"]["tracking_uri"] == ("ENV_VAR", "MLFLOW_TRACKING_URI")
+    assert values["settings"]["alert_webhook"] == ("ENV_VAR", "ODYSSEY_ALERT_WEBHOOK")
+    document = json.loads(json.loads(values["settings"]["document"][1]))  # a JSON string of the settings' JSON
+    assert document["paths"]["mlflow_tracking_uri"] == "http://***@127.0.0.1:9/"
+    assert document["paths"]["alert_webhook_env"] == "ODYSSEY_ALERT_WEBHOOK"
