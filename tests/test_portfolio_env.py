@@ -290,12 +290,17 @@ def test_inverse_volatility_gives_no_weight_to_an_asset_that_never_moves():
     assert (weights[:, 0] > weights[:, 1]).all()
 
 
-def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_that_churns():
-    rng = np.random.default_rng(6)
-    days, n = 300, 4
-    panel = Panel(pd.bdate_range("2021-01-01", periods=days), tuple("ABCD"), rng.normal(0, 0.01, (days, n)),
+def _random_policy_market(days: int, n: int, seed: int):
+    """A policy market of `n` tickers over `days` sessions of noise, with equal weight as baseline."""
+    rng = np.random.default_rng(seed)
+    panel = Panel(pd.bdate_range("2021-01-01", periods=days), tuple("ABCD"[:n]), rng.normal(0, 0.01, (days, n)),
                   rng.normal(0.0004, 0.01, (days, n)))
-    market = policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+    return policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+
+
+def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_that_churns():
+    days, n = 300, 4
+    market = _random_policy_market(days, n, seed=6)
     holds = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0)
     assert holds.passed and holds.excess_return == 0.0 and holds.ci_low == holds.ci_high == 0.0
     assert holds.policy_turnover == pytest.approx(holds.baseline_turnover)
@@ -310,11 +315,8 @@ def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_t
 
 
 def test_too_few_held_out_days_to_judge_the_policy_is_not_yet_evaluable_and_not_a_pass():
-    rng = np.random.default_rng(7)
-    days, n = 35, 4
-    panel = Panel(pd.bdate_range("2021-01-01", periods=days), tuple("ABCD"), rng.normal(0, 0.01, (days, n)),
-                  rng.normal(0.0004, 0.01, (days, n)))
-    market = policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+    n = 4
+    market = _random_policy_market(35, n, seed=7)
     verdict = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0, block=20)
     assert not verdict.passed and not verdict.evaluable and verdict.days == len(market) < 40
     assert verdict.reason.startswith(f"not yet evaluable: {len(market)} held-out days, fewer than the 40")
