@@ -26,7 +26,7 @@ QUALITY_THRESHOLD = 0.95
 
 def schema_result(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> dg.AssetCheckResult:
     outcome = schemas.validate(schema, frame)
-    metadata = {"rows_checked": outcome.rows, "failures": len(outcome.failure_cases)}
+    metadata = {"rows_checked": outcome.rows, "failures": len(outcome.failure_cases), "reason": outcome.reason()}
     if not outcome.passed:
         metadata["failures_by_check"] = md_table(outcome.summary(), rows=30)
         metadata["failure_cases"] = md_table(outcome.failure_cases, rows=20)

@@ -124,6 +124,21 @@ class ValidationOutcome:
         return (self.failure_cases.groupby(["column", "check"], dropna=False).size()
                 .rename("failures").reset_index().sort_values("failures", ascending=False))
 
+    def reason(self, limit: int = 3) -> str:
+        """One line: each failing check with its columns and rows, and a first case and where it is."""
+        if self.passed:
+            return f"{self.rows} rows valid"
+        parts = []
+        for check, group in list(self.failure_cases.groupby("check", sort=False))[:limit]:
+            first = group.iloc[0]
+            where = ", ".join(f"{name} {first[name]}" for name in ("ticker", "date", "source_file", "source_line",
+                                                                    "source_row")
+                              if name in group.columns and pd.notna(first[name]) and first[name] != "None")
+            columns = ", ".join(dict.fromkeys(str(c) for c in group["column"]))
+            parts.append(f"{check} ({columns}: {group['row'].nunique()} row(s), e.g. {first['failure_case']}"
+                         + (f" at {where}" if where else f" in row {first['row']}") + ")")
+        return f"{len(self.failure_cases)} failure case(s): " + "; ".join(parts)
+
 
 def validate(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> ValidationOutcome:
     """Validate lazily; on failure return every failure case with the row it points at."""

@@ -438,6 +438,9 @@ class Paths(_Model):
     alert_webhook: Optional[str] = None
     signing_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
                                            "the HMAC key (read by the signer, never stored here)")
+    keep_versions: int = Field(default=5, ge=1, description="stored versions kept per asset (and partition) under "
+                               "<storage>/tables/.versions/, besides the newest that passed its blocking checks, "
+                               "which is always kept")
 
     @model_validator(mode="after")
     def _defaults(self) -> "Paths":

@@ -21,6 +21,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from odyssey import schemas
 from odyssey.sources.csv_source import SourceError, _lines
 from odyssey.ticks.source import read_tick_file, tick_files
+from resources.accepted import NoAcceptedVersion
 from resources.settings import SettingsResource
 from resources.storage import Storage
 from sensors.cursors import judge_new_files, settle_landed
@@ -61,7 +62,10 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
         context.update_cursor(json.dumps(cursor))
         return
     archived = {p.name for p in tick_files(archive)}
-    stored = storage.stored_table("raw_ticks", columns=["timestamp", "source_file"])
+    try:  # the ticks downstream assets read (the newest raw_ticks that passed its schema)
+        stored = storage.accepted_table(context.instance, "raw_ticks", columns=["timestamp", "source_file"])
+    except NoAcceptedVersion:
+        stored = None
     if stored is not None:
         stored = stored[stored["source_file"].isin(archived)]  # rows of a failed run's files do not count
     watermark = {"after": stored["timestamp"].max() if stored is not None and len(stored) else None}
