@@ -61,6 +61,20 @@ UNVERSIONED_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
 ALL_ASSETS = with_code_versions(UNVERSIONED_ASSETS)
 
 
+def blocking_checks(assets: list[dg.AssetsDefinition], checks: list[dg.AssetChecksDefinition]) -> dict[str, list[str]]:
+    """Each asset's blocking checks, by name: a reader loads the newest version of an asset that
+    all of them passed (resources/accepted.py)."""
+    specs = [spec for definition in [*assets, *checks] for spec in definition.check_specs]
+    out: dict[str, list[str]] = {}
+    for spec in sorted(specs, key=lambda s: s.name):
+        if spec.blocking:
+            out.setdefault(spec.asset_key.to_user_string(), []).append(spec.name)
+    return dict(sorted(out.items()))
+
+
+BLOCKING_CHECKS = blocking_checks(ALL_ASSETS, ALL_CHECKS)
+
+
 def optional_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     """dagster-openlineage's sensor when the settings ask for OpenLineage events ([lineage]
     openlineage = true): run, step and asset events, sent where OPENLINEAGE_URL or openlineage.yml say."""
@@ -82,6 +96,6 @@ def build_definitions(settings: Settings, resources: dict | None = None,
         jobs=ALL_JOBS,
         schedules=ALL_SCHEDULES,
         sensors=[*ALL_SENSORS, *optional_sensors(settings)],
-        resources={**(resources or build_resources(settings)), "catalog": catalog},
+        resources={**(resources or build_resources(settings, BLOCKING_CHECKS)), "catalog": catalog},
     ))
 

@@ -28,16 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="a preset: full or quick")
     args = parser.parse_args(argv)
 
-    from jobs.main import settings_from
+    from graph import build_definitions
+    from jobs.main import open_instance, settings_from
     from odyssey.memory import analog_paths
     from odyssey.report import analog_paths_chart
     from resources import memory_resource
+    from resources.accepted import NoAcceptedVersion
     from resources.memory import answer_json, ask
-    from resources.storage import Storage
 
     settings = settings_from(argparse.Namespace(settings=args.settings, profile=args.profile, settings_json=None))
-    storage = Storage(base_path=settings.paths.storage_url)
-    states, returns = storage.stored_table("market_states"), storage.stored_table("returns")
+    storage = build_definitions(settings).resources["storage"]
+    try:  # the versions downstream assets read: the newest that passed their blocking checks
+        with open_instance(settings) as instance:
+            states, returns = (storage.accepted_table(instance, "market_states"),
+                               storage.accepted_table(instance, "returns"))
+    except NoAcceptedVersion as error:
+        print(error, file=sys.stderr)
+        return 2
     if states is None or returns is None:
         print(f"no market states under {settings.paths.storage_url}: run `make run` (or materialize market_states "
               "and market_state_index) for these settings first", file=sys.stderr)

@@ -224,8 +224,9 @@ def summarize(settings, records: list[dict], planned: int, started: float) -> tu
     if errors:
         code = 1
     elif gates or built < planned:
-        lines.append("  gate        a blocking check failed: what is downstream of it was not built; the previous "
-                     "good versions (and champions) stay in place")
+        lines.append("  gate        a blocking check failed: what is downstream of it was not built; downstream "
+                     "assets read the last versions that passed (and the champions stay): "
+                     "python -m jobs.restore ASSET --list")
         code = 2
     else:
         code = 0

@@ -5,9 +5,11 @@
 
 --replay rebuilds the tick features from the raw NDJSON files the stored `raw_ticks` were read
 from (the archive, or the landing folder for a run not yet settled), exactly as the asset does,
-and compares them with the stored `tick_features` value by value (SHA-256 of every value). It
-prints both digests; exit code 0 when they are bit-identical, 1 when they differ, 2 when there
-is nothing stored to compare. --out also writes the replayed features (Parquet).
+and compares them with the stored `tick_features` value by value (SHA-256 of every value); both
+tables as downstream assets read them (the newest version that passed its blocking checks in the
+settings' Dagster instance). It prints both digests; exit code 0 when they are bit-identical, 1
+when they differ, 2 when there is nothing stored to compare (or no version passed). --out also
+writes the replayed features (Parquet).
 
 --land writes the synthetic market's next DAYS days (after the last tick stored, archived or
 waiting) into the tick landing folder, one NDJSON file per day, for the landing sensor.
@@ -17,15 +19,29 @@ import argparse
 import sys
 
 
+def _accepted(settings, asset: str, columns: list[str] | None = None):
+    """The version of a tick table downstream assets read: the newest that passed its blocking
+    checks in the settings' Dagster instance."""
+    from graph import build_definitions
+    from jobs.main import open_instance
+
+    storage = build_definitions(settings).resources["storage"]
+    with open_instance(settings) as instance:
+        return storage.accepted_table(instance, asset, columns)
+
+
 def replay_command(settings, out: str | None) -> int:
     from odyssey.hashing import frame_sha256
     from odyssey.ticks.features import replay
     from odyssey.ticks.training import windows_of
-    from resources import build_resources
+    from resources.accepted import NoAcceptedVersion
 
-    storage = build_resources(settings)["storage"]
-    stored = storage.stored_table("tick_features")
-    sources = storage.stored_table("raw_ticks", columns=["source_file"])
+    try:
+        stored = _accepted(settings, "tick_features")
+        sources = _accepted(settings, "raw_ticks", columns=["source_file"])
+    except NoAcceptedVersion as error:
+        print(error, file=sys.stderr)
+        return 2
     if stored is None or sources is None:
         print("no stored tick_features or raw_ticks: materialize the ticks group first (make run, or the job "
               "'ticks')", file=sys.stderr)
@@ -53,7 +69,7 @@ def land(settings, days: int) -> int:
 
     from odyssey.sources.csv_source import SourceError
     from odyssey.ticks.source import next_days, read_tick_file, tick_files, write_days
-    from resources import build_resources
+    from resources.accepted import NoAcceptedVersion
 
     ticks = settings.ticks
     if ticks.source_kind != "synthetic":
@@ -61,7 +77,10 @@ def land(settings, days: int) -> int:
               file=sys.stderr)
         return 2
     landing, archive, _ = settings.paths.tick_landing_dirs
-    stored = build_resources(settings)["storage"].stored_table("raw_ticks", columns=["timestamp"])
+    try:
+        stored = _accepted(settings, "raw_ticks", columns=["timestamp"])
+    except NoAcceptedVersion:
+        stored = None  # no accepted ticks yet: the newest waiting or archived file decides
     candidates = [stored["timestamp"].max()] if stored is not None and len(stored) else []
     for path in [*tick_files(landing), *tick_files(archive)[-1:]]:  # what waits, and the newest archived day
         try:

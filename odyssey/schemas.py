@@ -117,7 +117,7 @@ class ValidationOutcome:
     failure_cases: pd.DataFrame  # column, check, failure_case, row (+ source_file/source_row if known)
     rows: int
 
-    def reason(self, name: str, limit: int = 3) -> str:
+    def reason(self, name: str = "table", limit: int = 3) -> str:
         """One line a person can act on: each failing rule with its column, count and first rows
         (ticker, date, file and line where the table carries them)."""
         if self.passed:

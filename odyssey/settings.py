@@ -533,6 +533,9 @@ class Paths(_Model):
                                              "here: a webhook URL is a credential)")
     signing_key_env: Optional[str] = Field(default=None, description="name of the environment variable holding "
                                            "the HMAC key (read by the signer, never stored here)")
+    keep_versions: int = Field(default=5, ge=1, description="stored versions kept per asset (and partition) under "
+                               "<storage>/tables/.versions/, besides the newest that passed its blocking checks, "
+                               "which is always kept")
 
     @model_validator(mode="before")
     @classmethod

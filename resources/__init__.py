@@ -6,6 +6,7 @@ MLflow server is a settings-file edit or an environment variable the settings lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -26,18 +27,22 @@ def mlflow_resource(settings: Settings) -> MlflowTracking:
     return MlflowTracking(tracking_uri=uri, artifact_root=paths.mlflow_artifacts)
 
 
-def build_resources(settings: Settings) -> dict:
-    """The resource dict of the Definitions (and the tests)."""
+def build_resources(settings: Settings, blocking_checks: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """The resource dict of the Definitions (and the tests). `blocking_checks` (each asset's
+    blocking checks, graph.BLOCKING_CHECKS) tell the readers which version of a table they may load."""
     paths = settings.paths
     home = Path(paths.home)
     config = SettingsResource.of(settings)
     key = dg.EnvVar(paths.signing_key_env) if paths.signing_key_env else None
+    checks = {asset: list(names) for asset, names in blocking_checks.items()} if blocking_checks is not None else None
+    tables = {"base_path": f"{paths.storage_url}/tables", "blocking_checks": checks,
+              "keep_versions": paths.keep_versions}
     return {
         "settings": config,
         "market": MarketSource(settings=config),
-        "io_manager": ParquetIOManager(base_path=f"{paths.storage_url}/tables"),
-        "json_io_manager": JsonIOManager(base_path=f"{paths.storage_url}/tables"),
-        "storage": Storage(base_path=paths.storage_url),
+        "io_manager": ParquetIOManager(**tables),
+        "json_io_manager": JsonIOManager(**tables),
+        "storage": Storage(base_path=paths.storage_url, blocking_checks=checks),
         "mlflow": mlflow_resource(settings),
         "signer": ArtifactSigner(key_file=str(home / "signing.key"), key_value=key),
         "checkpoints": CheckpointStore(base_path=str(home / "checkpoints")),

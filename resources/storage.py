@@ -1,58 +1,44 @@
-"""Table storage: Parquet (zstd) and JSON IO managers on a local path or any fsspec URL."""
+"""Table storage: Parquet (zstd) and JSON IO managers on a local path or any fsspec URL, with every
+stored value also kept by its SHA-256 (its data version) under <tables>/.versions/, and readers
+that load the newest version whose blocking checks passed (resources/accepted.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+from abc import abstractmethod
 import json
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Optional
 
 import dagster as dg
 import pandas as pd
 from filelock import FileLock
+from pydantic import Field
 from upath import UPath
 
 from odyssey.hashing import sha256_bytes
+from resources.accepted import (DATA_VERSION_TAG, RESTORE_FORCED, RESTORED_FROM, NoAcceptedVersion, Resolution,
+                                StoredVersion, accepted_version, iso, label, note_read, partitions_data_version,
+                                reads_markdown, reads_of, restore_command)
 
 LOCAL_PROTOCOLS = ("", "file", "local")
-HISTORY_DIR = ".history"
+VERSIONS_DIR = ".versions"
 KEEP_VERSIONS = 5
+CODE_VERSION_TAG = "dagster/code_version"
+INPUT_TAG_PREFIX = "dagster/input_"  # the input data versions and event pointers of a materialization
+USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
+BLOCKING_CHECKS_DESCRIPTION = ("each asset's blocking checks by name (graph.build_definitions binds them): a reader "
+                               "loads the newest version they all passed")
 
 
-def archive_previous(path: UPath, base: UPath, keep: int = KEEP_VERSIONS) -> UPath | None:
-    """Copy the version about to be replaced to <base>/.history/<relative path>/<time><suffix>,
-    keeping the newest `keep`: a materialization that fails its checks never loses the last good one."""
-    if not path.exists():
-        return None
-    relative = path.relative_to(base) if path.is_relative_to(base) else UPath(path.name)
-    folder = base / HISTORY_DIR / str(relative)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    target = folder / f"{stamp}{path.suffix}"
-    target.write_bytes(path.read_bytes())
-    versions = sorted(p for p in folder.iterdir() if p.name.endswith(path.suffix))
-    for old in versions[:-keep]:
-        old.unlink()
-    return target
-
-
-def record_stored_bytes(context: dg.OutputContext, data: bytes, previous: UPath | None) -> None:
-    """What the catalog keeps of a stored output (beside the `path` UPathIOManager records): its size and SHA-256, and the SHA-256 as
-    the materialization's data version, so downstream assets are stale exactly when these bytes
-    change (a re-run that writes the same bytes leaves them fresh).
-
-    Dagster has no public way for an IO manager to set the data version (dagster-io/dagster#15584);
-    the step's data-version cache, read when the materialization is logged right after
-    `handle_output`, is it. tests/test_lineage.py proves the version equals the stored bytes' hash."""
-    digest = sha256_bytes(data)
-    context.add_output_metadata({"sha256": digest, "bytes": len(data),
-                                 "previous_version": str(previous) if previous else "none"})
-    if context.has_asset_key:
-        context.step_context.set_data_version(context.asset_key, dg.DataVersion(digest))
+class StoredVersionError(RuntimeError):
+    """The bytes of a version are gone, or no longer hash to the version they are stored as."""
 
 
 def write_atomic(path: UPath, data: bytes) -> None:
@@ -67,61 +53,295 @@ def write_atomic(path: UPath, data: bytes) -> None:
         path.write_bytes(data)
 
 
-class _ParquetUPath(dg.UPathIOManager):
+# --- the version store: <tables>/.versions/<asset>[/<partition>]/<stored at>-<sha256><ext> ---------
+
+def current_path(tables: UPath, asset: str, partition: str | None, extension: str) -> UPath:
+    """Where the IO managers keep an asset partition's current value (UPathIOManager's layout)."""
+    path = tables.joinpath(*dg.AssetKey.from_user_string(asset).path)
+    if partition is not None:
+        path = path / partition
+    return path.with_name(path.name + extension)
+
+
+def version_folder(tables: UPath, current: UPath) -> UPath:
+    relative = current.relative_to(tables) if current.is_relative_to(tables) else UPath(current.name)
+    text = str(relative)
+    return tables / VERSIONS_DIR / (text[: -len(current.suffix)] if current.suffix else text)
+
+
+def stored_versions(folder: UPath, extension: str) -> list[tuple[str, str, UPath]]:
+    """(stored at, SHA-256, file) of each version in the folder, newest first."""
+    if not folder.exists():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if not path.name.endswith(extension):
+            continue
+        stamp, _, digest = path.name[: -len(extension)].partition("-")
+        if len(digest) == 64:
+            found.append((stamp, digest, path))
+    return sorted(found, key=lambda v: v[0], reverse=True)
+
+
+def store_version(tables: UPath, current: UPath, data: bytes, digest: str) -> UPath:
+    """Keep `data` as version `digest` of the value at `current` (re-storing the same bytes
+    re-dates that version)."""
+    folder = version_folder(tables, current)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = folder / f"{stamp}-{digest}{current.suffix}"
+    write_atomic(target, data)
+    for _, other, path in stored_versions(folder, current.suffix):
+        if other == digest and path.name != target.name:
+            path.unlink()
+    return target
+
+
+def prune_versions(tables: UPath, current: UPath, keep: int, protect: set[str]) -> None:
+    """Delete all but the newest `keep` stored versions and the `protect`ed ones (the newest
+    version whose blocking checks passed is never deleted)."""
+    for stamp, digest, path in stored_versions(version_folder(tables, current), current.suffix)[keep:]:
+        if digest not in protect:
+            path.unlink()
+
+
+def read_version(tables: UPath, current: UPath, digest: str) -> bytes:
+    """The bytes of version `digest`, checked against it: from the version store, or the current
+    file when it holds that version (values stored before the version store existed)."""
+    folder = version_folder(tables, current)
+    for _, other, path in stored_versions(folder, current.suffix):
+        if other == digest:
+            data = path.read_bytes()
+            if sha256_bytes(data) != digest:
+                raise StoredVersionError(f"{path} no longer hashes to the version it was stored as ({digest[:12]}): "
+                                         "the file changed after it was stored")
+            return data
+    if current.exists():
+        data = current.read_bytes()
+        if sha256_bytes(data) == digest:
+            return data
+    raise StoredVersionError(f"version {digest[:12]} is no longer stored (not in {folder}, and {current} holds "
+                             "another version)")
+
+
+def record_stored_bytes(context: dg.OutputContext, data: bytes, stored: UPath) -> None:
+    """What the catalog keeps of a stored output (beside the `path` UPathIOManager records): its size and SHA-256, and the SHA-256 as
+    the materialization's data version, so downstream assets are stale exactly when these bytes
+    change (a re-run that writes the same bytes leaves them fresh).
+
+    Dagster has no public way for an IO manager to set the data version (dagster-io/dagster#15584);
+    the step's data-version cache, read when the materialization is logged right after
+    `handle_output`, is it. tests/test_lineage.py proves the version equals the stored bytes' hash."""
+    digest = sha256_bytes(data)
+    context.add_output_metadata({"sha256": digest, "bytes": len(data), "version_path": str(stored)})
+    if context.has_asset_key:
+        context.step_context.set_data_version(context.asset_key, dg.DataVersion(digest))
+
+
+def _step(context: dg.InputContext | dg.OutputContext):
+    try:
+        return context.step_context
+    except Exception:  # a context built outside a run (build_input_context, load_asset_value)
+        return None
+
+
+def _checks_this_asset(context: dg.InputContext) -> bool:
+    """Whether the loading step is an asset check of the asset it loads (a check judges the latest
+    version, the one it is evaluated on)."""
+    step = _step(context)
+    if step is None:
+        return False
+    layer = step.job_def.asset_layer
+    for output in step.step.step_outputs:
+        key = layer.get_asset_check_key_for_node_output(step.node_handle, output.name)
+        if key is not None and key.asset_key == context.asset_key:
+            return True
+    return False
+
+
+def _record_provenance(context: dg.InputContext, resolved: dict[str | None, Resolution]) -> None:
+    """Make the step's materialization record the input version it read (its
+    `dagster/input_data_version/<asset>` tag), not the newer rejected one. Like `set_data_version`
+    above, the step's data-version cache is the only way: it holds the inputs' versions, fetched
+    at the start of the step, until the outputs are logged."""
+    from dagster._core.definitions.data_version import SKIP_PARTITION_DATA_VERSION_DEPENDENCY_THRESHOLD
+    from dagster._core.execution.context.data_version_cache import InputAssetVersionInfo
+
+    step = _step(context)
+    if step is None or step.is_asset_check_step or not any(r.skipped for r in resolved.values()):
+        return
+    cache = step.input_asset_records
+    if cache is None:
+        return
+    if None in resolved:
+        v = resolved[None].version
+        cache[context.asset_key] = InputAssetVersionInfo(v.storage_id, dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                         dg.DataVersion(v.data_version), v.run_id, v.timestamp)
+        return
+    info = cache.get(context.asset_key)
+    if info is not None and len(resolved) < SKIP_PARTITION_DATA_VERSION_DEPENDENCY_THRESHOLD:
+        versions = [resolved[p].version.data_version for p in sorted(resolved)]
+        cache[context.asset_key] = dataclasses.replace(
+            info, data_version=dg.DataVersion(partitions_data_version(versions)))
+
+
+class _VersionedUPath(dg.UPathIOManager):
+    """Writes the value, keeps it in the version store and prunes it; loads an input asset's
+    newest version whose blocking checks passed (an asset check loads the latest: it judges it)."""
+
+    def __init__(self, base_path: UPath, blocking_checks: Mapping[str, Sequence[str]] | None = None,
+                 keep_versions: int = KEEP_VERSIONS):
+        super().__init__(base_path=base_path)
+        self._blocking = blocking_checks
+        self._keep = keep_versions
+
+    @abstractmethod
+    def encode(self, context: dg.OutputContext, obj: Any) -> bytes:
+        """The bytes stored for `obj`."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> Any:
+        """The value of stored bytes."""
+
+    def blocking_checks(self, context: dg.InputContext | dg.OutputContext) -> list[str]:
+        """The asset's blocking checks: from the definitions when bound, else from the graph the
+        run's job was made from (all its checks, also those of assets outside the job)."""
+        if self._blocking is not None:
+            return list(self._blocking.get(context.asset_key.to_user_string(), ()))
+        step = _step(context)
+        if step is None:
+            return []
+        graph = step.job_def.asset_layer.asset_graph.source_asset_graph
+        return sorted(k.name for k in graph.asset_check_keys
+                      if k.asset_key == context.asset_key and graph.get_check_spec(k).blocking)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        data = self.encode(context, obj)
+        digest = sha256_bytes(data)
+        write_atomic(path, data)
+        stored = store_version(self._base_path, path, data, digest)
+        prune_versions(self._base_path, path, self._keep, {digest, *self._accepted_digest(context)})
+        record_stored_bytes(context, data, stored)
+        step = _step(context)
+        reads = reads_of(step.run_id, step.step.key) if step is not None else []
+        if reads:
+            context.add_output_metadata({"input_versions": dg.MetadataValue.md(reads_markdown(reads))})
+
+    def _accepted_digest(self, context: dg.OutputContext) -> list[str]:
+        """The version readers get now (before this one is judged): kept whatever its age."""
+        blocking = self.blocking_checks(context) if context.has_asset_key else []
+        step = _step(context)
+        if not blocking or step is None:
+            return []
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        try:
+            version = accepted_version(step.instance, context.asset_key.to_user_string(), partition, blocking).version
+        except NoAcceptedVersion:
+            return []
+        return [version.data_version] if version.data_version else []
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        return self.decode(path.read_bytes())
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        if not context.has_asset_key:
+            return super().load_input(context)
+        blocking = self.blocking_checks(context)
+        if not blocking or _checks_this_asset(context):
+            return super().load_input(context)
+        if context.has_asset_partitions:
+            keys = list(context.asset_partition_keys)
+            if not keys:
+                return None
+            paths = self._get_paths_for_partitions(context)
+            resolved = {k: self._resolve(context, k, blocking) for k in keys}
+            values = {k: self._load_version(paths[k], resolved[k]) for k in keys}
+            self._note(context, resolved)
+            return values[keys[0]] if len(keys) == 1 else values
+        resolved = {None: self._resolve(context, None, blocking)}
+        value = self._load_version(self._get_path(context), resolved[None])
+        self._note(context, resolved)
+        return value
+
+    def _resolve(self, context: dg.InputContext, partition: str | None, blocking: list[str]) -> Resolution:
+        return accepted_version(context.instance, context.asset_key.to_user_string(), partition, blocking)
+
+    def _load_version(self, path: UPath, resolution: Resolution) -> Any:
+        v = resolution.version
+        try:
+            return self.decode(read_version(self._base_path, path, v.data_version or ""))
+        except StoredVersionError as error:
+            raise StoredVersionError(f"{label(v.asset, v.partition)}: version {v.short} (materialized "
+                                     f"{iso(v.timestamp)}), the newest whose blocking checks passed, cannot be "
+                                     f"loaded: {error}; restore a stored version: "
+                                     f"{restore_command(v.asset, v.partition)}") from None
+
+    def _note(self, context: dg.InputContext, resolved: dict[str | None, Resolution]) -> None:
+        step = _step(context)
+        for resolution in resolved.values():
+            (context.log.warning if resolution.skipped else context.log.info)(resolution.summary())
+            if step is not None:
+                note_read(step.run_id, step.step.key, resolution)
+        _record_provenance(context, resolved)
+
+
+class _ParquetUPath(_VersionedUPath):
     extension = ".parquet"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+    def encode(self, context: dg.OutputContext, obj: pd.DataFrame) -> bytes:
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: the table IO manager stores DataFrames, "
                             f"got {type(obj).__name__}")
         buffer = io.BytesIO()
         obj.to_parquet(buffer, compression="zstd", index=False)
-        data = buffer.getvalue()
-        previous = archive_previous(path, self._base_path)
-        write_atomic(path, data)
-        record_stored_bytes(context, data, previous)
+        return buffer.getvalue()
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        with path.open("rb") as handle:
-            return pd.read_parquet(handle)
+    def decode(self, data: bytes) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(data))
 
 
-class _JsonUPath(dg.UPathIOManager):
+class _JsonUPath(_VersionedUPath):
     extension = ".json"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
-        data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-        previous = archive_previous(path, self._base_path)
-        write_atomic(path, data)
-        record_stored_bytes(context, data, previous)
+    def encode(self, context: dg.OutputContext, obj: Any) -> bytes:
+        return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
-        return json.loads(path.read_text())
+    def decode(self, data: bytes) -> Any:
+        return json.loads(data)
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
-    """DataFrames as zstd Parquet under base_path/<asset key>[/<partition>].parquet; the replaced
-    version is kept under base_path/.history/ (newest five)."""
+    """DataFrames as zstd Parquet under base_path/<asset key>[/<partition>].parquet, each version
+    also under base_path/.versions/ by its SHA-256; inputs read at the newest version whose
+    blocking checks passed."""
 
     base_path: str
+    blocking_checks: Optional[dict[str, list[str]]] = Field(default=None, description=BLOCKING_CHECKS_DESCRIPTION)
+    keep_versions: int = Field(default=KEEP_VERSIONS, description="stored versions kept per asset partition, "
+                                                                   "besides the one downstream reads")
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _ParquetUPath:
-        return _ParquetUPath(base_path=UPath(self.base_path))
+        return _ParquetUPath(UPath(self.base_path), self.blocking_checks, self.keep_versions)
 
 
 class JsonIOManager(dg.ConfigurableIOManagerFactory):
-    """JSON-serialisable values (parameters, manifests) as .json beside the tables."""
+    """JSON-serialisable values (parameters, manifests) as .json beside the tables, versioned and
+    read the same way."""
 
     base_path: str
+    blocking_checks: Optional[dict[str, list[str]]] = Field(default=None, description=BLOCKING_CHECKS_DESCRIPTION)
+    keep_versions: int = Field(default=KEEP_VERSIONS, description="stored versions kept per asset partition, "
+                                                                   "besides the one downstream reads")
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _JsonUPath:
-        return _JsonUPath(base_path=UPath(self.base_path))
+        return _JsonUPath(UPath(self.base_path), self.blocking_checks, self.keep_versions)
 
 
 class Storage(dg.ConfigurableResource):
-    """The base location for files assets write themselves (exports, reports, models)."""
+    """The base location for files assets write themselves (exports, reports, models), and direct
+    reads of stored tables outside the IO managers."""
 
     base_path: str
+    blocking_checks: Optional[dict[str, list[str]]] = Field(default=None, description=BLOCKING_CHECKS_DESCRIPTION)
 
     def path(self, *parts: str) -> UPath:
         return UPath(self.base_path).joinpath(*parts)
@@ -139,14 +359,40 @@ class Storage(dg.ConfigurableResource):
         return FileLock(folder / f"{name}.lock")
 
     def stored_table(self, asset: str, columns: list[str] | None = None) -> pd.DataFrame | None:
-        """An asset's stored table as the IO manager wrote it (only `columns`, when given), or
-        None before its first run (for assets that extend their own history, such as the landed
-        days and the forecast log)."""
+        """An asset's current stored table (only `columns`, when given), or None before its first
+        run: for tables without blocking checks that extend their own history (the landed days,
+        the forecast log). A table with blocking checks is read with `accepted_table`."""
         path = self.path("tables", f"{asset}.parquet")
         if not path.exists():
             return None
         with path.open("rb") as handle:
             return pd.read_parquet(handle, columns=columns)
+
+    def blocking_for(self, asset: str) -> list[str]:
+        if self.blocking_checks is None:
+            raise RuntimeError("this Storage was built without the definitions' blocking checks: use the resources of "
+                               "graph.build_definitions(settings)")
+        return list(self.blocking_checks.get(asset, ()))
+
+    def accepted_table(self, instance: dg.DagsterInstance, asset: str, columns: list[str] | None = None,
+                       partition: str | None = None) -> pd.DataFrame | None:
+        """The version of a stored table that downstream assets read: the newest whose blocking
+        checks passed (NoAcceptedVersion when none did); None when the table was never stored."""
+        blocking = self.blocking_for(asset)
+        tables = self.path("tables")
+        current = current_path(tables, asset, partition, ".parquet")
+        if not blocking:
+            if not current.exists():
+                return None
+            with current.open("rb") as handle:
+                return pd.read_parquet(handle, columns=columns)
+        try:
+            version = accepted_version(instance, asset, partition, blocking).version
+        except NoAcceptedVersion:
+            if not current.exists():
+                return None
+            raise
+        return pd.read_parquet(io.BytesIO(read_version(tables, current, version.data_version or "")), columns=columns)
 
 
 LANDED_TABLES = {"bars": "landed_bars", "alt": "landed_alt_data", "actions": "landed_actions"}
@@ -167,3 +413,30 @@ def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str
         stored = storage.stored_table(LANDED_TABLES[kind])
     end = pd.Timestamp(history_end)
     return max(end, stored["date"].max()) if stored is not None and len(stored) else end
+
+
+def restore_version(instance: dg.DagsterInstance, tables: UPath, asset: str, partition: str | None, extension: str,
+                    version: StoredVersion, forced: bool = False) -> str:
+    """Put a stored version back as the asset partition's current value: its bytes (checked
+    against the version) replace the current file, and a materialization with that data version
+    is reported to the instance, carrying the original's code and input versions and what was
+    restored, so readers resolve it and the catalog shows it. Returns the data version."""
+    current = current_path(tables, asset, partition, extension)
+    digest = version.data_version or ""
+    data = read_version(tables, current, digest)
+    write_atomic(current, data)
+    stored = store_version(tables, current, data, digest)
+    key = dg.AssetKey.from_user_string(asset)
+    original = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, storage_ids=[version.storage_id]),
+                                               limit=1).records
+    tags = {k: v for k, v in ((original[0].asset_materialization.tags or {}) if original else {}).items()
+            if k == CODE_VERSION_TAG or k.startswith(INPUT_TAG_PREFIX)}
+    tags.update({DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"})
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=key, partition=partition, tags=tags,
+        description=f"restored version {digest[:12]} by python -m jobs.restore" + (" --force" if forced else ""),
+        metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
+                  "version_path": str(stored), RESTORED_FROM: digest, RESTORE_FORCED: forced,
+                  "restored_from_run": version.run_id or "restore", "restored_from_storage_id": version.storage_id,
+                  "restored_from_materialized_at": iso(version.timestamp), "restored_checks": version.describe()}))
+    return digest

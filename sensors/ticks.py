@@ -23,6 +23,7 @@ from odyssey import schemas
 from odyssey.sources.csv_source import SourceError, _lines
 from odyssey.landing import landing_entries
 from odyssey.ticks.source import SUFFIX, read_tick_file, tick_files
+from resources.accepted import NoAcceptedVersion
 from resources.settings import SettingsResource
 from resources.storage import Storage
 from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
@@ -65,7 +66,10 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
         yield dg.SkipReason(f"new tick files wait until {'; '.join(waiting)} finished: one ingestion at a time")
         return
     archived = {p.name for p in tick_files(archive)}
-    stored = storage.stored_table("raw_ticks", columns=["timestamp", "source_file"])
+    try:  # the ticks downstream assets read (the newest raw_ticks that passed its schema)
+        stored = storage.accepted_table(context.instance, "raw_ticks", columns=["timestamp", "source_file"])
+    except NoAcceptedVersion:
+        stored = None
     if stored is not None:
         stored = stored[stored["source_file"].isin(archived)]  # rows of a failed run's files do not count
     watermark = {"after": stored["timestamp"].max() if stored is not None and len(stored) else None}

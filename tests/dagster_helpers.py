@@ -1,5 +1,6 @@
 """Run Odyssey's Dagster graph in tests against temporary storage."""
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -79,6 +80,8 @@ def read_table(settings: Settings, asset: str) -> pd.DataFrame:
 
 
 def read_previous_version(settings: Settings, asset: str) -> pd.DataFrame:
-    """The version an asset's latest materialization replaced (kept by the IO manager)."""
-    folder = Path(settings.paths.storage_url) / "tables" / ".history" / f"{asset}.parquet"
-    return pd.read_parquet(sorted(folder.iterdir())[-1])
+    """The version stored before an asset's current one (the IO manager keeps each by its SHA-256)."""
+    tables = Path(settings.paths.storage_url) / "tables"
+    current = hashlib.sha256((tables / f"{asset}.parquet").read_bytes()).hexdigest()
+    versions = sorted((tables / ".versions" / asset).glob("*.parquet"), reverse=True)  # newest first
+    return pd.read_parquet(next(p for p in versions if not p.name.endswith(f"-{current}.parquet")))

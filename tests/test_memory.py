@@ -18,6 +18,7 @@ from qdrant_client import models
 
 from graph import build_definitions
 from jobs.analogs import main as analogs_command
+from jobs.main import open_instance
 from odyssey.gates import within_fold_ic
 from odyssey.memory import (AnalogFolds, IndexBusy, QuestionTooEarly, StateEmbedding, build_states, day_number,
                             embed, exact_neighbours, fit_ends, in_memory_index, newest_fit, payload_hash, point_id,
@@ -257,7 +258,8 @@ def _metadata(result, asset: str) -> dict:
 @pytest.mark.slow
 def test_the_memory_assets_build_and_a_new_session_upserts_only_what_changed(tmp_path, capsys):
     settings = quick_settings(tmp_path)
-    with dg.instance_for_test() as instance:
+    # the settings' own instance: the analogs command reads the versions it accepted
+    with open_instance(settings) as instance:
         data = run_graph(settings, instance=instance)
         assert data.success and {"market_states", "state_embedding"} <= materialized(data)
         # new market states: the sensor asks for the memory job, once

@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from graph import BLOCKING_CHECKS
+from jobs.main import open_instance
 from jobs.ticks import land, replay_command as replay
 from odyssey import registry as mlreg
 from odyssey.ticks.source import tick_files
@@ -29,7 +31,8 @@ CHECKS = {"raw_ticks_schema", "tick_features_schema", "label_is_forward", "repla
 @pytest.fixture(scope="module")
 def tick_run(tmp_path_factory):
     settings = quick_settings(tmp_path_factory.mktemp("ticks"), ticks=TICKS)
-    with dg.instance_for_test() as instance:
+    # the settings' own instance: the replay and landing commands read the versions it accepted
+    with open_instance(settings) as instance:
         yield settings, instance, run_graph(settings, "ticks", instance=instance)
 
 
@@ -124,7 +127,8 @@ def test_the_seed_label_is_rejected_before_any_model_trains(tmp_path):
 
 
 def _sensor_context(settings, instance, cursor=None):
-    resources = {"storage": Storage(base_path=settings.paths.storage_url), "settings": SettingsResource.of(settings)}
+    resources = {"storage": Storage(base_path=settings.paths.storage_url, blocking_checks=BLOCKING_CHECKS),
+                 "settings": SettingsResource.of(settings)}
     return dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
 
 
