@@ -118,23 +118,28 @@ class ValidationOutcome:
     rows: int
 
     def reason(self, name: str = "table", limit: int = 3) -> str:
-        """One line a person can act on: each failing rule with its column, count and first rows
-        (ticker, date, file and line where the table carries them)."""
+        """One line a person can act on: each failing rule, the column it judges (none for a
+        rule on the whole row), how many rows fail it and the first few with ticker, date, file
+        and line where the table carries them, and the failing value."""
         if self.passed:
             return f"{name}: all {self.rows} rows pass the schema"
         cases, parts = self.failure_cases, []
-        for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+        for check, group in cases.groupby("check", sort=False, dropna=False):
+            columns = list(dict.fromkeys(str(c) for c in group["column"]))
+            whole_row = len(columns) > 1 and group.duplicated("row").any()
+            rows = group.drop_duplicates("row")
             where = []
-            for _, row in group.head(limit).iterrows():
+            for _, row in rows.head(limit).iterrows():
                 at = " ".join(str(row[c]) for c in ("ticker", "date") if c in row and pd.notna(row[c]) and row[c])
                 if "source_file" in row and pd.notna(row["source_file"]) and row["source_file"]:
                     line = row.get("source_row", row.get("source_line"))
                     at += f" ({row['source_file']}" + (f" line {line})" if line is not None else ")")
-                value = str(row["failure_case"])
+                value = "" if whole_row else str(row["failure_case"])
                 where.append((at or f"row {row['row']}") + (f" value {value}" if value and value != "nan" else ""))
-            more = f" and {len(group) - limit} more" if len(group) > limit else ""
-            parts.append(f"column {column!r}: {check} ({len(group)} failing: {'; '.join(where)}{more})")
-        return f"{name}: {len(cases)} schema failure(s): " + "; ".join(parts)
+            more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+            on = "" if whole_row else f" in column {columns[0]!r}" if len(columns) == 1 else f" in {columns}"
+            parts.append(f"{check!r}{on}: {len(rows)} row(s) fail, {'; '.join(where)}{more}")
+        return f"{name}: " + "; ".join(parts)
 
     def summary(self) -> pd.DataFrame:
         """Failure counts per (column, check)."""

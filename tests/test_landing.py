@@ -16,7 +16,7 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from assets.market import landed_market
-from graph import build_definitions
+from graph import BLOCKING_CHECKS, build_definitions
 from jobs.main import INSTANCE_YAML
 
 from odyssey.calendar import next_sessions
@@ -167,7 +167,8 @@ def _one_day(data: MarketData, day: pd.Timestamp) -> MarketData:
 
 
 def _sensor_resources(settings) -> dict:
-    return {"storage": Storage(base_path=settings.paths.storage_url), "settings": SettingsResource.of(settings)}
+    return {"storage": Storage(base_path=settings.paths.storage_url, blocking_checks=BLOCKING_CHECKS),
+            "settings": SettingsResource.of(settings)}
 
 
 def _request_files(request: dg.RunRequest) -> list[str]:

@@ -48,7 +48,7 @@ def negative_close(folder: Path) -> None:
 
 
 def quoted_in_cents(folder: Path) -> None:
-    """AAPL in cents from one day on, no split listed: raw_prices passes, clean_prices_no_unexplained_level_shift
+    """AAPL in cents from one day on, no split listed: raw_prices passes, clean_prices_no_unlisted_split
     rejects clean_prices."""
     def cents(f):
         later = f.index >= 1000
@@ -167,9 +167,9 @@ def test_with_no_version_that_passed_downstream_refuses(tmp_path, quick_market):
         assert not result.success and not materialized(result)
         errors = " ".join(step_errors(result))
         assert re.search(r"raw_prices has no version that passed its blocking checks \(latest rejected by "
-                         r"raw_prices_schema at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: \d+ failure case\(s\): .*"
-                         r"close must be > 0 \(close: 1 row\(s\), e\.g\. -5\.0 at ticker AAPL, date \S+, "
-                         r"source_file AAPL\.csv.*\); 1 version\(s\) judged\); fix the input or restore a version: "
+                         r"raw_prices_schema at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: raw_prices: .*"
+                         r"'close must be > 0' in column 'close': 1 row\(s\) fail, AAPL \S+ \(AAPL\.csv line \d+\) "
+                         r"value -5\.0.*; 1 version\(s\) judged\); fix the input or restore a version: "
                          r"python -m jobs\.restore raw_prices --list", errors), errors
 
 
@@ -179,13 +179,13 @@ def test_forecasting_refuses_a_rejected_clean_prices_and_trains_nothing(tmp_path
     settings = csv_settings(tmp_path / "home", folder)
     with open_instance(settings) as instance:
         data = run_graph(settings, instance=instance)
-        assert set(failed_checks(data)) == {"clean_prices_no_unexplained_level_shift"}
+        assert set(failed_checks(data)) == {"clean_prices_no_unlisted_split"}
         result = run_graph(settings, job="forecasting", partition_key="SPY", instance=instance,
                            run_config=fast_forecasting_config())
         assert not result.success and not materialized(result)
         errors = " ".join(step_errors(result))
         assert ("clean_prices has no version that passed its blocking checks (latest rejected by "
-                "clean_prices_no_unexplained_level_shift at ") in errors and "AAPL on " in errors
+                "clean_prices_no_unlisted_split at ") in errors and "AAPL.csv line" in errors
     tracker = mlflow_resource(settings).tracker()
     assert not tracker.client().search_registered_models()  # no candidate was trained or registered
 
@@ -194,7 +194,7 @@ def test_forecasting_refuses_a_rejected_clean_prices_and_trains_nothing(tmp_path
 def test_forecasting_trains_on_the_last_clean_prices_that_passed(world):
     quoted_in_cents(world.csv)
     data = run_graph(world.settings, instance=world.instance)
-    assert set(failed_checks(data)) == {"clean_prices_no_unexplained_level_shift"}
+    assert set(failed_checks(data)) == {"clean_prices_no_unlisted_split"}
     rejected = data_version(world.instance, "clean_prices")
     result = run_graph(world.settings, job="forecasting", partition_key="SPY", instance=world.instance,
                        run_config=fast_forecasting_config(), selection=[dg.AssetKey("walkforward_forecasts"),
@@ -204,7 +204,7 @@ def test_forecasting_trains_on_the_last_clean_prices_that_passed(world):
     assert result.success
     made = _materialization(result, "walkforward_forecasts")
     assert made.tags["dagster/input_data_version/clean_prices"] == world.good_clean != rejected
-    assert f"{rejected[:12]} rejected by clean_prices_no_unexplained_level_shift" in \
+    assert f"{rejected[:12]} rejected by clean_prices_no_unlisted_split" in \
         made.metadata["input_versions"].value
 
 

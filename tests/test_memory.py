@@ -3,7 +3,6 @@ state whose forward return was not yet realised, persists across processes and r
 process cleanly, updates incrementally, and the analog forecast is honest on the null and planted
 markets."""
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,6 @@ import pandas as pd
 import pytest
 from qdrant_client import models
 
-from graph import build_definitions
 from jobs.analogs import main as analogs_command
 from jobs.main import open_instance
 from odyssey.gates import within_fold_ic
@@ -498,8 +496,9 @@ def built_memory(tmp_path_factory):
     """(settings, settings file) of a home holding the quick market's data layer and its memory."""
     home = tmp_path_factory.mktemp("memory_home")
     settings = quick_settings(home)
-    assert run_graph(settings).success
-    assert run_graph(settings, job="market_memory").success
+    with open_instance(settings) as instance:  # the instance the command line reads too
+        assert run_graph(settings, instance=instance).success
+        assert run_graph(settings, job="market_memory", instance=instance).success
     return settings, _settings_file(home)
 
 
@@ -542,12 +541,15 @@ def test_a_question_is_answered_by_a_fit_that_ends_before_its_day_or_refused(bui
     assert code == 0, err
     assert _fit_of(out) == pd.Timestamp(profile.train_end)
     # the launchpad's way refuses the same question with the same reason
-    refused = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
-                        run_config={"ops": {"market_analogs": {"config": {"date": "2016-06-01", "ticker": "QQQ"}}}})
-    assert not refused.success
-    assert any("ask about a session from 2017-01-03" in e for e in step_errors(refused))
-    asked = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
-                      run_config={"ops": {"market_analogs": {"config": {"date": ASKED, "ticker": "QQQ"}}}})
+    with open_instance(settings) as instance:
+        refused = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
+                            instance=instance,
+                            run_config={"ops": {"market_analogs": {"config": {"date": "2016-06-01", "ticker": "QQQ"}}}})
+        assert not refused.success
+        assert any("ask about a session from 2017-01-03" in e for e in step_errors(refused))
+        asked = run_graph(settings, job="market_memory", selection=[dg.AssetKey("market_analogs")],
+                          instance=instance,
+                          run_config={"ops": {"market_analogs": {"config": {"date": ASKED, "ticker": "QQQ"}}}})
     assert asked.success
     assert pd.Timestamp(_metadata(asked, "market_analogs")["fit_end"]) < pd.Timestamp(ASKED)
 
@@ -557,22 +559,24 @@ def test_perturbing_the_sessions_after_a_day_leaves_the_answer_about_it_unchange
     settings, settings_file = built_memory
     code, before, err = _ask(capsys, settings_file, "--date", ASKED)
     assert code == 0, err
-    # a copy of the home whose prices after the asked day follow another path
+    # the same market whose every ticker follows another path after the asked day (the synthetic
+    # source's drift: triple volatility, higher beta, double volume), built through the graph
+    from odyssey.calendar import next_sessions
+
     home = tmp_path / "home"
-    shutil.copytree(settings.paths.home, home)
-    perturbed = quick_settings(home)
-    path = Path(perturbed.paths.storage_url) / "tables" / "clean_prices.parquet"
-    prices = pd.read_parquet(path)
-    _moved_prices(prices, ASKED).to_parquet(path)
-    # rebuild everything between the clean prices and the market states, then the memory
-    defs = build_definitions(perturbed)
-    graph = defs.resolve_asset_graph()
-    chosen = (dg.AssetSelection.assets("clean_prices").downstream(include_self=False)
-              & dg.AssetSelection.assets("market_states").upstream()).resolve(graph)
-    keys = set().union(*(defs.resolve_assets_def(key).keys for key in chosen))
-    assert run_graph(perturbed, selection=sorted(keys, key=str)).success
-    assert run_graph(perturbed, job="market_memory").success
-    code, after, err = _ask(capsys, _settings_file(home), "--date", ASKED)
+    after_asked = str(next_sessions(pd.Timestamp(ASKED), 1)[0].date())
+    perturbed = quick_settings(home, source={"synthetic": {"drift_date": after_asked}})
+    with open_instance(perturbed) as instance:
+        assert run_graph(perturbed, instance=instance).success
+        assert run_graph(perturbed, job="market_memory", instance=instance).success
+    prices = {name: read_table(s, "clean_prices").set_index(["ticker", "date"])["close"]
+              for name, s in (("original", settings), ("perturbed", perturbed))}
+    upto = prices["original"].index.get_level_values("date") <= pd.Timestamp(ASKED)
+    pd.testing.assert_series_equal(prices["original"][upto], prices["perturbed"][upto])
+    assert not np.allclose(prices["original"][~upto], prices["perturbed"][~upto])
+    (home / "odyssey.toml").write_text(f'extends = "{preset_path("quick")}"\n\n[paths]\nhome = "{home}"\n\n'
+                                       f'[source.synthetic]\ndrift_date = "{after_asked}"\n')
+    code, after, err = _ask(capsys, home / "odyssey.toml", "--date", ASKED)
     assert code == 0, err
     # the answer (the analogs, their similarity and outcomes, the forecast) is the same ...
     # (the first line names the index's folder, the last the plot's path)

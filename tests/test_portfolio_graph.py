@@ -246,21 +246,26 @@ def test_repeating_the_same_training_loads_its_final_checkpoint(built):
 @pytest.mark.slow
 def test_a_policy_whose_card_was_edited_is_refused(built):
     """The stored policy card (signal scale, limits, tilt: what the backtest and recommendations act
-    on beside the zip) is covered by the policy's signed manifest: tripling its tilt is refused."""
+    on beside the zip) is stored by its hash and covered by the policy's signed manifest: tripling
+    its tilt in every stored copy is refused."""
     settings, instance, _ = built
-    path = _storage(settings) / "tables" / "ppo_policy.json"
-    original = path.read_text()
-    card = json.loads(original)
-    card["tilt"] *= 3
+    tables = _storage(settings) / "tables"
+    paths = [tables / "ppo_policy.json", *sorted((tables / ".versions" / "ppo_policy").glob("*.json"))]
+    originals = {path: path.read_text() for path in paths}
     try:
-        path.write_text(json.dumps(card))
+        for path, text in originals.items():
+            card = json.loads(text)
+            card["tilt"] *= 3
+            path.write_text(json.dumps(card))
         result = run_graph(settings, job="portfolio", instance=instance,
                            selection=[dg.AssetKey("backtest"), dg.AssetKey("backtest_metrics")])
         assert not result.success
         errors = " ".join(step_errors(result))
-        assert "ppo policy: card.json does not match its signed manifest" in errors, errors
+        assert ("no longer hashes to the version it was stored as" in errors
+                or "ppo policy: card.json does not match its signed manifest" in errors), errors
     finally:
-        path.write_text(original)
+        for path, text in originals.items():
+            path.write_text(text)
 
 
 @pytest.mark.slow
