@@ -7,10 +7,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from odyssey.cleaning import clean_alt, clean_prices
-from odyssey.fitting import log_returns
+from odyssey.fitting import clean_market_data, log_returns
 from odyssey.landing import append_landed, landing_kind, read_landed
-from odyssey.sources.columns import ALT_COLUMNS, PRICE_COLUMNS, empty_actions
+from odyssey.sources.columns import ALT_COLUMNS, PRICE_COLUMNS, MarketData, empty_actions
 from resources.market import MarketSource
 from resources.metadata import describe_table, md_table
 from resources.settings import SettingsResource
@@ -138,16 +137,12 @@ def raw_market(context: dg.AssetExecutionContext, settings: SettingsResource, ma
 def clean_market(settings: SettingsResource, raw_prices: pd.DataFrame, raw_alt_data: pd.DataFrame,
                  corporate_actions: pd.DataFrame):
     """Clean raw bars and put alternative data on the same sessions (see odyssey/cleaning.py)."""
-    profile, rules = settings.profile(), settings.value.cleaning
-    raw = raw_prices.drop(columns=[c for c in ("source_file", "source_row") if c in raw_prices.columns])
-    result = clean_prices(raw, corporate_actions, list(profile.tickers), profile.start,
-                          rules=rules, exchange=profile.exchange)
-    calendar = pd.DatetimeIndex(sorted(result.prices["date"].unique()), name="date")
-    alt = clean_alt(raw_alt_data, calendar, rules.max_fill_days)
-    report = result.report
+    cleaned = clean_market_data(MarketData(raw_prices, raw_alt_data, corporate_actions), settings.profile(),
+                                settings.value.cleaning)
+    prices, alt, report = cleaned.inputs.clean, cleaned.inputs.alt, cleaned.report
     splits = pd.DataFrame(report["splits"], columns=["ticker", "date", "ratio", "source"])
-    yield dg.Output(result.prices, "clean_prices", metadata={
-        **describe_table(result.prices),
+    yield dg.Output(prices, "clean_prices", metadata={
+        **describe_table(prices),
         "filled_cells": report["filled_cells"], "gap_cells": report["gap_cells"],
         "outliers_flagged": report["outliers"], "bad_prints_repaired": len(report["repaired"]),
         "repaired": md_table(report["repaired"], rows=30, digits=4),

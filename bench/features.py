@@ -17,8 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.reference_features import reference_features  # noqa: E402
-from odyssey.cleaning import clean_alt, clean_prices  # noqa: E402
-from odyssey.fitting import MarketInputs, feature_pipeline, log_returns  # noqa: E402
+from odyssey.fitting import MarketInputs, clean_market_data, feature_pipeline  # noqa: E402
 from odyssey.settings import Settings, load_settings, preset_path  # noqa: E402
 from odyssey.sources.synthetic import generate_market  # noqa: E402
 
@@ -26,15 +25,10 @@ RTOL, ATOL = 1e-7, 1e-9
 
 
 def prepare_inputs(settings: Settings) -> MarketInputs:
-    """Clean prices, daily log returns and clean alt data, chained as the Dagster assets do."""
+    """Clean prices, daily log returns and clean alt data, as the Dagster assets chain them."""
     profile = settings.profile()
     market = generate_market(profile, settings.source.synthetic)
-    cleaned = clean_prices(market.data.prices, market.data.actions, list(profile.tickers), profile.start,
-                           exchange=profile.exchange)
-    calendar = pd.DatetimeIndex(sorted(cleaned.prices["date"].unique()), name="date")
-    alt = clean_alt(market.data.alt, calendar)
-    series = [c for c in alt.columns if c == "date" or c in profile.alt_series]
-    return MarketInputs(cleaned.prices, log_returns(cleaned.prices), alt[series])
+    return clean_market_data(market.data, profile, settings.cleaning).inputs
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:

@@ -1,6 +1,6 @@
 """Benchmark the per-ticker XGBoost walk-forward (full preset, the feature pipeline fitted inside
-every fold), model inference and the leakage canary, each against a reference measured in full in
-the same run; the last line printed is one JSON object.
+every fold) and model inference, each against a reference measured in full in the same run; the
+last line printed is one JSON object. The leakage canary's cost is bench/canary.py's.
 
     walk-forward: odyssey.walkforward.WalkForward.run for every ticker, against what a competent
                   user writes with the same building blocks: per fold, the pipeline's one-call
@@ -10,8 +10,6 @@ the same run; the last line printed is one JSON object.
                   same predictions.
     inference:    Booster.inplace_predict on every feature row of the universe against one DMatrix
                   for the whole batch and Booster.predict; single-row latency of both.
-    canary:       odyssey.canary.leakage_canary (the settings' folds and cuts) per ticker, as a
-                  share of that ticker's walk-forward time (aim: at most 30 %).
 """
 
 from __future__ import annotations
@@ -36,14 +34,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.features import prepare_inputs  # noqa: E402
-from odyssey.canary import leakage_canary  # noqa: E402
 from odyssey.features import REGISTRY_VERSION  # noqa: E402
 from odyssey.fitting import MarketInputs, feature_pipeline  # noqa: E402
 from odyssey.models import load_verified, serialize, train_final_model  # noqa: E402
 from odyssey.settings import Settings, XGBParams, load_settings, preset_path  # noqa: E402
 from odyssey.walkforward import Fold, WalkForward, walkforward_from_settings  # noqa: E402
-
-CANARY_AIM = 0.30
 
 
 @dataclass
@@ -205,10 +200,9 @@ def main() -> None:
         return
     tickers = list(settings.universe.tickers)
     params = settings.forecast.xgboost.model_copy(update={"nthread": 2})
-    gates = settings.gates
     inputs = prepare_inputs(settings)
     wf = make_walkforward(settings, params, args.max_folds)
-    full_wf = walkforward_from_settings(settings, params)  # the canary re-runs folds of the whole walk-forward
+    full_wf = walkforward_from_settings(settings, params)
 
     warm = make_walkforward(settings, params, 1)  # first calls (imports, XGBoost start-up) stay out of the timings
     warm.run(inputs, tickers[0])
@@ -217,34 +211,29 @@ def main() -> None:
     rows = []
     max_diff = 0.0
     for ticker in tickers:
-        # Odyssey, reference and canary interleaved per ticker, so that load from other processes
-        # on a shared machine falls on all three alike; CPU seconds (every thread of this process)
-        # are recorded beside wall-clock seconds for the same reason.
+        # Odyssey and reference interleaved per ticker, so that load from other processes on a
+        # shared machine falls on both alike; CPU seconds (every thread of this process) are
+        # recorded beside wall-clock seconds for the same reason.
         started, cpu = time.perf_counter(), time.process_time()
         result = wf.run(inputs, ticker)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
         started, cpu = time.perf_counter(), time.process_time()
         reference = reference_walkforward(wf, inputs, ticker)
         ref_seconds, ref_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-        started, cpu = time.perf_counter(), time.process_time()
-        canary = leakage_canary(full_wf, inputs, ticker, gates.canary_folds, gates.canary_cuts, gates.canary_seed)
-        canary_seconds, canary_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
         ours = result.predictions
         if len(ours) != len(reference) or not (ours["date"].to_numpy() == reference["date"].to_numpy()).all():
             raise AssertionError(f"{ticker}: Odyssey and the reference predict different rows")
         max_diff = max(max_diff, float(np.abs(ours["prediction"].to_numpy() - reference["prediction"]).max()))
         all_folds = len(full_wf.folds(full_wf.frame(inputs, ticker)))
         rows.append({"ticker": ticker, "folds": len(result.folds), "all_folds": all_folds, "oos_rows": len(ours),
-                     "seconds": seconds, "reference_seconds": ref_seconds, "canary_seconds": canary_seconds,
+                     "seconds": seconds, "reference_seconds": ref_seconds,
                      "cpu_seconds": cpu_seconds, "reference_cpu_seconds": ref_cpu_seconds,
-                     "canary_cpu_seconds": canary_cpu_seconds, "canary_passed": canary.passed,
                      # boosting rounds trained (early stopping runs `early_stopping_rounds` past the best)
                      "trees": int(np.minimum(result.folds["best_iteration"] + 1 + params.early_stopping_rounds,
                                              params.n_estimators).sum())})
         r = rows[-1]
         print(f"  {ticker:<6} {r['folds']:>3} folds  odyssey {seconds:6.1f} s ({cpu_seconds:6.1f} cpu)  reference "
-              f"{ref_seconds:6.1f} s ({ref_cpu_seconds:6.1f} cpu)  canary {canary_seconds:5.1f} s "
-              f"({canary_cpu_seconds:5.1f} cpu)  ({'pass' if canary.passed else 'FAIL'})", flush=True)
+              f"{ref_seconds:6.1f} s ({ref_cpu_seconds:6.1f} cpu)", flush=True)
     table = pd.DataFrame(rows)
     seconds = float(table["seconds"].sum())
     reference_seconds = float(table["reference_seconds"].sum())
@@ -255,30 +244,21 @@ def main() -> None:
     folds, all_folds = int(table["folds"].iloc[0]), int(table["all_folds"].iloc[0])
     partial = args.max_folds is not None and folds < all_folds
     fold_label = f"first {folds} of {all_folds} folds" if partial else f"all {folds} folds"
-    # the canary's share is against the whole walk-forward of the ticker
-    scale = all_folds / folds if partial else 1.0
-    table["share"] = table["canary_seconds"] / (table["seconds"] * scale)
-    table["cpu_share"] = table["canary_cpu_seconds"] / (table["cpu_seconds"] * scale)
     load = os.getloadavg()
     print()
     print(f"preset {settings.name}: {len(tickers)} tickers, {fold_label} each, {int(table['oos_rows'].sum())} "
           f"out-of-sample rows, XGBoost {settings.forecast.xgboost.max_depth}-deep trees, eta "
           f"{params.learning_rate}, early stopping {params.early_stopping_rounds}, max_bin {params.max_bin}, "
           f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end")
-    print(f"{'':<8} {'rounds':>6} {'----- wall-clock seconds ------':>31} {'------ CPU seconds ------':>26} "
-          f"{'canary share':>13}")
-    print(f"{'ticker':<8} {'boosted':>6} {'odyssey':>8} {'reference':>10} {'ratio':>5} {'canary':>6} {'odyssey':>8} "
-          f"{'reference':>10} {'canary':>6} {'wall':>6} {'cpu':>6} {'canary':>7}")
+    print(f"{'':<8} {'rounds':>6} {'-- wall-clock seconds ---':>25} {'--- CPU seconds ---':>20}")
+    print(f"{'ticker':<8} {'boosted':>6} {'odyssey':>8} {'reference':>10} {'ratio':>5} {'odyssey':>8} "
+          f"{'reference':>10}")
     for r in table.itertuples():
         print(f"{r.ticker:<8} {r.trees:>6d} {r.seconds:>8.1f} {r.reference_seconds:>10.1f} "
-              f"{r.reference_seconds / r.seconds:>5.2f} {r.canary_seconds:>6.1f} {r.cpu_seconds:>8.1f} "
-              f"{r.reference_cpu_seconds:>10.1f} {r.canary_cpu_seconds:>6.1f} {r.share:>6.1%} {r.cpu_share:>6.1%} "
-              f"{'pass' if r.canary_passed else 'FAIL':>7}")
+              f"{r.reference_seconds / r.seconds:>5.2f} {r.cpu_seconds:>8.1f} {r.reference_cpu_seconds:>10.1f}")
     print(f"{'all':<8} {int(table['trees'].sum()):>6d} {seconds:>8.1f} {reference_seconds:>10.1f} "
-          f"{reference_seconds / seconds:>5.2f} {table['canary_seconds'].sum():>6.1f} {table['cpu_seconds'].sum():>8.1f} "
-          f"{table['reference_cpu_seconds'].sum():>10.1f} {table['canary_cpu_seconds'].sum():>6.1f} "
-          f"{table['share'].mean():>6.1%} {table['cpu_share'].mean():>6.1%} "
-          f"{int(table['canary_passed'].sum()):>4}/{len(table)}")
+          f"{reference_seconds / seconds:>5.2f} {table['cpu_seconds'].sum():>8.1f} "
+          f"{table['reference_cpu_seconds'].sum():>10.1f}")
     print(f"predictions: Odyssey and the reference agree to {max_diff:.3g} (max abs difference)")
     print()
     print(f"{'measurement':<66} {'value':>12}")
@@ -287,10 +267,6 @@ def main() -> None:
         print(f"{'walk-forward, ' + str(args.workers) + ' processes x nthread=1 (s)':<66} {parallel_seconds:>12.1f}")
     print(f"{'reference: plain per-fold loop, same model, all ' + str(len(tickers)) + ' tickers (s)':<66} "
           f"{reference_seconds:>12.1f}")
-    print(f"{'leakage canary, ' + str(gates.canary_folds) + ' folds x ' + str(gates.canary_cuts) + ' cut, all tickers (s)':<66} "
-          f"{table['canary_seconds'].sum():>12.1f}")
-    print(f"{'canary / the ticker`s whole walk-forward, mean (aim <= 30 %)':<66} {table['share'].mean():>12.1%}")
-    print(f"{'canary / the ticker`s whole walk-forward, worst':<66} {table['share'].max():>12.1%}")
     print(f"{'batch inference, inplace_predict (predictions/s)':<66} {inf['predictions_per_second']:>12,.0f}")
     print(f"{'reference: one DMatrix per batch + predict (predictions/s)':<66} "
           f"{inf['reference_predictions_per_second']:>12,.0f}")
@@ -316,15 +292,9 @@ def main() -> None:
         "reference_single_latency_ms": round(inf["reference_single_latency_ms"], 4),
         "production_cold_latency_ms": round(inf["production_cold_latency_ms"], 4),
         "production_warm_latency_ms": round(inf["production_warm_latency_ms"], 4),
-        "canary_seconds": {r.ticker: round(r.canary_seconds, 3) for r in table.itertuples()},
         "walkforward_seconds_per_ticker": {r.ticker: round(r.seconds, 2) for r in table.itertuples()},
-        "canary_share": round(float(table["share"].mean()), 4),
-        "canary_cpu_share": round(float(table["cpu_share"].mean()), 4),
         "walkforward_cpu_seconds": round(float(table["cpu_seconds"].sum()), 2),
         "reference_walkforward_cpu_seconds": round(float(table["reference_cpu_seconds"].sum()), 2),
-        "canary_share_max": round(float(table["share"].max()), 4),
-        "canary_within_aim": bool(table["share"].max() <= CANARY_AIM),
-        "canary_passed": int(table["canary_passed"].sum()),
         "folds": folds,
         "folds_in_walkforward": all_folds,
         "tickers": len(tickers),

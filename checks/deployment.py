@@ -10,11 +10,12 @@ import pandas as pd
 from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.canary import leakage_canary as run_canary
-from odyssey.fitting import market_inputs
+from odyssey.fitting import clean_market_data, market_inputs
 from odyssey.gates import GateResult, plausibility_gate, regression_gate, skill_gate
 from odyssey.models import FeatureVersionError, forecast
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.signing import SignatureError
+from odyssey.sources.columns import MarketData
 from odyssey.walkforward import walkforward_from_settings
 from resources.metadata import md_table
 from resources.settings import SettingsResource, ticker_partitions
@@ -37,18 +38,24 @@ def _thresholds(gates, *names: str) -> dict:
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                additional_ins={"clean_prices": dg.AssetIn(), "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
-                description="change every input after a fold's first test date: nothing the fold learns from or "
-                            "predicts at an earlier date may move (look-ahead features, missing purge, fits on "
-                            "future rows)")
+                additional_ins={"raw_prices": dg.AssetIn(), "raw_alt_data": dg.AssetIn(),
+                                "corporate_actions": dg.AssetIn(), "clean_prices": dg.AssetIn(),
+                                "returns": dg.AssetIn(), "clean_alt_data": dg.AssetIn()},
+                description="change every raw input after a fold's first test date, clean and retrain: nothing "
+                            "the fold learns from, its model, or its predictions up to that date may move "
+                            "(look-ahead features or cleaning, missing purge, fits or early stopping on future "
+                            "rows)")
 def leakage_canary(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-                   signer: ArtifactSigner, forecast_models: dict, clean_prices: pd.DataFrame, returns: pd.DataFrame,
-                   clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
-    gates = settings.value.gates
+                   signer: ArtifactSigner, forecast_models: dict, raw_prices: pd.DataFrame,
+                   raw_alt_data: pd.DataFrame, corporate_actions: pd.DataFrame, clean_prices: pd.DataFrame,
+                   returns: pd.DataFrame, clean_alt_data: pd.DataFrame) -> dg.AssetCheckResult:
+    gates, profile, rules = settings.value.gates, settings.profile(), settings.value.cleaning
     wf = walkforward_from_settings(settings.value, XGBParams(**forecast_models["xgboost"]),
                                    WalkForwardSettings(**forecast_models["walkforward"]))
-    result = run_canary(wf, market_inputs(clean_prices, returns, clean_alt_data), forecast_models["ticker"],
-                        gates.canary_folds, gates.canary_cuts, gates.canary_seed)
+    result = run_canary(wf, MarketData(raw_prices, raw_alt_data, corporate_actions), forecast_models["ticker"],
+                        lambda raw: clean_market_data(raw, profile, rules).inputs, gates.canary_folds,
+                        gates.canary_cuts, gates.canary_seed,
+                        cleaned=market_inputs(clean_prices, returns, clean_alt_data))
     return _record(context, mlflow, signer, forecast_models, "leakage_canary",
                    GateResult(result.passed, result.reason, result.details()),
                    _thresholds(gates, "canary_folds", "canary_cuts", "canary_seed"),

@@ -21,12 +21,13 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from odyssey import features as registry
+from odyssey import cleaning
 from odyssey.calendar import in_window
 from odyssey.cleaning import wide
-from odyssey.sources.columns import ADJ_CLOSE
+from odyssey.sources.columns import ADJ_CLOSE, MarketData
 
 if TYPE_CHECKING:
-    from odyssey.settings import Settings
+    from odyssey.settings import CleaningSettings, Profile, Settings
 
 
 class Fitted(Protocol):
@@ -306,3 +307,25 @@ def feature_pipeline(settings: "Settings", scale: bool = True) -> FeaturePipelin
 
 def market_inputs(clean: pd.DataFrame, returns: pd.DataFrame, alt: pd.DataFrame) -> MarketInputs:
     return MarketInputs(clean, returns[["date", "ticker", "log_return"]], alt)
+
+
+@dataclass(frozen=True)
+class CleanMarket:
+    """Raw market data cleaned: the features' inputs and the cleaning's report (filled, gap and
+    repaired cells, splits, rows off the calendar; see odyssey/cleaning.py)."""
+
+    inputs: MarketInputs
+    report: dict
+
+
+def clean_market_data(raw: MarketData, profile: "Profile", rules: "CleaningSettings") -> CleanMarket:
+    """Raw bars as quoted, corporate actions and raw alternative data -> clean prices on the
+    exchange's sessions, daily log returns and the alternative series on the same sessions: the
+    one path from raw data to the features' inputs (the market assets and the leakage canary)."""
+    prices = raw.prices.drop(columns=[c for c in ("source_file", "source_row") if c in raw.prices.columns])
+    result = cleaning.clean_prices(prices, raw.actions, list(profile.tickers), profile.start, rules=rules,
+                                   exchange=profile.exchange)
+    calendar = pd.DatetimeIndex(sorted(result.prices["date"].unique()), name="date")
+    alt = cleaning.clean_alt(raw.alt, calendar, rules.max_fill_days)
+    alt = alt[[c for c in alt.columns if c == "date" or c in profile.alt_series]]
+    return CleanMarket(MarketInputs(result.prices, log_returns(result.prices), alt), result.report)

@@ -319,8 +319,9 @@ class GateSettings(_Model):
     regression_tolerance: float = 0.02
     skill_level: float = Field(default=0.90, description="interval level of the has_skill gate")
     min_skill_days: int = Field(default=250, description="out-of-sample days needed to judge skill")
-    canary_folds: int = Field(default=3, description="walk-forward folds the leakage canary re-runs")
-    canary_cuts: int = Field(default=1, description="cut dates per fold after which the future is perturbed")
+    canary_folds: int = Field(default=2, description="walk-forward folds the leakage canary cleans, builds and "
+                              "trains again: the first, then the middle, then the last, then evenly spaced")
+    canary_cuts: int = Field(default=1, description="cut dates per fold after which the raw future is changed")
     canary_seed: int = 0
     live_window: int = Field(default=126, description="realised live forecasts scored by forecast_outcomes")
     live_min_days: int = Field(default=40, description="realised live forecasts needed to judge live skill")

@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 
 from odyssey import features as F
-from odyssey.canary import perturb_after
-from odyssey.fitting import MarketInputs, PipelineParams, log_returns
+from odyssey.fitting import MarketInputs, PipelineParams, clean_market_data
 from odyssey.settings import WalkForwardSettings
 from odyssey.sources.columns import MarketData
 from odyssey.walkforward import WalkForward, predict
-from tests.conftest import pipeline_for, run_pipeline
+from tests.conftest import QUICK, pipeline_for, run_pipeline
 from tests.dagster_helpers import FAST_XGB
 from odyssey.settings import XGBParams
 
@@ -108,8 +107,8 @@ def _fold_predictions(wf: WalkForward, inputs: MarketInputs, ticker: str, k: int
 def test_a_fold_predicts_identically_when_everything_after_its_cut_changes(quick_pipeline, fold_pipeline,
                                                                           expect_identical):
     """Fold 0 of the quick profile tests before the data layer's train_end: its predictions up to a
-    date inside its test window must not move when every input after that date changes. With
-    parameters fitted on the train split (the old way) they do."""
+    date inside its test window must not move when every raw input after that date changes (and
+    is cleaned again). With parameters fitted on the train split (the old way) they do."""
     inputs = quick_pipeline.inputs
     pipeline = pipeline_for(quick_pipeline.profile)
     if fold_pipeline == "train split":
@@ -118,7 +117,8 @@ def test_a_fold_predicts_identically_when_everything_after_its_cut_changes(quick
     base = _fold_predictions(wf, inputs, "AAPL", 0)
     cut = base.index[len(base) // 2]
     assert cut < pd.Timestamp(quick_pipeline.profile.train_end)
-    shaken = perturb_after(inputs, cut, seed=3)
+    shaken = clean_market_data(perturb_raw_after(quick_pipeline.data, cut, seed=3), quick_pipeline.profile,
+                               QUICK.cleaning).inputs
     other = _fold_predictions(wf, shaken, "AAPL", 0)
     same = np.array_equal(base[base.index <= cut].to_numpy(), other[other.index <= cut].to_numpy())
     assert same is expect_identical
