@@ -55,7 +55,9 @@ def leakage_canary(context: dg.AssetCheckExecutionContext, settings: SettingsRes
     result = run_canary(wf, MarketData(raw_prices, raw_alt_data, corporate_actions), forecast_models["ticker"],
                         lambda raw: clean_market_data(raw, profile, rules).inputs, gates.canary_folds,
                         gates.canary_cuts, gates.canary_seed,
-                        cleaned=market_inputs(clean_prices, returns, clean_alt_data))
+                        # the stored clean data as this run's cleaning leaves them (its alternative series)
+                        cleaned=market_inputs(clean_prices, returns, clean_alt_data[
+                            [c for c in clean_alt_data.columns if c == "date" or c in profile.alt_series]]))
     return _record(context, mlflow, signer, forecast_models, "leakage_canary",
                    GateResult(result.passed, result.reason, result.details()),
                    _thresholds(gates, "canary_folds", "canary_cuts", "canary_seed"),

@@ -20,12 +20,25 @@ PER_TICKER = {"walkforward_forecasts", "walkforward_summary", "forecast_models",
               "analog_forecasts", "analog_summary"}
 
 
+class Env(tuple):
+    """(settings, instance, tracker) of the module's market, with the two first forecasting runs:
+    SPY's first candidate (`spy`) and AAPL's constant model (`aapl`)."""
+
+    spy: dg.ExecuteInProcessResult
+    aapl: dg.ExecuteInProcessResult
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    """The quick market's data layer, SPY's first candidate and AAPL's constant model, so that every
+    test below starts from the same registry whether it runs alone or after the others."""
     settings = quick_settings(tmp_path_factory.mktemp("forecasting"))
     with dg.instance_for_test() as instance:
         assert run_graph(settings, instance=instance).success
-        yield settings, instance, mlflow_resource(settings).tracker()
+        made = Env((settings, instance, mlflow_resource(settings).tracker()))
+        made.spy = _forecast(made, "SPY")
+        made.aapl = _forecast(made, "AAPL", xgb={"min_child_weight": 1e9})  # no split: one constant forecast
+        yield made
 
 
 def _forecast(env, ticker, xgb=None, settings=None):
@@ -37,7 +50,7 @@ def _forecast(env, ticker, xgb=None, settings=None):
 @pytest.mark.slow
 def test_first_candidate_passes_the_gates_and_becomes_champion(env):
     settings, _, tracker = env
-    result = _forecast(env, "SPY")
+    result = env.spy
     assert result.success
     assert materialized(result) == PER_TICKER
     assert check_results(result) == {g: True for g in REQUIRED_GATES}
@@ -52,8 +65,8 @@ def test_first_candidate_passes_the_gates_and_becomes_champion(env):
 
 
 @pytest.mark.slow
-def test_a_failed_gate_stops_deployment_in_the_same_run_and_keeps_the_champion(env):
-    settings, _, tracker = env
+def test_a_failed_gate_stops_deployment_and_deployed_models_alone_never_reads_the_failed_candidate(env):
+    settings, instance, tracker = env
     # any accuracy now counts as implausible: the new candidate fails plausible_accuracy
     strict = gate_settings(settings, implausible_direction_accuracy=0.0, naive_margin=-1.0)
     result = _forecast(env, "SPY", xgb={"seed": 7}, settings=strict)
@@ -61,30 +74,28 @@ def test_a_failed_gate_stops_deployment_in_the_same_run_and_keeps_the_champion(e
     assert set(failed_checks(result)) == {"plausible_accuracy"}
     built = materialized(result)
     assert "forecast_models" in built and "deployed_models" not in built and "shap_importance" not in built
-    assert mlreg.version_by_alias(tracker, "SPY", mlreg.CANDIDATE).version == "2"
-    assert mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version == "1"
+    failed = mlreg.version_by_alias(tracker, "SPY", mlreg.CANDIDATE).version
+    champion = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version
+    assert failed != champion
     assert "suspected leakage" in failed_checks(result)["plausible_accuracy"].metadata["reason"].value
-    gates = mlreg.gate_results(tracker, "SPY", "2", signing_key(settings))
+    gates = mlreg.gate_results(tracker, "SPY", failed, signing_key(settings))
     assert gates["plausible_accuracy"] == "failed" and gates["leakage_canary"] == "passed"
     # retrained on the same sessions, the champion has no live outcomes to be compared on
     assert "not comparable yet" in check_results_reasons(result)["no_regression"]
 
+    # materialized alone, deployed_models reads the newest candidate whose gates all passed (the
+    # champion's), not the one that failed
+    alone = run_graph(settings, job="forecasting", partition_key="SPY", instance=instance,
+                      selection=[dg.AssetKey("deployed_models")])
+    assert alone.success and materialized(alone) == {"deployed_models"}
+    meta = alone.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["champion_version"].value == champion
+    assert "rejected by plausible_accuracy" in meta["input_versions"].value
+    assert mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version == champion
+
 
 def check_results_reasons(result) -> dict[str, str]:
     return {e.check_name: e.metadata["reason"].value for e in result.get_asset_check_evaluations()}
-
-
-@pytest.mark.slow
-def test_deployed_models_alone_never_reads_the_candidate_that_failed_a_gate(env):
-    settings, instance, tracker = env
-    result = run_graph(settings, job="forecasting", partition_key="SPY", instance=instance,
-                       selection=[dg.AssetKey("deployed_models")])
-    # it reads the newest candidate whose gates all passed (version 1, the champion), not version 2
-    assert result.success and materialized(result) == {"deployed_models"}
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["champion_version"].value == "1"
-    assert "rejected by plausible_accuracy" in meta["input_versions"].value
-    assert mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version == "1"
 
 
 def test_promotion_needs_every_gate_recorded_for_exactly_this_candidate():
@@ -98,7 +109,7 @@ def test_promotion_needs_every_gate_recorded_for_exactly_this_candidate():
 @pytest.mark.slow
 def test_a_constant_model_has_no_skill_and_is_not_deployed(env):
     _, _, tracker = env
-    result = _forecast(env, "AAPL", xgb={"min_child_weight": 1e9})  # no split can be made: one constant forecast
+    result = env.aapl
     assert set(failed_checks(result)) == {"has_skill"}
     assert "no skill distinguishable from none" in failed_checks(result)["has_skill"].metadata["reason"].value
     assert mlreg.version_by_alias(tracker, "AAPL", mlreg.CHAMPION) is None
@@ -106,11 +117,12 @@ def test_a_constant_model_has_no_skill_and_is_not_deployed(env):
 
 @pytest.mark.slow
 def test_batch_forecasts_use_verified_champions_and_name_tickers_without_skill(env):
-    settings, instance, _ = env
+    settings, instance, tracker = env
     result = run_graph(settings, job="batch_forecasts", instance=instance)
     assert result.success
     table = read_table(settings, "forecasts").set_index("ticker")
-    assert table.loc["SPY", "model_version"] == "1" and table.loc["SPY", "status"] == "champion"
+    champion = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version
+    assert table.loc["SPY", "model_version"] == champion and table.loc["SPY", "status"] == "champion"
     assert table.loc[["AAPL", "QQQ", "NVDA", "IEF"], "status"].eq("no model with skill").all()
     assert table.loc[["AAPL", "QQQ"], "prediction"].isna().all()
     log = read_table(settings, "forecast_log")

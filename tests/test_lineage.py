@@ -239,8 +239,10 @@ def test_changing_one_features_code_marks_it_stale_and_exactly_its_downstream_st
     edited = build_definitions(settings, assets=with_code_versions(
         UNVERSIONED_ASSETS, CodeVersions(_edited(indicators.rsi, "100.0", "99.0"))))
     before, after = _versions(defs), _versions(edited)
+    now = _versions(build_definitions(settings, assets=with_code_versions(UNVERSIONED_ASSETS)))
+    assert before == now, f"code versions moved since import: {sorted(k for k in now if now[k] != before[k])}"
     changed = {k for k in before if before[k] != after[k]}
-    assert "features" in changed and "returns" not in changed
+    assert "features" in changed and "returns" not in changed, sorted(changed)
     keys = [(dg.AssetKey(a), p) for a, p in _expected_entities(defs, list(settings.universe.tickers))
             if a != "lineage"]
     with open_instance(settings) as instance:
