@@ -63,12 +63,21 @@ ALL_ASSETS = with_code_versions(UNVERSIONED_ASSETS)
 
 def blocking_checks(assets: list[dg.AssetsDefinition], checks: list[dg.AssetChecksDefinition]) -> dict[str, list[str]]:
     """Each asset's blocking checks, by name: a reader loads the newest version of an asset that
-    all of them passed (resources/accepted.py)."""
+    all of them passed (resources/accepted.py). The outputs of one step are judged together: an
+    asset built beside others in one step (raw_alt_data beside raw_prices) also names theirs, as
+    `sibling:check` (a raw_alt_data loaded with a raw_prices that was rejected is not read either)."""
     specs = [spec for definition in [*assets, *checks] for spec in definition.check_specs]
-    out: dict[str, list[str]] = {}
+    own: dict[str, list[str]] = {}
     for spec in sorted(specs, key=lambda s: s.name):
         if spec.blocking:
-            out.setdefault(spec.asset_key.to_user_string(), []).append(spec.name)
+            own.setdefault(spec.asset_key.to_user_string(), []).append(spec.name)
+    out = {asset: list(names) for asset, names in own.items()}
+    for definition in assets:
+        keys = sorted(k.to_user_string() for k in definition.keys)
+        for key in keys:
+            siblings = [f"{other}:{name}" for other in keys if other != key for name in own.get(other, ())]
+            if siblings:
+                out[key] = [*out.get(key, []), *siblings]
     return dict(sorted(out.items()))
 
 

@@ -12,7 +12,7 @@ object.
    with a stronger planted signal (0.35).
 
 The leakage canary, the signature and the no-regression gate are not run here: the first is
-benchmarked in bench/forecasting.py, the other two concern model files and champions.
+benchmarked in bench/canary.py, the other two concern model files and champions.
 Single process, XGBoost nthread=2. Each walk-forward of all tickers takes minutes.
 """
 

@@ -87,19 +87,20 @@ def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
 
 
 def error_text(error) -> str:
-    """The error a person can act on: the innermost cause of a step's failure (Dagster wraps the
-    user's exception, e.g. a SourceError naming file and line), as `Class: message`."""
+    """The error a person can act on: the outermost error under Dagster's wrappers (the one the
+    step's code raised, e.g. a SourceError naming file and line, not the library error it wraps),
+    as `Class: message`."""
     chain = []
     while error is not None:
         chain.append(error)
         error = error.cause or error.context
     wrappers = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
     own = [e for e in chain if e.cls_name not in wrappers] or chain
-    innermost = own[-1]
-    message = innermost.message.strip()
+    raised = own[0]
+    message = raised.message.strip()
     head, _, rest = message.partition(": ")
-    if head.rsplit(".", 1)[-1] == innermost.cls_name:  # "package.module.Class: text" -> "Class: text"
-        message = f"{innermost.cls_name}: {rest}"
+    if head.rsplit(".", 1)[-1] == raised.cls_name:  # "package.module.Class: text" -> "Class: text"
+        message = f"{raised.cls_name}: {rest}"
     return " ".join(message.split())[:2000]
 
 

@@ -11,6 +11,7 @@ from odyssey.calendar import DEFAULT_EXCHANGE, sessions
 from odyssey.cleaning import runs
 from odyssey.features import BY_NAME
 from odyssey.schemas import _ohlc_consistent
+from odyssey.sources.columns import ADJ_CLOSE
 
 
 def missing_tickers(frame: pd.DataFrame, tickers: Sequence[str]) -> list[str]:
@@ -76,13 +77,19 @@ def stale_volume(raw: pd.DataFrame, min_sessions: int = 10) -> pd.DataFrame:
 
 
 SPLIT_RATIOS = (2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 15.0, 20.0)
+# the fractional ratios (3:2, 5:4, 4:3, 5:2): named only where the source's adjusted close shows
+# them (a -20 % day alone is as likely a crash as a 5:4 split)
+FRACTIONAL_RATIOS = (1.25, 4.0 / 3.0, 1.5, 2.5)
+# how far the close may move apart from the adjusted close in one session without a split: a
+# distribution is a few per cent of the price
+ADJUSTED_GAP = float(np.log(1.15))
 SUSPECT_COLUMNS = ["ticker", "date", "price_ratio", "suggested_ratio", "sigmas", "volume_ratio", "kind"]
 
 
-def _nearest_split(price_ratio: float, tolerance: float) -> float:
+def _nearest_split(price_ratio: float, tolerance: float, ratios: tuple[float, ...] = SPLIT_RATIOS) -> float:
     """The split ratio (new shares per old share) a price ratio is within `tolerance` of, or NaN:
     a price halving suggests 2, a price x10 (a reverse split) suggests 0.1."""
-    for k in SPLIT_RATIOS:
+    for k in ratios:
         for ratio, price in ((k, 1.0 / k), (1.0 / k, k)):
             if abs(price_ratio / price - 1.0) < tolerance:
                 return ratio
@@ -94,7 +101,7 @@ def suspected_splits(clean: pd.DataFrame, sigma: float = 15.0, tolerance: float 
                      ) -> pd.DataFrame:
     """Persistent one-session level changes that no listed split explains, in the cleaned prices
     (listed splits adjusted, bad prints repaired): a close-to-close move still at least half there
-    `persist` sessions later that either lies within `tolerance` of a split ratio, whatever its
+    `persist` sessions later (or at the newest close, for the newest sessions) that either lies within `tolerance` of a split ratio, whatever its
     size in sigmas and whatever the volume ("split-like"), or goes beyond `sigma` trailing
     standard deviations and `min_move` in log size ("level shift": a split of an unusual ratio, a
     change of price unit). Moves in `confirmed` ((ticker, date) the user confirmed as real) are
@@ -105,28 +112,44 @@ def suspected_splits(clean: pd.DataFrame, sigma: float = 15.0, tolerance: float 
         log_close = np.log(group["close"].astype(float).ffill()).to_numpy()
         move = np.r_[np.nan, np.diff(log_close)]
         trailing = pd.Series(move).rolling(60, min_periods=20).std().shift(1).to_numpy()
-        later = np.r_[log_close[persist:], np.full(persist, np.nan)] - np.r_[np.nan, log_close[:-1]]
+        # `persist` sessions later, or the newest close when the move is newer than that (a split
+        # first appears on a new session: it is named then, not once it has persisted)
+        later = log_close[np.minimum(np.arange(len(log_close)) + persist, len(log_close) - 1)] \
+            - np.r_[np.nan, log_close[:-1]]
         volume = group["volume"].astype(float).to_numpy()
         median = pd.Series(volume).rolling(20, min_periods=5).median().shift(1).to_numpy()
         stays = (np.sign(later) == np.sign(move)) & (np.abs(later) >= 0.5 * np.abs(move))
+        # the close moved and the source's adjusted close did not: a split the source adjusted for
+        gap = np.zeros(len(move))
+        if ADJ_CLOSE in group and group[ADJ_CLOSE].notna().all():
+            gap = move - np.r_[np.nan, np.diff(np.log(group[ADJ_CLOSE].astype(float).ffill().to_numpy()))]
         with np.errstate(invalid="ignore"):
             big = (np.abs(move) > sigma * trailing) & (np.abs(move) > min_move)
             split_like = np.abs(move) > np.log(1.5)
-        for i in np.flatnonzero(stays & (big | split_like)):
+            unadjusted = np.abs(gap) > ADJUSTED_GAP
+        for i in np.flatnonzero(stays & (big | split_like | unadjusted)):
             day = pd.Timestamp(group["date"].iloc[i])
             suggested = _nearest_split(float(np.exp(move[i])), tolerance)
-            if (ticker, day) in confirmed or (np.isnan(suggested) and not big[i]):
+            if unadjusted[i] and np.isnan(suggested):
+                suggested = _nearest_split(float(np.exp(gap[i])), tolerance, SPLIT_RATIOS + FRACTIONAL_RATIOS)
+            if (ticker, day) in confirmed or (np.isnan(suggested) and not big[i] and not unadjusted[i]):
                 continue
             rows.append({"ticker": ticker, "date": day.date(), "price_ratio": float(np.exp(move[i])),
                          "suggested_ratio": suggested,
                          "sigmas": float(abs(move[i]) / trailing[i]) if np.isfinite(trailing[i]) else float("nan"),
                          "volume_ratio": float(volume[i] / median[i]) if median[i] > 0 else float("nan"),
-                         "kind": "split-like" if np.isfinite(suggested) else "level shift"})
+                         "kind": _kind(bool(np.isfinite(suggested)), bool(unadjusted[i]))})
     return pd.DataFrame(rows, columns=SUSPECT_COLUMNS)
 
 
+def _kind(suggested: bool, unadjusted: bool) -> str:
+    if unadjusted:
+        return "close moved, adjusted close did not"
+    return "split-like" if suggested else "level shift"
+
+
 def _ratio_text(ratio: float) -> str:
-    return f"{ratio:g}" if ratio >= 1 else f"{ratio:.6g}"
+    return f"{ratio:.10g}"
 
 
 def locate_suspects(suspects: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:

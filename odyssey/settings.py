@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +45,11 @@ class _Model(BaseModel):
 REDACTED = "***"
 
 
+# query parameters that carry a credential (tokens, keys, signatures of pre-signed or SAS URLs)
+SECRET_PARAMETERS = re.compile(r"(token|key|secret|password|passwd|pwd|sig|signature|credential|auth)",
+                               re.IGNORECASE)
+
+
 def url_userinfo(value: str) -> str | None:
     """The `user:password` (or token) before the host of a URL, if it has one."""
     if not isinstance(value, str) or "://" not in value:
@@ -55,15 +61,39 @@ def url_userinfo(value: str) -> str | None:
     return netloc.rpartition("@")[0] if "@" in netloc else None
 
 
+def _secret_parameters(value: str) -> list[tuple[str, str]]:
+    """(name, value) of the query parameters of a URL whose names say they carry a credential."""
+    if not isinstance(value, str) or "://" not in value:
+        return []
+    try:
+        query = urlsplit(value).query
+    except ValueError:
+        return []
+    return [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if SECRET_PARAMETERS.search(k) and v]
+
+
 def has_credentials(value: str) -> bool:
+    """A URL with a user or password before its host, or a token, key or signature in its query."""
     info = url_userinfo(value)
-    return bool(info) and info != REDACTED
+    return (bool(info) and info != REDACTED) or any(v != REDACTED for _, v in _secret_parameters(value))
 
 
 def redact_url(value: str) -> str:
-    """The URL with its user and password masked: https://***@host/... ."""
+    """The URL with its user and password, and the values of its credential query parameters,
+    masked: https://***@host/...?token=*** ."""
     info = url_userinfo(value)
-    return value.replace(f"{info}@", f"{REDACTED}@", 1) if info else value
+    out = value.replace(f"{info}@", f"{REDACTED}@", 1) if info else value
+    secrets = _secret_parameters(value)
+    if secrets:
+        head, _, query = out.partition("?")
+        query, _, fragment = query.partition("#")
+        parts = []
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            parts.append(f"{name}={REDACTED}" if "=" in part and SECRET_PARAMETERS.search(unquote_plus(name))
+                         and part.partition("=")[2] else part)
+        out = head + "?" + "&".join(parts) + (f"#{fragment}" if fragment else "")
+    return out
 
 
 def _strings(tree: Any, prefix: str = ""):
@@ -609,12 +639,13 @@ class Settings(_Model):
         by the MLflow resource; the settings show it masked."""
         leaks = [name for name, value in _strings(self.model_dump()) if has_credentials(value)]
         if leaks:
-            raise ValueError(f"{', '.join(leaks)} carries a credential (user:password@ in a URL): set it through the "
+            raise ValueError(f"{', '.join(leaks)} carries a credential (user:password@ or a token, key or signature in a URL): set it through the "
                              "environment variable of that field instead (MLFLOW_TRACKING_URI for the MLflow URI; "
                              "for storage, Qdrant and artifact stores their own credential variables such as "
                              "AWS_ACCESS_KEY_ID or QDRANT_API_KEY); settings are shown in the UI")
         uri = self.paths.mlflow_tracking_uri
-        if url_userinfo(uri) == REDACTED and not self.paths.mlflow_tracking_uri_env:
+        masked = url_userinfo(uri) == REDACTED or any(v == REDACTED for _, v in _secret_parameters(uri))
+        if masked and not self.paths.mlflow_tracking_uri_env:
             raise ValueError("paths.mlflow_tracking_uri is masked (***@) but no environment variable holds the real "
                              "URI: set MLFLOW_TRACKING_URI")
         return self

@@ -15,6 +15,12 @@ always read at its latest):
   `python -m jobs.restore` put back (the restore checked it, or was forced) and no check has
   evaluated it since.
 
+The outputs of one step are judged together: a blocking check of an asset built in the same step
+counts on the materialization of the same run (raw_alt_data of a run whose raw_prices was rejected
+is rejected too), so a reader never mixes a table from one load with its sibling from another. A
+sibling's check that has not evaluated yet holds nothing back: `returns` reads `clean_prices`
+without `clean_alt_data`, and Dagster may run it before `clean_alt_data`'s checks.
+
 Cost: one query for the newest 20 materializations of the asset partition and one per blocking
 check for its newest 20 evaluations; more pages only when more than 20 newer versions were not
 accepted or a check was re-run that often.
@@ -35,6 +41,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from resources.metadata import check_reason
 
 PAGE = 20
+SAME_STEP_SECONDS = 86400.0  # how far apart in time one step's outputs may be stored
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 DATA_VERSION_TAG = "dagster/data_version"
 # Metadata of a materialization reported by `python -m jobs.restore`.
@@ -208,19 +215,54 @@ def _meta(materialization, name: str):
     return getattr(value, "value", value) if value is not None else None
 
 
+def _sibling_materialization(instance: dg.DagsterInstance, run_id: str, timestamp: float, asset: str,
+                             partition: str | None) -> int | None:
+    """The storage id of `asset`'s (partition's) materialization in the run that made another
+    output of its step at `timestamp`, if the run made one (looked for within a day of it)."""
+    key = dg.AssetKey.from_user_string(asset)
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition is not None else None,
+                                  after_timestamp=timestamp - SAME_STEP_SECONDS,
+                                  before_timestamp=timestamp + SAME_STEP_SECONDS),
+            limit=PAGE, cursor=cursor)
+        for record in page.records:
+            if record.run_id == run_id:
+                return record.storage_id
+        if not page.has_more or not page.records:
+            return None
+        cursor = page.cursor
+
+
 def judged_versions(instance: dg.DagsterInstance, asset: str, partition: str | None,
                     blocking: Sequence[str]) -> Iterator[StoredVersion]:
     """The asset partition's materializations, newest first, each with its blocking checks'
-    outcomes (lazily: stop iterating and no further page is fetched)."""
+    outcomes (lazily: stop iterating and no further page is fetched). A check named
+    `sibling:check` is the blocking check of an asset built in the same step (graph.blocking_checks):
+    its evaluation of that asset's materialization of the same run counts once there is one (a
+    reader that does not read the sibling may run before it), and a restored version (put back on
+    its own) is not judged by it."""
     key = dg.AssetKey.from_user_string(asset)
-    evaluations = [_Evaluations(instance, dg.AssetCheckKey(key, name), partition) for name in blocking]
+    own = [name for name in blocking if ":" not in name]
+    siblings = [tuple(name.split(":", 1)) for name in blocking if ":" in name]
+    evaluations = [_Evaluations(instance, dg.AssetCheckKey(key, name), partition) for name in own]
+    sibling_evaluations = [(other, _Evaluations(instance, dg.AssetCheckKey(dg.AssetKey.from_user_string(other), name),
+                                                partition)) for other, name in siblings]
     for record in _materializations(instance, key, partition):
         materialization = record.asset_materialization
         tags = (materialization.tags or {}) if materialization is not None else {}
         restored = _meta(materialization, RESTORED_FROM)
+        outcomes = [_outcome(e.key.name, e.of(record.storage_id)) for e in evaluations]
+        if restored is None and sibling_evaluations:
+            made = {other: _sibling_materialization(instance, record.run_id, record.timestamp, other, partition)
+                    for other in {o for o, _ in siblings}}
+            for other, e in sibling_evaluations:
+                found = e.of(made[other]) if made[other] is not None else None
+                if found is not None:  # a sibling's check not evaluated yet holds nothing back
+                    outcomes.append(_outcome(f"{other}:{e.key.name}", found))
         yield StoredVersion(asset, partition, record.storage_id, record.run_id, record.timestamp,
-                            tags.get(DATA_VERSION_TAG),
-                            tuple(_outcome(e.key.name, e.of(record.storage_id)) for e in evaluations),
+                            tags.get(DATA_VERSION_TAG), tuple(outcomes),
                             str(restored) if restored is not None else None,
                             bool(_meta(materialization, RESTORE_FORCED)))
 
@@ -250,20 +292,35 @@ def accepted_version(instance: dg.DagsterInstance, asset: str, partition: str | 
 
 # --- what a step read, for its log, its output metadata and its provenance -----------------------
 
-_READS: OrderedDict[tuple[str, str], list[Resolution]] = OrderedDict()
-_KEEP_STEPS = 256
+class _ReadLog:
+    """What the steps of this process read, by (run, step), the newest steps only. Run-time state,
+    not code: an object, so a code version (odyssey/versions.py) never follows its contents."""
+
+    KEEP_STEPS = 256
+
+    def __init__(self) -> None:
+        self._reads: OrderedDict[tuple[str, str], list[Resolution]] = OrderedDict()
+
+    def note(self, run_id: str, step_key: str, resolution: Resolution) -> None:
+        self._reads.setdefault((run_id, step_key), []).append(resolution)
+        self._reads.move_to_end((run_id, step_key))
+        while len(self._reads) > self.KEEP_STEPS:
+            self._reads.popitem(last=False)
+
+    def of(self, run_id: str, step_key: str) -> list[Resolution]:
+        return list(self._reads.get((run_id, step_key), ()))
+
+
+_READS = _ReadLog()
 
 
 def note_read(run_id: str, step_key: str, resolution: Resolution) -> None:
     """Remember a resolved read for the outputs of the same step (bounded: the newest steps)."""
-    _READS.setdefault((run_id, step_key), []).append(resolution)
-    _READS.move_to_end((run_id, step_key))
-    while len(_READS) > _KEEP_STEPS:
-        _READS.popitem(last=False)
+    _READS.note(run_id, step_key, resolution)
 
 
 def reads_of(run_id: str, step_key: str) -> list[Resolution]:
-    return list(_READS.get((run_id, step_key), ()))
+    return _READS.of(run_id, step_key)
 
 
 def reads_markdown(reads: Sequence[Resolution]) -> str:

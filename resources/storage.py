@@ -415,8 +415,33 @@ def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str
     return max(end, stored["date"].max()) if stored is not None and len(stored) else end
 
 
+def roll_back_landed(instance: dg.DagsterInstance, storage: Storage, run_id: str) -> dict[str, str]:
+    """After an ingestion run failed: each landed table that run extended goes back to the version
+    before it (restored, so the catalog shows it), and the days of its files can land again, once
+    corrected. Returns {table: what was done}; a table the run did not write is left as it is."""
+    from resources.accepted import judged_versions
+
+    done = {}
+    tables = storage.path("tables")
+    with storage.exclusive(LANDED_POOL):
+        for table in LANDED_TABLES.values():
+            versions = judged_versions(instance, table, None, [])
+            newest = next(versions, None)
+            if newest is None or newest.run_id != run_id:
+                continue
+            before = next((v for v in versions if v.run_id != run_id), None)
+            if before is None or not before.data_version:
+                done[table] = "kept: no version before the failed run to go back to"
+                continue
+            restore_version(instance, tables, table, None, ".parquet", before,
+                            description=f"rolled back to version {before.data_version[:12]}: ingestion run "
+                                        f"{run_id} failed, its files went to quarantine")
+            done[table] = f"rolled back to version {before.data_version[:12]} (run {before.run_id[:8] or 'restore'})"
+    return done
+
+
 def restore_version(instance: dg.DagsterInstance, tables: UPath, asset: str, partition: str | None, extension: str,
-                    version: StoredVersion, forced: bool = False) -> str:
+                    version: StoredVersion, forced: bool = False, description: str | None = None) -> str:
     """Put a stored version back as the asset partition's current value: its bytes (checked
     against the version) replace the current file, and a materialization with that data version
     is reported to the instance, carrying the original's code and input versions and what was
@@ -434,7 +459,8 @@ def restore_version(instance: dg.DagsterInstance, tables: UPath, asset: str, par
     tags.update({DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"})
     instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key=key, partition=partition, tags=tags,
-        description=f"restored version {digest[:12]} by python -m jobs.restore" + (" --force" if forced else ""),
+        description=description or (f"restored version {digest[:12]} by python -m jobs.restore"
+                                    + (" --force" if forced else "")),
         metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
                   "version_path": str(stored), RESTORED_FROM: digest, RESTORE_FORCED: forced,
                   "restored_from_run": version.run_id or "restore", "restored_from_storage_id": version.storage_id,

@@ -23,15 +23,19 @@ RUN_KEY_TAG = "dagster/run_key"
 
 
 def settle_landed(context: dg.SensorEvaluationContext, pending: dict[str, list[str]], landing, archive,
-                  quarantine) -> None:
+                  quarantine, roll_back=None) -> None:
     """For each finished ingestion run in `pending` (run key -> file names, edited in place): move
     its files from the landing folder to the archive when it succeeded, to quarantine with the
-    run's end as the reason when it did not."""
+    run's end as the reason when it did not, after `roll_back(run_id)` (when given) took back what
+    the run stored of them."""
     for run_key, files in list(pending.items()):
         runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
         if not runs or not runs[0].is_finished:
             continue
         run = runs[0]
+        if not run.is_success and roll_back is not None:
+            for table, done in roll_back(run.run_id).items():
+                context.log.warning(f"{table}: {done}")
         for name in files:
             path = landing / name
             if path.exists():

@@ -3,8 +3,9 @@
 Each new file is read and judged first: a bad one goes to quarantine with a `.reason.txt` beside
 it and nothing stored changes; a link or a special file (pipe, directory, device) named like a
 landing file goes there unopened. Good files start one `ingest` run (landing → raw → clean →
-features → forecasts); once that run succeeded they move to the archive (to quarantine if it
-failed). The cursor remembers every file by name and SHA-256, so none is ingested twice.
+features → forecasts); once that run succeeded they move to the archive; if it failed (a blocking
+check rejected what they brought), the landed tables go back to their version before that run
+and the files to quarantine, so the same days can land again once corrected. The cursor remembers every file by name and SHA-256, so none is ingested twice.
 
 One ingest at a time: while a run of the `ingest` job is queued or under way (this sensor's, the
 daily schedule's, or one started by hand), new files stay in the folder unjudged and the tick
@@ -17,7 +18,7 @@ import dagster as dg
 from odyssey.landing import landing_entries, landing_kind, read_landed
 from resources.settings import SettingsResource
 from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
-from resources.storage import LANDED_TABLES, Storage, last_landed_day
+from resources.storage import LANDED_TABLES, Storage, last_landed_day, roll_back_landed
 
 @dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
            description="Start an ingestion run for new files in the landing folder, one run at a time; archive or "
@@ -26,7 +27,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
     landing, archive, quarantine = settings.value.paths.landing_dirs
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
-    settle_landed(context, cursor["pending"], landing, archive, quarantine)
+    settle_landed(context, cursor["pending"], landing, archive, quarantine,
+                  roll_back=lambda run_id: roll_back_landed(context.instance, storage, run_id))
     waiting = runs_in_progress(context, "ingest", cursor["pending"])
     if waiting:  # one ingest at a time: new files are judged against what that run stores
         pending = {n for names in cursor["pending"].values() for n in names}

@@ -238,6 +238,21 @@ def test_empty_or_truncated_file(broken, good_run, damage, message):
     _assert_nothing_downstream_and_old_data_intact(outcome, good_run, "step error  raw_market: SourceError: ", "AAPL.csv: ")
 
 
+@pytest.mark.slow
+def test_a_corrupt_parquet_file_is_named_in_the_summary_not_the_library_error_under_it(broken, good_run):
+    """The source's error (file and what is wrong) reaches the summary, not pyarrow's error that
+    it wraps, nor Dagster's wrapper around both."""
+    folder, run = broken
+    frame = pd.read_csv(folder / "AAPL.csv")
+    (folder / "AAPL.csv").unlink()
+    frame.to_parquet(folder / "AAPL.parquet")
+    data = (folder / "AAPL.parquet").read_bytes()
+    (folder / "AAPL.parquet").write_bytes(data[:len(data) // 2])  # cut in the middle
+    outcome = run()
+    _assert_nothing_downstream_and_old_data_intact(
+        outcome, good_run, "step error  raw_market: SourceError: ", "AAPL.parquet: not a readable Parquet file")
+
+
 def test_csv_source_round_trips_the_synthetic_market(quick_market, quick_profile, tmp_path):
     write_csv_folder(quick_market.data, tmp_path / "per_ticker")
     write_csv_folder(quick_market.data, tmp_path / "long", per_ticker=False)

@@ -96,6 +96,36 @@ def test_an_unlisted_split_like_move_is_never_adjusted_whatever_the_volume_and_i
     assert suspected_splits(result.prices, confirmed=confirmed).empty
 
 
+@pytest.mark.parametrize("at", [57, 59])
+def test_an_unlisted_split_in_the_newest_sessions_is_suspected_before_it_can_persist(at):
+    """A 2:1 split three sessions before the end, or on the last session: too new to have
+    persisted five sessions, still named (a new session is where a split first appears)."""
+    from odyssey.quality import suspected_splits
+
+    frame = _crash(0.5, 1.0, n=60, at=at)
+    suspects = suspected_splits(clean_prices(frame, empty_actions(), ["A"], "2020-01-01").prices)
+    assert suspects[["date", "suggested_ratio"]].to_dict("records") == [
+        {"date": frame["date"].iloc[at].date(), "suggested_ratio": 2.0}]
+
+
+@pytest.mark.parametrize("ratio", [1.5, 1.25, 4.0 / 3.0, 2.5])
+def test_a_fractional_split_is_named_where_the_adjusted_close_did_not_move_and_a_crash_is_not(ratio):
+    """A 3:2 (5:4, 4:3, 5:2) split the source adjusted for: the close falls to 1/ratio, the
+    adjusted close carries on. It is named with its ratio; the same fall in both (a crash) is not."""
+    from odyssey.quality import suspected_splits
+
+    frame = _crash(1.0 / ratio, 1.0)
+    frame["adj_close"] = frame["close"]
+    frame.loc[40:, "adj_close"] *= ratio  # continuous: the source's history adjusted for the split
+    suspects = suspected_splits(clean_prices(frame, empty_actions(), ["A"], "2020-01-01").prices)
+    assert suspects[["date", "kind"]].to_dict("records") == [
+        {"date": frame["date"].iloc[40].date(), "kind": "close moved, adjusted close did not"}]
+    assert suspects["suggested_ratio"].iloc[0] == pytest.approx(ratio)
+    crash = frame.assign(adj_close=frame["close"])
+    if ratio < 1.5:  # a fall of 20-25 % in both: a real move, not named
+        assert suspected_splits(clean_prices(crash, empty_actions(), ["A"], "2020-01-01").prices).empty
+
+
 def test_a_suspected_split_is_named_with_file_line_and_how_to_list_it():
     from odyssey.quality import locate_suspects, suspected_splits, suspects_reason
 

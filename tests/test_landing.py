@@ -135,6 +135,53 @@ def test_landing_sensor_ingests_new_days_once_and_quarantines_bad_files(tmp_path
         assert list(landing_sensor(context)) == []
 
 
+@pytest.mark.slow
+def test_a_landing_that_a_blocking_check_rejects_is_rolled_back_and_its_days_land_again_corrected(tmp_path,
+                                                                                                    quick_profile):
+    """A file that reads well but brings an unlisted 2:1 split (AAPL's close halved on a new day):
+    the ingest run stops at clean_prices_no_unlisted_split. The next tick quarantines the file and
+    takes its rows back out of the landed tables, so the same days land again once corrected, and
+    the landed tables then hold each day once."""
+    settings = quick_settings(tmp_path)
+    landing, archive, quarantine = settings.paths.landing_dirs
+    resources = _sensor_resources(settings)
+    with dg.instance_for_test() as instance:
+        assert run_graph(settings, instance=instance).success
+        before = read_table(settings, "landed_bars")
+        data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 2)
+        halved = data.prices.copy()
+        on = (halved["ticker"] == "AAPL") & (halved["date"] == halved["date"].max())
+        halved.loc[on, ["open", "high", "low", "close"]] /= 2
+        write_landing(MarketData(prices=halved, alt=data.alt, actions=data.actions), landing)
+
+        def tick(cursor=None):
+            context = dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor)
+            requests = list(landing_sensor(context))
+            for request in requests:
+                result = run_graph(settings, job="ingest", instance=instance, run_config=request.run_config,
+                                   tags={"dagster/run_key": request.run_key})
+                yield request, result
+            yield None, context.cursor
+
+        (_, failed), (_, cursor) = list(tick())
+        assert not failed.success
+        assert read_table(settings, "landed_bars")["date"].max() == data.prices["date"].max()  # stored before the check
+        [(_, cursor)] = list(tick(cursor))  # the next tick settles the failed run
+        first, last = data.prices["date"].min().date(), data.prices["date"].max().date()
+        assert sorted(p.name for p in quarantine.iterdir() if not p.name.endswith(".reason.txt")) == \
+            [f"alt_{first}_{last}.csv", f"bars_{first}_{last}.csv"]
+        assert not list(landing.iterdir())
+        assert "ended FAILURE" in next(quarantine.glob("bars_*.reason.txt")).read_text()
+        pd.testing.assert_frame_equal(read_table(settings, "landed_bars"), before)
+
+        write_landing(data, landing)  # the same days, corrected
+        (_, ingested), (_, cursor) = list(tick(cursor))
+        assert ingested.success
+        landed = read_table(settings, "landed_bars")
+        assert len(landed) == len(before) + len(data.prices) and not landed.duplicated(["ticker", "date"]).any()
+        assert read_table(settings, "features")["date"].max() == data.prices["date"].max()
+
+
 def test_splits_land_with_their_sessions_and_reach_the_corporate_actions(tmp_path):
     """NVDA split 4:1 on 2021-07-20: landed with the sessions around it, the split is applied and
     the clean series has no level change there (without it the level-shift check would stop it)."""

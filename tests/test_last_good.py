@@ -26,7 +26,8 @@ from tests.dagster_helpers import (failed_checks, fast_forecasting_config, mater
                                    run_graph, step_errors)
 from tests.main_run import REPO
 
-RAW_BLOCKING = ["raw_prices_all_tickers_present", "raw_prices_schema", "raw_prices_volume_reported"]
+RAW_BLOCKING = ["raw_prices_all_tickers_present", "raw_prices_bar_fields", "raw_prices_schema",
+                "raw_prices_volume_reported"]
 BUILT_BEFORE_THE_GATE = {"landed_bars", "landed_alt_data", "landed_actions", "raw_prices", "raw_alt_data",
                          "corporate_actions", "feature_registry"}
 # what reads raw_prices, directly or not: the UI's "Materialize" on them, after a rejected load
@@ -151,6 +152,22 @@ def test_downstream_alone_reads_the_last_version_that_passed(world):
     assert list((world.raw_prices_file.parent / ".versions" / "raw_prices").glob(f"*-{world.bad_raw}.parquet"))
 
 
+@pytest.mark.slow
+def test_a_table_loaded_in_the_same_step_as_a_rejected_one_is_not_read_either(world):
+    """raw_alt_data passed its own check in the load whose raw_prices was rejected; read with the
+    raw_prices that passed, it would mix two loads: downstream reads the raw_alt_data of that one."""
+    good_alt = read_table(world.settings, "clean_alt_data")
+    _edit(world.csv / "alt_data.csv", lambda f: f.__setitem__("VIX", (f["VIX"].astype(float) * 2).astype(str)))
+    negative_close(world.csv)
+    rejected = run_graph(world.settings, instance=world.instance)
+    assert set(failed_checks(rejected)) == {"raw_prices_schema"} and "raw_alt_data" in materialized(rejected)
+    result = run_graph(world.settings, instance=world.instance, selection=FEATURES_AND_AFTER)
+    assert result.success
+    pd.testing.assert_frame_equal(read_table(world.settings, "clean_alt_data"), good_alt)
+    read = _materialization(result, "clean_alt_data").metadata["input_versions"].value
+    assert re.search(r"\| raw_alt_data \| \w{12} \|.*rejected by raw_prices:raw_prices_schema at ", read), read
+
+
 def test_direct_reads_of_a_checked_table_get_the_last_version_that_passed(world):
     storage = build_definitions(world.settings).resources["storage"]
     pd.testing.assert_frame_equal(storage.accepted_table(world.instance, "raw_prices"), world.good["raw_prices"])
@@ -166,11 +183,12 @@ def test_with_no_version_that_passed_downstream_refuses(tmp_path, quick_market):
         result = run_graph(settings, instance=instance, selection=FEATURES_AND_AFTER)
         assert not result.success and not materialized(result)
         errors = " ".join(step_errors(result))
-        assert re.search(r"raw_prices has no version that passed its blocking checks \(latest rejected by "
-                         r"raw_prices_schema at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: raw_prices: .*"
+        # the first input loaded names it: raw_prices, or a table loaded with it (rejected with it)
+        assert re.search(r"(raw_prices|raw_alt_data|corporate_actions) has no version that passed its blocking "
+                         r"checks \(latest rejected by (raw_prices:)?raw_prices_schema at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: raw_prices: .*"
                          r"'close must be > 0' in column 'close': 1 row\(s\) fail, AAPL \S+ \(AAPL\.csv line \d+\) "
                          r"value -5\.0.*; 1 version\(s\) judged\); fix the input or restore a version: "
-                         r"python -m jobs\.restore raw_prices --list", errors), errors
+                         r"python -m jobs\.restore \w+ --list", errors), errors
 
 
 def test_forecasting_refuses_a_rejected_clean_prices_and_trains_nothing(tmp_path, quick_market):
@@ -184,8 +202,9 @@ def test_forecasting_refuses_a_rejected_clean_prices_and_trains_nothing(tmp_path
                            run_config=fast_forecasting_config())
         assert not result.success and not materialized(result)
         errors = " ".join(step_errors(result))
-        assert ("clean_prices has no version that passed its blocking checks (latest rejected by "
-                "clean_prices_no_unlisted_split at ") in errors and "AAPL.csv line" in errors
+        assert re.search(r"(clean_prices|clean_alt_data) has no version that passed its blocking checks \(latest "
+                         r"rejected by (clean_prices:)?clean_prices_no_unlisted_split at ", errors), errors
+        assert "AAPL.csv line" in errors
     tracker = mlflow_resource(settings).tracker()
     assert not tracker.client().search_registered_models()  # no candidate was trained or registered
 

@@ -79,6 +79,20 @@ def test_comments_docstrings_and_layout_do_not_change_a_version():
     assert _op_versions(CodeVersions(_edited(indicators.rsi, source, noisy))) == plain
 
 
+def test_what_a_process_did_at_run_time_is_not_code():
+    """A step's reads, remembered for its outputs' metadata, change no code version: versions
+    computed after runs in the same process equal those at import (else every asset of a
+    long-lived process, a test session or a code server, looks changed)."""
+    from resources.accepted import Resolution, StoredVersion, note_read
+
+    def versions():
+        return {s.key: s.code_version for a in with_code_versions(UNVERSIONED_ASSETS) for s in a.specs}
+
+    plain = versions()
+    note_read("run", "step", Resolution(StoredVersion("raw_prices", None, 1, "run", 0.0, "abc", ())))
+    assert versions() == plain
+
+
 def test_defaults_cached_functions_and_the_io_manager_are_part_of_a_version(monkeypatch):
     plain = _op_versions(CodeVersions())
     # a default argument's value (the stress scenarios) is code

@@ -94,6 +94,12 @@ def test_credentials_reach_the_resources_by_variable_name_only(tmp_path, monkeyp
         monkeypatch.setenv(name, value)
     assert resources["mlflow"].process_config_and_initialize().tracker().tracking_uri == uri
     assert resources["settings"].process_config_and_initialize().alert_webhook == PLANTED_WEBHOOK
+    # a token in the query string is a credential too: masked, and read from the variable
+    token = f"https://mlflow.example.com/api?Access_Token={PLANTED_PASSWORD}&team=quant"
+    masked = load_settings(preset_path("quick"), environ={"MLFLOW_TRACKING_URI": token})
+    assert masked.paths.mlflow_tracking_uri == "https://mlflow.example.com/api?Access_Token=***&team=quant"
+    assert masked.paths.mlflow_tracking_uri_env == "MLFLOW_TRACKING_URI"
+    assert PLANTED_PASSWORD not in build_resources(masked)["settings"].document
     # a URI without credentials is shown as it is
     plain = load_settings(preset_path("quick"), environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
     assert plain.paths.mlflow_tracking_uri == "http://mlflow:5000" and plain.paths.mlflow_tracking_uri_env is None
@@ -106,6 +112,10 @@ def test_credentials_reach_the_resources_by_variable_name_only(tmp_path, monkeyp
     (f'[paths]\nstorage_url = "s3://key:{PLANTED_PASSWORD}@bucket/odyssey"', "paths.storage_url"),
     (f'[memory]\nqdrant_url = "https://user:{PLANTED_PASSWORD}@qdrant.example.com"', "memory.qdrant_url"),
     (f'[paths]\nalert_webhook = "{PLANTED_WEBHOOK}"', "paths.alert_webhook"),
+    (f'[memory]\nqdrant_url = "https://qdrant.example.com:6333?api_key={PLANTED_PASSWORD}"', "memory.qdrant_url"),
+    (f'[paths]\nmlflow_tracking_uri = "https://mlflow.example.com/?token={PLANTED_PASSWORD}&x=1"',
+     "paths.mlflow_tracking_uri"),
+    (f'[paths]\nstorage_url = "az://odyssey/tables?sv=2022&sig={PLANTED_PASSWORD}"', "paths.storage_url"),
 ])
 def test_a_credential_written_in_a_settings_file_is_refused_without_repeating_it(tmp_path, text, field):
     path = tmp_path / "leaky.toml"

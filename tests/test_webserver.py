@@ -24,7 +24,8 @@ RUN_TIMEOUT = 180.0
 RAW_MARKET_ASSETS = ["raw_prices", "raw_alt_data", "corporate_actions"]
 LOCATION = "odyssey"  # workspace.yaml's code location
 PLANTED_PASSWORD = "planted-password-7301"
-PLANTED_MLFLOW_URI = f"http://odyssey:{PLANTED_PASSWORD}@127.0.0.1:9/"
+PLANTED_TOKEN = "planted-token-5521"
+PLANTED_MLFLOW_URI = f"http://odyssey:{PLANTED_PASSWORD}@127.0.0.1:9/?access_token={PLANTED_TOKEN}"
 PLANTED_WEBHOOK = "https://hooks.example.com/services/T0000/B0000/planted-webhook-token-5512"
 
 # With a dagster.yaml, Dagster 1.13 defaults to the QueuedRunCoordinator, which only puts runs
@@ -362,10 +363,10 @@ def test_the_ui_shows_no_credential_of_any_resource(server: Server):
     answer = server.graphql(RESOURCES_QUERY, {"selector": selector})["allTopLevelResourceDetailsOrError"]
     assert answer["__typename"] == "ResourceDetailsList", answer
     shown = json.dumps(answer)
-    assert PLANTED_PASSWORD not in shown and "planted-webhook-token" not in shown
+    assert PLANTED_PASSWORD not in shown and PLANTED_TOKEN not in shown and "planted-webhook-token" not in shown
     values = {r["name"]: {v["key"]: (v["type"], v["value"]) for v in r["configuredValues"]} for r in answer["results"]}
     assert values["mlflow"]["tracking_uri"] == ("ENV_VAR", "MLFLOW_TRACKING_URI")
     assert values["settings"]["alert_webhook"] == ("ENV_VAR", "ODYSSEY_ALERT_WEBHOOK")
     document = json.loads(json.loads(values["settings"]["document"][1]))  # a JSON string of the settings' JSON
-    assert document["paths"]["mlflow_tracking_uri"] == "http://***@127.0.0.1:9/"
+    assert document["paths"]["mlflow_tracking_uri"] == "http://***@127.0.0.1:9/?access_token=***"
     assert document["paths"]["alert_webhook_env"] == "ODYSSEY_ALERT_WEBHOOK"
