@@ -30,6 +30,11 @@ end = "2017-12-29"
 train_end = 0.6
 validation_end = 0.8
 
+# what the tests of this build read does not depend on the policy's quality: few PPO steps
+[portfolio.ppo]
+total_timesteps = 4096
+checkpoint_every = 2048
+
 [ticks]
 bootstrap_reps = 50
 

@@ -23,15 +23,12 @@ from tests.honesty_helpers import walkforward_all
 MARKETS = (101, 102, 103)
 
 
-def _walkforward_all(synthetic: dict) -> tuple[pd.DataFrame, object, dict]:
-    return walkforward_all(synthetic, "xgboost")
-
-
 @pytest.mark.slow
-def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment():
+def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment(shared_dir):
     runs, skilled = [], 0
     for seed in MARKETS:
-        preds, _, per_ticker = _walkforward_all({"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0})
+        preds, _, per_ticker = walkforward_all({"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0}, "xgboost",
+                                               shared_dir)
         runs.append(preds.assign(market=seed))
         skilled += sum(skill_gate(summary_metrics(p)).passed for p in per_ticker.values())
     allp = pd.concat(runs, ignore_index=True)
@@ -49,13 +46,13 @@ def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment
 
 
 @pytest.mark.slow
-def test_planted_signal_is_recovered_in_part():
+def test_planted_signal_is_recovered_in_part(shared_dir):
     """With the quick preset's planted signal the true signal's IC is ~0.38; the default
     (regularized) XGBoost must reach half of it pooled over the three markets (bench/recovery.py
     measures both presets on the full market)."""
     ours, oracle = [], []
     for seed in MARKETS:
-        preds, market, _ = _walkforward_all({"seed": seed})
+        preds, market, _ = walkforward_all({"seed": seed}, "xgboost", shared_dir)
         joined = preds.merge(market.true_signal, on=["date", "ticker"])
         for _, g in joined.groupby("ticker"):
             ours.append(spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()))

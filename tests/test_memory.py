@@ -213,19 +213,20 @@ def test_the_embedding_is_fitted_on_training_rows_only():
 MARKETS = (101, 102, 103)
 
 
-def _analogs_all(synthetic: dict) -> pd.DataFrame:
+def _analogs_all(synthetic: dict, shared: Path) -> pd.DataFrame:
     """The analog forecast's out-of-sample predictions on the three markets, from the walk-forward
-    the XGBoost honesty test runs on the same folds (computed once for both)."""
+    the XGBoost honesty test runs on the same folds (computed once for both; in the opposite
+    order of the markets, so two test processes compute different ones at the same time)."""
     runs = []
-    for seed in MARKETS:
-        predictions, market, _ = walkforward_all({"seed": seed, **synthetic}, "analog")
+    for seed in reversed(MARKETS):
+        predictions, market, _ = walkforward_all({"seed": seed, **synthetic}, "analog", shared)
         runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
     return pd.concat(runs, ignore_index=True)
 
 
 @pytest.mark.slow
-def test_on_a_signal_free_market_the_analog_forecast_is_at_chance():
-    allp = _analogs_all({"signal_strength": 0.0, "annual_drift": 0.0})
+def test_on_a_signal_free_market_the_analog_forecast_is_at_chance(shared_dir):
+    allp = _analogs_all({"signal_strength": 0.0, "annual_drift": 0.0}, shared_dir)
     assert abs(direction_accuracy(allp["target"].to_numpy(), allp["prediction"].to_numpy()) - 0.5) <= 0.03
     ics = [within_fold_ic(g) for _, g in allp.groupby(["market", "ticker"])]
     assert abs(np.mean(ics)) <= 0.05, ics
@@ -236,8 +237,8 @@ def test_on_a_signal_free_market_the_analog_forecast_is_at_chance():
 
 
 @pytest.mark.slow
-def test_with_a_planted_signal_the_analog_forecast_recovers_part_of_the_oracle():
-    allp = _analogs_all({})
+def test_with_a_planted_signal_the_analog_forecast_recovers_part_of_the_oracle(shared_dir):
+    allp = _analogs_all({}, shared_dir)
     ours = [spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()) for _, g in allp.groupby(["market", "ticker"])]
     oracle = [spearman_ic(g["target"].to_numpy(), g["true_signal"].to_numpy())
               for _, g in allp.groupby(["market", "ticker"])]
