@@ -97,6 +97,8 @@ def raw_market(context: dg.AssetExecutionContext, settings: SettingsResource, ma
         later = landed_bars[landed_bars["date"] > prices["date"].max()]
         prices = pd.concat([prices.astype({"volume": float}), later.astype({"volume": float})], ignore_index=True)
         prices = prices.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+        if "source_row" in prices:  # landed rows name their landing file and line
+            prices["source_row"] = prices["source_row"].astype("Int64")
     wanted = ["date", *[c for c in ALT_COLUMNS[1:] if c in profile.alt_series]]
     alt = data.alt[[c for c in wanted if c in data.alt.columns]]
     landed_alt = storage.stored_table("landed_alt_data")
@@ -117,6 +119,7 @@ def raw_market(context: dg.AssetExecutionContext, settings: SettingsResource, ma
     actions = data.actions
     landed_actions = storage.stored_table("landed_actions")
     if landed_actions is not None and len(landed_actions):
+        landed_actions = landed_actions.drop(columns=["source_file"], errors="ignore")
         actions = (pd.concat([actions, landed_actions], ignore_index=True).drop_duplicates(["ticker", "date"])
                    .sort_values(["date", "ticker"]).reset_index(drop=True))
     yield dg.Output(actions, "corporate_actions", metadata={"rows": len(actions), "actions": md_table(actions, rows=20)})

@@ -88,14 +88,15 @@ def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
 
 def error_text(error) -> str:
     """The error a person can act on: the outermost error under Dagster's wrappers (the one the
-    step's code raised, e.g. a SourceError naming file and line, not the library error it wraps),
-    as `Class: message`."""
+    step's code or an IO manager raised, e.g. a SourceError naming file and line, not the library
+    error it wraps; NoAcceptedVersion, not the input-loading error around it), as `Class: message`."""
     chain = []
     while error is not None:
         chain.append(error)
         error = error.cause or error.context
-    wrappers = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
-    own = [e for e in chain if e.cls_name not in wrappers] or chain
+    # Dagster's own errors that wrap another (step execution, loading an input, handling an
+    # output, starting a resource) say where; the error under them says what
+    own = [e for e in chain if not (e.cls_name.startswith("Dagster") and (e.cause or e.context))] or chain
     raised = own[0]
     message = raised.message.strip()
     head, _, rest = message.partition(": ")

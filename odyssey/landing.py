@@ -125,13 +125,14 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
     digest = sha256_bytes(data)
     table = _read_table(path, data)
     if kind == "bars":
-        frame = _price_frame(table, path, ticker=None).drop(columns=["source_file", "source_row"])
+        frame = _price_frame(table, path, ticker=None)  # with source_file and source_row (its line)
         if volume and frame["volume"].isna().any():
             raise SourceError(f"{path.name}: column 'volume' is empty in {_lines(frame.index[frame['volume'].isna()])}")
         unknown = sorted(set(frame["ticker"]) - set(tickers))
         if unknown:
             raise SourceError(f"{path.name}: column 'ticker' has tickers outside the universe: {unknown}")
-        outcome = schemas.validate(schemas.RAW_PRICES, frame.reset_index(drop=True))
+        outcome = schemas.validate(schemas.RAW_PRICES, frame.drop(columns=["source_file", "source_row"])
+                                   .reset_index(drop=True))
         if not outcome.passed:
             problems = []
             lines = frame.index.to_numpy()
@@ -147,6 +148,7 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
         if bad.any():
             raise SourceError(f"{path.name}: a split needs a universe ticker and a ratio > 0, not so in "
                               f"{_lines(frame.index[bad])}")
+        frame["source_file"] = path.name
         return LandedFile(path, kind, digest, frame.reset_index(drop=True))  # may name earlier days
     else:
         _require(table, path, ["date"])
@@ -161,6 +163,7 @@ def read_landed(path: Path, tickers: Sequence[str], after: pd.Timestamp | None,
     if after is not None and (frame["date"] <= after).any():
         raise SourceError(f"{path.name}: column 'date' repeats days already stored (on or before {after.date()}) "
                           f"in {_lines(frame.index[frame['date'] <= after])}")
+    frame["source_file"] = path.name  # every landed row records its file (a failed ingest takes them out)
     return LandedFile(path, kind, digest, frame.reset_index(drop=True))
 
 

@@ -46,8 +46,10 @@ REDACTED = "***"
 
 
 # query parameters that carry a credential (tokens, keys, signatures of pre-signed or SAS URLs)
-SECRET_PARAMETERS = re.compile(r"(token|key|secret|password|passwd|pwd|sig|signature|credential|auth)",
-                               re.IGNORECASE)
+# (a whole word of the name: access_token, api_key, X-Amz-Signature, sig; not key_prefix, sslkey,
+# tokenizer or author)
+SECRET_PARAMETERS = re.compile(r"(^|[_.-])(token|secret|password|passwd|pwd|sig|signature|credential|credentials|"
+                               r"auth|apikey|key|sas)$", re.IGNORECASE)
 
 
 def url_userinfo(value: str) -> str | None:

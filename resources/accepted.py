@@ -17,9 +17,11 @@ always read at its latest):
 
 The outputs of one step are judged together: a blocking check of an asset built in the same step
 counts on the materialization of the same run (raw_alt_data of a run whose raw_prices was rejected
-is rejected too), so a reader never mixes a table from one load with its sibling from another. A
-sibling's check that has not evaluated yet holds nothing back: `returns` reads `clean_prices`
-without `clean_alt_data`, and Dagster may run it before `clean_alt_data`'s checks.
+is rejected too), so a reader does not mix a table from one load with its sibling from another.
+While the run that built them is under way, a sibling's check that has not evaluated yet holds
+nothing back (`returns` reads `clean_prices` without `clean_alt_data`, and Dagster may run it
+before `clean_alt_data`'s checks); once that run ended without evaluating it, the version is not
+accepted until the check evaluates it, as for its own checks.
 
 Cost: one query for the newest 20 materializations of the asset partition and one per blocking
 check for its newest 20 evaluations; more pages only when more than 20 newer versions were not
@@ -240,9 +242,10 @@ def judged_versions(instance: dg.DagsterInstance, asset: str, partition: str | N
     """The asset partition's materializations, newest first, each with its blocking checks'
     outcomes (lazily: stop iterating and no further page is fetched). A check named
     `sibling:check` is the blocking check of an asset built in the same step (graph.blocking_checks):
-    its evaluation of that asset's materialization of the same run counts once there is one (a
-    reader that does not read the sibling may run before it), and a restored version (put back on
-    its own) is not judged by it."""
+    it judges that asset's materialization of the same run; while that run is under way a missing
+    evaluation holds nothing back (a reader that does not read the sibling may run before it), once
+    the run ended it counts as not evaluated. A restored version (put back on its own) is not
+    judged by it."""
     key = dg.AssetKey.from_user_string(asset)
     own = [name for name in blocking if ":" not in name]
     siblings = [tuple(name.split(":", 1)) for name in blocking if ":" in name]
@@ -257,10 +260,21 @@ def judged_versions(instance: dg.DagsterInstance, asset: str, partition: str | N
         if restored is None and sibling_evaluations:
             made = {other: _sibling_materialization(instance, record.run_id, record.timestamp, other, partition)
                     for other in {o for o, _ in siblings}}
+            running = None
             for other, e in sibling_evaluations:
-                found = e.of(made[other]) if made[other] is not None else None
-                if found is not None:  # a sibling's check not evaluated yet holds nothing back
-                    outcomes.append(_outcome(f"{other}:{e.key.name}", found))
+                if made[other] is None:
+                    continue
+                found = e.of(made[other])
+                if found is None:
+                    # while the run that built both is under way, a reader (in that run, or one
+                    # that does not read the sibling) does not wait for the sibling's check; once
+                    # it ended without evaluating it, the version waits like any unjudged one
+                    if running is None:
+                        run = instance.get_run_by_id(record.run_id)
+                        running = run is not None and not run.is_finished
+                    if running:
+                        continue
+                outcomes.append(_outcome(f"{other}:{e.key.name}", found))
         yield StoredVersion(asset, partition, record.storage_id, record.run_id, record.timestamp,
                             tags.get(DATA_VERSION_TAG), tuple(outcomes),
                             str(restored) if restored is not None else None,

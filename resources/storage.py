@@ -415,28 +415,40 @@ def last_landed_day(storage: Storage, history_end: str | pd.Timestamp, kind: str
     return max(end, stored["date"].max()) if stored is not None and len(stored) else end
 
 
-def roll_back_landed(instance: dg.DagsterInstance, storage: Storage, run_id: str) -> dict[str, str]:
-    """After an ingestion run failed: each landed table that run extended goes back to the version
-    before it (restored, so the catalog shows it), and the days of its files can land again, once
-    corrected. Returns {table: what was done}; a table the run did not write is left as it is."""
-    from resources.accepted import judged_versions
-
+def roll_back_landed(instance: dg.DagsterInstance, storage: Storage, run_id: str, files: Sequence[str]) -> dict[str, str]:
+    """After an ingestion run failed: the rows its `files` brought are taken out of each landed
+    table (every landed row records the file it came from), the result is stored as a new version
+    and reported to the instance, so the catalog shows it and the days of those files can land
+    again once corrected. Whatever ran since (a schedule's ingest, the main job) keeps its rows.
+    Returns {table: what was done} for each table that had rows of them."""
     done = {}
+    names = set(files)
     tables = storage.path("tables")
     with storage.exclusive(LANDED_POOL):
         for table in LANDED_TABLES.values():
-            versions = judged_versions(instance, table, None, [])
-            newest = next(versions, None)
-            if newest is None or newest.run_id != run_id:
+            stored = storage.stored_table(table)
+            if stored is None or "source_file" not in stored.columns:
                 continue
-            before = next((v for v in versions if v.run_id != run_id), None)
-            if before is None or not before.data_version:
-                done[table] = "kept: no version before the failed run to go back to"
+            taken = stored["source_file"].isin(names)
+            if not taken.any():
                 continue
-            restore_version(instance, tables, table, None, ".parquet", before,
-                            description=f"rolled back to version {before.data_version[:12]}: ingestion run "
-                                        f"{run_id} failed, its files went to quarantine")
-            done[table] = f"rolled back to version {before.data_version[:12]} (run {before.run_id[:8] or 'restore'})"
+            kept = stored[~taken].reset_index(drop=True)
+            buffer = io.BytesIO()
+            kept.to_parquet(buffer, compression="zstd", index=False)
+            data = buffer.getvalue()
+            digest = sha256_bytes(data)
+            current = current_path(tables, table, None, ".parquet")
+            write_atomic(current, data)
+            stored_at = store_version(tables, current, data, digest)
+            what = (f"{int(taken.sum())} row(s) of {', '.join(sorted(set(stored.loc[taken, 'source_file'])))} taken out: "
+                    f"ingestion run {run_id} failed, the files went to quarantine")
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key=dg.AssetKey(table), description=what,
+                tags={DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"},
+                metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
+                          "version_path": str(stored_at), "rows": len(kept), "rows_taken_out": int(taken.sum()),
+                          "failed_run": run_id}))
+            done[table] = what
     return done
 
 

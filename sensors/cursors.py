@@ -22,20 +22,24 @@ def newer_materialization(context: dg.SensorEvaluationContext, key: dg.AssetKey)
 RUN_KEY_TAG = "dagster/run_key"
 
 
-def settle_landed(context: dg.SensorEvaluationContext, pending: dict[str, list[str]], landing, archive,
-                  quarantine, roll_back=None) -> None:
-    """For each finished ingestion run in `pending` (run key -> file names, edited in place): move
-    its files from the landing folder to the archive when it succeeded, to quarantine with the
-    run's end as the reason when it did not, after `roll_back(run_id)` (when given) took back what
-    the run stored of them."""
+def settle_landed(context: dg.SensorEvaluationContext, cursor: dict, landing, archive, quarantine,
+                  roll_back=None) -> None:
+    """For each finished ingestion run in the cursor's `pending` (run key -> file names, edited in
+    place): move its files from the landing folder to the archive when it succeeded, to quarantine
+    with the run's end as the reason when it did not. With `roll_back(run_id, files)`, a failed
+    run's rows are taken back out of what it stored and its files are forgotten by the cursor, so
+    the same files (corrected, or unchanged once what failed is fixed) can be dropped again."""
+    pending = cursor["pending"]
     for run_key, files in list(pending.items()):
         runs = context.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
         if not runs or not runs[0].is_finished:
             continue
         run = runs[0]
         if not run.is_success and roll_back is not None:
-            for table, done in roll_back(run.run_id).items():
+            for table, done in roll_back(run.run_id, files).items():
                 context.log.warning(f"{table}: {done}")
+            for name in files:
+                cursor["seen"].pop(name, None)
         for name in files:
             path = landing / name
             if path.exists():

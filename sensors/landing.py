@@ -3,9 +3,11 @@
 Each new file is read and judged first: a bad one goes to quarantine with a `.reason.txt` beside
 it and nothing stored changes; a link or a special file (pipe, directory, device) named like a
 landing file goes there unopened. Good files start one `ingest` run (landing → raw → clean →
-features → forecasts); once that run succeeded they move to the archive; if it failed (a blocking
-check rejected what they brought), the landed tables go back to their version before that run
-and the files to quarantine, so the same days can land again once corrected. The cursor remembers every file by name and SHA-256, so none is ingested twice.
+features → forecasts); once that run succeeded they move to the archive. If it failed (a blocking
+check rejected what they brought, or anything else stopped it), their rows are taken back out of
+the landed tables, the files go to quarantine with the run's end as the reason, and the cursor
+forgets them: the same days land again when the files are dropped again (corrected, or as they
+were once what failed is fixed). The cursor remembers every file by name and SHA-256, so none is ingested twice.
 
 One ingest at a time: while a run of the `ingest` job is queued or under way (this sensor's, the
 daily schedule's, or one started by hand), new files stay in the folder unjudged and the tick
@@ -27,8 +29,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
     landing, archive, quarantine = settings.value.paths.landing_dirs
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
-    settle_landed(context, cursor["pending"], landing, archive, quarantine,
-                  roll_back=lambda run_id: roll_back_landed(context.instance, storage, run_id))
+    settle_landed(context, cursor, landing, archive, quarantine,
+                  roll_back=lambda run_id, files: roll_back_landed(context.instance, storage, run_id, files))
     waiting = runs_in_progress(context, "ingest", cursor["pending"])
     if waiting:  # one ingest at a time: new files are judged against what that run stores
         pending = {n for names in cursor["pending"].values() for n in names}

@@ -59,7 +59,7 @@ def tick_landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, s
     landing, archive, quarantine = settings.value.paths.tick_landing_dirs
     product = settings.value.ticks.product
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
-    settle_landed(context, cursor["pending"], landing, archive, quarantine)
+    settle_landed(context, cursor, landing, archive, quarantine)
     waiting = runs_in_progress(context, "tick_ingest", cursor["pending"])
     if waiting:  # one ingestion at a time: raw_ticks reads the archive, so the last run must settle
         context.update_cursor(json.dumps(cursor))

@@ -148,7 +148,8 @@ def test_a_landing_that_a_blocking_check_rejects_is_rolled_back_and_its_days_lan
     with dg.instance_for_test() as instance:
         assert run_graph(settings, instance=instance).success
         before = read_table(settings, "landed_bars")
-        data = synthetic_days(quick_profile, settings.source.synthetic, pd.Timestamp(quick_profile.end), 2)
+        before_end = pd.Timestamp(quick_profile.end)
+        data = synthetic_days(quick_profile, settings.source.synthetic, before_end, 2)
         halved = data.prices.copy()
         on = (halved["ticker"] == "AAPL") & (halved["date"] == halved["date"].max())
         halved.loc[on, ["open", "high", "low", "close"]] /= 2
@@ -166,19 +167,30 @@ def test_a_landing_that_a_blocking_check_rejects_is_rolled_back_and_its_days_lan
         (_, failed), (_, cursor) = list(tick())
         assert not failed.success
         assert read_table(settings, "landed_bars")["date"].max() == data.prices["date"].max()  # stored before the check
+        # the daily schedule's ingest (no file) runs before the sensor's next tick: it stores the
+        # landed tables again, and fails on the same rows
+        assert not run_graph(settings, job="ingest", instance=instance,
+                             run_config={"ops": {"landed_market": {"config": {"files": []}}}}).success
         [(_, cursor)] = list(tick(cursor))  # the next tick settles the failed run
         first, last = data.prices["date"].min().date(), data.prices["date"].max().date()
         assert sorted(p.name for p in quarantine.iterdir() if not p.name.endswith(".reason.txt")) == \
             [f"alt_{first}_{last}.csv", f"bars_{first}_{last}.csv"]
         assert not list(landing.iterdir())
         assert "ended FAILURE" in next(quarantine.glob("bars_*.reason.txt")).read_text()
-        pd.testing.assert_frame_equal(read_table(settings, "landed_bars"), before)
+        # the first landing: the tables go back to holding no landed day
+        assert len(before) == 0 and len(read_table(settings, "landed_bars")) == 0
+        assert len(read_table(settings, "landed_alt_data")) == 0
+        assert "source_file" in read_table(settings, "landed_bars").columns
 
         write_landing(data, landing)  # the same days, corrected
         (_, ingested), (_, cursor) = list(tick(cursor))
         assert ingested.success
         landed = read_table(settings, "landed_bars")
         assert len(landed) == len(before) + len(data.prices) and not landed.duplicated(["ticker", "date"]).any()
+        # every landed row names its file and line, and so do the raw prices built from them
+        assert set(landed["source_file"]) == {f"bars_{first}_{last}.csv"}
+        raw = read_table(settings, "raw_prices")
+        assert (raw.loc[raw["date"] > before_end, "source_row"] >= 2).all()
         assert read_table(settings, "features")["date"].max() == data.prices["date"].max()
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from graph import build_definitions
-from jobs.main import open_instance
+from jobs.main import open_instance, record, summarize
 from jobs.restore import choose, main as restore
 from odyssey.sources.csv_source import write_csv_folder
 from resources import mlflow_resource
@@ -168,6 +168,50 @@ def test_a_table_loaded_in_the_same_step_as_a_rejected_one_is_not_read_either(wo
     assert re.search(r"\| raw_alt_data \| \w{12} \|.*rejected by raw_prices:raw_prices_schema at ", read), read
 
 
+def test_the_outputs_of_one_step_are_read_from_the_same_run_when_a_check_fails_or_never_evaluates(tmp_path):
+    """Two tables built in one step, each with a blocking check: when one's check fails, or
+    raises so it never evaluates, the other of that run is not read either; both come from the
+    last run where every check passed."""
+    from graph import blocking_checks
+    from resources.storage import ParquetIOManager
+
+    class Load(dg.Config):
+        n: int
+        crash: bool = False
+
+    @dg.multi_asset(outs={"a": dg.AssetOut(), "b": dg.AssetOut()})
+    def load(config: Load):
+        frame = pd.DataFrame({"v": [config.n], "crash": [config.crash]})
+        return frame, frame
+
+    @dg.asset_check(asset="a", blocking=True)
+    def a_ok(a: pd.DataFrame) -> dg.AssetCheckResult:
+        if a["crash"].iloc[0]:
+            raise RuntimeError("the check itself failed")
+        return dg.AssetCheckResult(passed=bool((a["v"] >= 0).all()))
+
+    @dg.asset_check(asset="b", blocking=True)
+    def b_ok(b: pd.DataFrame) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=True)
+
+    checks = blocking_checks([load], [a_ok, b_ok])
+    assert checks == {"a": ["a_ok", "b:b_ok"], "b": ["b_ok", "a:a_ok"]}
+    resources = {"io_manager": ParquetIOManager(base_path=str(tmp_path), blocking_checks=checks)}
+    with dg.instance_for_test() as instance:
+        def load_run(n: int, crash: bool = False) -> str:
+            result = dg.materialize([load, a_ok, b_ok], instance=instance, resources=resources, raise_on_error=False,
+                                    run_config={"ops": {"load": {"config": {"n": n, "crash": crash}}}})
+            return result.run_id
+
+        good = load_run(1)
+        load_run(2, crash=True)  # a_ok raises: it never evaluates a, and b waits with it
+        assert {t: accepted_version(instance, t, None, checks[t]).version.run_id for t in "ab"} == {"a": good, "b": good}
+        load_run(-1)  # a_ok fails: b of that run is rejected with it
+        b = next(iter(accepted_version(instance, "b", None, checks["b"]).skipped))
+        assert b.verdict == "rejected" and b.describe().startswith("rejected by a:a_ok at ")
+        assert accepted_version(instance, "b", None, checks["b"]).version.run_id == good
+
+
 def test_direct_reads_of_a_checked_table_get_the_last_version_that_passed(world):
     storage = build_definitions(world.settings).resources["storage"]
     pd.testing.assert_frame_equal(storage.accepted_table(world.instance, "raw_prices"), world.good["raw_prices"])
@@ -183,6 +227,10 @@ def test_with_no_version_that_passed_downstream_refuses(tmp_path, quick_market):
         result = run_graph(settings, instance=instance, selection=FEATURES_AND_AFTER)
         assert not result.success and not materialized(result)
         errors = " ".join(step_errors(result))
+        # the main command's summary says it too, not the error that wraps it
+        text, code = summarize(settings, [record(result)], 1, 0.0)
+        assert code == 1 and re.search(r"step error  clean_market: NoAcceptedVersion: \w+ has no version that "
+                                       r"passed its blocking checks", text), text
         # the first input loaded names it: raw_prices, or a table loaded with it (rejected with it)
         assert re.search(r"(raw_prices|raw_alt_data|corporate_actions) has no version that passed its blocking "
                          r"checks \(latest rejected by (raw_prices:)?raw_prices_schema at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: raw_prices: .*"

@@ -127,6 +127,18 @@ def test_a_credential_written_in_a_settings_file_is_refused_without_repeating_it
     assert PLANTED_PASSWORD not in message and "planted-webhook-token" not in message
 
 
+def test_query_parameters_that_merely_look_like_credentials_are_not_refused():
+    from odyssey.settings import has_credentials, redact_url
+
+    for url in ["s3://bucket/odyssey?key_prefix=runs", "https://qdrant.example.com?author=me",
+                "postgresql://db/mlflow?sslmode=verify-full&sslkey=/etc/ssl/client.key",
+                "https://mlflow.example.com/?tokenizer=bpe&design=a"]:
+        assert not has_credentials(url), url
+    for url in ["https://x.example.com/?X-Amz-Signature=abc", "az://c/t?sv=1&sig=abc", "https://q?api-key=abc",
+                "https://q?API_KEY=abc", "https://q?key=abc"]:
+        assert has_credentials(url) and "abc" not in redact_url(url), url
+
+
 def test_another_file_through_odyssey_settings(tmp_path):
     path = tmp_path / "other.toml"
     path.write_text(f'extends = "{preset_path("quick")}"\nname = "other"\n')
