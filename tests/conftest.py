@@ -2,7 +2,6 @@
 pipeline on it."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -58,17 +57,6 @@ def three_ticker_run(tmp_path_factory, worker_id):
     if worker_id == "master":  # one process
         return run_main(tmp_path_factory.mktemp("main_run"))
     return shared_main_run(tmp_path_factory.getbasetemp().parent)
-
-
-@pytest.fixture(scope="session")
-def shared_dir(tmp_path_factory, worker_id) -> Path:
-    """A folder the test processes of the session share (with one process, its own), for what
-    costs minutes and several test modules read (tests/honesty_helpers.py)."""
-    if worker_id == "master":
-        return tmp_path_factory.mktemp("shared")
-    root = tmp_path_factory.getbasetemp().parent / "shared"
-    root.mkdir(exist_ok=True)
-    return root
 
 
 @pytest.fixture(scope="session")

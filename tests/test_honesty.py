@@ -1,6 +1,6 @@
 """Honesty: on a market with nothing to predict the pipeline finds nothing, and no model earns
 deployment; on a market with a planted signal it recovers a stated share of what the true signal
-achieves.
+achieves. The same for XGBoost and for the analog forecast (market memory), on the same folds.
 
 Why the bounds are what they are: a quick-preset ticker has ~900 out-of-sample days of
 overlapping 5-day returns, so its direction accuracy has a standard error of ~2.5-4 % and its IC
@@ -24,11 +24,10 @@ MARKETS = (101, 102, 103)
 
 
 @pytest.mark.slow
-def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment(shared_dir):
+def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment():
     runs, skilled = [], 0
     for seed in MARKETS:
-        preds, _, per_ticker = walkforward_all({"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0}, "xgboost",
-                                               shared_dir)
+        preds, _, per_ticker = walkforward_all({"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0}, "xgboost")
         runs.append(preds.assign(market=seed))
         skilled += sum(skill_gate(summary_metrics(p)).passed for p in per_ticker.values())
     allp = pd.concat(runs, ignore_index=True)
@@ -46,17 +45,54 @@ def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment
 
 
 @pytest.mark.slow
-def test_planted_signal_is_recovered_in_part(shared_dir):
+def test_planted_signal_is_recovered_in_part():
     """With the quick preset's planted signal the true signal's IC is ~0.38; the default
     (regularized) XGBoost must reach half of it pooled over the three markets (bench/recovery.py
     measures both presets on the full market)."""
     ours, oracle = [], []
     for seed in MARKETS:
-        preds, market, _ = walkforward_all({"seed": seed}, "xgboost", shared_dir)
+        preds, market, _ = walkforward_all({"seed": seed}, "xgboost")
         joined = preds.merge(market.true_signal, on=["date", "ticker"])
         for _, g in joined.groupby("ticker"):
             ours.append(spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()))
             oracle.append(spearman_ic(g["target"].to_numpy(), g["true_signal"].to_numpy()))
     assert np.mean(oracle) > 0.25
     assert np.mean(ours) >= 0.5 * np.mean(oracle), (np.mean(ours), np.mean(oracle))
+    assert np.mean(np.array(ours) > 0) >= 0.8
+
+
+# -- the analog forecast (market memory) ----------------------------------------------------------
+#
+# On the same folds of the same three markets, and with the same bounds: signal-free, the pooled
+# direction accuracy within 50 +- 3 %, the mean within-fold IC within +-0.05, each ticker's
+# three-market average accuracy within 50 +- 5 %.
+
+def _analogs_all(synthetic: dict) -> pd.DataFrame:
+    runs = []
+    for seed in MARKETS:
+        predictions, market, _ = walkforward_all({"seed": seed, **synthetic}, "analog")
+        runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
+    return pd.concat(runs, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_on_a_signal_free_market_the_analog_forecast_is_at_chance():
+    allp = _analogs_all({"signal_strength": 0.0, "annual_drift": 0.0})
+    assert abs(direction_accuracy(allp["target"].to_numpy(), allp["prediction"].to_numpy()) - 0.5) <= 0.03
+    ics = [within_fold_ic(g) for _, g in allp.groupby(["market", "ticker"])]
+    assert abs(np.mean(ics)) <= 0.05, ics
+    for ticker, group in allp.groupby("ticker"):
+        accuracy = np.mean([direction_accuracy(g["target"].to_numpy(), g["prediction"].to_numpy())
+                            for _, g in group.groupby("market")])
+        assert abs(accuracy - 0.5) <= 0.05, (ticker, accuracy)
+
+
+@pytest.mark.slow
+def test_with_a_planted_signal_the_analog_forecast_recovers_part_of_the_oracle():
+    allp = _analogs_all({})
+    ours = [spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()) for _, g in allp.groupby(["market", "ticker"])]
+    oracle = [spearman_ic(g["target"].to_numpy(), g["true_signal"].to_numpy())
+              for _, g in allp.groupby(["market", "ticker"])]
+    assert np.mean(oracle) > 0.25
+    assert np.mean(ours) > 0.25 * np.mean(oracle), (np.mean(ours), np.mean(oracle))
     assert np.mean(np.array(ours) > 0) >= 0.8

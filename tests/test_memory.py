@@ -17,19 +17,16 @@ from qdrant_client import models
 
 from jobs.analogs import main as analogs_command
 from jobs.main import open_instance
-from odyssey.gates import within_fold_ic
 from odyssey.memory import (AnalogFolds, IndexBusy, QuestionTooEarly, StateEmbedding, build_states, day_number,
                             embed, exact_neighbours, fit_ends, in_memory_index, newest_fit, payload_hash, point_id,
                             realised_days, route, walkforward_analogs)
 from odyssey.fitting import MarketInputs, feature_pipeline, log_returns
-from odyssey.metrics import direction_accuracy, spearman_ic
 from odyssey.settings import load_settings, preset_path
 from odyssey.walkforward import Fold, FoldData, walkforward_from_settings
 from resources.memory import QdrantIndex, ask
 from sensors.memory import memory_after_states
 from tests.conftest import QUICK
 from tests.dagster_helpers import materialized, quick_settings, read_table, run_graph, step_errors
-from tests.honesty_helpers import walkforward_all
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -202,49 +199,6 @@ def test_the_embedding_is_fitted_on_training_rows_only():
     changed.loc[200:, list("abcdef")] *= 50.0
     assert embedding.fit(changed, None, dates[199]) == params
     assert params["rows"] == 200 and len(params["components"]) == 3
-
-
-# -- honesty --------------------------------------------------------------------------------------
-#
-# The same three synthetic markets and bounds as the XGBoost honesty test (tests/test_honesty.py):
-# signal-free, the pooled direction accuracy within 50 +- 3 %, the mean within-fold IC within
-# +-0.05, each ticker's three-market average accuracy within 50 +- 5 %.
-
-MARKETS = (101, 102, 103)
-
-
-def _analogs_all(synthetic: dict, shared: Path) -> pd.DataFrame:
-    """The analog forecast's out-of-sample predictions on the three markets, from the walk-forward
-    the XGBoost honesty test runs on the same folds (computed once for both; in the opposite
-    order of the markets, so two test processes compute different ones at the same time)."""
-    runs = []
-    for seed in reversed(MARKETS):
-        predictions, market, _ = walkforward_all({"seed": seed, **synthetic}, "analog", shared)
-        runs.append(predictions.merge(market.true_signal, on=["date", "ticker"], how="left").assign(market=seed))
-    return pd.concat(runs, ignore_index=True)
-
-
-@pytest.mark.slow
-def test_on_a_signal_free_market_the_analog_forecast_is_at_chance(shared_dir):
-    allp = _analogs_all({"signal_strength": 0.0, "annual_drift": 0.0}, shared_dir)
-    assert abs(direction_accuracy(allp["target"].to_numpy(), allp["prediction"].to_numpy()) - 0.5) <= 0.03
-    ics = [within_fold_ic(g) for _, g in allp.groupby(["market", "ticker"])]
-    assert abs(np.mean(ics)) <= 0.05, ics
-    for ticker, group in allp.groupby("ticker"):
-        accuracy = np.mean([direction_accuracy(g["target"].to_numpy(), g["prediction"].to_numpy())
-                            for _, g in group.groupby("market")])
-        assert abs(accuracy - 0.5) <= 0.05, (ticker, accuracy)
-
-
-@pytest.mark.slow
-def test_with_a_planted_signal_the_analog_forecast_recovers_part_of_the_oracle(shared_dir):
-    allp = _analogs_all({}, shared_dir)
-    ours = [spearman_ic(g["target"].to_numpy(), g["prediction"].to_numpy()) for _, g in allp.groupby(["market", "ticker"])]
-    oracle = [spearman_ic(g["target"].to_numpy(), g["true_signal"].to_numpy())
-              for _, g in allp.groupby(["market", "ticker"])]
-    assert np.mean(oracle) > 0.25
-    assert np.mean(ours) > 0.25 * np.mean(oracle), (np.mean(ours), np.mean(oracle))
-    assert np.mean(np.array(ours) > 0) >= 0.8
 
 
 # -- in the graph ---------------------------------------------------------------------------------
