@@ -94,6 +94,14 @@ def optional_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     return [openlineage_sensor(include_asset_events=True, minimum_interval_seconds=30)]
 
 
+# Runs launched from the UI, a sensor, a schedule or the CLI execute each step in a process of its
+# own. Forked from a server that imported the code location once (multiprocessing's forkserver,
+# preloading the job's module), a step process starts without importing Dagster, pandas, XGBoost
+# and torch again. Jobs with an executor of their own (the Dask cluster's) keep it.
+STEP_PROCESSES = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}},
+                                                     name="multiprocess_forkserver")
+
+
 def build_definitions(settings: Settings, resources: dict | None = None,
                       assets: list[dg.AssetsDefinition] | None = None) -> dg.Definitions:
     """Definitions for these settings (resources built from them unless given; the versioned
@@ -106,5 +114,6 @@ def build_definitions(settings: Settings, resources: dict | None = None,
         schedules=ALL_SCHEDULES,
         sensors=[*ALL_SENSORS, *optional_sensors(settings)],
         resources={**(resources or build_resources(settings, BLOCKING_CHECKS)), "catalog": catalog},
+        executor=STEP_PROCESSES,
     ))
 
