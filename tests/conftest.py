@@ -48,6 +48,26 @@ def run_pipeline(profile: Profile, data: MarketData) -> Pipeline:
     return Pipeline(profile, data, cleaned.prices, alt, returns, params, table)
 
 
+# The modules that take longest, longest first (measured with --durations): `make test` hands whole
+# modules to its two processes in collection order, so starting with these lets both finish
+# together. test_main_command reads the build test_lineage starts, so it comes last, when that
+# build is done, instead of waiting for it beside test_lineage.
+LONGEST_FIRST = ("test_lineage.py", "test_honesty.py", "test_drift_retrain.py", "test_memory.py", "test_webserver.py",
+                 "test_live.py", "test_real_data.py", "test_portfolio_graph.py", "test_postgres.py",
+                 "test_distributed.py", "test_landing.py", "test_last_good.py", "test_forecasting_graph.py")
+LAST = ("test_main_command.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        if name in LONGEST_FIRST:
+            return LONGEST_FIRST.index(name)
+        return len(LONGEST_FIRST) + (1 if name in LAST else 0)
+
+    items.sort(key=rank)  # stable: within a module, and among the others, the order stays
+
+
 @pytest.fixture(scope="session")
 def three_ticker_run(tmp_path_factory, worker_id):
     """`python -m jobs.main` once on a three-ticker settings file (tests/main_run.py), shared by
