@@ -237,6 +237,29 @@ def _sibling_materialization(instance: dg.DagsterInstance, run_id: str, timestam
         cursor = page.cursor
 
 
+def _sibling_outcomes(instance: dg.DagsterInstance, record, partition: str | None,
+                      sibling_evaluations: list[tuple[str, "_Evaluations"]]) -> list[CheckOutcome]:
+    """The blocking checks of the assets built in the same step, on their materializations of the
+    run that made `record`. While that run is under way, a reader (in that run, or one that does
+    not read the sibling) does not wait for a sibling's check; once it ended without evaluating
+    it, the version waits like any unjudged one."""
+    made = {other: _sibling_materialization(instance, record.run_id, record.timestamp, other, partition)
+            for other in {o for o, _ in sibling_evaluations}}
+    outcomes, running = [], None
+    for other, evaluations in sibling_evaluations:
+        if made[other] is None:
+            continue
+        found = evaluations.of(made[other])
+        if found is None:
+            if running is None:
+                run = instance.get_run_by_id(record.run_id)
+                running = run is not None and not run.is_finished
+            if running:
+                continue
+        outcomes.append(_outcome(f"{other}:{evaluations.key.name}", found))
+    return outcomes
+
+
 def judged_versions(instance: dg.DagsterInstance, asset: str, partition: str | None,
                     blocking: Sequence[str]) -> Iterator[StoredVersion]:
     """The asset partition's materializations, newest first, each with its blocking checks'
@@ -258,23 +281,7 @@ def judged_versions(instance: dg.DagsterInstance, asset: str, partition: str | N
         restored = _meta(materialization, RESTORED_FROM)
         outcomes = [_outcome(e.key.name, e.of(record.storage_id)) for e in evaluations]
         if restored is None and sibling_evaluations:
-            made = {other: _sibling_materialization(instance, record.run_id, record.timestamp, other, partition)
-                    for other in {o for o, _ in siblings}}
-            running = None
-            for other, e in sibling_evaluations:
-                if made[other] is None:
-                    continue
-                found = e.of(made[other])
-                if found is None:
-                    # while the run that built both is under way, a reader (in that run, or one
-                    # that does not read the sibling) does not wait for the sibling's check; once
-                    # it ended without evaluating it, the version waits like any unjudged one
-                    if running is None:
-                        run = instance.get_run_by_id(record.run_id)
-                        running = run is not None and not run.is_finished
-                    if running:
-                        continue
-                outcomes.append(_outcome(f"{other}:{e.key.name}", found))
+            outcomes += _sibling_outcomes(instance, record, partition, sibling_evaluations)
         yield StoredVersion(asset, partition, record.storage_id, record.run_id, record.timestamp,
                             tags.get(DATA_VERSION_TAG), tuple(outcomes),
                             str(restored) if restored is not None else None,

@@ -284,6 +284,13 @@ class _VersionedUPath(dg.UPathIOManager):
         _record_provenance(context, resolved)
 
 
+def table_bytes(frame: pd.DataFrame) -> bytes:
+    """The bytes the table IO manager stores for a DataFrame (Parquet, zstd, no index)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, compression="zstd", index=False)
+    return buffer.getvalue()
+
+
 class _ParquetUPath(_VersionedUPath):
     extension = ".parquet"
 
@@ -291,9 +298,7 @@ class _ParquetUPath(_VersionedUPath):
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: the table IO manager stores DataFrames, "
                             f"got {type(obj).__name__}")
-        buffer = io.BytesIO()
-        obj.to_parquet(buffer, compression="zstd", index=False)
-        return buffer.getvalue()
+        return table_bytes(obj)
 
     def decode(self, data: bytes) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(data))
@@ -433,48 +438,47 @@ def roll_back_landed(instance: dg.DagsterInstance, storage: Storage, run_id: str
             if not taken.any():
                 continue
             kept = stored[~taken].reset_index(drop=True)
-            buffer = io.BytesIO()
-            kept.to_parquet(buffer, compression="zstd", index=False)
-            data = buffer.getvalue()
-            digest = sha256_bytes(data)
-            current = current_path(tables, table, None, ".parquet")
-            write_atomic(current, data)
-            stored_at = store_version(tables, current, data, digest)
+            data = table_bytes(kept)
             what = (f"{int(taken.sum())} row(s) of {', '.join(sorted(set(stored.loc[taken, 'source_file'])))} taken out: "
                     f"ingestion run {run_id} failed, the files went to quarantine")
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=dg.AssetKey(table), description=what,
-                tags={DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"},
-                metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
-                          "version_path": str(stored_at), "rows": len(kept), "rows_taken_out": int(taken.sum()),
-                          "failed_run": run_id}))
+            put_current(instance, tables, table, None, ".parquet", data, sha256_bytes(data), what, {},
+                        {"rows": len(kept), "rows_taken_out": int(taken.sum()), "failed_run": run_id})
             done[table] = what
     return done
 
 
+def put_current(instance: dg.DagsterInstance, tables: UPath, asset: str, partition: str | None, extension: str,
+                data: bytes, digest: str, description: str, tags: dict, metadata: dict) -> None:
+    """Make `data` (of data version `digest`) the asset partition's current value outside a run:
+    written in place, kept in the version store, and reported to the instance as a
+    materialization with that data version (with `tags` and `metadata` besides), so readers
+    resolve it and the catalog shows it."""
+    current = current_path(tables, asset, partition, extension)
+    write_atomic(current, data)
+    stored = store_version(tables, current, data, digest)
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=dg.AssetKey.from_user_string(asset), partition=partition, description=description,
+        tags={**tags, DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"},
+        metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
+                  "version_path": str(stored), **metadata}))
+
+
 def restore_version(instance: dg.DagsterInstance, tables: UPath, asset: str, partition: str | None, extension: str,
-                    version: StoredVersion, forced: bool = False, description: str | None = None) -> str:
+                    version: StoredVersion, forced: bool = False) -> str:
     """Put a stored version back as the asset partition's current value: its bytes (checked
     against the version) replace the current file, and a materialization with that data version
     is reported to the instance, carrying the original's code and input versions and what was
     restored, so readers resolve it and the catalog shows it. Returns the data version."""
-    current = current_path(tables, asset, partition, extension)
     digest = version.data_version or ""
-    data = read_version(tables, current, digest)
-    write_atomic(current, data)
-    stored = store_version(tables, current, data, digest)
+    data = read_version(tables, current_path(tables, asset, partition, extension), digest)
     key = dg.AssetKey.from_user_string(asset)
     original = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, storage_ids=[version.storage_id]),
                                                limit=1).records
     tags = {k: v for k, v in ((original[0].asset_materialization.tags or {}) if original else {}).items()
             if k == CODE_VERSION_TAG or k.startswith(INPUT_TAG_PREFIX)}
-    tags.update({DATA_VERSION_TAG: digest, USER_PROVIDED_TAG: "true"})
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key=key, partition=partition, tags=tags,
-        description=description or (f"restored version {digest[:12]} by python -m jobs.restore"
-                                    + (" --force" if forced else "")),
-        metadata={"path": dg.MetadataValue.path(str(current)), "sha256": digest, "bytes": len(data),
-                  "version_path": str(stored), RESTORED_FROM: digest, RESTORE_FORCED: forced,
-                  "restored_from_run": version.run_id or "restore", "restored_from_storage_id": version.storage_id,
-                  "restored_from_materialized_at": iso(version.timestamp), "restored_checks": version.describe()}))
+    put_current(instance, tables, asset, partition, extension, data, digest,
+                f"restored version {digest[:12]} by python -m jobs.restore" + (" --force" if forced else ""), tags,
+                {RESTORED_FROM: digest, RESTORE_FORCED: forced, "restored_from_run": version.run_id or "restore",
+                 "restored_from_storage_id": version.storage_id,
+                 "restored_from_materialized_at": iso(version.timestamp), "restored_checks": version.describe()})
     return digest
