@@ -101,10 +101,12 @@ def suspected_splits(clean: pd.DataFrame, sigma: float = 15.0, tolerance: float 
                      ) -> pd.DataFrame:
     """Persistent one-session level changes that no listed split explains, in the cleaned prices
     (listed splits adjusted, bad prints repaired): a close-to-close move still at least half there
-    `persist` sessions later (or at the newest close, for the newest sessions) that either lies within `tolerance` of a split ratio, whatever its
-    size in sigmas and whatever the volume ("split-like"), or goes beyond `sigma` trailing
-    standard deviations and `min_move` in log size ("level shift": a split of an unusual ratio, a
-    change of price unit). Moves in `confirmed` ((ticker, date) the user confirmed as real) are
+    `persist` sessions later (or at the newest close, for the newest sessions) that lies within
+    `tolerance` of a split ratio, whatever its size in sigmas and whatever the volume
+    ("split-like"), or goes beyond `sigma` trailing standard deviations and `min_move` in log size
+    ("level shift": a split of an unusual ratio, a change of price unit), or moved the close more
+    than ADJUSTED_GAP apart from the source's adjusted close (a split the source adjusted for,
+    fractional ratios included). Moves in `confirmed` ((ticker, date) the user confirmed as real) are
     left out. Columns: ticker, date, price_ratio, suggested_ratio (the split ratio to list, NaN
     when none fits), sigmas, volume_ratio (volume against its 20-session median before), kind."""
     rows = []
