@@ -14,6 +14,7 @@ from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.explain import shap_importance as compute_shap
 from odyssey.fitting import market_inputs
+from odyssey.live_skill import fit_on_walkforward, judge_champion
 from odyssey.models import card_to_json, forecast, serialize, train_final_model
 from odyssey.signing import MANIFEST_FILE
 from odyssey.outcomes import append_forecasts, unlogged_dates
@@ -136,6 +137,9 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
     booster, card = train_final_model(wf, market_inputs(clean_prices, returns, clean_alt_data), ticker,
                                       registry.REGISTRY_VERSION, training_years)
     card.walkforward = {k: v for k, v in walkforward_summary["summary"].items()}
+    gates = settings.value.gates
+    card.live_monitor = fit_on_walkforward(walkforward_forecasts, clean_prices, false_alarm=gates.live_false_alarm,
+                                           window=gates.live_window, vol_window=gates.live_vol_window).to_dict()
     data, card = serialize(booster, card, signer.key())
     tracker = mlflow.tracker()
     params = {**{f"xgb_{k}": v for k, v in wf.params.model_dump().items()},
@@ -217,7 +221,8 @@ NO_SKILL = "no model with skill"
 @dg.multi_asset(
     outs={
         "forecasts": dg.AssetOut(description="The newest session's forecasts per ticker from its champion, or 'no model "
-                                             "with skill' where no model earned deployment, or 'champion refused' "
+                                             "with skill' where no model earned deployment or the champion's live "
+                                             "skill was lost, or 'champion refused' "
                                              "with the reason where the champion is not gated or not intact.",
                                  kinds={"xgboost", "pandas"}, freshness_policy=DAILY_FRESHNESS),
         "forecast_log": dg.AssetOut(description="Every live forecast by date, ticker and model version: the champion's "
@@ -236,10 +241,14 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     manifest, hashes, signature and features were verified: the newest session for `forecasts`,
     and every session whose target lies beyond its training targets and is not yet logged for
     `forecast_log`. A refused champion serves nothing: its row says why and what to run, and the
-    other tickers are served (the check champions_verified fails, naming it)."""
+    other tickers are served (the check champions_verified fails, naming it). A champion whose
+    live-skill monitor alarmed (odyssey/live_skill.py) is demoted: its row says "no model with
+    skill" and why, the portfolio has no view on it, and its forecasts are still logged, until a
+    retrained candidate passes its gates and becomes champion."""
     tracker = mlflow.tracker()
     inputs = market_inputs(clean_prices, returns, clean_alt_data)
     names = registry.features_of(settings.value.universe)
+    gates = settings.value.gates
     latest = clean_prices["date"].max()
     log = storage.stored_table("forecast_log")
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -259,18 +268,30 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
                                clean_prices.loc[clean_prices["ticker"] == ticker, "date"].unique())
         wanted = dates.union(pd.DatetimeIndex([latest]))
         made = forecast(booster, card, inputs, wanted)
+        logged = made[made["date"].isin(dates)].assign(model_version=champion.version, horizon=card.horizon,
+                                                       made_at=now)
+        new.append(logged)
+        # a champion whose live skill is lost serves nothing until a candidate passes its gates;
+        # its forecasts are still logged, so the monitor and the replay see what it would have said
+        live = judge_champion(card.live_monitor, append_forecasts(log, logged), clean_prices, ticker,
+                              champion.version, gates.live_min_days)
+        if live is not None and not live.passed:
+            context.log.warning(f"{ticker}: champion v{champion.version} demoted: {live.reason}")
+            rows.append({"date": latest, "ticker": ticker, "prediction": np.nan, "model_version": champion.version,
+                         "status": f"{NO_SKILL}: {live.reason}"})
+            continue
         newest = made[made["date"] == latest]
         rows.append({"date": latest, "ticker": ticker, "model_version": champion.version, "status": "champion",
                      "prediction": float(newest["prediction"].iloc[0]) if len(newest) else np.nan})
-        new.append(made[made["date"].isin(dates)].assign(model_version=champion.version, horizon=card.horizon,
-                                                         made_at=now))
     table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
     updated = append_forecasts(log, pd.concat(new, ignore_index=True) if new else None)
     without = table.loc[table["status"] != "champion", "ticker"].tolist()
+    demoted = table.loc[table["status"].str.startswith(f"{NO_SKILL}: live skill lost"), "ticker"].tolist()
     refused = table.loc[table["status"].str.startswith(mlreg.REFUSED), "ticker"].tolist()
     yield dg.Output(table, "forecasts", metadata={
         "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),
         "no_model_with_skill": ", ".join(without) or "none", "champion_refused": ", ".join(refused) or "none",
+        "live_skill_lost": ", ".join(demoted) or "none",
         "forecasts": md_table(table, rows=30, digits=5)})
     yield dg.Output(updated, "forecast_log", metadata={
         "rows": len(updated), "new_rows": int(sum(len(n) for n in new)),

@@ -5,18 +5,21 @@ happened."""
 from typing import Literal, Optional
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.drift import drift_statistics, drift_windows, evidently_report
+from odyssey.gates import NOT_EVALUABLE
+from odyssey.live_skill import judge_champion
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
 from odyssey.lineage import Artifact
-from resources.metadata import artifacts_metadata, md_table
+from resources.metadata import artifacts_metadata, line_plot, md_table
 from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -62,9 +65,11 @@ def _window(rows: pd.DataFrame) -> str:
 def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settings: SettingsResource,
                   storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner, features: pd.DataFrame,
                   clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """Every ticker's most recent window against its champion's training window (the train and
+    """Every ticker's most recent window after its champion's training window (the train and
     validation splits while it has no champion, or its champion is refused: not gated, or not
-    intact): per feature the window-mean z-score (the drift
+    intact) against that window; the two never overlap, and with fewer than
+    `min_window_days` sessions after it (soon after a retrain) the ticker is not yet evaluable.
+    Per feature the window-mean z-score (the drift
     decision), PSI and KL, and for the forward-return target the window-mean z-score of its
     absolute size (its volatility, the decision) and its PSI. The statistics take all features of
     a ticker at once in NumPy; Evidently's HTML and JSON reports are written for the tickers that
@@ -88,17 +93,27 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
                                            monitoring.window_days)
         source = f"champion v{champion.version}" if card else "train + validation" + (
             f" ({refused.split(':')[0]})" if refused else "")
-        stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
-                                 monitoring.psi_threshold)
-        drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
-        reason = stats.reason(monitoring.max_share_drifted, monitoring.z_threshold)
+        evaluable = len(current) >= monitoring.min_window_days
+        if evaluable:
+            stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
+                                     monitoring.psi_threshold)
+            drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
+            reason = stats.reason(monitoring.max_share_drifted, monitoring.z_threshold)
+            table, share, target_z, target_psi = stats.table, stats.share_drifted, stats.target_z, stats.target_psi
+        else:
+            drifted, share, target_z, target_psi = False, float("nan"), float("nan"), float("nan")
+            reason = (f"{NOT_EVALUABLE}: {len(current)} of {monitoring.min_window_days} sessions after the "
+                      f"reference window ({source}, to {reference['date'].max().date()})")
+            table = pd.DataFrame({"feature": ticker_features, "psi": np.nan, "kl": np.nan,
+                                  "psi_above_threshold": False, "window_z": np.nan, "drifted": False})
         # the decision travels with the table, so the check judges with this run's thresholds
-        tables.append(stats.table.assign(ticker=ticker, target_psi=stats.target_psi, target_z=stats.target_z,
-                                         ticker_drifted=drifted, ticker_reason=reason))
-        summary.append({"ticker": ticker, "drifted": drifted, "share_drifted": stats.share_drifted,
-                        "target_z": stats.target_z, "target_psi": stats.target_psi,
-                        "reference": f"{_window(reference)}, {source})", "current": f"{_window(current)})"})
-        if drifted or config.reports == "all":
+        tables.append(table.assign(ticker=ticker, target_psi=target_psi, target_z=target_z, ticker_drifted=drifted,
+                                   ticker_reason=reason, ticker_evaluable=evaluable))
+        summary.append({"ticker": ticker, "drifted": drifted, "evaluable": evaluable, "share_drifted": share,
+                        "target_z": target_z, "target_psi": target_psi,
+                        "reference": f"{_window(reference)}, {source})",
+                        "current": f"{_window(current)})" if len(current) else "none yet"})
+        if evaluable and (drifted or config.reports == "all"):
             report = evidently_report(reference, current, ticker_features, monitoring.z_threshold)
             folder = storage.path("reports", "drift", ticker)
             folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +143,9 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
                       clean_prices: pd.DataFrame) -> dg.MaterializeResult:
     """The champion's live forecasts against the returns that later happened: IC and hit rate over
     the last N realised forecasts with block-bootstrap intervals, beside the walk-forward skill
-    the model was deployed on (the forecast log as stored; none before the first batch forecasts)."""
+    the model was deployed on, and the live-skill monitor's verdict (a one-sided CUSUM on the
+    daily contributions, odyssey/live_skill.py) with its path (the forecast log as stored; none
+    before the first batch forecasts)."""
     ticker = context.partition_key
     gates = settings.value.gates
     window = config.window or gates.live_window
@@ -142,7 +159,21 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
     outcomes = realised(forecast_log if forecast_log is not None else empty_log(), clean_prices, ticker,
                         champion.version, card.horizon)
     scored = score(outcomes, window, gates.live_level)
+    live = judge_champion(card.live_monitor, forecast_log, clean_prices, ticker, champion.version, gates.live_min_days)
+    monitor = {"live_status": NOT_EVALUABLE, "live_reason": f"{NOT_EVALUABLE}: champion v{champion.version}'s card "
+               "has no live-skill monitor (trained before it existed): retrain it"} if live is None else {
+        "live_status": live.status, "live_reason": live.reason, "cusum": live.statistic,
+        "cusum_threshold": live.threshold, "cusum_peak": live.peak, "alarm_date": live.alarm_date,
+        "walkforward_skill": live.walkforward_skill, "live_skill": live.live_skill,
+        "monitored_days": live.realised, "min_days": live.min_days, "false_alarm": live.false_alarm}
     value = {"ticker": ticker, "champion": champion.version, "walkforward_ic": float(card.walkforward["oos_ic"]),
-             "walkforward_ic_ci_low": float(card.walkforward["oos_ic_ci_low"]), "window": window, **scored}
+             "walkforward_ic_ci_low": float(card.walkforward["oos_ic_ci_low"]), "window": window, **scored, **monitor}
     shown = {k: v for k, v in value.items() if v is not None and not (isinstance(v, float) and pd.isna(v))}
-    return dg.MaterializeResult(value=value, metadata={**shown, "recent": md_table(outcomes.tail(10), digits=5)})
+    plots = {}
+    if live is not None and live.realised > 1:
+        path = pd.DataFrame({"session": range(1, live.realised + 1), "cusum": live.path,
+                             "threshold": live.threshold})
+        plots["cusum_plot"] = line_plot(path, "session", ["cusum"], f"{ticker} v{champion.version}: live-skill "
+                                        f"CUSUM (alarm above {live.threshold:.2f})")
+    return dg.MaterializeResult(value=value, metadata={**shown, **plots,
+                                                       "recent": md_table(outcomes.tail(10), digits=5)})

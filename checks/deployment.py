@@ -11,7 +11,7 @@ from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.canary import leakage_canary as run_canary
 from odyssey.fitting import clean_market_data, market_inputs
-from odyssey.gates import GateResult, plausibility_gate, regression_gate, skill_gate
+from odyssey.gates import EVALUABLE_KEY, GateResult, plausibility_gate, regression_gate, skill_gate
 from odyssey.models import FeatureVersionError, forecast
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.signing import SignatureError
@@ -27,7 +27,7 @@ def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, sign
     mlreg.record_gate(mlflow.tracker(), candidate["ticker"], candidate["version"], gate, result.passed, result.reason,
                       key=signer.key(), model_sha256=candidate["sha256"], thresholds=thresholds,
                       run_id=context.run.run_id)
-    metadata = {"reason": result.reason, "candidate_version": candidate["version"],
+    metadata = {"reason": result.reason, EVALUABLE_KEY: result.evaluable, "candidate_version": candidate["version"],
                 **{k: v for k, v in result.details.items() if v is not None}, **extra}
     return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
 

@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from odyssey.drift import DRIFTED_KEY
-from odyssey.gates import live_skill_gate
-from resources.settings import SettingsResource, ticker_partitions
+from odyssey.gates import EVALUABLE_KEY, NOT_EVALUABLE
+from resources.settings import ticker_partitions
 
 
 @dg.asset_check(asset="feature_drift",
@@ -16,27 +16,38 @@ from resources.settings import SettingsResource, ticker_partitions
 def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
     tickers = feature_drift.groupby("ticker", sort=True).agg(
         drifted=("ticker_drifted", "first"), reason=("ticker_reason", "first"), share=("drifted", "mean"),
-        target_z=("target_z", "first"))
+        target_z=("target_z", "first"), evaluable=("ticker_evaluable", "first"))
     reasons = {t: r.reason for t, r in tickers[tickers["drifted"]].iterrows()}
-    reason = "; ".join(f"{t}: {r}" for t, r in reasons.items()) or f"none of {len(tickers)} tickers drifted"
+    waiting = {t: r.reason for t, r in tickers[~tickers["evaluable"].astype(bool)].iterrows()}
+    judged = int(tickers["evaluable"].astype(bool).sum())
+    reason = "; ".join(f"{t}: {r}" for t, r in reasons.items()) or f"none of {judged} evaluable tickers drifted"
+    if waiting:
+        reason += f"; {NOT_EVALUABLE}: " + ", ".join(waiting)
+    evaluated = tickers[tickers["evaluable"].astype(bool)]
     return dg.AssetCheckResult(passed=not reasons, metadata={
-        DRIFTED_KEY: dg.MetadataValue.json(reasons), "reason": reason[:4000],
-        "max_share_drifted": float(tickers["share"].max()), "max_target_z": float(tickers["target_z"].max()),
-        "tickers": len(tickers)})
+        DRIFTED_KEY: dg.MetadataValue.json(reasons), "reason": reason[:4000], EVALUABLE_KEY: judged > 0,
+        "not_yet_evaluable": dg.MetadataValue.json(waiting),
+        **({"max_share_drifted": float(evaluated["share"].max()),
+            "max_target_z": float(evaluated["target_z"].max())} if judged else {}),
+        "tickers": len(tickers), "evaluable_tickers": judged})
 
 
 @dg.asset_check(asset="forecast_outcomes", partitions_def=ticker_partitions,
-                description="the champion's realised live forecasts are not significantly less skilful than its "
-                            "walk-forward (the live IC's interval reaches the walk-forward IC's)")
-def live_skill_check(settings: SettingsResource, forecast_outcomes: dict) -> dg.AssetCheckResult:
-    if forecast_outcomes.get("champion") is None:
-        return dg.AssetCheckResult(passed=True, metadata={"reason": forecast_outcomes["reason"],
-                                                          "ticker": forecast_outcomes["ticker"]})
-    result = live_skill_gate(forecast_outcomes, forecast_outcomes["walkforward_ic"],
-                             forecast_outcomes["walkforward_ic_ci_low"], settings.value.gates.live_min_days)
-    return dg.AssetCheckResult(passed=result.passed, metadata={
-        "reason": result.reason, "ticker": forecast_outcomes["ticker"],
-        **{k: v for k, v in result.details.items() if v is not None and not pd.isna(v)}})
+                description="the champion's live-skill monitor has not alarmed: a one-sided CUSUM on the daily "
+                            "contributions of its realised live forecasts, fitted on its walk-forward, which a "
+                            "healthy champion crosses in at most gates.live_false_alarm of live_window-session "
+                            "spans; fails from the alarm on (the champion is demoted), and is not yet evaluable "
+                            "below gates.live_min_days realised forecasts")
+def live_skill_check(forecast_outcomes: dict) -> dg.AssetCheckResult:
+    status = forecast_outcomes.get("live_status", NOT_EVALUABLE)
+    reason = forecast_outcomes.get("live_reason") or f"{NOT_EVALUABLE}: {forecast_outcomes['reason']}"
+    shown = {k: forecast_outcomes[k] for k in ("ticker", "champion", "cusum", "cusum_threshold", "cusum_peak",
+                                               "alarm_date", "walkforward_skill", "live_skill", "monitored_days",
+                                               "min_days", "ic", "walkforward_ic")
+             if forecast_outcomes.get(k) is not None and not (isinstance(forecast_outcomes[k], float)
+                                                               and pd.isna(forecast_outcomes[k]))}
+    return dg.AssetCheckResult(passed=status != "failed", metadata={
+        "reason": reason, EVALUABLE_KEY: status != NOT_EVALUABLE, **shown})
 
 
 MONITORING_CHECKS = [feature_drift_check, live_skill_check]

@@ -109,10 +109,14 @@ def record(result, partition: str | None = None) -> dict:
     """What the summary needs from one run, as plain data (workers send it to the parent)."""
     import dagster as dg
 
+    from odyssey.gates import EVALUABLE_KEY
+
     checks = [{"asset": e.asset_key.to_user_string(), "check": e.check_name, "passed": e.passed,
                # a blocking check that fails with severity WARN orders the run but stops nothing
                "blocking": bool(e.blocking) and e.severity == dg.AssetCheckSeverity.ERROR,
-               "reason": e.metadata["reason"].value if "reason" in e.metadata else None}
+               "reason": e.metadata["reason"].value if "reason" in e.metadata else None,
+               # a check with nothing to judge yet passes; the summary counts it apart
+               "evaluable": bool(e.metadata[EVALUABLE_KEY].value) if EVALUABLE_KEY in e.metadata else True}
               for e in result.get_asset_check_evaluations()]
     errors = [f"{e.step_key}: {error_text(e.event_specific_data.error)}"
               for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
@@ -197,10 +201,20 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
     return records
 
 
+def _by_check(checks: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in checks:
+        groups.setdefault((c["asset"], c["check"]), []).append(c)
+    return groups
+
+
 def summarize(settings, records: list[dict], planned: int, started: float) -> tuple[str, int]:
+    from odyssey.gates import NOT_EVALUABLE
+
     built = sum(r["materialized"] for r in records)
     checks = [dict(c, partition=r["partition"]) for r in records for c in r["checks"]]
     failed = [c for c in checks if not c["passed"]]
+    waiting = [c for c in checks if c["passed"] and not c.get("evaluable", True)]
     gates = [c for c in failed if c["blocking"]]
     errors = [e for r in records for e in r["errors"]]
     lines = [
@@ -209,8 +223,13 @@ def summarize(settings, records: list[dict], planned: int, started: float) -> tu
         f"  runs        {len(records)}  ({', '.join(sorted({r['job'] for r in records}))})",
         f"  time        {time.perf_counter() - started:.1f} s",
         f"  assets      {built}/{planned} materializations (asset x ticker partition)",
-        f"  checks      {len(checks) - len(failed)}/{len(checks)} passed",
+        f"  checks      {len(checks) - len(failed) - len(waiting)}/{len(checks)} passed, {len(waiting)} not yet "
+        f"evaluable (nothing to judge yet), {len(failed)} failed",
     ]
+    for (asset, check), group in _by_check(waiting).items():
+        where = f"[{', '.join(c['partition'] for c in group)}]" if group[0]["partition"] else ""
+        reason = " ".join(str(group[0]["reason"]).split())[:300] if group[0]["reason"] else NOT_EVALUABLE
+        lines.append(f"    WAITING   {asset}{where}:{check}  ({reason}{', ...' if len(group) > 1 else ''})")
     for c in failed:
         where = f"[{c['partition']}]" if c["partition"] else ""
         label = "FAILED   " if c["blocking"] else "WARNING  "

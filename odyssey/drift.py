@@ -187,13 +187,14 @@ def drift_statistics(reference: pd.DataFrame, current: pd.DataFrame, columns: Se
 
 def drift_windows(rows: pd.DataFrame, train_start: str | None, train_end: str | None, fallback_end: str,
                   window_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One ticker's reference and current windows: its champion's training window (from the
-    first row to `fallback_end`, the end of the validation split, without a champion) and its
-    last `window_days` rows."""
+    """One ticker's reference and current windows, which never overlap: its champion's training
+    window (from the first row to `fallback_end`, the end of the validation split, without a
+    champion), and its last `window_days` rows after that window (fewer, even none, soon after a
+    retrain: the market the champion has not seen yet)."""
     rows = rows.sort_values("date")
     start = pd.Timestamp(train_start) if train_start else rows["date"].min()
     end = pd.Timestamp(train_end) if train_end else pd.Timestamp(fallback_end)
-    return rows[(rows["date"] >= start) & (rows["date"] <= end)], rows.tail(window_days)
+    return rows[(rows["date"] >= start) & (rows["date"] <= end)], rows[rows["date"] > end].tail(window_days)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Deployment gates for forecast models (implausibility bound, skill, no regression; the leakage
-canary is odyssey/canary.py), the live-skill check, the signed verdict a gate records (model,
+canary is odyssey/canary.py), the signed verdict a gate records (model,
 version, model SHA-256, gate, verdict, thresholds), and the rule that promotion and serving need
 every gate passed, with a verified verdict, for exactly the version and model at hand."""
 
@@ -19,11 +19,18 @@ from odyssey.signing import canonical_json, sign, signature_matches
 IMPLAUSIBLE_DIRECTION_ACCURACY = 0.60
 
 
+# A check's metadata key: False when it had nothing to judge yet (it passes, and the run's
+# summary counts it apart from the passes).
+EVALUABLE_KEY = "evaluable"
+NOT_EVALUABLE = "not yet evaluable"
+
+
 @dataclass
 class GateResult:
     passed: bool
     reason: str
     details: dict
+    evaluable: bool = True  # False: nothing to judge yet (it passes, and is counted apart)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,12 +67,12 @@ def regression_gate(candidate: pd.DataFrame, champion: pd.DataFrame | None, tole
     live IC: the upper end of the paired block-bootstrap interval of (candidate - champion) must
     reach -tolerance. `champion`: date, prediction on those sessions (None: no champion)."""
     if champion is None:
-        return GateResult(True, "no champion yet: first deployment", {})
+        return GateResult(True, "not yet evaluable: no champion yet (first deployment)", {}, evaluable=False)
     common = candidate[["date", "target", "prediction"]].merge(
         champion[["date", "prediction"]].rename(columns={"prediction": "champion"}), on="date").sort_values("date")
     if len(common) < min_common:
-        return GateResult(True, f"only {len(common)} sessions the champion forecast live have an outcome (< "
-                                f"{min_common}): not comparable yet", {"common_days": int(len(common))})
+        return GateResult(True, f"not yet evaluable: {len(common)} of {min_common} sessions the champion forecast "
+                                "live have an outcome", {"common_days": int(len(common))}, evaluable=False)
     y = common["target"].to_numpy()
     cand_ic = spearman_ic(y, common["prediction"].to_numpy())
     champ_ic = spearman_ic(y, common["champion"].to_numpy())
@@ -98,24 +105,6 @@ def skill_gate(summary: dict, min_days: int = 250) -> GateResult:
     reason = (f"out-of-sample IC {ic:.3f} (interval low {ic_low:.3f}), direction accuracy edge over the naive "
               f"forecast {edge:+.3f} (interval low {edge_low:+.3f})"
               + ("" if passed else ": no skill distinguishable from none"))
-    return GateResult(passed, reason, details)
-
-
-def live_skill_gate(outcomes: dict, walkforward_ic: float, walkforward_ic_low: float,
-                    min_days: int = 40) -> GateResult:
-    """Live forecasts scored against what happened must not fall significantly below the model's
-    walk-forward skill: the two intervals must meet (the live IC's upper end reaches the lower end
-    of the walk-forward IC's interval)."""
-    n = int(outcomes["realised"])
-    details = {"realised": n, "live_ic": outcomes.get("ic"), "live_ic_ci_high": outcomes.get("ic_ci_high"),
-               "walkforward_ic": walkforward_ic, "walkforward_ic_ci_low": walkforward_ic_low}
-    if n < min_days:
-        return GateResult(True, f"{n} realised live forecasts (< {min_days}): too few to judge yet", details)
-    high = outcomes["ic_ci_high"]
-    passed = bool(not np.isfinite(high) or high >= walkforward_ic_low)
-    reason = (f"live IC {outcomes['ic']:.3f} over {n} realised live forecasts (interval up to {high:.3f}) against "
-              f"the walk-forward IC {walkforward_ic:.3f} (interval from {walkforward_ic_low:.3f})"
-              + ("" if passed else ": live skill is significantly lower"))
     return GateResult(passed, reason, details)
 
 

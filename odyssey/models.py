@@ -43,6 +43,7 @@ class ModelCard:
     pipeline_config: dict  # benchmark, clip_sigma, regime_seed, scale
     pipeline: dict  # PipelineParams fitted on the training window
     walkforward: dict = field(default_factory=dict)  # out-of-sample summary (skill the live check compares with)
+    live_monitor: dict = field(default_factory=dict)  # the live-skill monitor fitted on the walk-forward
     sha256: str = ""
     signature: str = ""
 

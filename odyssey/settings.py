@@ -355,17 +355,27 @@ class GateSettings(_Model):
                               "trains again: the first, then the middle, then the last, then evenly spaced")
     canary_cuts: int = Field(default=1, description="cut dates per fold after which the raw future is changed")
     canary_seed: int = 0
-    live_window: int = Field(default=126, description="realised live forecasts scored by forecast_outcomes")
-    live_min_days: int = Field(default=40, description="realised live forecasts needed to judge live skill")
-    live_level: float = 0.90
+    live_window: int = Field(default=126, description="realised live forecasts scored by forecast_outcomes, and the "
+                             "span the live-skill monitor's false-alarm rate is per")
+    live_min_days: int = Field(default=40, description="realised live forecasts before a quiet live-skill monitor "
+                               "counts as a pass (fewer: not yet evaluable; an alarm counts at once)")
+    live_level: float = Field(default=0.90, description="interval level of the live IC and hit rate shown")
+    live_false_alarm: float = Field(default=0.035, gt=0, lt=0.5, description="share of live_window-session spans "
+                                    "in which the live-skill monitor may alarm on a healthy champion, by its "
+                                    "bootstrap (3.5 %: measured on fresh futures, with the walk-forward's estimation "
+                                    "error, it stays within 5 %; bench/replay.py)")
+    live_vol_window: int = Field(default=63, ge=4, description="sessions of trailing volatility the next-session "
+                                 "returns are scaled by in the live-skill monitor")
 
 
 class MonitoringSettings(_Model):
-    """Drift: the recent window against the champion's training window. A feature (or the
+    """Drift: the recent window after the champion's training window against it. A feature (or the
     target's absolute size) drifts when its window mean is more than z_threshold standard
     deviations of same-length window means away."""
 
     window_days: int = 126
+    min_window_days: int = Field(default=20, ge=2, description="sessions after the reference window needed to "
+                                 "judge drift (fewer, as soon after a retrain: not yet evaluable)")
     z_threshold: float = 4.0
     psi_threshold: float = 0.2
     max_share_drifted: float = 0.15

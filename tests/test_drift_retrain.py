@@ -195,3 +195,13 @@ def test_drift_is_detected_retrained_and_cleared(world):
     later = dg.build_sensor_context(instance=instance, cursor=context.cursor)
     assert list(retrain_on_drift(later)) == []
     assert json.loads(later.cursor)["failing"] == {"NVDA": [], "IEF": ["feature_drift_check"]}
+
+
+def test_the_current_window_never_lies_inside_the_reference():
+    """Soon after a retrain the champion's training window reaches almost to the newest session:
+    the current window holds only what came after it, and none of it is reference."""
+    rows = pd.DataFrame({"date": pd.bdate_range("2019-01-01", periods=700), "x": 0.0})
+    reference, current = drift_windows(rows, "2019-01-01", str(rows["date"].iloc[-11].date()), "2019-12-31", 126)
+    assert len(current) == 10 and current["date"].min() > reference["date"].max()
+    reference, current = drift_windows(rows, None, None, "2019-12-31", 126)  # no champion: after validation
+    assert len(current) == 126 and current["date"].min() > pd.Timestamp("2019-12-31")

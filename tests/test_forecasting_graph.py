@@ -81,7 +81,7 @@ def test_a_failed_gate_stops_deployment_and_deployed_models_alone_never_reads_th
     gates = mlreg.gate_results(tracker, "SPY", failed, signing_key(settings))
     assert gates["plausible_accuracy"] == "failed" and gates["leakage_canary"] == "passed"
     # retrained on the same sessions, the champion has no live outcomes to be compared on
-    assert "not comparable yet" in check_results_reasons(result)["no_regression"]
+    assert "not yet evaluable" in check_results_reasons(result)["no_regression"]
 
     # materialized alone, deployed_models reads the newest candidate whose gates all passed (the
     # champion's), not the one that failed

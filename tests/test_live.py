@@ -1,6 +1,6 @@
 """Live forecasts are kept by date and model version, scored against what happened, and a
-champion whose live skill falls significantly below its walk-forward skill fails its check and is
-sent back to training; a champion that keeps its skill passes."""
+champion whose live skill is lost (its monitor alarms) fails its check, is demoted (no view) and
+sent back to training; a champion that keeps its skill passes and serves."""
 
 import dagster as dg
 import pandas as pd
@@ -95,7 +95,10 @@ def test_a_champion_that_keeps_its_skill_passes(steady):
     for ticker, result in outcomes.items():
         evaluation = result.get_asset_check_evaluations()[0]
         assert evaluation.passed, (ticker, evaluation.metadata["reason"].value)
-        assert "realised live forecasts" in evaluation.metadata["reason"].value
+        assert evaluation.metadata["evaluable"].value
+        assert "below its threshold" in evaluation.metadata["reason"].value
+    served = read_table(steady[0], "forecasts").set_index("ticker")
+    assert (served.loc[list(TICKERS), "status"] == "champion").all()
 
 
 @pytest.mark.slow
@@ -103,8 +106,14 @@ def test_a_champion_whose_signal_reversed_fails_live_skill_and_is_retrained(flip
     settings, instance, outcomes = flipped
     for ticker, result in outcomes.items():
         assert set(failed_checks(result)) == {"live_skill_check"}, ticker
-        reason = failed_checks(result)["live_skill_check"].metadata["reason"].value
-        assert "live skill is significantly lower" in reason
+        metadata = failed_checks(result)["live_skill_check"].metadata
+        assert "live skill lost" in metadata["reason"].value
+        assert pd.Timestamp(metadata["alarm_date"].value) > pd.Timestamp("2021-01-04")  # not before the flip
+    # the ingest that logged the reversed forecasts demoted both champions: no view, and why
+    served = read_table(settings, "forecasts").set_index("ticker")
+    for ticker in TICKERS:
+        assert served.loc[ticker, "status"].startswith("no model with skill: live skill lost"), ticker
+        assert pd.isna(served.loc[ticker, "prediction"])
     stored = read_table(settings, "forecast_log")
     assert len(stored) >= 2 * 240
     requests = list(retrain_on_drift(dg.build_sensor_context(instance=instance)))
