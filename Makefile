@@ -71,8 +71,10 @@ bench: install
 	$(PY) bench/forecasting.py
 	$(PY) bench/portfolio.py
 	$(PY) bench/ticks.py
+	$(PY) bench/replay.py
 	@if [ -d .odyssey/dagster_home ]; then $(PY) bench/lineage.py; \
 	else echo "bench/lineage.py times the store that make run builds: run make run first"; fi
+	$(PY) bench/daemon.py
 
 clean:
 	rm -rf .odyssey

@@ -3,7 +3,12 @@ which adds the resources of one `Settings`. Importing it reads no settings."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
@@ -24,12 +29,13 @@ from assets import ticks as tick_assets
 from checks import ALL_CHECKS
 from jobs import ALL_JOBS, ALL_SCHEDULES
 from odyssey.settings import Settings
-from odyssey.versions import CodeVersions
+from odyssey.versions import PROJECT_PACKAGES, CodeVersions
 from resources import build_resources
 from resources.lineage import DefinitionsCatalog
 from resources.storage import JsonIOManager, ParquetIOManager
-from sensors import ALL_SENSORS
+from sensors import sensors_for
 
+ROOT = Path(__file__).resolve().parent
 ASSET_MODULES = [market_assets, feature_assets, memory_assets, forecasting_assets, monitoring_assets,
                  portfolio_assets, tick_assets, lineage_assets]
 
@@ -57,8 +63,49 @@ def with_code_versions(assets: list, versions: CodeVersions | None = None) -> li
     return [versioned(a) for a in assets]
 
 
+def source_key(root: Path = ROOT) -> str:
+    """A digest of every source file code versions can depend on (the project packages and this
+    module), and of the Python that parses them: while it is unchanged, so are the versions."""
+    digest = hashlib.sha256(sys.version.encode())
+    files = [root / "graph.py", *(f for package in PROJECT_PACKAGES for f in (root / package).rglob("*.py"))]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cached_code_versions(assets: list[dg.AssetsDefinition], root: Path = ROOT) -> list[dg.AssetsDefinition]:
+    """`with_code_versions`, remembered in `__pycache__/` (beside the bytecode) under the digest of
+    the sources: loading the code location then skips following every asset's code (about 2 s),
+    until a source file changes. A folder that cannot be written only costs that time."""
+    cache = root / "__pycache__" / f"odyssey_code_versions.{source_key(root)}.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = None
+    if known is not None:
+        def remembered(assets_def: dg.AssetsDefinition) -> dg.AssetsDefinition:
+            return assets_def.map_asset_specs(
+                lambda spec: spec.replace_attributes(code_version=known[spec.key.to_user_string()]))
+
+        if all(spec.key.to_user_string() in known for a in assets for spec in a.specs):
+            return [remembered(a) for a in assets]
+    versioned = with_code_versions(assets)
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        for stale in cache.parent.glob("odyssey_code_versions.*.json"):
+            if stale != cache:
+                stale.unlink(missing_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps({spec.key.to_user_string(): spec.code_version for a in versioned
+                                       for spec in a.specs}, sort_keys=True))
+        os.replace(partial, cache)  # whole or not at all, for a process loading beside this one
+    except OSError:
+        pass
+    return versioned
+
+
 UNVERSIONED_ASSETS = dg.load_assets_from_modules(ASSET_MODULES)
-ALL_ASSETS = with_code_versions(UNVERSIONED_ASSETS)
+ALL_ASSETS = cached_code_versions(UNVERSIONED_ASSETS)
 
 
 def blocking_checks(assets: list[dg.AssetsDefinition], checks: list[dg.AssetChecksDefinition]) -> dict[str, list[str]]:
@@ -94,12 +141,16 @@ def optional_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     return [openlineage_sensor(include_asset_events=True, minimum_interval_seconds=30)]
 
 
-# Runs launched from the UI, a sensor, a schedule or the CLI execute each step in a process of its
-# own. Forked from a server that imported the code location once (multiprocessing's forkserver,
-# preloading the job's module), a step process starts without importing Dagster, pandas, XGBoost
-# and torch again. Jobs with an executor of their own (the Dask cluster's) keep it.
-STEP_PROCESSES = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}},
-                                                     name="multiprocess_forkserver")
+# Runs of the heavy jobs launched from the UI, a sensor, a schedule or the CLI execute each step in
+# a process of its own (jobs/__init__.py runs the light ones in process). Forked from a server that
+# imported the code location and the libraries the steps use once (multiprocessing's forkserver),
+# a step process starts without importing them again. torch stays out: a process that forked
+# after torch started its thread pools can hang, and only the portfolio's few steps use it. Jobs
+# with an executor of their own (the Dask cluster's) keep it.
+PRELOADED = ["definitions", "pyarrow.parquet", "xgboost", "sklearn.cluster", "sklearn.decomposition",
+             "sklearn.preprocessing", "scipy.stats", "mlflow"]
+STEP_PROCESSES = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": PRELOADED}}}, name="multiprocess_forkserver")
 
 
 def build_definitions(settings: Settings, resources: dict | None = None,
@@ -112,7 +163,7 @@ def build_definitions(settings: Settings, resources: dict | None = None,
         asset_checks=ALL_CHECKS,
         jobs=ALL_JOBS,
         schedules=ALL_SCHEDULES,
-        sensors=[*ALL_SENSORS, *optional_sensors(settings)],
+        sensors=[*sensors_for(settings.daemon), *optional_sensors(settings)],
         resources={**(resources or build_resources(settings, BLOCKING_CHECKS)), "catalog": catalog},
         executor=STEP_PROCESSES,
     ))

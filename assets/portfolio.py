@@ -14,10 +14,9 @@ from odyssey import backtest as bt
 from odyssey import registry as mlreg
 from odyssey import report
 from odyssey.hashing import sha256_bytes
-from odyssey.policy import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, export_onnx, model_bytes, onnx_decider,
-                            train_ppo)
-from odyssey.portfolio import (Constraints, Panel, SignalScale, baseline_policy_market, baseline_targets,
-                               daily_returns, observation, orders, policy_periods, project, tilt_target)
+from odyssey.portfolio import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, Constraints, Panel, SignalScale,
+                               baseline_policy_market, baseline_targets, daily_returns, observation, orders,
+                               policy_periods, project, tilt_target)
 from odyssey.settings import Costs, PPOSettings
 from odyssey.signing import sign, signed_card
 from odyssey.lineage import Artifact
@@ -70,6 +69,8 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     validation period (judged by policy_earns_its_place) and the test period, on vectorized
     PortfolioEnvs, with signed checkpoints a crashed run resumes from. Saved as an SB3 zip with
     SHA-256 and HMAC, logged to MLflow."""
+    from odyssey.policy import model_bytes, train_ppo  # torch and SB3, imported when a policy trains
+
     profile, horizon = settings.profile(), settings.value.forecast.horizon
     portfolio = settings.value.portfolio
     ppo, constraints = _ppo(settings, config)
@@ -138,6 +139,8 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
 def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> dg.MaterializeResult:
     """The policy's deterministic actor exported to ONNX (observation -> clipped action), signed; the
     blocking check onnx_matches_torch compares it with the torch policy."""
+    from odyssey.policy import export_onnx
+
     model = load_policy(storage, signer, ppo_policy)
     data = export_onnx(model)
     digest = sha256_bytes(data)
@@ -203,6 +206,8 @@ def backtest(settings: SettingsResource, storage: Storage, signer: ArtifactSigne
              baseline_weights: pd.DataFrame, walkforward_forecasts: dict, returns: pd.DataFrame):
     """The ONNX policy and the baselines traded daily on the test period through the same
     accounting (limits, 10 bps costs + 5 bps slippage on traded value, cash at 0 %)."""
+    from odyssey.policy import onnx_decider
+
     act = onnx_decider(load_onnx(storage, signer, policy_onnx, ppo_policy))  # the policy's card verified first
     profile = settings.profile()
     c = policy_constraints(ppo_policy)
@@ -332,6 +337,8 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
     only when policy_earns_its_place passed on this policy, read from the instance; otherwise
     from the baseline, and the metadata says why. Guarded by the blocking check
     recommendation_limits."""
+    from odyssey.policy import onnx_decider
+
     verified_policy(storage, signer, ppo_policy)  # its limits, baseline and scale are what advises
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from odyssey import backtest as bt
-from odyssey.policy import onnx_decider, torch_decider
 from odyssey.portfolio import limit_violations
 from resources.portfolio import forecast_panel, load_onnx, load_policy, policy_constraints, policy_market_for
 from resources.storage import Storage
@@ -26,6 +25,8 @@ class PolicyGateConfig(dg.Config):
                             "when it fails, recommendations come from the baseline")
 def policy_earns_its_place(config: PolicyGateConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
                            walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.AssetCheckResult:
+    from odyssey.policy import torch_decider  # torch and SB3, imported when the check runs
+
     # Severity WARN on failure: the run goes on to backtest the policy (so the report shows how it
     # fails) and recommendations read this verdict and advise the baseline instead.
     tickers = tuple(ppo_policy["tickers"])
@@ -54,6 +55,8 @@ class OnnxCheckConfig(dg.Config):
                 description="ONNX and torch actions agree within 1e-5 on random observations from the space")
 def onnx_matches_torch(config: OnnxCheckConfig, storage: Storage, signer: ArtifactSigner, policy_onnx: dict,
                        ppo_policy: dict) -> dg.AssetCheckResult:
+    from odyssey.policy import onnx_decider, torch_decider
+
     model = load_policy(storage, signer, ppo_policy)
     space = model.observation_space
     space.seed(config.seed)

@@ -8,6 +8,14 @@ from odyssey.calendar import sessions
 from resources.settings import SettingsResource
 
 DATA_GROUPS = ("market", "features")
+
+# Each job's executor, for runs launched from the UI, a sensor, a schedule or the CLI (`make run`
+# executes in its own processes). The light jobs, and the ingest that a landing waits for, run
+# their steps in the run's process: no step pays a process start and a load of the code location
+# (about 2 s each, in a chain of 30). The heavy ones (the data layer, forecasting, the portfolio,
+# the whole graph) use graph.STEP_PROCESSES, steps side by side in processes forked from one that
+# loaded the code once.
+IN_PROCESS = dg.in_process_executor
 # Runs that carry this tag run one at a time per value: the instance's run queue limits it to one in
 # progress per value (jobs/main.py INSTANCE_YAML, deploy/dagster.yaml).
 QUEUE_TAG = "odyssey/queue"
@@ -27,6 +35,7 @@ market_memory_job = dg.define_asset_job(
     "market_memory",
     selection=dg.AssetSelection.groups("memory"),
     description="Write the market states into the Qdrant index (incrementally) and ask it about the newest session.",
+    executor_def=IN_PROCESS,
 )
 forecasting_job = dg.define_asset_job(
     "forecasting",
@@ -40,6 +49,7 @@ live_monitoring_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("forecast_outcomes"),
     description="One ticker partition: the champion's live forecasts scored against what happened (its check feeds "
                 "the retraining sensor).",
+    executor_def=IN_PROCESS,
 )
 drift_reports_job = dg.define_asset_job(
     "drift_reports",
@@ -47,11 +57,13 @@ drift_reports_job = dg.define_asset_job(
     config={"ops": {"feature_drift": {"config": {"reports": "all"}}}},
     description="Every ticker's drift against its champion's training window, with Evidently's HTML and JSON reports "
                 "for every ticker (a landing writes them only for the tickers that drifted).",
+    executor_def=IN_PROCESS,
 )
 batch_forecasts_job = dg.define_asset_job(
     "batch_forecasts",
     selection=dg.AssetSelection.assets("forecasts", "forecast_log"),
     description="Newest-session forecasts for every ticker from the champion models, and the live forecast log.",
+    executor_def=IN_PROCESS,
 )
 portfolio_job = dg.define_asset_job(
     "portfolio",
@@ -64,6 +76,7 @@ lineage_job = dg.define_asset_job(
     "lineage_document",
     selection=dg.AssetSelection.assets("lineage"),
     description="The lineage document from the catalog: reports/lineage.md and reports/lineage.json.",
+    executor_def=IN_PROCESS,
 )
 
 ingest_job = dg.define_asset_job(
@@ -74,6 +87,7 @@ ingest_job = dg.define_asset_job(
                 "the champions, and every ticker's drift (its check feeds the retraining sensor). One run at a time "
                 "(run queue limit on the tag odyssey/queue).",
     tags={QUEUE_TAG: "ingest"},
+    executor_def=IN_PROCESS,
 )
 
 
@@ -114,6 +128,7 @@ tick_ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("raw_ticks", "tick_features", "tick_labels", "tick_drift"),
     description="New tick files: raw ticks -> features -> labels -> drift against the champion's window (its check "
                 "feeds the tick retraining sensor).",
+    executor_def=IN_PROCESS,
 )
 tick_training_job = dg.define_asset_job(
     "tick_training",

@@ -30,6 +30,10 @@ telemetry:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
+  config:
+    # the daemon looks for queued runs every second (Dagster's default: 5), so a landing's ingest
+    # starts as soon as its sensor asked for it
+    dequeue_interval_seconds: 1
 concurrency:
   runs:
     max_concurrent_runs: 2
@@ -46,6 +50,12 @@ concurrency:
 """
 # What earlier versions wrote: replaced by the current settings, never a user's own file.
 EARLIER_INSTANCE_YAMLS = (
+    "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n    tag_concurrency_limits:\n"
+    "      # runs tagged odyssey/queue (the ingest job's): one in progress per value, so ingests never overlap\n"
+    "      - key: odyssey/queue\n        value:\n          applyLimitPerUniqueValue: true\n        limit: 1\n"
+    "  pools:\n    # every pool one step at a time: qdrant_index (one writer of the market-state index) and\n"
+    "    # landed_tables (one landing extends the landed tables at a time)\n    default_limit: 1\n",
     "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"
     "  class: QueuedRunCoordinator\n  config:\n    max_concurrent_runs: 2\n",
     "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster._core.run_coordinator\n"

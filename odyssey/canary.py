@@ -50,15 +50,17 @@ session).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from odyssey.fitting import MarketInputs
 from odyssey.sources.columns import ADJ_CLOSE, MarketData
 from odyssey.walkforward import Fold, FoldData, WalkForward, predict
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 PRICE_FIELDS = ("open", "high", "low", "close", ADJ_CLOSE)
 MOVE_NOISE = 0.01  # standard deviation of the jitter added to each reversed daily move (log)

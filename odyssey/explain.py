@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 
 def shap_importance(booster: xgb.Booster, rows: pd.DataFrame, feature_names: Sequence[str],

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.preprocessing import StandardScaler
 
 from odyssey import features as registry
 from odyssey import cleaning
@@ -89,6 +87,8 @@ class RegimeModel:
             raise ValueError(f"the regime model needs at least {self.min_rows} complete days in its training window "
                              f"ending {pd.Timestamp(end).date()}, got {len(train)}")
         mean, std = train.mean(), train.std(ddof=0).replace(0.0, 1.0)
+        from sklearn.cluster import KMeans  # imported when fitted: loading the code location skips it
+
         model = KMeans(n_clusters=3, n_init=10, random_state=self.seed).fit(((train - mean) / std).to_numpy())
         order = np.argsort(model.cluster_centers_[:, 0])
         return {"columns": list(state.columns), "mean": mean.tolist(), "std": std.tolist(),
@@ -128,6 +128,8 @@ class Scaler:
     def fit_rows(self, rows: pd.DataFrame) -> dict:
         if rows.empty:
             raise ValueError("no rows in the training window to fit the scaler on")
+        from sklearn.preprocessing import StandardScaler
+
         scaler = StandardScaler().fit(rows[list(self.columns)].to_numpy())
         return {"kind": "standard", "rows": int(len(rows)), "train_start": str(rows["date"].min().date()),
                 "train_end": str(rows["date"].max().date()),

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from odyssey.gates import NOT_EVALUABLE
 from odyssey.settings import GateSettings
@@ -70,6 +69,8 @@ def normal_scores(values: np.ndarray, grid: tuple[float, ...]) -> np.ndarray:
     tied = hi > lo  # equal to grid points (tree models repeat predictions): the middle of their run
     p[tied] = (probs[lo[tied]] + probs[hi[tied] - 1]) / 2.0
     edge = 0.5 / (len(points) - 1)
+    from scipy.stats import norm  # imported on first use: loading the code location skips SciPy
+
     return norm.ppf(np.clip(p, edge, 1.0 - edge))
 
 

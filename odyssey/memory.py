@@ -41,7 +41,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from odyssey.calendar import in_window
 from odyssey.fitting import FeaturePipeline, MarketInputs, PipelineParams, Scaler
@@ -86,6 +85,8 @@ class StateEmbedding:
         if len(rows) <= self.dimensions:
             raise ValueError(f"{len(rows)} training rows cannot fit a {self.dimensions}-dimensional embedding")
         x = np.nan_to_num(rows[list(self.columns)].to_numpy(dtype=float))
+        from sklearn.decomposition import PCA  # imported when fitted: loading the code location skips it
+
         pca = PCA(n_components=min(self.dimensions, x.shape[1]), svd_solver="full").fit(x)
         return {"kind": "pca", "rows": int(len(rows)), "train_start": str(rows["date"].min().date()),
                 "train_end": str(rows["date"].max().date()), "columns": list(self.columns),

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from odyssey.fitting import FeaturePipeline, MarketInputs, PipelineParams
 from odyssey.hashing import sha256_bytes
 from odyssey.signing import sign, verify
 from odyssey.walkforward import WalkForward, _months, fit_booster
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 
 class FeatureVersionError(ValueError):
@@ -73,6 +75,8 @@ def train_final_model(walkforward: WalkForward, inputs: MarketInputs, ticker: st
     """Train on the window that ends at `training_cutoff` (and spans `training_years`, 0 = all
     labelled rows): the pipeline is fitted on the window, XGBoost early-stops on its last
     validation span (purged) and is refit on the whole window with that many rounds."""
+    import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
     horizon, embargo = walkforward.horizon, walkforward.embargo_rows
     sessions = pd.DatetimeIndex(sorted(inputs.clean.loc[inputs.clean["ticker"] == ticker, "date"].unique()))
     cutoff = training_cutoff(sessions, horizon, embargo)
@@ -147,6 +151,8 @@ def check_compatible(card: ModelCard, registry_version: str, feature_names: Sequ
 def load_verified(data: bytes, card: ModelCard, key: bytes, registry_version: str,
                   feature_names: Sequence[str]) -> xgb.Booster:
     """Load a model only if its hash, signature, feature registry version and features all match."""
+    import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
     verify(data, key, card.sha256, card.signature, name=f"{card.ticker} model")
     check_compatible(card, registry_version, feature_names)
     booster = xgb.Booster()

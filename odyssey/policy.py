@@ -33,10 +33,6 @@ from odyssey.portfolio import Constraints, EnvSettings, PolicyMarket, PortfolioE
 from odyssey.settings import PPOSettings
 from odyssey.signing import SignatureError, sign, verify
 
-# The policy's and its ONNX export's cards are stored values whose signed manifests (odyssey/signing.py
-# signed_card) cover the card and these files.
-POLICY_MODEL, POLICY_FILE = "ppo_policy", "ppo_policy.zip"
-ONNX_MODEL, ONNX_FILE = "policy_onnx", "policy.onnx"
 
 
 def env_settings(settings: PPOSettings) -> EnvSettings:

@@ -18,6 +18,11 @@ import pandas as pd
 from odyssey.calendar import in_window
 
 # Asset classes for stress scenarios; every ticker not listed is an equity.
+# The policy's and its ONNX export's cards are stored values whose signed manifests (odyssey/signing.py
+# signed_card) cover the card and these files (written by odyssey/policy.py).
+POLICY_MODEL, POLICY_FILE = "ppo_policy", "ppo_policy.zip"
+ONNX_MODEL, ONNX_FILE = "policy_onnx", "policy.onnx"
+
 ASSET_CLASS = {"IEF": "bond", "BIL": "cash", "HYG": "credit"}
 
 

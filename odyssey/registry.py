@@ -15,12 +15,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-
-import xgboost as xgb
 
 from odyssey.gates import (FAILED, PASSED, REQUIRED_GATES, RETRY, GateNotPassed, GateVerdict, require_gates,
                            sign_verdict, verdict_status)
@@ -29,6 +26,9 @@ from odyssey.signing import (MANIFEST_FILE, Manifest, SignatureError, check_mani
                              verify_manifest)
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow sets its loggers' level when it is imported, which is on first use (Tracker.client): its
+# INFO logs of a store's first migrations are nothing a user acts on.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 CANDIDATE, CHAMPION = "candidate", "champion"
 MODEL_FILE, CARD_FILE, OOS_FILE = "model.ubj", "card.json", "oos_predictions.parquet"
@@ -41,6 +41,19 @@ def model_name(ticker: str) -> str:
     return f"odyssey-forecast-{ticker}"
 
 
+if TYPE_CHECKING:
+    import xgboost as xgb
+    from mlflow import MlflowClient
+
+
+def mlflow_error() -> type[Exception]:
+    """MLflow's exception class, for an `except` clause (evaluated only when something was raised,
+    by which time a client has imported MLflow)."""
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
 @dataclass
 class Tracker:
     """An MLflow client bound to one experiment."""
@@ -50,6 +63,8 @@ class Tracker:
     experiment: str = "odyssey-forecasting"
 
     def client(self) -> MlflowClient:
+        from mlflow import MlflowClient  # imported on first use: loading the code location skips MLflow
+
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:
@@ -59,7 +74,7 @@ class Tracker:
             return found.experiment_id
         try:
             return client.create_experiment(self.experiment, artifact_location=self.artifact_root)
-        except MlflowException:  # created concurrently
+        except mlflow_error():  # created concurrently
             return client.get_experiment_by_name(self.experiment).experiment_id
 
 
@@ -126,7 +141,7 @@ def version_by_alias(tracker: Tracker, ticker: str, alias: str, name: str | None
     """The version `alias` points at, of the ticker's model (or of the registered model `name`)."""
     try:
         v = tracker.client().get_model_version_by_alias(name or model_name(ticker), alias)
-    except MlflowException:
+    except mlflow_error():
         return None
     return RegisteredVersion(ticker, str(v.version), v.run_id, v.source)
 
@@ -151,7 +166,7 @@ def read_manifest(tracker: Tracker, version: RegisteredVersion, name: str, key: 
         try:
             text = Path(tracker.client().download_artifacts(version.run_id, f"{MODEL_FOLDER}/{MANIFEST_FILE}",
                                                             tmp)).read_text()
-        except (MlflowException, OSError):
+        except (mlflow_error(), OSError):
             raise SignatureError(f"{where}: no signed manifest ({MODEL_FOLDER}/{MANIFEST_FILE}) beside the model: it "
                                  "was registered before manifests were signed, or the manifest was removed; "
                                  "retrain it") from None
@@ -305,7 +320,7 @@ def register_version(tracker: Tracker, name: str, description: str, source: str,
     client = tracker.client()
     try:
         client.create_registered_model(name, description=description)
-    except MlflowException:
+    except mlflow_error():
         pass  # already registered
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
     client.set_registered_model_alias(name, CANDIDATE, version.version)

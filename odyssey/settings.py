@@ -621,6 +621,16 @@ def _with_archive(landing: Path) -> tuple[Path, Path, Path]:
     return landing, landing.with_name(landing.name + "_archive"), landing.with_name(landing.name + "_quarantine")
 
 
+class DaemonSettings(_Model):
+    """How soon dagster-daemon reacts: the least seconds between two ticks of each of Odyssey's
+    sensors (a landing waits at most `landing_seconds` for its ingest run to be requested)."""
+
+    landing_seconds: int = Field(default=2, ge=1, description="the landing folder's sensor (new sessions)")
+    follow_seconds: int = Field(default=15, ge=1, description="sensors that follow finished runs: live "
+                                "monitoring after new forecasts, retraining after failed checks, the market "
+                                "memory after new states, the lineage document after any run")
+
+
 class Settings(_Model):
     name: str = "custom"
     universe: Universe
@@ -636,6 +646,7 @@ class Settings(_Model):
     memory: MemorySettings = MemorySettings()
     lineage: LineageSettings = LineageSettings()
     ticks: TickSettings = TickSettings()
+    daemon: DaemonSettings = DaemonSettings()
     paths: Paths = Paths()
 
     @model_validator(mode="after")

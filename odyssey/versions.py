@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import re
@@ -152,9 +153,14 @@ class CodeVersions:
                     self._add(found, f"{_qualified(function)}.<default {parameter}>", value)
             names = _names(function.__code__)
             for name in sorted(names):
-                if name not in scope:
+                if name in scope:
+                    value = scope[name]
+                elif "." in name and _project_module(name, self.packages):
+                    # imported inside the function (`from odyssey.policy import train_ppo`, so that
+                    # loading the code location does not import torch): followed as if at the top
+                    value = importlib.import_module(name)
+                else:
                     continue
-                value = scope[name]
                 if isinstance(value, types.ModuleType):
                     if _project_module(value.__name__, self.packages):
                         for attribute in sorted(names):

@@ -14,16 +14,18 @@ thresholds, regime model, scaler) on its own training rows only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from odyssey.fitting import FeaturePipeline, MarketInputs, PipelineParams
 from odyssey.metrics import forecast_metrics
 from odyssey.settings import Costs, Settings, WalkForwardSettings, XGBParams
 from odyssey.splits import forward_returns, price_column, target_name
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 MIN_PARTIAL_TEST_ROWS = 20
 
@@ -78,6 +80,8 @@ def make_folds(dates: pd.DatetimeIndex | Sequence, config: WalkForwardSettings =
 def fit_booster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 params: XGBParams, feature_names: Sequence[str] | None = None) -> xgb.Booster:
     """Train with early stopping on the validation window."""
+    import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
     names = list(feature_names) if feature_names else None
     dtrain = xgb.DMatrix(x_train, label=y_train, feature_names=names)
     dval = xgb.DMatrix(x_val, label=y_val, feature_names=names)
@@ -87,6 +91,8 @@ def fit_booster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
 
 
 def predict(booster: xgb.Booster, x: np.ndarray, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
     best = getattr(booster, "best_iteration", None)
     limit = (0, best + 1) if best is not None else (0, 0)
     dm = xgb.DMatrix(x, feature_names=list(feature_names) if feature_names else None)

@@ -9,9 +9,8 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from odyssey.policy import ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, load_verified
-from odyssey.portfolio import (Constraints, Panel, PolicyMarket, SignalScale, baseline_policy_market, build_panel,
-                               spaces)
+from odyssey.portfolio import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, Constraints, Panel, PolicyMarket,
+                               SignalScale, baseline_policy_market, build_panel, spaces)
 from odyssey.signing import SignatureError, verify, verify_card
 from resources.metadata import check_reason
 from resources.storage import Storage
@@ -47,6 +46,8 @@ def verified_policy(storage: Storage, signer: ArtifactSigner, policy: dict) -> b
 
 
 def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
+    from odyssey.policy import load_verified  # torch and SB3, imported when a policy is loaded
+
     data = verified_policy(storage, signer, policy)
     return load_verified(data, policy["sha256"], policy["signature"], signer.key(),
                          *spaces(len(policy["tickers"]), policy["signal_clip"]))

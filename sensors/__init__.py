@@ -2,18 +2,33 @@
 forecasts, retraining of drifted or decayed tickers, run-failure alerts, the ticker partitions following the
 universe, the lineage document after each successful run, and new tick files and tick retraining."""
 
+import dagster as dg
+
+from odyssey.settings import DaemonSettings
 from sensors.alerts import run_failure_alerts
-from sensors.landing import landing_sensor
-from sensors.lineage import lineage_after_runs
-from sensors.memory import memory_after_states
-from sensors.monitoring import monitor_after_ingest
-from sensors.retrain import retrain_on_drift
+from sensors.landing import landing_sensor, landing_sensor_every
+from sensors.lineage import lineage_after_runs, lineage_after_runs_every
+from sensors.memory import memory_after_states, memory_after_states_every
+from sensors.monitoring import monitor_after_ingest, monitor_after_ingest_every
+from sensors.retrain import retrain_on_drift, retrain_on_drift_every
 from sensors.ticks import retrain_ticks_on_drift, tick_landing_sensor
 from sensors.universe import universe_partitions
 
 ALL_SENSORS = [landing_sensor, lineage_after_runs, memory_after_states, monitor_after_ingest, retrain_on_drift,
                run_failure_alerts, universe_partitions, tick_landing_sensor, retrain_ticks_on_drift]
 
-__all__ = ["ALL_SENSORS", "landing_sensor", "lineage_after_runs", "memory_after_states", "monitor_after_ingest",
+
+
+def sensors_for(daemon: DaemonSettings) -> list[dg.SensorDefinition]:
+    """ALL_SENSORS with the tick intervals of the settings' `daemon` section: how soon the daemon
+    reacts to a landing, and to the runs the loop follows."""
+    follow = daemon.follow_seconds
+    timed = {s.name: s for s in (landing_sensor_every(daemon.landing_seconds), lineage_after_runs_every(follow),
+                                 memory_after_states_every(follow), monitor_after_ingest_every(follow),
+                                 retrain_on_drift_every(follow))}
+    return [timed.get(s.name, s) for s in ALL_SENSORS]
+
+
+__all__ = ["ALL_SENSORS", "sensors_for", "landing_sensor", "lineage_after_runs", "memory_after_states", "monitor_after_ingest",
            "retrain_on_drift", "retrain_ticks_on_drift", "run_failure_alerts", "tick_landing_sensor",
            "universe_partitions"]

@@ -22,10 +22,7 @@ from resources.settings import SettingsResource
 from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day, roll_back_landed
 
-@dg.sensor(job_name="ingest", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Start an ingestion run for new files in the landing folder, one run at a time; archive or "
-                       "quarantine them.")
-def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
+def _landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
     landing, archive, quarantine = settings.value.paths.landing_dirs
     profile = settings.profile()
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}, "pending": {}}
@@ -54,3 +51,17 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settin
             tags={"odyssey/trigger": "landing", "odyssey/files": ", ".join(names)[:1000]},
         )
     context.update_cursor(json.dumps(cursor))
+
+
+
+def landing_sensor_every(seconds: int) -> dg.SensorDefinition:
+    """`landing_sensor`, ticking at most every `seconds` (settings `daemon`)."""
+    return dg.sensor(name="landing_sensor",
+                     job_name="ingest",
+                     minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.STOPPED,
+                     description="Start an ingestion run for new files in the landing folder, one run at a time; "
+                                 "archive or quarantine them.")(_landing_sensor)
+
+
+landing_sensor = landing_sensor_every(30)

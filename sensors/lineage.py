@@ -8,11 +8,7 @@ from jobs import lineage_job
 WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="lineage_after_runs", request_job=lineage_job,
-                      minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="After each successful run (other than the lineage job's own), rebuild the lineage "
-                                  "document, unless a rebuild is already waiting to start.")
-def lineage_after_runs(context: dg.RunStatusSensorContext):
+def _lineage_after_runs(context: dg.RunStatusSensorContext):
     run = context.dagster_run
     if run.job_name == lineage_job.name:
         return dg.SkipReason("the lineage job's own run")
@@ -21,3 +17,19 @@ def lineage_after_runs(context: dg.RunStatusSensorContext):
         return dg.SkipReason(f"a lineage run ({waiting[0].run_id[:8]}) is waiting to start: it will see run "
                              f"{run.run_id[:8]}")
     return dg.RunRequest(run_key=f"lineage-after-{run.run_id}", tags={"odyssey/after_run": run.run_id})
+
+
+
+def lineage_after_runs_every(seconds: int) -> dg.SensorDefinition:
+    """`lineage_after_runs`, ticking at most every `seconds` (settings `daemon`)."""
+    return dg.run_status_sensor(name="lineage_after_runs",
+                                run_status=dg.DagsterRunStatus.SUCCESS,
+                                request_job=lineage_job,
+                                minimum_interval_seconds=seconds,
+                                default_status=dg.DefaultSensorStatus.RUNNING,
+                                description="After each successful run (other than the lineage job's own), rebuild the "
+                                            "lineage document, unless a rebuild is already waiting to start.",
+                                )(_lineage_after_runs)
+
+
+lineage_after_runs = lineage_after_runs_every(30)

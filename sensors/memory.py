@@ -9,10 +9,22 @@ from sensors.cursors import newer_materialization
 STATES = dg.AssetKey("market_states")
 
 
-@dg.sensor(job_name="market_memory", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="When market_states gets a new materialization, update the market-state index.")
-def memory_after_states(context: dg.SensorEvaluationContext):
+def _memory_after_states(context: dg.SensorEvaluationContext):
     newest = newer_materialization(context, STATES)
     if newest is None:
         return dg.SkipReason("no new market_states materialization")
     return dg.RunRequest(run_key=f"memory-{newest}", tags={"odyssey/trigger": "new market states"})
+
+
+
+def memory_after_states_every(seconds: int) -> dg.SensorDefinition:
+    """`memory_after_states`, ticking at most every `seconds` (settings `daemon`)."""
+    return dg.sensor(name="memory_after_states",
+                     job_name="market_memory",
+                     minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.STOPPED,
+                     description="When market_states gets a new materialization, update the market-state index.",
+                     )(_memory_after_states)
+
+
+memory_after_states = memory_after_states_every(60)

@@ -10,12 +10,24 @@ from sensors.cursors import newer_materialization
 LOG = dg.AssetKey("forecast_log")
 
 
-@dg.sensor(job_name="live_monitoring", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="When forecast_log gets a new materialization, score the live forecasts of every ticker.")
-def monitor_after_ingest(context: dg.SensorEvaluationContext, settings: SettingsResource):
+def _monitor_after_ingest(context: dg.SensorEvaluationContext, settings: SettingsResource):
     newest = newer_materialization(context, LOG)
     if newest is None:
         return dg.SkipReason("no new forecast_log materialization")
     return [dg.RunRequest(run_key=f"monitor-{ticker}-{newest}", partition_key=ticker,
                           tags={"odyssey/trigger": "new forecasts"})
             for ticker in settings.value.universe.tickers]
+
+
+
+def monitor_after_ingest_every(seconds: int) -> dg.SensorDefinition:
+    """`monitor_after_ingest`, ticking at most every `seconds` (settings `daemon`)."""
+    return dg.sensor(name="monitor_after_ingest",
+                     job_name="live_monitoring",
+                     minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.STOPPED,
+                     description="When forecast_log gets a new materialization, score the live forecasts of "
+                                 "every ticker.")(_monitor_after_ingest)
+
+
+monitor_after_ingest = monitor_after_ingest_every(60)

@@ -59,9 +59,7 @@ def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str
     return {record.partition: (record.status == AssetCheckExecutionRecordStatus.FAILED, reason_of(record))}
 
 
-@dg.sensor(job_name="forecasting", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Request a forecasting run for exactly the tickers whose drift or live-skill check just failed.")
-def retrain_on_drift(context: dg.SensorEvaluationContext):
+def _retrain_on_drift(context: dg.SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else {"seen": [], "failing": {}}
     failing: dict[str, list[str]] = cursor["failing"]
     seen: list[int] = cursor["seen"]
@@ -87,3 +85,17 @@ def retrain_on_drift(context: dg.SensorEvaluationContext):
     if requests:
         context.log.info(f"retraining {sorted(requests)}")
     context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing}))
+
+
+
+def retrain_on_drift_every(seconds: int) -> dg.SensorDefinition:
+    """`retrain_on_drift`, ticking at most every `seconds` (settings `daemon`)."""
+    return dg.sensor(name="retrain_on_drift",
+                     job_name="forecasting",
+                     minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.STOPPED,
+                     description="Request a forecasting run for exactly the tickers whose drift or live-skill "
+                                 "check just failed.")(_retrain_on_drift)
+
+
+retrain_on_drift = retrain_on_drift_every(60)

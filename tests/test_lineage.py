@@ -68,6 +68,47 @@ def test_editing_a_feature_formula_changes_exactly_the_versions_of_the_code_that
                                "market_state_index", "ppo_policy", "backtest", "lineage"})
 
 
+def test_code_imported_inside_a_function_is_part_of_its_version():
+    """The portfolio assets import the policy's torch code when they run, not when the code
+    location loads: an edit there still changes exactly the versions of the assets that use it."""
+    from odyssey import policy
+
+    before = _op_versions(CodeVersions())
+    after = _op_versions(CodeVersions(_edited(policy.train_ppo, "settings.seed", "settings.seed + 1")))
+    assert {op for op in before if before[op] != after[op]} == {"ppo_policy"}
+    after = _op_versions(CodeVersions(_edited(policy.onnx_decider, "float32", "float64")))
+    assert {op for op in before if before[op] != after[op]} == {"backtest", "recommendations"}
+
+
+def test_remembered_code_versions_are_the_computed_ones_and_follow_every_source_file(tmp_path, monkeypatch):
+    """Loading the code location reads the versions remembered under the digest of the sources;
+    they equal a fresh computation, and any edit to a project file is another digest."""
+    import graph
+
+    fresh = {s.key: s.code_version for a in with_code_versions(UNVERSIONED_ASSETS) for s in a.specs}
+    assert {s.key: s.code_version for a in ALL_ASSETS for s in a.specs} == fresh
+    root = tmp_path / "repo"
+    for package in ("odyssey", "resources", "assets"):
+        for path in (graph.ROOT / package).rglob("*.py"):
+            target = root / path.relative_to(graph.ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (root / "graph.py").write_bytes((graph.ROOT / "graph.py").read_bytes())
+    first = graph.cached_code_versions(UNVERSIONED_ASSETS, root)
+    written = list((root / "__pycache__").glob("odyssey_code_versions.*.json"))
+    assert len(written) == 1 and written[0].name == f"odyssey_code_versions.{graph.source_key(root)}.json"
+    # the second load reads them: nothing is computed
+    monkeypatch.setattr(graph, "with_code_versions", lambda assets: pytest.fail("versions computed again"))
+    again = graph.cached_code_versions(UNVERSIONED_ASSETS, root)
+    assert [s.code_version for a in again for s in a.specs] == [s.code_version for a in first for s in a.specs]
+    monkeypatch.undo()
+    # a one-character edit anywhere in the project is another digest, so they are computed again
+    key = graph.source_key(root)
+    rsi = root / "odyssey" / "indicators.py"
+    rsi.write_text(rsi.read_text() + "\n# edited\n")
+    assert graph.source_key(root) != key
+
+
 def test_comments_docstrings_and_layout_do_not_change_a_version():
     source = inspect.getsource(indicators.rsi)
     body = source.split('"""')

@@ -56,6 +56,36 @@ def test_definitions_are_wired():
             assert spec.description, spec.key
 
 
+def test_the_code_location_loads_without_the_heavy_libraries():
+    """Every run the daemon launches, and the webserver, load the code location: the libraries
+    that only some steps use are imported by those steps, not by the load."""
+    import subprocess
+    import sys
+
+    heavy = ["torch", "stable_baselines3", "sklearn", "xgboost", "scipy", "mlflow", "shap", "evidently",
+             "qdrant_client", "onnxruntime", "matplotlib"]
+    probe = f"import sys, definitions; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_each_job_has_the_executor_its_weight_asks_for_and_the_sensors_tick_as_set(tmp_path):
+    from graph import PRELOADED
+
+    fast = build_definitions(quick_settings(tmp_path, daemon={"landing_seconds": 7, "follow_seconds": 11}))
+    in_process = {"ingest", "live_monitoring", "drift_reports", "batch_forecasts", "lineage_document",
+                  "market_memory", "tick_ingest"}
+    for job in ("ingest", "live_monitoring", "market_features", "forecasting", "portfolio", "odyssey_main"):
+        name = fast.resolve_job_def(job).executor_def.name
+        assert name == ("in_process" if job in in_process else "multiprocess_forkserver"), job
+    assert "definitions" in PRELOADED and "torch" not in PRELOADED
+    intervals = {s.name: s.minimum_interval_seconds for s in fast.sensors}
+    assert intervals["landing_sensor"] == 7
+    assert {intervals[n] for n in ("monitor_after_ingest", "retrain_on_drift", "memory_after_states",
+                                   "lineage_after_runs")} == {11}
+
+
 def test_ticker_partitions_follow_the_settings_universe():
     quick = build_definitions(QUICK)
     assert quick.resolve_job_def("forecasting").partitions_def == ticker_partitions

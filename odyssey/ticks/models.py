@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from odyssey.settings import TickModelSettings
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -107,6 +109,8 @@ class XGBoostModel:
 
     @classmethod
     def from_bytes(cls, data: bytes, features: Sequence[str], best_iteration: int) -> "XGBoostModel":
+        import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
         booster = xgb.Booster()
         booster.load_model(bytearray(data))
         return cls(booster, tuple(features), best_iteration)
@@ -115,6 +119,8 @@ class XGBoostModel:
 def train_xgboost(train: pd.DataFrame, y_train: np.ndarray, stop: pd.DataFrame, y_stop: np.ndarray,
                   features: Sequence[str], config: TickModelSettings) -> XGBoostModel:
     """Fit on `train`, early-stopping on the PR-AUC of `stop` (rows later than the training ones)."""
+    import xgboost as xgb  # imported when a model trains or loads: loading the code location skips it
+
     positives = max(float(y_train.sum()), 1.0)
     params = {"objective": "binary:logistic", "eval_metric": "aucpr", "eta": config.xgb_learning_rate,
               "max_depth": config.xgb_max_depth, "min_child_weight": config.xgb_min_child_weight,

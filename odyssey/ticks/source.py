@@ -22,7 +22,6 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from odyssey.landing import landing_files, open_regular
 from odyssey.settings import TickSourceSettings
@@ -54,6 +53,8 @@ def generate_ticks(config: TickSourceSettings, product: str = "BTC-USD", days: i
     """The first `days` days (default `config.days`) of the synthetic market: columns
     timestamp (UTC, ns), product_id, price, best_bid, best_ask. The same config gives the same
     ticks, and more days continue the same market (a longer draw is cut, never re-drawn)."""
+    from scipy.signal import lfilter  # imported when ticks are simulated
+
     days = config.days if days is None else days
     horizon = float(days * SECONDS_PER_DAY)
     rng = np.random.default_rng(config.seed)
