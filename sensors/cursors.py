@@ -6,6 +6,14 @@ from odyssey.landing import move, refusal, sha256_regular
 from odyssey.sources.csv_source import SourceError
 
 
+
+def sensor_every(evaluation, seconds: int, name: str, job_name: str, description: str) -> dg.SensorDefinition:
+    """A sensor of `evaluation` that ticks at most every `seconds` (settings `daemon`), stopped
+    until a user (or a test) starts it."""
+    return dg.sensor(name=name, job_name=job_name, minimum_interval_seconds=seconds,
+                     default_status=dg.DefaultSensorStatus.STOPPED, description=description)(evaluation)
+
+
 def newer_materialization(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> int | None:
     """The storage id of the asset's newest materialization after the sensor's cursor, moving the
     cursor to it; None when there is none."""

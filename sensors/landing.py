@@ -19,7 +19,7 @@ import json
 import dagster as dg
 from odyssey.landing import landing_entries, landing_kind, read_landed
 from resources.settings import SettingsResource
-from sensors.cursors import judge_new_files, runs_in_progress, settle_landed
+from sensors.cursors import judge_new_files, runs_in_progress, sensor_every, settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day, roll_back_landed
 
 def _landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, settings: SettingsResource):
@@ -55,13 +55,9 @@ def _landing_sensor(context: dg.SensorEvaluationContext, storage: Storage, setti
 
 
 def landing_sensor_every(seconds: int) -> dg.SensorDefinition:
-    """`landing_sensor`, ticking at most every `seconds` (settings `daemon`)."""
-    return dg.sensor(name="landing_sensor",
-                     job_name="ingest",
-                     minimum_interval_seconds=seconds,
-                     default_status=dg.DefaultSensorStatus.STOPPED,
-                     description="Start an ingestion run for new files in the landing folder, one run at a time; "
-                                 "archive or quarantine them.")(_landing_sensor)
+    return sensor_every(_landing_sensor, seconds, "landing_sensor", "ingest",
+                        "Start an ingestion run for new files in the landing folder, one run at a time; "
+                        "archive or quarantine them.")
 
 
 landing_sensor = landing_sensor_every(30)

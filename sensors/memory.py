@@ -4,7 +4,7 @@ into the index and asks it about the newest session."""
 
 import dagster as dg
 
-from sensors.cursors import newer_materialization
+from sensors.cursors import newer_materialization, sensor_every
 
 STATES = dg.AssetKey("market_states")
 
@@ -18,13 +18,8 @@ def _memory_after_states(context: dg.SensorEvaluationContext):
 
 
 def memory_after_states_every(seconds: int) -> dg.SensorDefinition:
-    """`memory_after_states`, ticking at most every `seconds` (settings `daemon`)."""
-    return dg.sensor(name="memory_after_states",
-                     job_name="market_memory",
-                     minimum_interval_seconds=seconds,
-                     default_status=dg.DefaultSensorStatus.STOPPED,
-                     description="When market_states gets a new materialization, update the market-state index.",
-                     )(_memory_after_states)
+    return sensor_every(_memory_after_states, seconds, "memory_after_states", "market_memory",
+                        "When market_states gets a new materialization, update the market-state index.")
 
 
 memory_after_states = memory_after_states_every(60)

@@ -5,7 +5,7 @@ retraining sensor, which closes the loop."""
 import dagster as dg
 
 from resources.settings import SettingsResource
-from sensors.cursors import newer_materialization
+from sensors.cursors import newer_materialization, sensor_every
 
 LOG = dg.AssetKey("forecast_log")
 
@@ -21,13 +21,9 @@ def _monitor_after_ingest(context: dg.SensorEvaluationContext, settings: Setting
 
 
 def monitor_after_ingest_every(seconds: int) -> dg.SensorDefinition:
-    """`monitor_after_ingest`, ticking at most every `seconds` (settings `daemon`)."""
-    return dg.sensor(name="monitor_after_ingest",
-                     job_name="live_monitoring",
-                     minimum_interval_seconds=seconds,
-                     default_status=dg.DefaultSensorStatus.STOPPED,
-                     description="When forecast_log gets a new materialization, score the live forecasts of "
-                                 "every ticker.")(_monitor_after_ingest)
+    return sensor_every(_monitor_after_ingest, seconds, "monitor_after_ingest", "live_monitoring",
+                        "When forecast_log gets a new materialization, score the live forecasts of every "
+                        "ticker.")
 
 
 monitor_after_ingest = monitor_after_ingest_every(60)

@@ -16,6 +16,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from odyssey.drift import DRIFTED_KEY
 from resources.metadata import check_reason
+from sensors.cursors import sensor_every
 
 DRIFT = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check")
 LIVE_SKILL = dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check")
@@ -89,13 +90,9 @@ def _retrain_on_drift(context: dg.SensorEvaluationContext):
 
 
 def retrain_on_drift_every(seconds: int) -> dg.SensorDefinition:
-    """`retrain_on_drift`, ticking at most every `seconds` (settings `daemon`)."""
-    return dg.sensor(name="retrain_on_drift",
-                     job_name="forecasting",
-                     minimum_interval_seconds=seconds,
-                     default_status=dg.DefaultSensorStatus.STOPPED,
-                     description="Request a forecasting run for exactly the tickers whose drift or live-skill "
-                                 "check just failed.")(_retrain_on_drift)
+    return sensor_every(_retrain_on_drift, seconds, "retrain_on_drift", "forecasting",
+                        "Request a forecasting run for exactly the tickers whose drift or live-skill check "
+                        "just failed.")
 
 
 retrain_on_drift = retrain_on_drift_every(60)
