@@ -214,6 +214,9 @@ class SyntheticSettings(_Model):
     drift_date: Optional[str] = Field(default=None, description="distribution shift from this date")
     drift_tickers: Optional[tuple[str, ...]] = Field(default=None, description="tickers that drift (None: all)")
     signal_flip_date: Optional[str] = Field(default=None, description="from this date the planted signal reverses")
+    signal_death_date: Optional[str] = Field(default=None, description="from this date the planted signal stops")
+    signal_tickers: Optional[tuple[str, ...]] = Field(default=None, description="tickers whose signal flips or "
+                                                      "stops (None: all)")
     missing_day_rate: float = 0.001
     bad_ticks: bool = True
     splits: bool = True

@@ -106,6 +106,26 @@ def test_drift_changes_only_the_drifted_tickers_after_the_date(quick_profile):
     assert rd.loc[~before, "AAPL"].std() > 1.4 * rb.loc[~before, "AAPL"].std()
 
 
+def test_signal_death_and_flip_change_only_the_chosen_tickers_after_the_date(quick_profile):
+    base = generate_market(quick_profile, SyntheticConfig())
+    day = pd.Timestamp("2020-01-02")
+    for knob, sign in (("signal_death_date", 0.0), ("signal_flip_date", -1.0)):
+        changed = generate_market(quick_profile, SyntheticConfig(**{knob: str(day.date())}, signal_tickers=("AAPL",)))
+        rb, rc = _returns(base), _returns(changed)
+        before = rb.index < day
+        pd.testing.assert_frame_equal(rb[before], rc[before])
+        pd.testing.assert_series_equal(rb["SPY"], rc["SPY"])  # the other tickers keep their market
+        assert not np.allclose(rb.loc[~before, "AAPL"], rc.loc[~before, "AAPL"])
+        signal = changed.true_signal.pivot(index="date", columns="ticker", values="true_signal")
+        planted = base.true_signal.pivot(index="date", columns="ticker", values="true_signal")
+        after = signal.index >= day
+        if sign == 0.0:
+            assert (signal.loc[after, "AAPL"] == 0.0).all()
+        else:  # reversed: the planted part has the opposite sign of the momentum it follows
+            assert (np.sign(signal.loc[after, "AAPL"]) != np.sign(planted.loc[after, "AAPL"])).mean() > 0.3
+        pd.testing.assert_series_equal(signal["SPY"], planted["SPY"])
+
+
 def test_a_longer_range_extends_the_same_market(quick_profile):
     base = generate_market(quick_profile)
     longer = generate_market(quick_profile.with_end("2022-03-31"))

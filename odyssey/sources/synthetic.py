@@ -18,7 +18,9 @@ Structure (all daily, on the exchange's trading sessions):
 * ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility triples,
   their market beta rises by 0.8 and their volume doubles, so feature distributions shift;
 * ``signal_flip_date``: from that date on the planted signal reverses sign, so a model that
-  learned it forecasts the wrong way (the live-skill check must notice);
+  learned it forecasts the wrong way (the live-skill check must notice); ``signal_death_date``:
+  from that date on there is none; both for ``signal_tickers`` only, when given. Neither draws a
+  random number, so everything before the date, and every other ticker, stays as it was;
 * a bad print is a one-day spike of the quoted close that reverts the next day. The market's
   true close on such a day is the geometric midpoint of its neighbours (the two days' returns
   are equal), with or without the bad prints, so a correct repair restores it exactly.
@@ -95,6 +97,17 @@ def _spec(ticker: str) -> tuple[float, str, float, float, float, float]:
     return _TICKER_SPECS.get(ticker, _DEFAULT_SPEC)
 
 
+def signal_multiplier(dates: pd.DatetimeIndex, tickers, config) -> np.ndarray:
+    """days x tickers: the planted signal's sign and presence (1; -1 from `signal_flip_date`, 0 from
+    `signal_death_date`, for `signal_tickers` or all)."""
+    out = np.ones((len(dates), len(tickers)))
+    chosen = np.array([config.signal_tickers is None or t in config.signal_tickers for t in tickers])
+    for date, value in ((config.signal_flip_date, -1.0), (config.signal_death_date, 0.0)):
+        if date is not None:
+            out[np.outer(dates >= pd.Timestamp(date), chosen)] = value
+    return out
+
+
 def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSettings()) -> SyntheticMarket:
     """Generate the synthetic market for a profile's tickers and sessions (deterministic)."""
     dates = profile.sessions
@@ -148,7 +161,7 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
     # the same drift in every regime: regimes never predict direction
     drift = config.annual_drift / 252.0 * np.clip(beta, 0.15, None)
 
-    flip = np.where(dates >= pd.Timestamp(config.signal_flip_date), -1.0, 1.0) if config.signal_flip_date else np.ones(n_days)
+    flip = signal_multiplier(dates, tickers, config)
     drift_mask = np.zeros((n_days, n_tk), dtype=bool)
     if config.drift_date is not None:
         after = dates >= pd.Timestamp(config.drift_date)
@@ -265,7 +278,7 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
     actions_df["date"] = pd.to_datetime(actions_df["date"])
     actions_df["ratio"] = actions_df["ratio"].astype(float)
 
-    signal = 5.0 * config.signal_strength * flip[:, None] * typical_vol * g_hist
+    signal = 5.0 * config.signal_strength * flip * typical_vol * g_hist
     true_signal = pd.DataFrame(
         {
             "date": np.repeat(dates.values, n_tk),
