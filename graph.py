@@ -144,9 +144,10 @@ def optional_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 # Runs of the heavy jobs launched from the UI, a sensor, a schedule or the CLI execute each step in
 # a process of its own (jobs/__init__.py runs the light ones in process). Forked from a server that
 # imported the code location and the libraries the steps use once (multiprocessing's forkserver),
-# a step process starts without importing them again. torch stays out: a process that forked
-# after torch started its thread pools can hang, and only the portfolio's few steps use it. Jobs
-# with an executor of their own (the Dask cluster's) keep it.
+# a step process starts without importing them again. torch is not preloaded: only the
+# portfolio's few steps use it (it is there anyway after a load that had to work out the code
+# versions, which follow the code into odyssey/policy.py). Jobs with an executor of their own (the
+# Dask cluster's) keep it.
 PRELOADED = ["definitions", "pyarrow.parquet", "xgboost", "sklearn.cluster", "sklearn.decomposition",
              "sklearn.preprocessing", "scipy.stats", "mlflow"]
 STEP_PROCESSES = dg.multiprocess_executor.configured(

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
 import re
@@ -155,23 +156,36 @@ class CodeVersions:
             for name in sorted(names):
                 if name in scope:
                     value = scope[name]
-                elif "." in name and _project_module(name, self.packages):
-                    # imported inside the function (`from odyssey.policy import train_ppo`, so that
-                    # loading the code location does not import torch): followed as if at the top
+                elif _project_module(name, self.packages):
+                    # imported inside the function (`from odyssey.policy import train_ppo` or `from
+                    # odyssey import policy`, so that loading the code location does not import
+                    # torch): followed as if imported at the top
                     value = importlib.import_module(name)
                 else:
                     continue
                 if isinstance(value, types.ModuleType):
-                    if _project_module(value.__name__, self.packages):
-                        for attribute in sorted(names):
-                            if attribute in vars(value):
-                                self._add(found, f"{value.__name__}.{attribute}", vars(value)[attribute])
+                    self._add_members(found, value, names)
                 else:
                     self._add(found, f"{function.__module__}.{name}", value)
         for annotation in annotations:
             for part in _annotation_parts(annotation):
                 self._add(found, "", part)
         return sorted(found.items())
+
+    def _add_members(self, found: dict[str, object], module: types.ModuleType, names: set[str], depth: int = 0) -> None:
+        """The members of a project module that the code names; a submodule it names (a package's
+        `policy` in `from odyssey import policy`, imported here if it was not yet) in turn."""
+        if not _project_module(module.__name__, self.packages) or depth > 2:
+            return
+        for attribute in sorted(names):
+            member = vars(module).get(attribute)
+            if member is None and hasattr(module, "__path__") and \
+                    importlib.util.find_spec(f"{module.__name__}.{attribute}") is not None:
+                member = importlib.import_module(f"{module.__name__}.{attribute}")
+            if isinstance(member, types.ModuleType):
+                self._add_members(found, member, names, depth + 1)
+            elif member is not None:
+                self._add(found, f"{module.__name__}.{attribute}", member)
 
     def _add(self, found: dict[str, object], name: str, value: object, depth: int = 0) -> None:
         """Project functions and classes under their own qualified name (a lambda or a function

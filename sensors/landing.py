@@ -17,7 +17,9 @@ says what it waits for; the next tick after that run finished judges them agains
 import json
 
 import dagster as dg
+
 from odyssey.landing import landing_entries, landing_kind, read_landed
+from odyssey.settings import DaemonSettings
 from resources.settings import SettingsResource
 from sensors.cursors import judge_new_files, runs_in_progress, sensor_every, settle_landed
 from resources.storage import LANDED_TABLES, Storage, last_landed_day, roll_back_landed
@@ -60,4 +62,4 @@ def landing_sensor_every(seconds: int) -> dg.SensorDefinition:
                         "archive or quarantine them.")
 
 
-landing_sensor = landing_sensor_every(30)
+landing_sensor = landing_sensor_every(DaemonSettings().landing_seconds)  # build_definitions uses the settings' own

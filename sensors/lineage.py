@@ -3,6 +3,8 @@ the Markdown the UI shows on the `lineage` asset) never lags what was built."""
 
 import dagster as dg
 
+from odyssey.settings import DaemonSettings
+
 from jobs import lineage_job
 
 WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
@@ -32,4 +34,4 @@ def lineage_after_runs_every(seconds: int) -> dg.SensorDefinition:
                                 )(_lineage_after_runs)
 
 
-lineage_after_runs = lineage_after_runs_every(30)
+lineage_after_runs = lineage_after_runs_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

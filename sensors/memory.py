@@ -4,6 +4,8 @@ into the index and asks it about the newest session."""
 
 import dagster as dg
 
+from odyssey.settings import DaemonSettings
+
 from sensors.cursors import newer_materialization, sensor_every
 
 STATES = dg.AssetKey("market_states")
@@ -22,4 +24,4 @@ def memory_after_states_every(seconds: int) -> dg.SensorDefinition:
                         "When market_states gets a new materialization, update the market-state index.")
 
 
-memory_after_states = memory_after_states_every(60)
+memory_after_states = memory_after_states_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

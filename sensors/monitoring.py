@@ -4,6 +4,8 @@ retraining sensor, which closes the loop."""
 
 import dagster as dg
 
+from odyssey.settings import DaemonSettings
+
 from resources.settings import SettingsResource
 from sensors.cursors import newer_materialization, sensor_every
 
@@ -26,4 +28,4 @@ def monitor_after_ingest_every(seconds: int) -> dg.SensorDefinition:
                         "ticker.")
 
 
-monitor_after_ingest = monitor_after_ingest_every(60)
+monitor_after_ingest = monitor_after_ingest_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

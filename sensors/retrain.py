@@ -15,6 +15,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey.drift import DRIFTED_KEY
+from odyssey.settings import DaemonSettings
 from resources.metadata import check_reason
 from sensors.cursors import sensor_every
 
@@ -95,4 +96,4 @@ def retrain_on_drift_every(seconds: int) -> dg.SensorDefinition:
                         "just failed.")
 
 
-retrain_on_drift = retrain_on_drift_every(60)
+retrain_on_drift = retrain_on_drift_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

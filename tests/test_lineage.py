@@ -482,3 +482,25 @@ def test_openlineage_events_are_an_option(tmp_path):
     jobs = {(e["job"]["name"], e["eventType"]) for e in sent}
     assert {("lineage_document", "START"), ("lineage_document", "COMPLETE")} <= jobs
     assert any(o["name"] == "lineage" for e in sent for o in e["outputs"])
+
+
+def test_every_form_of_a_function_level_import_is_followed(tmp_path, monkeypatch):
+    """`from pkg.mod import f`, `from pkg import mod` and `import pkg.mod as m` inside a function:
+    an edit to what they bring changes the function's version."""
+    package = tmp_path / "lazypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text("def f(x):\n    return x + 1\n")
+    (package / "user.py").write_text(
+        "def by_name(x):\n    from lazypkg.mod import f\n    return f(x)\n\n\n"
+        "def by_module(x):\n    from lazypkg import mod\n    return mod.f(x)\n\n\n"
+        "def by_alias(x):\n    import lazypkg.mod as m\n    return m.f(x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    user = importlib.import_module("lazypkg.user")
+    mod = importlib.import_module("lazypkg.mod")
+    for function in (user.by_name, user.by_module, user.by_alias):
+        plain = CodeVersions(packages=("lazypkg",)).version(function)
+        edited = CodeVersions(_edited(mod.f, "x + 1", "x + 2"), packages=("lazypkg",)).version(function)
+        assert plain != edited, function.__name__
