@@ -88,8 +88,12 @@ class RegimeModel:
                              f"ending {pd.Timestamp(end).date()}, got {len(train)}")
         mean, std = train.mean(), train.std(ddof=0).replace(0.0, 1.0)
         from sklearn.cluster import KMeans  # imported when fitted: loading the code location skips it
+        from threadpoolctl import threadpool_limits
 
-        model = KMeans(n_clusters=3, n_init=10, random_state=self.seed).fit(((train - mean) / std).to_numpy())
+        # one thread: K-means sums in an order that depends on the thread count, and the same data
+        # must give the same centres bit for bit on any machine and beside any other work
+        with threadpool_limits(1):
+            model = KMeans(n_clusters=3, n_init=10, random_state=self.seed).fit(((train - mean) / std).to_numpy())
         order = np.argsort(model.cluster_centers_[:, 0])
         return {"columns": list(state.columns), "mean": mean.tolist(), "std": std.tolist(),
                 "centers": model.cluster_centers_[order].tolist(), "labels": ["calm", "normal", "crisis"],

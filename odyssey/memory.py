@@ -86,8 +86,10 @@ class StateEmbedding:
             raise ValueError(f"{len(rows)} training rows cannot fit a {self.dimensions}-dimensional embedding")
         x = np.nan_to_num(rows[list(self.columns)].to_numpy(dtype=float))
         from sklearn.decomposition import PCA  # imported when fitted: loading the code location skips it
+        from threadpoolctl import threadpool_limits
 
-        pca = PCA(n_components=min(self.dimensions, x.shape[1]), svd_solver="full").fit(x)
+        with threadpool_limits(1):  # the SVD's sums, like K-means', depend on the thread count
+            pca = PCA(n_components=min(self.dimensions, x.shape[1]), svd_solver="full").fit(x)
         return {"kind": "pca", "rows": int(len(rows)), "train_start": str(rows["date"].min().date()),
                 "train_end": str(rows["date"].max().date()), "columns": list(self.columns),
                 "mean": pca.mean_.tolist(), "components": pca.components_.tolist(),

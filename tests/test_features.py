@@ -1,5 +1,7 @@
 """The feature registry and spot checks of feature values against hand computations."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -175,3 +177,30 @@ def test_a_zero_volume_day_does_not_blank_the_illiquidity_feature(quick_pipeline
     table = pipeline_for(p.profile).transform(MarketInputs(clean, p.returns, p.alt), p.params, ["AAPL"])
     aapl = table[table["ticker"] == "AAPL"]
     assert aapl["Amihud_illiquidity_20"].iloc[F.BY_NAME["Amihud_illiquidity_20"].lookback:].notna().all()
+
+
+def test_fitted_parameters_do_not_depend_on_the_thread_count():
+    """The regime K-means and the state map's PCA sum in an order that depends on the number of
+    threads: fitted with 1 or 2, on the same data, they must be the same bit for bit (else the
+    same config gives other numbers on another machine, or beside other work)."""
+    import sklearn.cluster  # noqa: F401 - loads the OpenMP runtime, so the limits below reach it
+    from threadpoolctl import threadpool_limits
+
+    from odyssey.fitting import RegimeModel
+    from odyssey.memory import StateEmbedding
+
+    rng = np.random.default_rng(1)
+    dates = pd.bdate_range("2010-01-04", periods=2500)
+    state = pd.DataFrame(rng.standard_normal((2500, 4)), index=dates, columns=list("abcd"))
+    rows = pd.DataFrame(rng.standard_normal((20000, 90)), columns=[f"f{i}" for i in range(90)])
+    rows["date"] = np.repeat(dates[:2000], 10)
+    embedding = StateEmbedding(columns=tuple(f"f{i}" for i in range(90)), dimensions=8)
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            fits.append((RegimeModel().fit(state, None, dates[-1]), embedding.fit_rows(rows)))
+    def exact(value) -> str:
+        return json.dumps(value, sort_keys=True, default=lambda a: np.asarray(a).tolist())
+
+    assert exact(fits[0][0]) == exact(fits[1][0])
+    assert exact(fits[0][1]) == exact(fits[1][1])
