@@ -252,7 +252,7 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     latest = clean_prices["date"].max()
     log = storage.stored_table("forecast_log")
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    rows, new = [], []
+    rows, new, served = [], [], []
     for ticker in settings.value.universe.tickers:
         current = mlreg.champion(tracker, ticker, signer.key(), registry.REGISTRY_VERSION, names)
         if current is None or current.booster is None:
@@ -268,25 +268,27 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
                                clean_prices.loc[clean_prices["ticker"] == ticker, "date"].unique())
         wanted = dates.union(pd.DatetimeIndex([latest]))
         made = forecast(booster, card, inputs, wanted)
-        logged = made[made["date"].isin(dates)].assign(model_version=champion.version, horizon=card.horizon,
-                                                       made_at=now)
-        new.append(logged)
-        # a champion whose live skill is lost serves nothing until a candidate passes its gates;
-        # its forecasts are still logged, so the monitor and the replay see what it would have said
-        live = judge_champion(card.live_monitor, append_forecasts(log, logged), clean_prices, ticker,
-                              champion.version, gates.live_min_days)
-        if live is not None and not live.passed:
-            context.log.warning(f"{ticker}: champion v{champion.version} demoted: {live.reason}")
-            rows.append({"date": latest, "ticker": ticker, "prediction": np.nan, "model_version": champion.version,
-                         "status": f"{NO_SKILL}: {live.reason}"})
-            continue
+        new.append(made[made["date"].isin(dates)].assign(model_version=champion.version, horizon=card.horizon,
+                                                         made_at=now))
         newest = made[made["date"] == latest]
+        served.append((len(rows), card))
         rows.append({"date": latest, "ticker": ticker, "model_version": champion.version, "status": "champion",
                      "prediction": float(newest["prediction"].iloc[0]) if len(newest) else np.nan})
-    table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
     updated = append_forecasts(log, pd.concat(new, ignore_index=True) if new else None)
+    demoted = []
+    for index, card in served:
+        # a champion whose live skill is lost (judged on the log with this run's forecasts) serves
+        # nothing until a candidate passes its gates; its forecasts are still logged, so the monitor
+        # and the replay see what it would have said
+        row = rows[index]
+        live = judge_champion(card.live_monitor, updated, clean_prices, row["ticker"], row["model_version"],
+                              gates.live_min_days)
+        if live is not None and not live.passed:
+            context.log.warning(f"{row['ticker']}: champion v{row['model_version']} demoted: {live.reason}")
+            row.update(prediction=np.nan, status=f"{NO_SKILL}: {live.reason}")
+            demoted.append(row["ticker"])
+    table = pd.DataFrame(rows, columns=["date", "ticker", "prediction", "model_version", "status"])
     without = table.loc[table["status"] != "champion", "ticker"].tolist()
-    demoted = table.loc[table["status"].str.startswith(f"{NO_SKILL}: live skill lost"), "ticker"].tolist()
     refused = table.loc[table["status"].str.startswith(mlreg.REFUSED), "ticker"].tolist()
     yield dg.Output(table, "forecasts", metadata={
         "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),

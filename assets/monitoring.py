@@ -19,7 +19,7 @@ from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
 from odyssey.lineage import Artifact
-from resources.metadata import artifacts_metadata, line_plot, md_table
+from resources.metadata import artifacts_metadata, line_plot, md_table, present
 from resources.settings import SettingsResource, overrides, ticker_partitions
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -168,7 +168,7 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
         "monitored_days": live.realised, "min_days": live.min_days, "false_alarm": live.false_alarm}
     value = {"ticker": ticker, "champion": champion.version, "walkforward_ic": float(card.walkforward["oos_ic"]),
              "walkforward_ic_ci_low": float(card.walkforward["oos_ic_ci_low"]), "window": window, **scored, **monitor}
-    shown = {k: v for k, v in value.items() if v is not None and not (isinstance(v, float) and pd.isna(v))}
+    shown = present(value)
     plots = {}
     if live is not None and live.realised > 1:
         path = pd.DataFrame({"session": range(1, live.realised + 1), "cusum": live.path,

@@ -5,6 +5,7 @@ import pandas as pd
 
 from odyssey.drift import DRIFTED_KEY
 from odyssey.gates import EVALUABLE_KEY, NOT_EVALUABLE
+from resources.metadata import present
 from resources.settings import ticker_partitions
 
 
@@ -41,11 +42,9 @@ def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
 def live_skill_check(forecast_outcomes: dict) -> dg.AssetCheckResult:
     status = forecast_outcomes.get("live_status", NOT_EVALUABLE)
     reason = forecast_outcomes.get("live_reason") or f"{NOT_EVALUABLE}: {forecast_outcomes['reason']}"
-    shown = {k: forecast_outcomes[k] for k in ("ticker", "champion", "cusum", "cusum_threshold", "cusum_peak",
-                                               "alarm_date", "walkforward_skill", "live_skill", "monitored_days",
-                                               "min_days", "ic", "walkforward_ic")
-             if forecast_outcomes.get(k) is not None and not (isinstance(forecast_outcomes[k], float)
-                                                               and pd.isna(forecast_outcomes[k]))}
+    shown = present({k: forecast_outcomes.get(k) for k in (
+        "ticker", "champion", "cusum", "cusum_threshold", "cusum_peak", "alarm_date", "walkforward_skill",
+        "live_skill", "monitored_days", "min_days", "ic", "walkforward_ic")})
     return dg.AssetCheckResult(passed=status != "failed", metadata={
         "reason": reason, EVALUABLE_KEY: status != NOT_EVALUABLE, **shown})
 

@@ -15,7 +15,7 @@ from odyssey.ticks.features import FEATURES, order_ticks, replay
 from odyssey.ticks.labels import label_dependence
 from odyssey.ticks.training import (TickCandidate, beats_baseline_gate, beats_positive_rate_gate, label_spec,
                                     load_tick_model, windows_of)
-from resources.metadata import md_table
+from resources.metadata import md_table, present
 from resources.settings import SettingsResource
 from resources.ticks import download_tick_model, tick_model_name, tick_tracker
 from resources.tracking import ArtifactSigner, MlflowTracking
@@ -68,7 +68,7 @@ def _record(context: dg.AssetCheckExecutionContext, mlflow: MlflowTracking, sign
                       run_id=context.run.run_id, name=tick_model_name(candidate.product))
     return dg.AssetCheckResult(passed=result.passed, metadata={
         "reason": result.reason, "candidate_version": candidate.version,
-        **{k: v for k, v in result.details.items() if v is not None and not pd.isna(v)}})
+        **present(result.details)})
 
 
 @dg.asset_check(asset="tick_models", blocking=True,

@@ -16,6 +16,7 @@ DATA_GROUPS = ("market", "features")
 # the whole graph) use graph.STEP_PROCESSES, steps side by side in processes forked from one that
 # loaded the code once.
 IN_PROCESS = dg.in_process_executor
+
 # Runs that carry this tag run one at a time per value: the instance's run queue limits it to one in
 # progress per value (jobs/main.py INSTANCE_YAML, deploy/dagster.yaml).
 QUEUE_TAG = "odyssey/queue"

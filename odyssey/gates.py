@@ -67,11 +67,11 @@ def regression_gate(candidate: pd.DataFrame, champion: pd.DataFrame | None, tole
     live IC: the upper end of the paired block-bootstrap interval of (candidate - champion) must
     reach -tolerance. `champion`: date, prediction on those sessions (None: no champion)."""
     if champion is None:
-        return GateResult(True, "not yet evaluable: no champion yet (first deployment)", {}, evaluable=False)
+        return GateResult(True, f"{NOT_EVALUABLE}: no champion yet (first deployment)", {}, evaluable=False)
     common = candidate[["date", "target", "prediction"]].merge(
         champion[["date", "prediction"]].rename(columns={"prediction": "champion"}), on="date").sort_values("date")
     if len(common) < min_common:
-        return GateResult(True, f"not yet evaluable: {len(common)} of {min_common} sessions the champion forecast "
+        return GateResult(True, f"{NOT_EVALUABLE}: {len(common)} of {min_common} sessions the champion forecast "
                                 "live have an outcome", {"common_days": int(len(common))}, evaluable=False)
     y = common["target"].to_numpy()
     cand_ic = spearman_ic(y, common["prediction"].to_numpy())

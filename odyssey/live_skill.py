@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from odyssey.gates import NOT_EVALUABLE
+from odyssey.outcomes import empty_log
 from odyssey.settings import GateSettings
 from odyssey.splits import price_column
 
@@ -161,8 +162,8 @@ class LiveSkillMonitor:
         else not yet evaluable below `min_days` realised sessions; else passed."""
         dates = pd.DatetimeIndex(dates)
         n = len(dates)
-        c = self.contributions(prediction, scaled_next_return) if n else np.zeros(0)
-        path = cusum(c, self.mean, self.allowance) if n else np.zeros(0)
+        c = self.contributions(prediction, scaled_next_return)
+        path = cusum(c, self.mean, self.allowance)
         crossed = np.flatnonzero(path > self.threshold)
         alarm = int(crossed[0]) if len(crossed) else None
         if self.mean <= 0:
@@ -303,11 +304,7 @@ def judge_champion(monitor: dict, log: pd.DataFrame | None, clean: pd.DataFrame,
     if not monitor:
         return None
     fitted = LiveSkillMonitor.from_dict(monitor)
-    if log is None or log.empty:
-        pairs = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "prediction": pd.Series(dtype=float),
-                              "scaled_next_return": pd.Series(dtype=float)})
-    else:
-        pairs = live_pairs(log, scaled_next_returns(clean[clean["ticker"] == ticker], fitted.vol_window), ticker,
-                           version)
+    pairs = live_pairs(log if log is not None else empty_log(),
+                       scaled_next_returns(clean[clean["ticker"] == ticker], fitted.vol_window), ticker, version)
     return fitted.judge(pairs["date"], pairs["prediction"].to_numpy(), pairs["scaled_next_return"].to_numpy(),
                         min_days)

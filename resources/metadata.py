@@ -11,6 +11,11 @@ import pandas as pd
 
 from odyssey.lineage import ARTIFACTS_KEY, Artifact
 
+def present(values: dict) -> dict:
+    """The entries of `values` that metadata can show: none that is None or a missing number."""
+    return {k: v for k, v in values.items() if v is not None and not (np.isscalar(v) and pd.isna(v))}
+
+
 def artifacts_metadata(artifacts: Sequence[Artifact]) -> dict:
     """The files an asset wrote beside its stored value, for the lineage document and
     `python -m jobs.lineage --verify`."""

@@ -18,7 +18,6 @@ ALL_SENSORS = [landing_sensor, lineage_after_runs, memory_after_states, monitor_
                run_failure_alerts, universe_partitions, tick_landing_sensor, retrain_ticks_on_drift]
 
 
-
 def sensors_for(daemon: DaemonSettings) -> list[dg.SensorDefinition]:
     """ALL_SENSORS with the tick intervals of the settings' `daemon` section: how soon the daemon
     reacts to a landing, and to the runs the loop follows."""

@@ -6,7 +6,6 @@ from odyssey.landing import move, refusal, sha256_regular
 from odyssey.sources.csv_source import SourceError
 
 
-
 def sensor_every(evaluation, seconds: int, name: str, job_name: str, description: str) -> dg.SensorDefinition:
     """A sensor of `evaluation` that ticks at most every `seconds` (settings `daemon`), stopped
     until a user (or a test) starts it."""
