@@ -293,6 +293,7 @@ def forecasts(context: dg.AssetExecutionContext, settings: SettingsResource, mlf
     yield dg.Output(table, "forecasts", metadata={
         "date": str(pd.Timestamp(latest).date()), "tickers": len(table), "with_champion": len(table) - len(without),
         "no_model_with_skill": ", ".join(without) or "none", "champion_refused": ", ".join(refused) or "none",
+        "served_by_champion": ", ".join(table.loc[table["status"] == "champion", "ticker"]) or "none",
         "live_skill_lost": ", ".join(demoted) or "none",
         "forecasts": md_table(table, rows=30, digits=5)})
     yield dg.Output(updated, "forecast_log", metadata={

@@ -4,6 +4,7 @@ the backtest against baselines with identical costs and limits, reports, and rec
 import dataclasses
 import io
 import json
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
@@ -16,7 +17,8 @@ from odyssey import report
 from odyssey.hashing import sha256_bytes
 from odyssey.portfolio import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, Constraints, Panel, SignalScale,
                                baseline_policy_market, baseline_targets, daily_returns, observation, orders,
-                               policy_periods, project, tilt_target)
+                               drift_holdings, policy_periods, project, read_holdings,
+                               tilt_target)
 from odyssey.settings import Costs, PPOSettings
 from odyssey.signing import sign, signed_card
 from odyssey.lineage import Artifact
@@ -311,17 +313,29 @@ RecommendationConfig = overrides(
 
 
 def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_metrics: dict,
-                     advisor: str) -> tuple[np.ndarray, str]:
-    if not config.current_weights:
+                     advisor: str, holdings_file: str | None, daily: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """What is held now: the run's current_weights, else the settings' holdings file when it
+    exists (carried from its day to the newest close by the returns since), else the advisor's
+    paper portfolio as the backtest left it."""
+    if config.current_weights:
+        held, source, where = config.current_weights, "config", "current_weights"
+    elif holdings_file and Path(holdings_file).exists():
+        (held, day), where = read_holdings(Path(holdings_file)), holdings_file
+        source = f"holdings file {holdings_file} ({day}, carried to {daily.index[-1].date()})"
+        known = {t: w for t, w in held.items() if t in tickers}
+        if len(known) == len(held):
+            carried = drift_holdings(np.array([known.get(t, 0.0) for t in tickers]), daily, day)
+            held = dict(zip(tickers, carried))
+    else:
         held = backtest_metrics["final_weights"][advisor]
         return np.array([held[t] for t in tickers]), f"{advisor} paper portfolio at {backtest_metrics['final_date']}"
-    unknown = sorted(set(config.current_weights) - set(tickers))
-    bad = {t: w for t, w in config.current_weights.items() if not np.isfinite(w) or w < 0}
-    total = sum(config.current_weights.values())
+    unknown = sorted(set(held) - set(tickers))
+    bad = {t: w for t, w in held.items() if not np.isfinite(w) or w < 0}
+    total = sum(held.values())
     if unknown or bad or total > 1 + 1e-9:
-        raise ValueError("recommendations: current_weights must name universe tickers with weights >= 0 summing to "
+        raise ValueError(f"recommendations: {where} must name universe tickers with weights >= 0 summing to "
                          f"at most 1; unknown {unknown}, invalid {bad}, sum {total:.4f}")
-    return np.array([config.current_weights.get(t, 0.0) for t in tickers]), "config"
+    return np.array([held.get(t, 0.0) for t in tickers]), source
 
 
 @dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
@@ -347,8 +361,9 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
     no_view = latest.index[latest["prediction"].isna()].tolist()
     verdict = check_verdict(context.instance, *POLICY_GATE)
     advisor = "ppo" if verdict.passed else ppo_policy["baseline"]
-    current, source = _current_weights(config, tickers, backtest_metrics, advisor)
     daily = daily_returns(returns, tuple(tickers))
+    current, source = _current_weights(config, tickers, backtest_metrics, advisor,
+                                       settings.value.portfolio.holdings_file, daily)
     baseline_now = baseline_targets(ppo_policy["baseline"], daily, daily.index[-1:], c, ppo_policy["vol_window"])[0]
     if verdict.passed:
         market = policy_market_for(ppo_policy, forecast_panel(walkforward_forecasts, tuple(tickers), returns), returns)
@@ -370,6 +385,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
     table = pd.DataFrame({"as_of": as_of, "ticker": tickers, "forecast": latest["prediction"].to_numpy(float),
                           "current_weight": current, "target_weight": final, "change": final - current,
                           "action": actions, "trade_value": trade_value, "last_close": close,
+                          "baseline_weight": project(baseline_now, c),
                           "shares": np.where(close > 0, trade_value / close, 0.0).round(2),
                           "current_weights_from": source, "advisor": advisor, "advice": advice,
                           "policy_sha256": ppo_policy["sha256"], "portfolio_value": portfolio.portfolio_value})

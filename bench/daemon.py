@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-LANDING, FOLLOWERS = "landing_sensor", ("monitor_after_ingest", "memory_after_states")
+from jobs.replay import wait_for  # noqa: E402  (after the repository is on the path)
+
+LANDING, FOLLOWERS = "landing_sensor", ("monitor_after_ingest", "memory_after_states", "advise_after_forecasts")
 AIM = 30.0
 ACTIVE = None  # the run statuses of a run not finished yet (set in main, after Dagster is imported)
 
@@ -56,16 +58,6 @@ def code_load_seconds(env: dict) -> tuple[float, float]:
 def dagster(env: dict, *args: str) -> None:
     subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-w", "workspace.yaml"], cwd=ROOT, env=env,
                    check=True, stdout=subprocess.DEVNULL)
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(every)
-    raise SystemExit(f"bench/daemon.py: gave up after {timeout:.0f} s waiting for {what}")
 
 
 def main() -> None:

@@ -73,6 +73,14 @@ portfolio_job = dg.define_asset_job(
                 "stress tests, HTML report and recommendations.",
 )
 
+advice_job = dg.define_asset_job(
+    "advice",
+    selection=dg.AssetSelection.assets("recommendations", "recommendation_files"),
+    description="The newest session's recommendations (the policy when it earns its place, else the baseline), "
+                "from the holdings file when the settings name one, and their published files.",
+    executor_def=IN_PROCESS,
+)
+
 lineage_job = dg.define_asset_job(
     "lineage_document",
     selection=dg.AssetSelection.assets("lineage"),
@@ -138,6 +146,6 @@ tick_training_job = dg.define_asset_job(
 )
 
 ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, live_monitoring_job, drift_reports_job,
-            batch_forecasts_job, portfolio_job, ingest_job, lineage_job, ticks_job, tick_ingest_job,
+            batch_forecasts_job, portfolio_job, advice_job, ingest_job, lineage_job, ticks_job, tick_ingest_job,
             tick_training_job]
 ALL_SCHEDULES = [daily_ingest, daily_drift_reports]

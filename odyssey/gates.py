@@ -77,9 +77,9 @@ def regression_gate(candidate: pd.DataFrame, champion: pd.DataFrame | None, tole
     cand_ic = spearman_ic(y, common["prediction"].to_numpy())
     champ_ic = spearman_ic(y, common["champion"].to_numpy())
 
-    def difference(f: pd.DataFrame) -> float:
-        t = f["target"].to_numpy()
-        return spearman_ic(t, f["prediction"].to_numpy()) - spearman_ic(t, f["champion"].to_numpy())
+    def difference(f: dict[str, np.ndarray]) -> float:
+        t = f["target"]
+        return spearman_ic(t, f["prediction"]) - spearman_ic(t, f["champion"])
 
     low, high = block_bootstrap_ci(common.reset_index(drop=True), difference, block=block, reps=reps, level=level)
     passed = bool(high >= -tolerance)

@@ -69,13 +69,16 @@ def block_bootstrap_indices(n: int, block: int = 20, reps: int = 500, seed: int 
     return (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(reps, -1)[:, :n]
 
 
-def block_bootstrap_ci(frame: pd.DataFrame, statistic: Callable[[pd.DataFrame], float], block: int = 20,
+def block_bootstrap_ci(frame: pd.DataFrame, statistic: Callable[[dict[str, np.ndarray]], float], block: int = 20,
                        reps: int = 500, level: float = 0.9, seed: int = 0) -> tuple[float, float]:
     """Moving-block bootstrap interval of a statistic over rows in time order (keeps the
-    autocorrelation that overlapping 5-day targets create)."""
+    autocorrelation that overlapping 5-day targets create). `statistic` gets each resample as
+    column name -> NumPy array (no DataFrame is built per resample)."""
     n = len(frame)
     if n < 2 * block:
         return float("nan"), float("nan")
-    values = np.array([statistic(frame.iloc[idx]) for idx in block_bootstrap_indices(n, block, reps, seed)])
+    columns = {str(c): frame[c].to_numpy() for c in frame.columns}
+    values = np.array([statistic({c: v[idx] for c, v in columns.items()})
+                       for idx in block_bootstrap_indices(n, block, reps, seed)])
     alpha = (1 - level) / 2
     return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))

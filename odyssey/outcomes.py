@@ -63,8 +63,8 @@ def score(outcomes: pd.DataFrame, window: int = 126, level: float = 0.9, block: 
     y, p = recent["target"].to_numpy(), recent["prediction"].to_numpy()
     out["ic"], out["hit_rate"] = spearman_ic(y, p), direction_accuracy(y, p)
     size = max(2, min(block, n // 4))
-    for name, fn in (("ic", lambda f: spearman_ic(f["target"].to_numpy(), f["prediction"].to_numpy())),
-                     ("hit_rate", lambda f: direction_accuracy(f["target"].to_numpy(), f["prediction"].to_numpy()))):
+    for name, fn in (("ic", lambda f: spearman_ic(f["target"], f["prediction"])),
+                     ("hit_rate", lambda f: direction_accuracy(f["target"], f["prediction"]))):
         lo, hi = block_bootstrap_ci(recent, fn, block=size, reps=reps, level=level, seed=seed)
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = lo, hi
     return out

@@ -9,7 +9,9 @@ to t+1 and drift. Every strategy in the backtest goes through the same `rebalanc
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -85,6 +87,39 @@ def rebalance(current: np.ndarray, target: np.ndarray, next_returns: np.ndarray,
     net = float(target @ next_returns) - cost
     drifted = target * (1.0 + next_returns) / (1.0 + net)
     return net, cost, traded, drifted
+
+
+def read_holdings(path: Path) -> tuple[dict[str, float], str]:
+    """The weights held and the day they were held at, from a holdings file ({"as_of": day,
+    "weights": {ticker: weight}}; the rest is cash), read once, with an error naming the file
+    when it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return {str(t): float(w) for t, w in data["weights"].items()}, str(pd.Timestamp(data["as_of"]).date())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: not a holdings file ({{\"as_of\": day, \"weights\": {{ticker: weight}}}}): "
+                         f"{type(error).__name__}: {error}") from error
+
+
+def drift_holdings(weights: np.ndarray, daily: pd.DataFrame, as_of: str | pd.Timestamp) -> np.ndarray:
+    """Weights held at the close of `as_of`, carried to the newest close of `daily` (simple
+    returns, date x ticker in the weights' order): each day the holdings earn their returns and
+    cash earns none."""
+    w = np.asarray(weights, dtype=float)
+    for _, row in daily[daily.index > pd.Timestamp(as_of)].iterrows():
+        r = np.nan_to_num(row.to_numpy(float))
+        w = w * (1.0 + r) / (1.0 + float(w @ r))
+    return w
+
+
+def write_holdings(path: Path, weights: dict[str, float], as_of: str) -> None:
+    """Write a holdings file whole or not at all (a reader never sees half of one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps({"as_of": as_of, "weights": {t: round(float(w), 10) for t, w in weights.items()}},
+                                  indent=1))
+    partial.replace(path)
 
 
 @dataclass

@@ -220,6 +220,25 @@ class SyntheticSettings(_Model):
     missing_day_rate: float = 0.001
     bad_ticks: bool = True
     splits: bool = True
+    bad_prints: tuple[str, ...] = Field(default=(), description="'TICKER YYYY-MM-DD': one more bad print on that "
+                                        "session (the quoted close off by 25 % for the day, reverting the next)")
+    unlisted_splits: tuple[str, ...] = Field(default=(), description="'TICKER YYYY-MM-DD RATIO': a split in the "
+                                             "quotes from that session on that no corporate-actions table lists")
+
+    @field_validator("bad_prints", "unlisted_splits")
+    @classmethod
+    def _events(cls, value: tuple[str, ...], info) -> tuple[str, ...]:
+        size = 2 if info.field_name == "bad_prints" else 3
+        for item in value:
+            parts = item.split()
+            try:
+                ok = len(parts) == size and pd.Timestamp(parts[1]) is not None and (size == 2 or float(parts[2]) > 0)
+            except ValueError:
+                ok = False
+            if not ok:
+                shape = "'TICKER YYYY-MM-DD'" if size == 2 else "'TICKER YYYY-MM-DD RATIO' (ratio > 0)"
+                raise ValueError(f"source.synthetic.{info.field_name}: {item!r} is not {shape}")
+        return value
 
 
 class SourceSettings(_Model):
@@ -444,6 +463,10 @@ class PortfolioSettings(_Model):
         "fails policy_earns_its_place")
     validation_fraction: float = Field(default=0.3, gt=0, lt=1, description="last share of the policy's "
                                        "pre-test days held out to judge it (policy_earns_its_place)")
+    holdings_file: Optional[str] = Field(default=None, description="a JSON file of the weights held now "
+                                         "({ticker: weight}, the rest in cash), written by the book that trades "
+                                         "the recommendations: they start from it when the run gives no "
+                                         "current_weights (relative to the settings file)")
     ppo: PPOSettings = PPOSettings()
 
 
@@ -634,6 +657,35 @@ class DaemonSettings(_Model):
                                 "memory after new states, the lineage document after any run")
 
 
+EXPECTATION_KINDS = ("all_ingested", "rejected_from_event", "bad_print_repaired", "live_skill_alarm",
+                     "no_live_skill_alarm", "demoted", "drift", "no_drift", "retrained", "only_retrained",
+                     "none_deployed")
+
+
+class Expectation(_Model):
+    """What a replay must show (jobs/replay.py judges it; odyssey/replay.py says how each kind is read).
+
+    `tickers` are the tickers it is about (None: every ticker); `within` the sessions after the
+    event (its first session, `event`) by which it must have happened; `before_event` limits a
+    "no ..." expectation to the sessions before the event."""
+
+    kind: Literal[EXPECTATION_KINDS]
+    tickers: Optional[tuple[str, ...]] = None
+    within: Optional[int] = Field(default=None, ge=0)
+    before_event: bool = False
+
+
+class ReplaySettings(_Model):
+    """A replay's length and, for a scenario, its planted event and what must follow
+    (`python -m jobs.replay`)."""
+
+    sessions: int = Field(default=120, ge=1, description="sessions walked forward after dates.end")
+    event: Optional[str] = Field(default=None, description="the scenario's event: the first session it touches "
+                                 "(the date its synthetic knob names)")
+    description: str = ""
+    expect: tuple[Expectation, ...] = ()
+
+
 class Settings(_Model):
     name: str = "custom"
     universe: Universe
@@ -650,6 +702,7 @@ class Settings(_Model):
     lineage: LineageSettings = LineageSettings()
     ticks: TickSettings = TickSettings()
     daemon: DaemonSettings = DaemonSettings()
+    replay: ReplaySettings = ReplaySettings()
     paths: Paths = Paths()
 
     @model_validator(mode="after")
@@ -730,7 +783,7 @@ SIGNING_KEY_ENV = "ODYSSEY_SIGNING_KEY"
 QDRANT_API_KEY_ENV = "QDRANT_API_KEY"
 ALERT_WEBHOOK_ENV = "ODYSSEY_ALERT_WEBHOOK"
 MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
-PATH_FIELDS = {("source", "csv_path"), *(("paths", f) for f in ("home", "storage_url", "landing", "tick_landing",
+PATH_FIELDS = {("source", "csv_path"), ("portfolio", "holdings_file"), *(("paths", f) for f in ("home", "storage_url", "landing", "tick_landing",
                                                                  "dagster_home",
                                                                  "alerts_log", "qdrant"))}
 
@@ -785,12 +838,24 @@ def preset_path(name: str) -> Path:
     return path
 
 
+def child_environment(changes: Mapping[str, str], drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for a process this one starts (a build, dagster-daemon): this process's
+    own, without the variables `drop` names, with `changes`."""
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **changes}
+
+
+def settings_file(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The settings file `load_settings` reads: `path`, else $ODYSSEY_SETTINGS, else odyssey.toml."""
+    env = os.environ if environ is None else environ
+    return Path(path or env.get("ODYSSEY_SETTINGS") or DEFAULT_FILE)
+
+
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
     """Settings from `path` (default: $ODYSSEY_SETTINGS, else odyssey.toml), then the environment's
     overrides (`ENV_OVERRIDES`), then `overrides`. The only reader of the environment."""
     env = os.environ if environ is None else environ
-    chosen = path or env.get("ODYSSEY_SETTINGS") or DEFAULT_FILE
+    chosen = settings_file(path, env)
     tree = read_settings_file(chosen)
     for variable, (dotted, parse) in ENV_OVERRIDES.items():
         value = env.get(variable, "").strip()

@@ -257,11 +257,11 @@ def summary_metrics(predictions: pd.DataFrame, cost_bps: float = 10.0, slippage_
     out["oos_naive_direction_accuracy"] = direction_accuracy(y, ordered["train_mean"].to_numpy())
     out["oos_accuracy_edge"] = out["oos_direction_accuracy"] - out["oos_naive_direction_accuracy"]
     stats = {
-        "direction_accuracy": lambda f: direction_accuracy(f["target"].to_numpy(), f["prediction"].to_numpy()),
-        "accuracy_edge": lambda f: (direction_accuracy(f["target"].to_numpy(), f["prediction"].to_numpy())
-                                    - direction_accuracy(f["target"].to_numpy(), f["train_mean"].to_numpy())),
-        "ic": lambda f: spearman_ic(f["target"].to_numpy(), f["prediction"].to_numpy()),
-        "sharpe": lambda f: sharpe(sign_strategy_returns(f["prediction"].to_numpy(), f["next_return"].to_numpy(),
+        "direction_accuracy": lambda f: direction_accuracy(f["target"], f["prediction"]),
+        "accuracy_edge": lambda f: (direction_accuracy(f["target"], f["prediction"])
+                                    - direction_accuracy(f["target"], f["train_mean"])),
+        "ic": lambda f: spearman_ic(f["target"], f["prediction"]),
+        "sharpe": lambda f: sharpe(sign_strategy_returns(f["prediction"], f["next_return"],
                                                          cost_bps, slippage_bps)),
     }
     for name, fn in stats.items():

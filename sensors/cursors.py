@@ -26,6 +26,19 @@ def newer_materialization(context: dg.SensorEvaluationContext, key: dg.AssetKey)
     return newest
 
 
+def after_materializations(key: dg.AssetKey, name: str, job_name: str, trigger: str, description: str,
+                           seconds: int) -> dg.SensorDefinition:
+    """A sensor that asks for one run of `job_name` when `key` has a new materialization (however
+    many arrived since its last tick), tagged odyssey/trigger = `trigger`."""
+    def evaluation(context: dg.SensorEvaluationContext):
+        newest = newer_materialization(context, key)
+        if newest is None:
+            return dg.SkipReason(f"no new {key.to_user_string()} materialization")
+        return dg.RunRequest(run_key=f"{job_name}-{newest}", tags={"odyssey/trigger": trigger})
+
+    return sensor_every(evaluation, seconds, name, job_name, description)
+
+
 RUN_KEY_TAG = "dagster/run_key"
 
 

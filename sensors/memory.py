@@ -6,22 +6,13 @@ import dagster as dg
 
 from odyssey.settings import DaemonSettings
 
-from sensors.cursors import newer_materialization, sensor_every
-
-STATES = dg.AssetKey("market_states")
-
-
-def _memory_after_states(context: dg.SensorEvaluationContext):
-    newest = newer_materialization(context, STATES)
-    if newest is None:
-        return dg.SkipReason("no new market_states materialization")
-    return dg.RunRequest(run_key=f"memory-{newest}", tags={"odyssey/trigger": "new market states"})
-
+from sensors.cursors import after_materializations
 
 
 def memory_after_states_every(seconds: int) -> dg.SensorDefinition:
-    return sensor_every(_memory_after_states, seconds, "memory_after_states", "market_memory",
-                        "When market_states gets a new materialization, update the market-state index.")
+    return after_materializations(dg.AssetKey("market_states"), "memory_after_states", "market_memory",
+                                  "new market states", "When market_states gets a new materialization, update the "
+                                  "market-state index.", seconds)
 
 
 memory_after_states = memory_after_states_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

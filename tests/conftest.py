@@ -52,8 +52,8 @@ def run_pipeline(profile: Profile, data: MarketData) -> Pipeline:
 # modules to its two processes in collection order, so starting with these lets both finish
 # together. test_main_command reads the build test_lineage starts, so it comes last, when that
 # build is done, instead of waiting for it beside test_lineage.
-LONGEST_FIRST = ("test_lineage.py", "test_honesty.py", "test_browser.py", "test_drift_retrain.py", "test_memory.py",
-                 "test_webserver.py",
+LONGEST_FIRST = ("test_replay.py", "test_lineage.py", "test_honesty.py", "test_browser.py", "test_drift_retrain.py",
+                 "test_memory.py", "test_webserver.py",
                  "test_live.py", "test_real_data.py", "test_portfolio_graph.py", "test_postgres.py",
                  "test_distributed.py", "test_landing.py", "test_last_good.py", "test_forecasting_graph.py")
 LAST = ("test_main_command.py",)

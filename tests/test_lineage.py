@@ -428,6 +428,15 @@ def test_the_lineage_sensor_follows_successful_runs_but_not_its_own(three_ticker
         skipped = evaluate(runs["portfolio"])
         assert isinstance(skipped, dg.SkipReason) and "waiting to start" in skipped.skip_message
         instance.delete_run("0" * 32)
+        # while another run of the burst is under way, the document waits for the last one
+        instance.add_run(dg.DagsterRun(job_name="live_monitoring", run_id="1" * 32,
+                                       status=dg.DagsterRunStatus.STARTED))
+        try:
+            skipped = evaluate(runs["portfolio"])
+            assert isinstance(skipped, dg.SkipReason) and "last run of this burst" in skipped.skip_message
+        finally:
+            instance.delete_run("1" * 32)
+        assert isinstance(evaluate(runs["portfolio"]), dg.RunRequest)
 
 
 OPENLINEAGE_RUN = """

@@ -37,12 +37,12 @@ def test_definitions_are_wired():
     assert writer.op.pool == "qdrant_index"
     assert "forecast_quality" not in keys
     for job in ("odyssey_main", "market_features", "market_memory", "forecasting", "live_monitoring", "drift_reports",
-                "batch_forecasts", "portfolio", "ingest", "lineage_document", "ticks", "tick_ingest", "tick_training"):
+                "batch_forecasts", "portfolio", "advice", "ingest", "lineage_document", "ticks", "tick_ingest", "tick_training"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
                                                   "universe_partitions", "monitor_after_ingest", "memory_after_states",
                                                   "lineage_after_runs", "tick_landing_sensor",
-                                                  "retrain_ticks_on_drift"}
+                                                  "retrain_ticks_on_drift", "advise_after_forecasts"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest", "daily_drift_reports"}
     groups = {spec.group_name for a in ALL_ASSETS for spec in a.specs}
     assert groups == {"market", "features", "memory", "forecasting", "portfolio", "monitoring", "ticks"}
@@ -74,7 +74,7 @@ def test_each_job_has_the_executor_its_weight_asks_for_and_the_sensors_tick_as_s
     from graph import PRELOADED
 
     fast = build_definitions(quick_settings(tmp_path, daemon={"landing_seconds": 7, "follow_seconds": 11}))
-    in_process = {"ingest", "live_monitoring", "drift_reports", "batch_forecasts", "lineage_document",
+    in_process = {"ingest", "advice", "live_monitoring", "drift_reports", "batch_forecasts", "lineage_document",
                   "market_memory", "tick_ingest"}
     for job in ("ingest", "live_monitoring", "market_features", "forecasting", "portfolio", "odyssey_main"):
         name = fast.resolve_job_def(job).executor_def.name
@@ -83,7 +83,7 @@ def test_each_job_has_the_executor_its_weight_asks_for_and_the_sensors_tick_as_s
     intervals = {s.name: s.minimum_interval_seconds for s in fast.sensors}
     assert intervals["landing_sensor"] == 7
     assert {intervals[n] for n in ("monitor_after_ingest", "retrain_on_drift", "memory_after_states",
-                                   "lineage_after_runs")} == {11}
+                                   "lineage_after_runs", "advise_after_forecasts")} == {11}
 
 
 def test_ticker_partitions_follow_the_settings_universe():

@@ -197,6 +197,14 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
         g_hist[t] = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 9 else 0.0
         eps_prev = eps
 
+    # Bad prints asked for by the settings (`bad_prints`), beside the seeded ones: no random draw.
+    planted = [(int(dates.get_loc(pd.Timestamp(day))), tickers.index(ticker), 1.0)
+               for ticker, day in (item.split() for item in config.bad_prints)
+               if ticker in tickers and pd.Timestamp(day) in dates]
+    bad_rows = np.concatenate([bad_rows, [r for r, _, _ in planted]]).astype(np.int64)
+    bad_cols = np.concatenate([bad_cols, [c for _, c, _ in planted]]).astype(np.int64)
+    bad_sign = np.concatenate([bad_sign, [s for _, _, s in planted]])
+
     # Bad-print days: the true close is the geometric midpoint of its neighbours.
     for row, col in zip(bad_rows, bad_cols):
         if row + 1 < n_days:
@@ -235,13 +243,15 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
                 factor[dates < pd.Timestamp(day), j] *= ratio
                 if pd.Timestamp(day) <= dates[-1]:
                     actions.append((pd.Timestamp(day), ticker, ratio))
+    for ticker, day, ratio in (item.split() for item in config.unlisted_splits):  # in the quotes, never listed
+        if ticker in tickers:
+            factor[dates < pd.Timestamp(day), tickers.index(ticker)] *= float(ratio)
     q_open, q_high, q_low, q_close = (x * factor for x in (adj_open, adj_high, adj_low, adj_close))
     q_volume = np.round(volume / factor).astype(np.int64)
 
-    if config.bad_ticks:
-        for row, col, sign in zip(bad_rows, bad_cols, bad_sign):
-            if row >= n_days:
-                continue
+    seeded = len(bad_rows) - len(planted)
+    for i, (row, col, sign) in enumerate(zip(bad_rows, bad_cols, bad_sign)):
+        if row < n_days and (config.bad_ticks or i >= seeded):
             q_close[row, col] *= 1.0 + BAD_TICK_SIZE * sign
             q_high[row, col] = max(q_high[row, col], q_close[row, col])
             q_low[row, col] = min(q_low[row, col], q_close[row, col])
