@@ -319,6 +319,7 @@ def live_skill_chart(live: pd.DataFrame, walkforward_ic: dict[str, float], event
     ax.set_title("Live IC (expanding, solid) against the walk-forward IC (dashed); on the zero line: "
                  "v live skill lost, s drift, o retrain, x demoted", fontsize=8)
     ax.legend(fontsize=7, ncol=3)
+    fig.autofmt_xdate()
     return _png(fig)
 
 
@@ -332,7 +333,28 @@ def book_chart(days: Sequence[BookDay]) -> bytes:
     ax.plot(dates, np.cumprod([1 + d.baseline_return for d in days]), label="baseline", linewidth=1.0)
     ax.set_title("Paper book against the baseline, after costs", fontsize=9)
     ax.legend(fontsize=7)
+    fig.autofmt_xdate()
     return _png(fig)
+
+
+def runs_of_events(events: Sequence[Event]) -> list[tuple[Event, Event]]:
+    """The timeline folded for reading: an event of one kind about one ticker repeated session
+    after session (a rejected landing, a failing check) is one row, first and last."""
+    by_key: dict[tuple, list[Event]] = {}
+    for event in events:
+        # a failure is about its check (the detail's first part); a drift or an alarm, whatever its figures
+        which = event.detail.split(":")[0] if event.kind in (CHECK_FAILED, INGEST_FAILED, RUN_FAILED) else ""
+        by_key.setdefault((event.kind, event.ticker, which), []).append(event)
+    rows = []
+    for group in by_key.values():
+        start = previous = group[0]
+        for event in group[1:]:
+            if event.session != previous.session + 1:
+                rows.append((start, previous))
+                start = event
+            previous = event
+        rows.append((start, previous))
+    return sorted(rows, key=lambda r: (r[0].session, r[0].kind, r[0].ticker or ""))
 
 
 def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Sequence[BookDay],
@@ -366,8 +388,11 @@ def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Seq
         lines.append(f"| {ticker} | {wf} | {last_ic} | {n} | {record.served.get(ticker, 0)} |")
     lines += ["", "## Timeline", ""]
     if record.events:
-        lines += ["| session | day | what | ticker | detail |", "|---|---|---|---|---|"]
-        lines += [f"| {e.session} | {e.day} | {e.kind} | {e.ticker or ''} | {e.detail[:300]} |" for e in record.events]
+        lines += ["| sessions | days | what | ticker | detail (of the first) |", "|---|---|---|---|---|"]
+        for first, last in runs_of_events(record.events):
+            sessions_, days = (f"{first.session}", first.day) if first is last else \
+                (f"{first.session}–{last.session}", f"{first.day} .. {last.day}")
+            lines.append(f"| {sessions_} | {days} | {first.kind} | {first.ticker or ''} | {first.detail[:300]} |")
     else:
         lines.append("Nothing failed, drifted, retrained, was promoted or demoted.")
     lines += ["", "## Paper book", ""]

@@ -331,3 +331,17 @@ def test_the_advice_sensor_asks_once_per_new_forecasts():
         assert isinstance(request, dg.RunRequest) and request.tags["odyssey/trigger"] == "new forecasts"
         assert isinstance(advise_after_forecasts(dg.build_sensor_context(instance=instance, cursor=context.cursor)),
                           dg.SkipReason)
+
+
+def test_the_timeline_folds_an_event_repeated_session_after_session_into_one_row():
+    from odyssey.replay import runs_of_events
+
+    s = sessions(12)
+    events = [*(at(s, i, INGEST_FAILED, None) for i in (3, 4, 5, 9)), at(s, 4, RETRAIN, "AAA"), at(s, 5, RETRAIN, "BBB"),
+              *(Event(i, s[i - 1].day, DRIFTED, "CCC", f"{i}% of features drifted") for i in (6, 7, 8))]
+    rows = [(a.session, b.session, a.kind, a.ticker) for a, b in runs_of_events(events)]
+    assert rows == [(3, 5, INGEST_FAILED, None), (4, 4, RETRAIN, "AAA"), (5, 5, RETRAIN, "BBB"), (6, 8, DRIFTED, "CCC"),
+                    (9, 9, INGEST_FAILED, None)]
+    failed = [Event(1, s[0].day, INGEST_FAILED, None, "clean_prices:a: x"), Event(2, s[1].day, INGEST_FAILED, None,
+                                                                                "raw_prices:b: y")]
+    assert len(runs_of_events(failed)) == 2  # a different check is a different row
