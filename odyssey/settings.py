@@ -712,6 +712,20 @@ class Settings(_Model):
         return self
 
     @model_validator(mode="after")
+    def _synthetic_tickers(self) -> "Settings":
+        """The synthetic knobs name tickers of the universe: one that does not would plant nothing."""
+        synthetic, universe = self.source.synthetic, set(self.universe.tickers)
+        named = {"signal_tickers": synthetic.signal_tickers or (), "drift_tickers": synthetic.drift_tickers or (),
+                 "bad_prints": [item.split()[0] for item in synthetic.bad_prints],
+                 "unlisted_splits": [item.split()[0] for item in synthetic.unlisted_splits]}
+        unknown = {field: sorted(set(tickers) - universe) for field, tickers in named.items()
+                   if set(tickers) - universe}
+        if self.source.kind == "synthetic" and unknown:
+            raise ValueError("source.synthetic names tickers outside universe.tickers: " + "; ".join(
+                f"{field} {tickers}" for field, tickers in unknown.items()))
+        return self
+
+    @model_validator(mode="after")
     def _no_credentials(self) -> "Settings":
         """Settings are shown in the UI, passed between processes and kept in version control: no
         value may carry a credential. An MLflow URI with one comes from MLFLOW_TRACKING_URI, read

@@ -191,6 +191,10 @@ def test_scenario_knobs_plant_a_bad_print_and_an_unlisted_split_and_change_nothi
     assert planted.data.actions.equals(plain.data.actions)  # the split is never listed
     with pytest.raises(ValueError, match="unlisted_splits: 'NVDA 2021-09-01' is not"):
         base.model_validate({**base.model_dump(), "unlisted_splits": ("NVDA 2021-09-01",)})
+    # a knob naming a ticker outside the universe would plant nothing: refused, naming it
+    with pytest.raises(ValueError, match=r"drift_tickers \['XYZ'\]; bad_prints \['TSLA'\]"):
+        load_settings(preset_path("quick"), overrides={"source": {"synthetic": {
+            "bad_prints": ["TSLA 2022-01-31"], "drift_tickers": ["XYZ"]}}})
 
 
 def test_every_scenario_loads_and_states_what_it_expects():
