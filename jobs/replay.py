@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "settings" / "scenarios"
 MARK = ".odyssey-replay"  # a folder the replay made (and may empty again)
@@ -276,7 +278,7 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
             log(f"session {index:>3}/{sessions} {day}: ingest {status.lower()}"
                 f"{' (quarantined)' if record.quarantined else ''}, {len(runs)} runs, {record.seconds:.1f} s"
                 + (f", advice from {advice.advisor}" if advice else ", no advice"))
-            after = pd_timestamp(day)
+            after = pd.Timestamp(day)
         log(f"{sessions} sessions in {time.time() - started:.0f} s")
         events, served, judged = timeline(instance, landed_at, [r.day for r in records], started,
                                           tuple(profile.tickers))
@@ -375,12 +377,6 @@ def timeline(instance, landed_at: list[float], days: list[str], since: float,
                     if ticker != "none":
                         served[ticker] = served.get(ticker, 0) + 1
     return events, served, judged
-
-
-def pd_timestamp(value):
-    import pandas as pd
-
-    return pd.Timestamp(value)
 
 
 def dt(epoch: float):
@@ -501,8 +497,8 @@ def write_report(record, settings, folder: Path) -> tuple[list, Path]:
     wide = returns.pivot_table(index="date", columns="ticker", values="log_return").sort_index()
     book = rp.paper_book(record.sessions, np.expm1(wide), settings.costs.rate, tickers)
     log = storage.stored_table("forecast_log")
-    live = rp.live_ic(log, returns, settings.forecast.horizon, profile.end) if log is not None else \
-        pd_empty_live()
+    live = rp.live_ic(log if log is not None else pd.DataFrame(columns=["date", "ticker", "prediction"]), returns,
+                      settings.forecast.horizon, profile.end)
     walkforward_ic = {}
     for ticker in tickers:
         summary = storage.path("tables", "walkforward_summary", f"{ticker}.json")
@@ -523,12 +519,6 @@ def write_report(record, settings, folder: Path) -> tuple[list, Path]:
     data["live_ic_last"] = {t: float(g["live_ic"].iloc[-1]) for t, g in live.groupby("ticker")}
     (folder / "replay.json").write_text(json.dumps(data, indent=1, default=str))
     return verdicts, folder / "replay.md"
-
-
-def pd_empty_live():
-    import pandas as pd
-
-    return pd.DataFrame(columns=["date", "ticker", "live_ic", "n"])
 
 
 if __name__ == "__main__":
