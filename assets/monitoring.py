@@ -11,13 +11,14 @@ from pydantic import Field
 
 from odyssey import features as registry
 from odyssey import registry as mlreg
-from odyssey.drift import drift_statistics, drift_windows, evidently_report
+from odyssey.drift import BENCHMARK_RETURN, RETURN, drift_statistics, drift_windows, evidently_report
 from odyssey.gates import NOT_EVALUABLE
 from odyssey.live_skill import judge_champion
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
+from odyssey.fitting import log_returns
 from odyssey.lineage import Artifact
 from resources.metadata import artifacts_metadata, line_plot, md_table, present
 from resources.settings import SettingsResource, overrides, ticker_partitions
@@ -70,8 +71,9 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
     intact) against that window; the two never overlap, and with fewer than
     `min_window_days` sessions after it (soon after a retrain) the ticker is not yet evaluable.
     Per feature the window-mean z-score (the drift
-    decision), PSI and KL, and for the forward-return target the window-mean z-score of its
-    absolute size (its volatility, the decision) and its PSI. The statistics take all features of
+    decision), PSI and KL, for the forward-return target the window-mean z-score of its
+    absolute size (its volatility, the decision) and its PSI, and the ticker's volatility relative
+    to the benchmark's (the decision; not for the benchmark itself). The statistics take all features of
     a ticker at once in NumPy; Evidently's HTML and JSON reports are written for the tickers that
     drifted (config `reports: all`: for every ticker, as the daily schedule does). When a
     retrained champion has learnt the new regime, its window holds it and drift clears."""
@@ -81,8 +83,13 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
     profile = settings.profile()
     names = registry.features_of(profile)
     ticker_features = [n for n in names if not registry.BY_NAME[n].market_wide]
+    daily = log_returns(clean_prices).rename(columns={"log_return": RETURN})
+    benchmark = daily.loc[daily["ticker"] == profile.benchmark, ["date", RETURN]].rename(
+        columns={RETURN: BENCHMARK_RETURN})
     rows = features[features["ticker"].isin(profile.tickers)].merge(
-        forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"])
+        forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"]).merge(
+        daily, on=["date", "ticker"], how="left").merge(benchmark, on="date", how="left")
+    rows.loc[rows["ticker"] == profile.benchmark, BENCHMARK_RETURN] = np.nan  # no ratio to itself
     tables, summary, artifacts = [], [], []
     for ticker, ticker_rows in rows.groupby("ticker", sort=True):
         champion, card, refused = _champion_card(mlflow, signer, ticker, names)
@@ -97,20 +104,23 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
         if evaluable:
             stats = drift_statistics(reference, current, ticker_features, target, monitoring.z_threshold,
                                      monitoring.psi_threshold)
-            drifted = stats.drifted(monitoring.max_share_drifted, monitoring.z_threshold)
-            reason = stats.reason(monitoring.max_share_drifted, monitoring.z_threshold)
+            limits = (monitoring.max_share_drifted, monitoring.z_threshold, monitoring.relative_vol_z_threshold)
+            drifted, reason = stats.drifted(*limits), stats.reason(*limits)
             table, share, target_z, target_psi = stats.table, stats.share_drifted, stats.target_z, stats.target_psi
+            relative_z = stats.relative_vol_z
         else:
             drifted, share, target_z, target_psi = False, float("nan"), float("nan"), float("nan")
+            relative_z = float("nan")
             reason = (f"{NOT_EVALUABLE}: {len(current)} of {monitoring.min_window_days} sessions after the "
                       f"reference window ({source}, to {reference['date'].max().date()})")
             table = pd.DataFrame({"feature": ticker_features, "psi": np.nan, "kl": np.nan,
                                   "psi_above_threshold": False, "window_z": np.nan, "drifted": False})
         # the decision travels with the table, so the check judges with this run's thresholds
-        tables.append(table.assign(ticker=ticker, target_psi=target_psi, target_z=target_z, ticker_drifted=drifted,
+        tables.append(table.assign(ticker=ticker, target_psi=target_psi, target_z=target_z,
+                                   relative_vol_z=relative_z, ticker_drifted=drifted,
                                    ticker_reason=reason, ticker_evaluable=evaluable))
         summary.append({"ticker": ticker, "drifted": drifted, "evaluable": evaluable, "share_drifted": share,
-                        "target_z": target_z, "target_psi": target_psi,
+                        "target_z": target_z, "relative_vol_z": relative_z, "target_psi": target_psi,
                         "reference": f"{_window(reference)}, {source})",
                         "current": f"{_window(current)})" if len(current) else "none yet"})
         if evaluable and (drifted or config.reports == "all"):

@@ -9,15 +9,22 @@ from resources.metadata import present
 from resources.settings import ticker_partitions
 
 
+def _shown(value: float) -> float | str | None:
+    """A z-score for metadata: inf (a window that did not move) as text."""
+    return "inf" if value == float("inf") else float(value)
+
+
 @dg.asset_check(asset="feature_drift",
-                description="for every ticker, the share of drifted features (window-mean z above the threshold) and "
-                            "the forward target's size (window-mean z of its absolute value) are under their "
-                            "thresholds; metadata `drifted` maps the tickers that are not to their reasons (the "
-                            "retraining sensor reads it)")
+                description="for every ticker, the share of drifted features (window-mean z above the threshold), "
+                            "the forward target's size (window-mean z of its absolute value) and its volatility "
+                            "relative to the benchmark's (window z of the log ratio of mean absolute returns) are "
+                            "under their thresholds; metadata `drifted` maps the tickers that are not to their "
+                            "reasons (the retraining sensor reads it)")
 def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
     tickers = feature_drift.groupby("ticker", sort=True).agg(
         drifted=("ticker_drifted", "first"), reason=("ticker_reason", "first"), share=("drifted", "mean"),
-        target_z=("target_z", "first"), evaluable=("ticker_evaluable", "first"))
+        target_z=("target_z", "first"), relative_vol_z=("relative_vol_z", "first"),
+        evaluable=("ticker_evaluable", "first"))
     reasons = {t: r.reason for t, r in tickers[tickers["drifted"]].iterrows()}
     waiting = {t: r.reason for t, r in tickers[~tickers["evaluable"].astype(bool)].iterrows()}
     judged = int(tickers["evaluable"].astype(bool).sum())
@@ -29,7 +36,8 @@ def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
         DRIFTED_KEY: dg.MetadataValue.json(reasons), "reason": reason[:4000], EVALUABLE_KEY: judged > 0,
         "not_yet_evaluable": dg.MetadataValue.json(waiting),
         **({"max_share_drifted": float(evaluated["share"].max()),
-            "max_target_z": float(evaluated["target_z"].max())} if judged else {}),
+            "max_target_z": float(evaluated["target_z"].max()),
+            **present({"max_relative_vol_z": _shown(evaluated["relative_vol_z"].max())})} if judged else {}),
         "tickers": len(tickers), "evaluable_tickers": judged})
 
 

@@ -21,6 +21,7 @@ expectation passed, 3 when one failed, 1 when the replay could not run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "settings" / "scenarios"
 MARK = ".odyssey-replay"  # a folder the replay made (and may empty again)
+ODDS = "detection_odds.json"  # what the live-skill monitors promised, as built
 SENSORS = ("landing_sensor", "monitor_after_ingest", "memory_after_states", "retrain_on_drift",
            "advise_after_forecasts")
 # the replay's own daemon intervals: the follow-up sensors tick every 2 s, so a session takes what
@@ -208,7 +210,7 @@ def wait_quiet(instance, quiet: float, timeout: float, since: float) -> None:
 def read_advice(storage, instance, day: str):
     """The recommendations made for `day` (accepted by their blocking check), or None."""
     from odyssey.replay import Advice
-    from resources.storage import NoAcceptedVersion
+    from resources.accepted import NoAcceptedVersion
 
     try:
         table = storage.accepted_table(instance, "recommendations")
@@ -464,10 +466,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"jobs.replay: the build failed (exit {code}); see {home / 'build.log'}", file=sys.stderr)
             return 1
         print(f"built in {time.time() - built:.0f} s (exit {code})", flush=True)
+        (home / ODDS).write_text(json.dumps([dataclasses.asdict(o) for o in detection_odds(settings)], indent=1))
     record = run_replay(settings, env, home, settings.replay.sessions, args.timeout, args.driver,
                         log=lambda line: print(line, flush=True))
 
-    verdicts, report = write_report(record, settings, home / "report")
+    # a resumed replay's champions may have changed since the build's odds were measured
+    verdicts, report = write_report(record, settings, home / "report", with_odds=not resume)
     for verdict in verdicts:
         print(f"  {'PASS' if verdict.passed else 'FAIL'}  {verdict.kind}: {verdict.detail}")
     print(f"report: {report}")
@@ -479,7 +483,43 @@ def scenario_names() -> list[str]:
 
 
 
-def write_report(record, settings, folder: Path) -> tuple[list, Path]:
+def detection_odds(settings) -> list:
+    """For every ticker a live_skill_alarm expectation names, what the monitor of its champion as
+    built (before the first session) promises at that champion's own skill: the answer a
+    scenario's detection can be held to. Tickers without a champion have none."""
+    from graph import build_definitions
+    from jobs.main import open_instance
+    from odyssey import replay as rp
+
+    from odyssey.calendar import next_sessions
+    from resources.accepted import NoAcceptedVersion
+
+    storage = build_definitions(settings).resources["storage"]
+    profile = settings.profile()
+    days = [str(d.date()) for d in next_sessions(pd.Timestamp(profile.end), settings.replay.sessions, profile.exchange)]
+    left = len(days) - days.index(settings.replay.event) - 1 if settings.replay.event in days else len(days)
+    wanted = {t: e.within if e.within is not None else left for e in settings.replay.expect
+              if e.kind == "live_skill_alarm" for t in (e.tickers or settings.universe.tickers)}
+    if not wanted:
+        return []
+    try:
+        with open_instance(settings) as instance:
+            clean = storage.accepted_table(instance, "clean_prices")
+            forecasts = storage.accepted_table(instance, "forecasts")
+    except NoAcceptedVersion:  # the build stopped before them: no champion to promise anything
+        return []
+    if clean is None or forecasts is None:
+        return []
+    deployed = set(forecasts.loc[forecasts["status"] == "champion", "ticker"])
+    odds = []
+    for ticker, within in wanted.items():
+        path = storage.path("tables", "walkforward_forecasts", f"{ticker}.parquet")
+        if ticker in deployed and path.exists():
+            odds.append(rp.detection_odds(ticker, pd.read_parquet(path), clean, within, settings.gates))
+    return odds
+
+
+def write_report(record, settings, folder: Path, with_odds: bool = True) -> tuple[list, Path]:
     """replay.md, replay.json and the charts in `folder`, from the record and the stored tables."""
     import numpy as np
 
@@ -504,6 +544,8 @@ def write_report(record, settings, folder: Path) -> tuple[list, Path]:
         summary = storage.path("tables", "walkforward_summary", f"{ticker}.json")
         if summary.exists():
             walkforward_ic[ticker] = float(json.loads(summary.read_text())["summary"]["oos_ic"])
+    saved = folder.parent / ODDS
+    odds = [rp.DetectionOdds(**o) for o in json.loads(saved.read_text())] if with_odds and saved.exists() else []
     charts = {}
     if len(live):
         charts["live_skill.png"] = rp.live_skill_chart(live, walkforward_ic, record.events, record.sessions)
@@ -512,10 +554,11 @@ def write_report(record, settings, folder: Path) -> tuple[list, Path]:
     for name, png in charts.items():
         (folder / name).write_bytes(png)
     markdown = rp.render_markdown(record, verdicts, book, live, walkforward_ic, settings.replay.description,
-                                  list(charts))
+                                  list(charts), odds)
     (folder / "replay.md").write_text(markdown)
     data = rp.as_dict(record, verdicts, book)
     data["walkforward_ic"] = walkforward_ic
+    data["detection_odds"] = [dataclasses.asdict(o) for o in odds]
     data["live_ic_last"] = {t: float(g["live_ic"].iloc[-1]) for t, g in live.groupby("ticker")}
     (folder / "replay.json").write_text(json.dumps(data, indent=1, default=str))
     return verdicts, folder / "replay.md"

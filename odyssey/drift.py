@@ -1,5 +1,6 @@
 """Feature drift: PSI and KL per feature and an Evidently data-drift report with the
-window-mean z-score test."""
+window-mean z-score test, the target's size, and the ticker's volatility relative to the
+benchmark's (bench/drift.py measures the decision's false alarms and power by simulation)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 
 EPS = 1e-4
+RETURN, BENCHMARK_RETURN = "log_return", "benchmark_log_return"  # the daily returns beside the features
 DRIFTED_KEY = "drifted"  # the drift check's metadata: the tickers that drifted (the retraining sensor reads it)
 
 
@@ -59,6 +61,50 @@ def window_mean_z(reference: np.ndarray, current: np.ndarray) -> float:
     return float(abs(cur.mean() - means.mean()) / spread)
 
 
+CAP = 8.0  # a day's absolute return counts at most this many times its reference median (a bad print, one jump)
+MIN_REFERENCE_WINDOWS = 4  # the reference must be this many windows long for their spread to mean anything
+
+
+def relative_volatility_z(reference: np.ndarray, current: np.ndarray) -> float:
+    """How unusual the current window's volatility relative to the benchmark's is among all
+    windows of the same length in the reference: the log ratio of the ticker's to the
+    benchmark's mean absolute daily return over the window, |current - mean of the reference
+    windows'| / their standard deviation. Rows: days; columns: the ticker's and the benchmark's
+    daily log returns (rows with a NaN are dropped).
+
+    A storm or a calm that scales the ticker's and the market's moves alike leaves the ratio; a
+    ticker whose own risk changed (its idiosyncratic volatility or its beta) moves it, and so does
+    a market that calms or storms while the ticker's own moves do not. The level of volatility
+    alone, which `window_mean_z` of the target's size judges, varies so much between a market's
+    calm years and its crashes that a tripled idiosyncratic volatility can stay inside it.
+
+    Each day's absolute return counts at most `CAP` times its reference median, so one bad print
+    or one jump does not make a regime. Reference windows in which either series did not move (a
+    halt) are left out; a current window in which either did not move is as unusual as can be
+    (inf). NaN: fewer than 2 current days, a reference shorter than `MIN_REFERENCE_WINDOWS`
+    windows, or one whose median day did not move."""
+    ref, cur = np.asarray(reference, float), np.asarray(current, float)
+    ref, cur = np.abs(ref[np.isfinite(ref).all(axis=1)]), np.abs(cur[np.isfinite(cur).all(axis=1)])
+    w = len(cur)
+    if w < 2 or len(ref) < MIN_REFERENCE_WINDOWS * w:
+        return float("nan")
+    caps = CAP * np.median(ref, axis=0)
+    if (caps <= 0).any():
+        return float("nan")
+    ref, cur = np.minimum(ref, caps), np.minimum(cur, caps)
+    sums = np.vstack([np.zeros(2), np.cumsum(ref, axis=0)])
+    windows = sums[w:] - sums[:-w]
+    windows = windows[(windows > 0).all(axis=1)]
+    moved = cur.sum(axis=0)
+    if (moved <= 0).any():
+        return float("inf")
+    ratios = np.log(windows[:, 0] / windows[:, 1])
+    spread = float(ratios.std(ddof=1)) if len(ratios) > 1 else float("nan")
+    if not np.isfinite(spread) or spread == 0.0:
+        return float("nan")
+    return float(abs(np.log(moved[0] / moved[1]) - ratios.mean()) / spread)
+
+
 def _register_window_mean_test() -> None:
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
@@ -79,6 +125,20 @@ def _degenerate(values: pd.Series) -> bool:
         return True
     spread = float(finite.max() - finite.min())
     return spread <= 1e-9 * max(1.0, float(finite.abs().max()))
+
+
+def degenerate_columns(values: np.ndarray) -> np.ndarray:
+    """`_degenerate` for every column of a matrix at once (rows: days)."""
+    values = np.asarray(values, float)
+    if len(values) == 0:
+        return np.ones(values.shape[1], dtype=bool)
+    finite = np.isfinite(values)
+    low = np.where(finite, values, np.inf).min(axis=0)
+    high = np.where(finite, values, -np.inf).max(axis=0)
+    size = np.where(finite, np.abs(values), 0.0).max(axis=0)
+    with np.errstate(invalid="ignore"):
+        spread = high - low
+    return ~finite.any(axis=0) | (spread <= 1e-9 * np.maximum(1.0, size))
 
 
 def window_mean_z_columns(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -150,15 +210,21 @@ class DriftStatistics:
     share_drifted: float
     target_psi: float
     target_z: float  # window-mean z-score of the target's absolute size (its volatility)
+    relative_vol_z: float = float("nan")  # `relative_volatility_z` (NaN: not judged, e.g. the benchmark itself)
 
-    def drifted(self, max_share_drifted: float, z_threshold: float) -> bool:
-        """The decision: too many features moved, or the target's size did."""
-        return self.share_drifted > max_share_drifted or self.target_z > z_threshold
+    def drifted(self, max_share_drifted: float, z_threshold: float, relative_vol_z_threshold: float) -> bool:
+        """The decision: too many features moved, or the target's size did, or the ticker's
+        volatility relative to the benchmark's did."""
+        relative = not np.isnan(self.relative_vol_z) and self.relative_vol_z > relative_vol_z_threshold
+        return bool(self.share_drifted > max_share_drifted or self.target_z > z_threshold or relative)
 
-    def reason(self, max_share_drifted: float, z_threshold: float, top: int = 5) -> str:
+    def reason(self, max_share_drifted: float, z_threshold: float, relative_vol_z_threshold: float,
+               top: int = 5) -> str:
         most = self.table.sort_values("window_z", ascending=False).head(top)
+        relative = (f", its volatility relative to the benchmark's z {self.relative_vol_z:.1f} (threshold "
+                    f"{relative_vol_z_threshold})" if not np.isnan(self.relative_vol_z) else "")
         return (f"{self.share_drifted:.0%} of features drifted (threshold {max_share_drifted:.0%}), the target's "
-                f"size z {self.target_z:.1f} (threshold {z_threshold}); most: "
+                f"size z {self.target_z:.1f} (threshold {z_threshold}){relative}; most: "
                 + ", ".join(f"{r.feature} z {r.window_z:.1f}" for r in most.itertuples()))
 
 
@@ -172,8 +238,7 @@ def drift_statistics(reference: pd.DataFrame, current: pd.DataFrame, columns: Se
     ref, cur = reference[columns].to_numpy(float), current[columns].to_numpy(float)
     psi, kl = psi_kl_columns(ref, cur)
     if scores is None:
-        live = [not _degenerate(pd.concat([reference[c], current[c]])) for c in columns]
-        z = np.where(live, window_mean_z_columns(ref, cur), 0.0)
+        z = np.where(degenerate_columns(np.vstack([ref, cur])), 0.0, window_mean_z_columns(ref, cur))
     else:
         z = np.array([scores.get(c, 0.0) for c in columns])
     z = np.where(np.isnan(z), 0.0, z)
@@ -182,7 +247,10 @@ def drift_statistics(reference: pd.DataFrame, current: pd.DataFrame, columns: Se
     table = table.sort_values("window_z", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     target_psi, _ = psi_kl(reference[target].to_numpy(float), current[target].to_numpy(float))
     target_z = window_mean_z(reference[target].abs().to_numpy(float), current[target].abs().to_numpy(float))
-    return DriftStatistics(table, float(table["drifted"].mean()), target_psi, target_z)
+    pair = [RETURN, BENCHMARK_RETURN]
+    relative = (relative_volatility_z(reference[pair].to_numpy(float), current[pair].to_numpy(float))
+                if set(pair) <= set(reference.columns) & set(current.columns) else float("nan"))
+    return DriftStatistics(table, float(table["drifted"].mean()), target_psi, target_z, relative)
 
 
 def drift_windows(rows: pd.DataFrame, train_start: str | None, train_end: str | None, fallback_end: str,
@@ -241,4 +309,5 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: Seq
     """The drift statistics with the z-scores as Evidently's report computed them, and the report."""
     report = evidently_report(reference, current, columns, z_threshold)
     stats = drift_statistics(reference, current, columns, target, z_threshold, psi_threshold, scores=report.scores)
-    return DriftReport(stats.table, stats.share_drifted, stats.target_psi, stats.target_z, report.html, report.json)
+    return DriftReport(stats.table, stats.share_drifted, stats.target_psi, stats.target_z, stats.relative_vol_z,
+                       report.html, report.json)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from odyssey.portfolio import rebalance
-from odyssey.settings import Expectation
+from odyssey.settings import Expectation, GateSettings
 
 # timeline kinds
 INGEST_FAILED, QUARANTINED = "ingest failed", "quarantined"
@@ -357,9 +357,38 @@ def runs_of_events(events: Sequence[Event]) -> list[tuple[Event, Event]]:
     return sorted(rows, key=lambda r: (r[0].session, r[0].kind, r[0].ticker or ""))
 
 
+@dataclass(frozen=True)
+class DetectionOdds:
+    """What the live-skill monitor of a ticker's champion at the event promises: its walk-forward
+    next-session skill and, in the simulation of the test alone at that skill, the share of dead
+    signals it finds within `within` sessions (and healthy champions it alarms on per window)."""
+
+    ticker: str
+    skill: float
+    reference_days: int
+    within: int
+    detection_rate: float
+    false_alarm_rate: float
+    windows: int
+
+
+def detection_odds(ticker: str, walkforward: pd.DataFrame, clean: pd.DataFrame, within: int, gates: GateSettings,
+                   windows: int = 200) -> DetectionOdds:
+    """The odds of a ticker's champion fitted on these walk-forward forecasts (date, ticker,
+    prediction), measured as bench/replay.py does (`simulate_power`) at its own skill and length."""
+    from odyssey.live_skill import fit_on_walkforward, simulate_power
+
+    monitor = fit_on_walkforward(walkforward, clean, false_alarm=gates.live_false_alarm, window=gates.live_window,
+                                 vol_window=gates.live_vol_window)
+    power = simulate_power(monitor.mean, windows, reference_days=monitor.reference_days, window=gates.live_window,
+                           within=within, false_alarm=gates.live_false_alarm)
+    return DetectionOdds(ticker, monitor.mean, monitor.reference_days, within, power.detection_rate,
+                         max(power.false_alarm_rate, power.later_false_alarm_rate), windows)
+
+
 def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Sequence[BookDay],
                     live: pd.DataFrame, walkforward_ic: dict[str, float], description: str,
-                    charts: Sequence[str]) -> str:
+                    charts: Sequence[str], odds: Sequence[DetectionOdds] = ()) -> str:
     summary = book_summary(book)
     seconds = [s.seconds for s in record.sessions]
     lines = [f"# Replay: {record.scenario}", ""]
@@ -378,6 +407,14 @@ def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Seq
                   for v in verdicts]
         lines += ["", f"**{'All expectations passed.' if all(v.passed for v in verdicts) else 'An expectation FAILED.'}**",
                   ""]
+    if odds:
+        lines += ["What the live-skill monitors promised (a simulation of the test alone at each champion's own "
+                  "skill; a detection is a draw, not a certainty):", "",
+                  "| ticker | walk-forward next-session skill | a dead signal found within | in | healthy champions "
+                  "alarmed per window |", "|---|---|---|---|---|"]
+        lines += [f"| {o.ticker} | {o.skill:+.3f} ({o.reference_days} days) | {o.within} sessions | "
+                  f"{o.detection_rate:.0%} of {o.windows} | {o.false_alarm_rate:.1%} |" for o in odds]
+        lines.append("")
     lines += ["## Live skill against the walk-forward", "", "| ticker | walk-forward IC | live IC (last) | live days |"
               " sessions served by a champion |", "|---|---|---|---|---|"]
     for ticker in record.tickers:

@@ -393,7 +393,9 @@ class GateSettings(_Model):
 class MonitoringSettings(_Model):
     """Drift: the recent window after the champion's training window against it. A feature (or the
     target's absolute size) drifts when its window mean is more than z_threshold standard
-    deviations of same-length window means away."""
+    deviations of same-length window means away; the ticker drifts when more than
+    max_share_drifted of its features do, or its target's size does, or its volatility relative to
+    the benchmark's is more than relative_vol_z_threshold deviations of same-length windows away."""
 
     window_days: int = 126
     min_window_days: int = Field(default=20, ge=2, description="sessions after the reference window needed to "
@@ -401,6 +403,13 @@ class MonitoringSettings(_Model):
     z_threshold: float = 4.0
     psi_threshold: float = 0.2
     max_share_drifted: float = 0.15
+    relative_vol_z_threshold: float = Field(
+        default=3.5, gt=0, description="the ticker's volatility relative to the benchmark's (log ratio of their mean "
+        "absolute daily returns over the window, each day capped at 8 times its reference median) drifts beyond "
+        "this many deviations of same-length reference windows: chosen on 40 seeds of the quick synthetic market, "
+        "where about 2-3 % of healthy tickers cross it per 126 sessions and a tripled idiosyncratic volatility "
+        "crosses it within 60 sessions in about 70 % of cases; bench/drift.py measures the whole decision on "
+        "other seeds")
 
 
 class PPOSettings(_Model):

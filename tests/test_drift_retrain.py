@@ -16,8 +16,11 @@ import pytest
 from odyssey import registry as mlreg
 from odyssey.calendar import next_sessions
 from odyssey import features as feature_registry
-from odyssey.drift import (DRIFTED_KEY, drift_statistics, drift_windows, evidently_drift, psi_kl, psi_kl_columns,
-                           window_mean_z, window_mean_z_columns)
+from odyssey.drift import (DRIFTED_KEY, DriftStatistics, _degenerate, degenerate_columns, drift_statistics,
+                           drift_windows, evidently_drift, psi_kl, psi_kl_columns, relative_volatility_z, window_mean_z,
+                           window_mean_z_columns)
+from odyssey.settings import MonitoringSettings
+from odyssey.sources.synthetic import generate_market
 from odyssey.splits import forward_returns, target_name
 from odyssey.landing import synthetic_days, write_landing
 from resources import build_resources, mlflow_resource
@@ -36,6 +39,98 @@ def test_window_mean_z_on_known_series():
     assert window_mean_z(ref, rng.normal(size=100)) < 3
     assert window_mean_z(ref, rng.normal(loc=1.0, size=100)) > 5
     assert window_mean_z(np.ones(500), np.ones(50)) == 0.0
+
+
+def _market_and_ticker(days: int, market_vol, idio_vol, rng) -> np.ndarray:
+    """days x (ticker, benchmark) daily returns: the ticker is the benchmark plus its own noise."""
+    market = rng.normal(size=days) * market_vol
+    return np.column_stack([market + rng.normal(size=days) * idio_vol, market])
+
+
+def test_relative_volatility_z_on_known_series():
+    """A storm that scales the ticker's and the market's moves alike moves the target's size but
+    not the ticker's volatility relative to the benchmark's; a tripled idiosyncratic volatility
+    moves the ratio far beyond its reference, and so does a market that calms while the ticker's
+    own moves do not. One bad print does not; a halt in the reference does not void the test."""
+    rng = np.random.default_rng(4)
+    stormy = np.where(np.arange(1500) % 500 < 100, 0.02, 0.01)  # storms in the reference
+    reference = _market_and_ticker(1500, stormy, stormy, rng)
+    calm = np.full(60, 0.01)
+    same = _market_and_ticker(60, calm, 0.01, rng)
+    storm = _market_and_ticker(60, 4 * calm, 0.04, rng)  # everything twice as wild as the worst storm
+    own = _market_and_ticker(60, calm, 0.03, rng)
+    quiet_market = _market_and_ticker(60, calm / 3, 0.01, rng)
+    assert relative_volatility_z(reference, same) < 2
+    assert relative_volatility_z(reference, storm) < 2
+    assert window_mean_z(np.abs(reference[:, 0]), np.abs(storm[:, 0])) > 4  # the size alone calls the storm drift
+    assert relative_volatility_z(reference, own) > 5
+    assert window_mean_z(np.abs(reference[:, 0]), np.abs(own[:, 0])) < 4  # and misses the ticker's own change
+    assert relative_volatility_z(reference, quiet_market) > 5
+    printed = same.copy()
+    printed[-1, 0] += np.log(1.25)  # a bad print on the window's last day, not yet repaired
+    assert relative_volatility_z(reference, printed) < 2
+    halted = reference.copy()
+    halted[200:300] = 0.0  # a hundred sessions without a move in the reference
+    assert relative_volatility_z(halted, own) > 5
+    assert relative_volatility_z(reference, np.zeros((60, 2))) == np.inf  # a frozen window
+    assert np.isnan(relative_volatility_z(reference[:200], own))  # a reference shorter than 4 windows
+    with_gaps = own.copy()
+    with_gaps[::7, 1] = np.nan  # days without both returns are dropped
+    assert relative_volatility_z(reference, with_gaps) > 5
+
+
+def test_a_tripled_idiosyncratic_volatility_drifts_and_the_healthy_tickers_do_not():
+    """The vol_regime scenario's market (the quick preset's seed): from 2022-01-31 AAPL's and
+    NVDA's idiosyncratic volatility triples. Against 2015-2021, the relative-volatility rule at its
+    default threshold finds both within 60 sessions and no healthy ticker in 100; the target's size
+    at the default z threshold (the rule alone before) finds neither in 100."""
+    from odyssey.settings import load_settings, preset_path
+
+    settings = load_settings(preset_path("quick"), environ={}, overrides={
+        "dates": {"end": "2022-05-27"},
+        "source": {"synthetic": {"drift_date": "2022-01-31", "drift_tickers": ["AAPL", "NVDA"]}}})
+    limits = MonitoringSettings()
+    closes = generate_market(settings.profile(), settings.source.synthetic).adjusted_close
+    returns = np.log(closes).diff().iloc[1:]
+    reference, after = returns.loc[:"2021-12-31"], returns.loc["2022-01-01":]
+    event = after.index.get_loc(pd.Timestamp("2022-01-31"))
+    first = {}
+    for ticker in ("AAPL", "NVDA", "QQQ", "IEF"):
+        pair = [ticker, "SPY"]
+        for k in range(limits.min_window_days, 101):
+            z = relative_volatility_z(reference[pair].to_numpy(), after[pair].iloc[:k].to_numpy())
+            size = window_mean_z(np.abs(reference[ticker].rolling(5).sum().dropna().to_numpy()),
+                                 np.abs(after[ticker].iloc[:k].rolling(5).sum().dropna().to_numpy()))
+            assert size < limits.z_threshold
+            if z > limits.relative_vol_z_threshold:
+                first.setdefault(ticker, k - 1 - event)  # 0: the window's last day is the change's first
+    assert set(first) == {"AAPL", "NVDA"} and all(0 <= delay <= 60 for delay in first.values()), first
+
+
+def test_degenerate_columns_agree_with_the_one_column_rule():
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(50, 8))
+    m[:, 1] = 3.0  # constant
+    m[:, 2] = np.nan  # empty
+    m[5, 3] = np.inf  # one inf among varied values
+    m[:, 4] = 1e6 + rng.normal(size=50) * 1e-6  # constant up to rounding at a large level
+    m[:, 5] = np.r_[np.nan, np.full(49, 2.0)]
+    m[:, 6] = np.r_[np.inf, np.full(49, 2.0)]
+    m[:, 7] = -np.inf
+    expected = [_degenerate(pd.Series(m[:, j])) for j in range(m.shape[1])]
+    assert expected == [False, True, True, False, True, True, True, True]
+    assert degenerate_columns(m).tolist() == expected
+
+
+def test_the_decision_names_the_relative_volatility():
+    table = pd.DataFrame({"feature": ["f"], "window_z": [1.0]})
+    stats = DriftStatistics(table, share_drifted=0.0, target_psi=0.0, target_z=1.0, relative_vol_z=3.5)
+    assert stats.drifted(0.15, 4.0, 3.0) and not stats.drifted(0.15, 4.0, 4.0)
+    assert "relative to the benchmark's z 3.5 (threshold 3.0)" in stats.reason(0.15, 4.0, 3.0)
+    frozen = DriftStatistics(table, share_drifted=0.0, target_psi=0.0, target_z=1.0, relative_vol_z=np.inf)
+    assert frozen.drifted(0.15, 4.0, 3.5) and "z inf" in frozen.reason(0.15, 4.0, 3.5)
+    benchmark = DriftStatistics(table, share_drifted=0.0, target_psi=0.0, target_z=1.0)
+    assert not benchmark.drifted(0.15, 4.0, 3.0) and "relative" not in benchmark.reason(0.15, 4.0, 3.0)
 
 
 def test_psi_and_kl_on_known_distributions():
@@ -155,8 +250,8 @@ def test_the_vectorised_statistics_decide_as_evidently_does(world):
         one_by_one = [psi_kl(reference[f].to_numpy(float), current[f].to_numpy(float)) for f in merged["feature"]]
         np.testing.assert_allclose(merged["psi_fast"], [p for p, _ in one_by_one], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(merged["kl_fast"], [k for _, k in one_by_one], rtol=1e-9, atol=1e-12)
-        decisions[ticker] = (fast.drifted(limits.max_share_drifted, limits.z_threshold),
-                             slow.drifted(limits.max_share_drifted, limits.z_threshold))
+        decision = (limits.max_share_drifted, limits.z_threshold, limits.relative_vol_z_threshold)
+        decisions[ticker] = (fast.drifted(*decision), slow.drifted(*decision))
     assert decisions == {"NVDA": (True, True), "SPY": (False, False), "IEF": (True, True)}
 
 

@@ -119,6 +119,43 @@ def test_data_layer_expectations():
     assert not judge(Expectation(kind="none_deployed"), record(n=5, event_session=None, served={"AAA": 0, "BBB": 2})).passed
 
 
+def _walkforward_and_prices(skill: float, n: int = 900, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A champion's walk-forward forecasts and its ticker's prices where the next session's return
+    is `skill` times the standardised forecast plus noise (1 % daily volatility)."""
+    from odyssey.live_skill import simulated_forecasts
+
+    prediction, scaled = simulated_forecasts(n + 100, skill, np.random.default_rng(seed))
+    days = pd.bdate_range("2015-01-02", periods=n + 101)
+    close = 100 * np.cumprod(np.r_[1.0, 1.0 + 0.01 * scaled])
+    prices = pd.DataFrame({"date": days, "ticker": "AAA", "close": close})
+    walkforward = pd.DataFrame({"date": days[100:-1], "ticker": "AAA", "prediction": prediction[100:]})
+    return walkforward, prices
+
+
+def test_the_report_states_the_odds_a_champion_s_monitor_gave_for_finding_a_dead_signal():
+    from odyssey.replay import detection_odds, render_markdown
+    from odyssey.settings import GateSettings
+
+    strong = detection_odds("AAA", *_walkforward_and_prices(0.8), within=60, gates=GateSettings(), windows=40)
+    weak = detection_odds("AAA", *_walkforward_and_prices(0.2), within=60, gates=GateSettings(), windows=40)
+    assert 0.7 < strong.skill < 0.9 and 0.1 < weak.skill < 0.3 and strong.reference_days == weak.reference_days
+    assert strong.detection_rate >= 0.8 > 0.3 >= weak.detection_rate
+    assert strong.false_alarm_rate <= 0.1 and weak.false_alarm_rate <= 0.1
+    text = render_markdown(record(), [], [], pd.DataFrame(columns=["date", "ticker", "live_ic", "n"]), {}, "", [],
+                           [strong])
+    assert f"| AAA | {strong.skill:+.3f} ({strong.reference_days} days) | 60 sessions | " \
+           f"{strong.detection_rate:.0%} of 40 |" in text
+
+
+def test_a_build_that_stored_no_forecasts_promises_nothing(tmp_path):
+    """A build stopped by a blocking check before `forecasts` (exit 2 is accepted) leaves no
+    champion whose odds could be stated: the replay goes on without them."""
+    from jobs.replay import SCENARIOS, detection_odds
+
+    settings = load_settings(SCENARIOS / "signal_death.toml", overrides={"paths": {"home": str(tmp_path)}})
+    assert detection_odds(settings) == []
+
+
 def test_the_paper_book_trades_each_advice_at_its_close_and_earns_the_next_sessions_return():
     s = sessions(4, advice=lambda i: Advice(as_of="", advisor="ppo", target={"AAA": 0.5, "BBB": 0.0},
                                              baseline={"AAA": 0.25, "BBB": 0.25}))
@@ -212,6 +249,27 @@ def test_every_scenario_loads_and_states_what_it_expects():
 
             assert str(next_sessions(pd.Timestamp(settings.dates.end), 20, "XNYS")[-1].date()) == \
                 settings.replay.event, name
+
+
+def _runaway_tickers(settings) -> dict[str, float]:
+    """The tickers the scenario's expectations name whose 5-day returns over the build's sessions
+    go one way so often (more than 75 % up or down) that the naive forecast is nearly always right:
+    no model can show skill there, and no champion can lose it."""
+    named = {t for e in settings.replay.expect for t in (e.tickers or ())}
+    closes = generate_market(settings.profile(), settings.source.synthetic).adjusted_close
+    up = (np.log(closes).diff(5).dropna() > 0).mean()
+    return {t: round(float(share), 3) for t, share in up.items() if t in named and not 0.25 <= share <= 0.75}
+
+
+def test_every_scenario_plants_its_event_on_a_market_a_model_can_deploy_on():
+    """The planted signal is momentum fed back into the returns: too strong, and prices trend one
+    way for years (a scenario at strength 2.0 left one ticker of five with a champion)."""
+    from jobs.replay import SCENARIOS, scenario_names
+
+    for name in scenario_names():
+        assert _runaway_tickers(load_settings(SCENARIOS / f"{name}.toml")) == {}, name
+    runaway = load_settings(SCENARIOS / "signal_death.toml", overrides={"source": {"synthetic": {"signal_strength": 2.0}}})
+    assert set(_runaway_tickers(runaway)) == {"IEF", "SPY", "QQQ"}
 
 
 def test_a_replay_never_empties_a_folder_it_did_not_make_nor_writes_into_another_store(tmp_path):

@@ -137,6 +137,20 @@ def test_a_longer_range_extends_the_same_market(quick_profile):
     assert longer.data.prices["date"].max() == pd.Timestamp("2022-03-31")
 
 
+def test_extending_past_a_bad_print_that_ended_the_market_moves_only_its_true_close(quick_profile):
+    """The true close of a bad-print day is the midpoint of its neighbours: with the next day, it
+    moves there; nothing else before the cut changes."""
+    day = quick_profile.end
+    planted = SyntheticConfig(bad_prints=(f"AAPL {day}",))
+    ending, longer = (generate_market(p, planted) for p in (quick_profile, quick_profile.with_end("2022-01-31")))
+    before = ending.adjusted_close
+    after = longer.adjusted_close.loc[before.index]
+    changed = (~np.isclose(before, after, rtol=1e-12, atol=0)).nonzero()
+    assert [(before.index[r], before.columns[c]) for r, c in zip(*changed)] == [(pd.Timestamp(day), "AAPL")]
+    around = longer.adjusted_close["AAPL"].loc[:"2022-01-31"].iloc[len(before) - 2:len(before) + 1].to_numpy()
+    assert np.isclose(around[1], np.sqrt(around[0] * around[2]), rtol=1e-12)
+
+
 def test_bad_prints_are_one_session_spikes_around_the_true_midpoint(quick_profile, quick_settings, quick_market):
     """Each planted bad print quotes the close 25 % off for one session; the market's true close
     that day is the geometric midpoint of its neighbours, so a repair can restore it exactly."""

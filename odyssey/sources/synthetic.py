@@ -23,7 +23,9 @@ Structure (all daily, on the exchange's trading sessions):
   random number, so everything before the date, and every other ticker, stays as it was;
 * a bad print is a one-day spike of the quoted close that reverts the next day. The market's
   true close on such a day is the geometric midpoint of its neighbours (the two days' returns
-  are equal), with or without the bad prints, so a correct repair restores it exactly.
+  are equal), with or without the bad prints, so a correct repair restores it exactly. The
+  midpoint needs the next day: a market that ends on a bad-print day has that day's own close,
+  and extending it by one day moves it to the midpoint (the only earlier value that changes).
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
     tickers = list(profile.tickers)
     n_days, n_tk = len(dates), len(tickers)
     # Every random array comes from its own stream and is filled day by day, so a longer date
-    # range extends the same market (new days are appended; earlier days do not change) and a
+    # range extends the same market (new days are appended; earlier days do not change, but for
+    # a bad-print day that was the last one: see the module docstring) and a
     # knob (signal strength, drift) changes only what it is meant to change.
     streams = iter(np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(16))
     sectors = sorted({_spec(t)[1] for t in tickers} | {"tech", "semis", "intl", "rates", "credit"})
