@@ -11,14 +11,13 @@ from pydantic import Field
 
 from odyssey import features as registry
 from odyssey import registry as mlreg
-from odyssey.drift import BENCHMARK_RETURN, RETURN, drift_statistics, drift_windows, evidently_report
+from odyssey.drift import daily_returns, drift_statistics, drift_windows, evidently_report
 from odyssey.gates import NOT_EVALUABLE
 from odyssey.live_skill import judge_champion
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
-from odyssey.fitting import log_returns
 from odyssey.lineage import Artifact
 from resources.metadata import artifacts_metadata, line_plot, md_table, present
 from resources.settings import SettingsResource, overrides, ticker_partitions
@@ -83,13 +82,9 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
     profile = settings.profile()
     names = registry.features_of(profile)
     ticker_features = [n for n in names if not registry.BY_NAME[n].market_wide]
-    daily = log_returns(clean_prices).rename(columns={"log_return": RETURN})
-    benchmark = daily.loc[daily["ticker"] == profile.benchmark, ["date", RETURN]].rename(
-        columns={RETURN: BENCHMARK_RETURN})
     rows = features[features["ticker"].isin(profile.tickers)].merge(
         forward_returns(clean_prices, horizon)[["date", "ticker", target]], on=["date", "ticker"]).merge(
-        daily, on=["date", "ticker"], how="left").merge(benchmark, on="date", how="left")
-    rows.loc[rows["ticker"] == profile.benchmark, BENCHMARK_RETURN] = np.nan  # no ratio to itself
+        daily_returns(clean_prices, profile.benchmark), on=["date", "ticker"], how="left")
     tables, summary, artifacts = [], [], []
     for ticker, ticker_rows in rows.groupby("ticker", sort=True):
         champion, card, refused = _champion_card(mlflow, signer, ticker, names)

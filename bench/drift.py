@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from odyssey import features as registry  # noqa: E402
-from odyssey.drift import BENCHMARK_RETURN, RETURN, drift_statistics  # noqa: E402
-from odyssey.fitting import clean_market_data, feature_pipeline, log_returns  # noqa: E402
+from odyssey.drift import daily_returns, drift_statistics  # noqa: E402
+from odyssey.fitting import clean_market_data, feature_pipeline  # noqa: E402
 from odyssey.settings import load_settings, preset_path  # noqa: E402
 from odyssey.sources.synthetic import generate_market  # noqa: E402
 from odyssey.splits import forward_returns, target_name  # noqa: E402
@@ -61,11 +61,9 @@ def judged_market(seed: int, drifted: bool) -> pd.DataFrame:
     _, table = feature_pipeline(settings, scale=False).fit_transform(clean.inputs, REFERENCE_END)
     names = [n for n in registry.features_of(settings.universe) if not registry.BY_NAME[n].market_wide]
     target = target_name(settings.forecast.horizon)
-    daily = log_returns(clean.inputs.clean).rename(columns={"log_return": RETURN})
-    benchmark = daily.loc[daily["ticker"] == profile.benchmark, ["date", RETURN]].rename(
-        columns={RETURN: BENCHMARK_RETURN})
     rows = table.merge(forward_returns(clean.inputs.clean, settings.forecast.horizon)[["date", "ticker", target]],
-                       on=["date", "ticker"]).merge(daily, on=["date", "ticker"]).merge(benchmark, on="date")
+                       on=["date", "ticker"]).merge(daily_returns(clean.inputs.clean, profile.benchmark),
+                                                    on=["date", "ticker"])
     out = []
     for ticker, frame in rows.groupby("ticker"):
         if ticker == profile.benchmark or (drifted and ticker not in DRIFTED):
@@ -116,8 +114,8 @@ def main() -> None:
     for criterion, r in result.items():
         later = "-" if r["later_false_alarm_rate"] is None else f"{r['later_false_alarm_rate']:5.1%}"
         print(f"{criterion:9s} healthy false alarms {r['healthy_false_alarm_rate']:5.1%} / {later} (first / next 126 "
-              f"sessions; markets with any: {r['healthy_market_false_alarm_rate']:5.1%}), drifted found within 30 / 60 / 80 "
-              f"sessions {r['detection_rate_within_30']:5.1%} / {r['detection_rate_within_60']:5.1%} / "
+              f"sessions; markets with any: {r['healthy_market_false_alarm_rate']:5.1%}), drifted found within "
+              f"30 / 60 / 80 sessions {r['detection_rate_within_30']:5.1%} / {r['detection_rate_within_60']:5.1%} / "
               f"{r['detection_rate_within_80']:5.1%} (median {r['median_detection_sessions']})", flush=True)
     print(json.dumps({**result["decision"], "criteria": result, "seeds": args.seeds, "first_seed": args.first_seed,
                       "thresholds": {"max_share_drifted": limits.max_share_drifted, "z_threshold": limits.z_threshold,

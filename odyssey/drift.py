@@ -61,6 +61,19 @@ def window_mean_z(reference: np.ndarray, current: np.ndarray) -> float:
     return float(abs(cur.mean() - means.mean()) / spread)
 
 
+def daily_returns(clean: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """date, ticker, `RETURN`, `BENCHMARK_RETURN`: every ticker's daily log return beside the
+    benchmark's on the same date (NaN on the benchmark's own rows: it has no ratio to itself), the
+    columns `relative_volatility_z` reads from a ticker's drift windows."""
+    from odyssey.fitting import log_returns
+
+    daily = log_returns(clean).rename(columns={"log_return": RETURN})
+    bench = daily.loc[daily["ticker"] == benchmark, ["date", RETURN]].rename(columns={RETURN: BENCHMARK_RETURN})
+    daily = daily.merge(bench, on="date", how="left")
+    daily.loc[daily["ticker"] == benchmark, BENCHMARK_RETURN] = np.nan
+    return daily
+
+
 CAP = 8.0  # a day's absolute return counts at most this many times its reference median (a bad print, one jump)
 MIN_REFERENCE_WINDOWS = 4  # the reference must be this many windows long for their spread to mean anything
 
@@ -117,18 +130,9 @@ def _register_window_mean_test() -> None:
                                allowed_feature_types=[ColumnType.Numerical], default_threshold=3.0), impl)
 
 
-def _degenerate(values: pd.Series) -> bool:
-    """Constant up to floating-point noise (e.g. the benchmark's beta to itself): no histogram,
-    no drift."""
-    finite = values[np.isfinite(values)]
-    if finite.empty:
-        return True
-    spread = float(finite.max() - finite.min())
-    return spread <= 1e-9 * max(1.0, float(finite.abs().max()))
-
-
 def degenerate_columns(values: np.ndarray) -> np.ndarray:
-    """`_degenerate` for every column of a matrix at once (rows: days)."""
+    """Per column of a matrix (rows: days), whether it is constant up to floating-point noise over
+    its finite values, or has none (e.g. the benchmark's beta to itself): no histogram, no drift."""
     values = np.asarray(values, float)
     if len(values) == 0:
         return np.ones(values.shape[1], dtype=bool)
@@ -281,7 +285,8 @@ def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, columns: Se
     from evidently.presets import DataDriftPreset
 
     _register_window_mean_test()
-    cols = [c for c in columns if not _degenerate(pd.concat([reference[c], current[c]]))]
+    both = np.vstack([reference[list(columns)].to_numpy(float), current[list(columns)].to_numpy(float)])
+    cols = [c for c, flat in zip(columns, degenerate_columns(both)) if not flat]
     report = Report([DataDriftPreset(columns=cols, method=WINDOW_MEAN_TEST, threshold=z_threshold)])
     with warnings.catch_warnings():
         # Evidently's report also correlates the columns with each other; a column constant over
