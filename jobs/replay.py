@@ -42,6 +42,8 @@ SENSORS = ("landing_sensor", "monitor_after_ingest", "memory_after_states", "ret
 # the replay's own daemon intervals: the follow-up sensors tick every 2 s, so a session takes what
 # its runs take (the defaults suit a day, not a replay)
 DAEMON = {"landing_seconds": 1, "follow_seconds": 2}
+# the sensors whose ticks decide that a session is done: the loop's, and the lineage document's
+FOLLOWERS = (*SENSORS, "lineage_after_runs")
 
 
 def replay_settings_file(source: Path, home: Path, start: str | None, sessions: int | None) -> Path:
@@ -187,10 +189,10 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.5):
     raise TimeoutError(f"jobs.replay: gave up after {timeout:.0f} s waiting for {what}")
 
 
-def wait_quiet(instance, quiet: float, timeout: float, since: float) -> None:
-    """Until no run is queued or under way and, for `quiet` seconds (longer than the sensors'
-    interval: each has ticked since and asked for nothing more), none was created, started or
-    ended, nor anything landed (`since`)."""
+def wait_quiet(instance, timeout: float, since: float, sensors: tuple[str, ...] = FOLLOWERS) -> None:
+    """Until no run is queued or under way and every sensor of the loop has ticked since the last
+    run ended (or since `since`, the landing) and asked for nothing: proof, from the daemon's own
+    tick records, that the session's work is done rather than a pause long enough to look so."""
     import dagster as dg
 
     active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -202,9 +204,19 @@ def wait_quiet(instance, quiet: float, timeout: float, since: float) -> None:
         recent = instance.get_run_records(limit=50)  # newest created first; an older one may end last
         last = max([since, *(max(r.create_timestamp.timestamp(), r.start_time or 0.0, r.end_time or 0.0)
                              for r in recent)])
-        return time.time() - last >= quiet
+        states = {s.instigator_name: s for s in instance.all_instigator_state() if s.instigator_name in sensors}
+        for name in sensors:
+            state = states.get(name)
+            if state is None:
+                return False
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=last, limit=5)
+            # a finished tick that began after the last run ended and asked for no run (a failed
+            # tick is the sensor's own error, shown in the UI; waiting would not mend it)
+            if not any(t.is_completed and t.timestamp > last and not t.run_ids for t in ticks):
+                return False
+        return True
 
-    wait_for(settled, timeout, "the daemon's runs to finish", every=0.5)
+    wait_for(settled, timeout, "the daemon's runs to finish and every sensor to tick once more", every=0.5)
 
 
 def read_advice(storage, instance, day: str):
@@ -240,7 +252,6 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
     defs = build_definitions(settings)
     storage = defs.resources["storage"]
     landing, archive, quarantine = settings.paths.landing_dirs
-    quiet = 2 * max(DAEMON.values()) + 2
     records: list[SessionRecord] = []
     landed_at: list[float] = []
     with open_instance(settings) as instance, (Daemon(env, home) if driver == "daemon" else
@@ -250,7 +261,7 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
 
             def settle() -> None:
                 wait_for(lambda: not any(f.exists() for f in files), timeout, f"the landing of {day} to be taken")
-                wait_quiet(instance, quiet, timeout, since=at)
+                wait_quiet(instance, timeout, since=at)
         else:
             def settle() -> None:
                 loop.settle(timeout)
