@@ -210,6 +210,11 @@ class SyntheticSettings(_Model):
 
     seed: int = 7
     signal_strength: float = Field(default=0.22, description="planted predictable share of returns (0: none)")
+    signal_source: Literal["momentum", "gold"] = Field(
+        default="momentum", description="what the planted signal reads: 'momentum', the ticker's own 10-day return "
+        "(which the signal adds to: trends feed on themselves, run away from a strength near 1.5, and a flip damps "
+        "them instead of reversing the skill); 'gold', Gold's 20-day return (a feature that nothing feeds back into: "
+        "no strength runs away, and a flip reverses the skill at its full size)")
     annual_drift: float = Field(default=0.075, description="expected yearly log return per unit of market beta")
     drift_date: Optional[str] = Field(default=None, description="distribution shift from this date")
     drift_tickers: Optional[tuple[str, ...]] = Field(default=None, description="tickers that drift (None: all)")

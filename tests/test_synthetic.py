@@ -106,6 +106,37 @@ def test_drift_changes_only_the_drifted_tickers_after_the_date(quick_profile):
     assert rd.loc[~before, "AAPL"].std() > 1.4 * rb.loc[~before, "AAPL"].std()
 
 
+def _ic(driver: pd.Series, returns: pd.Series) -> float:
+    """Rank correlation of a driver known at t with the next day's return."""
+    from scipy.stats import spearmanr
+
+    nxt = returns.shift(-1).reindex(driver.index)
+    ok = driver.notna() & nxt.notna()
+    return float(spearmanr(driver[ok], nxt[ok])[0])
+
+
+def test_a_gold_driven_signal_never_runs_away_and_its_events_keep_each_days_size(quick_profile):
+    day = pd.Timestamp("2017-01-03")
+    strong = dict(signal_strength=3.0, signal_source="gold", signal_tickers=("AAPL",))
+    market = generate_market(quick_profile, SyntheticConfig(**strong))
+    base = _returns(market)
+    gold = np.log(market.data.alt.set_index("date")["Gold"]).diff(20).reindex(base.index)  # the feature
+    # nothing feeds back: trends do not run away, whatever the strength
+    up = (base.rolling(5).sum() > 0).mean()
+    assert up.between(0.4, 0.65).all(), up
+    before, after = base.index < day, base.index >= day
+    assert _ic(gold[before], base.loc[before, "AAPL"]) > 0.7
+    for knob, skill in (("signal_death_date", (-0.08, 0.08)), ("signal_flip_date", (-1.0, -0.7))):
+        changed = _returns(generate_market(quick_profile, SyntheticConfig(**strong, **{knob: str(day.date())})))
+        pd.testing.assert_frame_equal(base[before], changed[before])
+        pd.testing.assert_series_equal(base["SPY"], changed["SPY"])
+        lo, hi = skill
+        assert lo < _ic(gold[after], changed.loc[after, "AAPL"]) < hi, knob
+        # the volatility of a day stays: a monitor of skill, not of size, has to find the event
+        ratio = changed.loc[after, "AAPL"].abs().mean() / base.loc[after, "AAPL"].abs().mean()
+        assert 0.9 < ratio < 1.1, (knob, ratio)
+
+
 def test_signal_death_and_flip_change_only_the_chosen_tickers_after_the_date(quick_profile):
     base = generate_market(quick_profile, SyntheticConfig())
     day = pd.Timestamp("2020-01-02")

@@ -13,14 +13,22 @@ Structure (all daily, on the exchange's trading sessions):
   the ticker's own log return over the last 10 days (information available at t), mu_i its daily
   drift (so the signal is momentum in excess of drift) and sigma_i its typical daily volatility. `true_signal` gives, per (date, ticker), the planted part of the
   5-day forward log return to first order: ``5 * signal_strength * sigma_i * tanh(...)``.
+  The momentum feeds on itself (the returns it reads include what it added), so from a strength
+  near 1.5 trends run away. With ``signal_source = "gold"`` the signal reads Gold's 20-day log
+  return instead (``G20_t / (0.009 sqrt(20))`` in place of the momentum's argument; the feature
+  ``Gold_return_20d``): nothing feeds back, no strength runs away, and a flip reverses the skill
+  at its full size, where a flipped momentum only damps the trends it feeds.
   The drift (``annual_drift`` per unit of beta) is the same in every regime; with
   ``signal_strength = 0`` and ``annual_drift = 0`` nothing about direction is predictable;
 * ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility triples,
   their market beta rises by 0.8 and their volume doubles, so feature distributions shift;
 * ``signal_flip_date``: from that date on the planted signal reverses sign, so a model that
   learned it forecasts the wrong way (the live-skill check must notice); ``signal_death_date``:
-  from that date on there is none; both for ``signal_tickers`` only, when given. Neither draws a
-  random number, so everything before the date, and every other ticker, stays as it was;
+  from that date on the planted part is noise of the same size that nothing observable predicts
+  (``tanh`` of an independent normal draw each day), so the skill dies while each day's
+  volatility stays as it was; both for ``signal_tickers`` only, when given. The noise comes from
+  a stream of its own, drawn whatever the knobs, so everything before the date, and every other
+  ticker, stays as it was;
 * a bad print is a one-day spike of the quoted close that reverts the next day. The market's
   true close on such a day is the geometric midpoint of its neighbours (the two days' returns
   are equal), with or without the bad prints, so a correct repair restores it exactly. The
@@ -80,6 +88,7 @@ REGIME_TRANSITIONS = np.array(
 SECTOR_VOL = 0.006
 DURATION = 7.5  # rates ETFs move by -duration x yield change
 YIELD_VOL = 0.045  # daily standard deviation of the 10-year yield, percentage points
+GOLD_VOL = 0.009  # daily log-return volatility of Gold
 N_BAD_TICKS = 6
 DRIFT_VOL, DRIFT_BETA, DRIFT_VOLUME = 3.0, 0.8, 2.0  # after drift_date, for the drifted tickers
 BAD_TICK_HORIZON = 3900  # bad ticks fall on sessions 60..3900 of the range
@@ -133,6 +142,7 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
     u_missing = next(streams).random((n_days, n_tk))
     u_missing_len = next(streams).integers(1, 4, size=(n_days, n_tk))
     bad = next(streams)
+    z_dead = next(streams).standard_normal((n_days, n_tk))  # the dead signal's noise
     bad_rows = bad.integers(60, BAD_TICK_HORIZON, size=N_BAD_TICKS)
     bad_cols = bad.integers(0, n_tk, size=N_BAD_TICKS)
     bad_sign = bad.choice([-1.0, 1.0], size=N_BAD_TICKS)
@@ -164,7 +174,13 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
     # the same drift in every regime: regimes never predict direction
     drift = config.annual_drift / 252.0 * np.clip(beta, 0.15, None)
 
+    gold_return = 0.0002 + GOLD_VOL * (-0.1 * z_market + np.sqrt(1 - 0.01) * z_alt[:, 2])
+    # the gold-driven signal's argument at t: Gold's 20-day log return in excess of its drift, in
+    # units of its standard deviation (0 until 20 days exist)
+    gold_z = pd.Series(gold_return - 0.0002).rolling(20).sum().fillna(0.0).to_numpy() / (GOLD_VOL * np.sqrt(20.0))
+    by_gold = config.signal_source == "gold"
     flip = signal_multiplier(dates, tickers, config)
+    dead = (flip == 0.0).astype(float)
     drift_mask = np.zeros((n_days, n_tk), dtype=bool)
     if config.drift_date is not None:
         after = dates >= pd.Timestamp(config.drift_date)
@@ -186,18 +202,21 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
         vol_mult = np.where(drift_mask[t], DRIFT_VOL, 1.0) * (1.0 + 0.5 * (regimes[t] == 2))
         eps = np.sqrt(h) * z_idio[t]
         b = beta + np.where(drift_mask[t], DRIFT_BETA, 0.0)
-        g_prev = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 10 else np.zeros(n_tk)
-        r = (
-            drift
-            + b * market[t]
-            + loading * sector_ret[t]
-            + idio_vol * vol_mult * eps
-            + config.signal_strength * flip[t] * typical_vol * g_prev
-        )
+        if by_gold:
+            g_prev = np.full(n_tk, np.tanh(gold_z[t - 1])) if t >= 1 else np.zeros(n_tk)
+        else:
+            g_prev = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 10 else np.zeros(n_tk)
+        planted = config.signal_strength * flip[t] * typical_vol * g_prev
+        if dead[t].any():
+            planted = planted + config.signal_strength * dead[t] * typical_vol * np.tanh(z_dead[t])
+        r = drift + b * market[t] + loading * sector_ret[t] + idio_vol * vol_mult * eps + planted
         r = np.where(is_rates, r - DURATION * d_yield[t] / 100.0, r)
         returns[t] = r
         window[t % 10] = r
-        g_hist[t] = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 9 else 0.0
+        if by_gold:
+            g_hist[t] = np.tanh(gold_z[t])
+        else:
+            g_hist[t] = np.tanh((window.sum(axis=0) - 10 * drift) / (typical_vol * sqrt10)) if t >= 9 else 0.0
         eps_prev = eps
 
     # Bad prints asked for by the settings (`bad_prints`), beside the seeded ones: no random draw.
@@ -231,7 +250,7 @@ def generate_market(profile: Profile, config: SyntheticSettings = SyntheticSetti
         level = max(level, 9.0)
         vix[t] = level
     dxy = 80.0 * np.exp(np.cumsum(0.004 * (-0.2 * z_market + np.sqrt(1 - 0.04) * z_alt[:, 1])))
-    gold = 1100.0 * np.exp(np.cumsum(0.0002 + 0.009 * (-0.1 * z_market + np.sqrt(1 - 0.01) * z_alt[:, 2])))
+    gold = 1100.0 * np.exp(np.cumsum(gold_return))
 
     # Quotes: unadjusted for splits (earlier prices are higher by the later splits' ratios).
     actions = []
