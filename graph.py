@@ -164,7 +164,7 @@ def build_definitions(settings: Settings, resources: dict | None = None,
         asset_checks=ALL_CHECKS,
         jobs=ALL_JOBS,
         schedules=ALL_SCHEDULES,
-        sensors=[*sensors_for(settings.daemon), *optional_sensors(settings)],
+        sensors=[*sensors_for(settings.daemon, settings.monitoring), *optional_sensors(settings)],
         resources={**(resources or build_resources(settings, BLOCKING_CHECKS)), "catalog": catalog},
         executor=STEP_PROCESSES,
     ))

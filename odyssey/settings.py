@@ -415,6 +415,12 @@ class MonitoringSettings(_Model):
         "where about 2-3 % of healthy tickers cross it per 126 sessions and a tripled idiosyncratic volatility "
         "crosses it within 60 sessions in about 70 % of cases; bench/drift.py measures the whole decision on "
         "other seeds")
+    retrain_hold_sessions: int = Field(
+        default=63, ge=0, description="after a ticker's retrain was requested, its drift asks for another only once "
+        "this many landings have been judged since (the drift check still shows it meanwhile): a champion "
+        "retrained into a new regime holds only weeks of it among years of the old, so its first judged window "
+        "drifts again; without a hold a drifted ticker was retrained every 10 to 20 sessions. A live-skill "
+        "failure is never held")
 
 
 class PPOSettings(_Model):

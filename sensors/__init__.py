@@ -5,7 +5,7 @@ after each successful run, and new tick files and tick retraining."""
 
 import dagster as dg
 
-from odyssey.settings import DaemonSettings
+from odyssey.settings import DaemonSettings, MonitoringSettings
 from sensors.advice import advise_after_forecasts, advise_after_forecasts_every
 from sensors.alerts import run_failure_alerts
 from sensors.landing import landing_sensor, landing_sensor_every
@@ -20,14 +20,15 @@ ALL_SENSORS = [landing_sensor, advise_after_forecasts, lineage_after_runs, memor
                retrain_on_drift, run_failure_alerts, universe_partitions, tick_landing_sensor, retrain_ticks_on_drift]
 
 
-def sensors_for(daemon: DaemonSettings) -> list[dg.SensorDefinition]:
-    """ALL_SENSORS with the tick intervals of the settings' `daemon` section: how soon the daemon
-    reacts to a landing, and to the runs the loop follows."""
+def sensors_for(daemon: DaemonSettings, monitoring: MonitoringSettings = MonitoringSettings()
+                ) -> list[dg.SensorDefinition]:
+    """ALL_SENSORS with the tick intervals of the settings' `daemon` section (how soon the daemon
+    reacts to a landing, and to the runs the loop follows) and the retraining sensor's hold."""
     follow = daemon.follow_seconds
     timed = {s.name: s for s in (landing_sensor_every(daemon.landing_seconds), advise_after_forecasts_every(follow),
                                  lineage_after_runs_every(follow),
                                  memory_after_states_every(follow), monitor_after_ingest_every(follow),
-                                 retrain_on_drift_every(follow))}
+                                 retrain_on_drift_every(follow, monitoring.retrain_hold_sessions))}
     return [timed.get(s.name, s) for s in ALL_SENSORS]
 
 

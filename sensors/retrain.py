@@ -7,6 +7,12 @@ gates, champion) per ticker that went from passing (or unknown) to failing. Its 
 evaluations it has read (check records are numbered when a run is planned, not when the check
 finishes, so a high-water mark could skip a slow run's result) and each ticker's state, so one
 drift event starts one run and a ticker that did not drift is never retrained.
+
+A drift that comes back soon after a retrain is held: a champion retrained into a new regime has
+seen only weeks of it, so its first judged window drifts again. Until `retrain_hold_sessions` drift
+evaluations (landings) have been read since the ticker's last retrain request, a new drift
+failure waits in the cursor; if the ticker still drifts when the hold ends, it is retrained then.
+A live-skill failure is never held: a champion that lost its skill is demoted until replaced.
 """
 
 import json
@@ -15,7 +21,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey.drift import DRIFTED_KEY
-from odyssey.settings import DaemonSettings
+from odyssey.settings import DaemonSettings, MonitoringSettings
 from resources.metadata import check_reason
 from sensors.cursors import sensor_every
 
@@ -61,24 +67,38 @@ def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str
     return {record.partition: (record.status == AssetCheckExecutionRecordStatus.FAILED, reason_of(record))}
 
 
-def _retrain_on_drift(context: dg.SensorEvaluationContext):
-    cursor = json.loads(context.cursor) if context.cursor else {"seen": [], "failing": {}}
-    failing: dict[str, list[str]] = cursor["failing"]
-    seen: list[int] = cursor["seen"]
+def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    failing: dict[str, list[str]] = cursor.get("failing", {})
+    seen: list[int] = cursor.get("seen", [])
+    judged: int = cursor.get("judged", 0)  # drift evaluations read: one per landing
+    retrained: dict[str, int] = cursor.get("retrained", {})  # ticker -> `judged` at its last request
+    held: dict[str, str] = cursor.get("held", {})  # ticker -> the drift reason waiting for the hold to end
     requests: dict[str, list[str]] = {}
     records = in_order(new_evaluations(context.instance, set(seen), (DRIFT,), partitioned=False)
-                        + new_evaluations(context.instance, set(seen), (LIVE_SKILL,), partitioned=True))
+                       + new_evaluations(context.instance, set(seen), (LIVE_SKILL,), partitioned=True))
     for record in records:
         seen.append(record.id)
         check = record.key.name
+        judged += check == DRIFT.name
         for ticker, (now_failing, reason) in verdicts(record, failing).items():
             was_failing = check in failing.get(ticker, [])
             if now_failing and not was_failing:
-                requests.setdefault(ticker, []).append(reason)
                 failing.setdefault(ticker, []).append(check)
+                if check == DRIFT.name and ticker in retrained and judged - retrained[ticker] < hold:
+                    held[ticker] = reason
+                else:
+                    requests.setdefault(ticker, []).append(reason)
             elif not now_failing and was_failing:
                 failing[ticker].remove(check)
+    for ticker, reason in sorted(held.items()):
+        if DRIFT.name not in failing.get(ticker, []):
+            del held[ticker]  # cleared during the hold
+        elif judged - retrained[ticker] >= hold:
+            del held[ticker]
+            requests.setdefault(ticker, []).append(f"{reason} (held {hold} landings after the last retrain)")
     for ticker, reasons in sorted(requests.items()):
+        retrained[ticker] = judged
         yield dg.RunRequest(
             run_key=f"retrain-{ticker}-{seen[-1]}",
             partition_key=ticker,
@@ -86,14 +106,19 @@ def _retrain_on_drift(context: dg.SensorEvaluationContext):
         )
     if requests:
         context.log.info(f"retraining {sorted(requests)}")
-    context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing}))
+    if held:
+        context.log.info(f"drift held after a recent retrain: {sorted(held)}")
+    context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing, "judged": judged,
+                                      "retrained": retrained, "held": held}))
 
 
+def retrain_on_drift_every(seconds: int, hold: int = MonitoringSettings().retrain_hold_sessions) -> dg.SensorDefinition:
+    def _retrain_on_drift(context: dg.SensorEvaluationContext):
+        yield from retrain_requests(context, hold)
 
-def retrain_on_drift_every(seconds: int) -> dg.SensorDefinition:
     return sensor_every(_retrain_on_drift, seconds, "retrain_on_drift", "forecasting",
                         "Request a forecasting run for exactly the tickers whose drift or live-skill check "
-                        "just failed.")
+                        f"just failed (a drift within {hold} landings of the ticker's last retrain waits for them).")
 
 
 retrain_on_drift = retrain_on_drift_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

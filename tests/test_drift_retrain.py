@@ -25,7 +25,7 @@ from odyssey.splits import forward_returns, target_name
 from odyssey.landing import synthetic_days, write_landing
 from resources import build_resources, mlflow_resource
 from resources.storage import last_landed_day
-from sensors.retrain import retrain_on_drift
+from sensors.retrain import DRIFT, LIVE_SKILL, retrain_on_drift, retrain_on_drift_every
 from tests.dagster_helpers import (failed_checks, fast_forecasting_config, gate_settings, quick_settings, read_table,
                                    run_graph)
 
@@ -313,3 +313,40 @@ def test_the_current_window_never_lies_inside_the_reference():
     assert len(current) == 10 and current["date"].min() > reference["date"].max()
     reference, current = drift_windows(rows, None, None, "2019-12-31", 126)  # no champion: after validation
     assert len(current) == 126 and current["date"].min() > pd.Timestamp("2019-12-31")
+
+
+def test_a_drift_soon_after_a_retrain_is_held_until_enough_landings_were_judged():
+    """vol_regime's churn: a champion retrained into a new regime drifts again as soon as its first
+    window is judged. The retraining sensor holds such a drift for `hold` landings from the last
+    request, then retrains if it persists; a first drift and a lost live skill are never held."""
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = retrain_on_drift_every(1, hold=5)
+    cursor = None
+
+    def landing(drifted: dict[str, str]) -> list:
+        nonlocal cursor
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=DRIFT.asset_key, check_name=DRIFT.name, passed=not drifted,
+            metadata={DRIFTED_KEY: dg.MetadataValue.json(drifted)}))
+        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        requests = list(sensor(context))
+        cursor = context.cursor
+        return [(r.partition_key, r.tags["odyssey/reason"]) for r in requests]
+
+    assert landing({"NVDA": "relative volatility z 3.6"}) == [("NVDA", "feature_drift_check: relative volatility z 3.6")]
+    assert landing({}) == []  # the new champion: not yet evaluable, so NVDA is not named
+    assert landing({"NVDA": "z 3.9", "AAPL": "z 3.7"}) == [("AAPL", "feature_drift_check: z 3.7")]  # NVDA held
+    assert json.loads(cursor)["held"] == {"NVDA": "feature_drift_check: z 3.9"}
+    assert landing({"NVDA": "z 4.0", "AAPL": "z 3.8"}) == []
+    assert landing({"NVDA": "z 4.1"}) == []  # AAPL cleared
+    # the fifth landing judged since NVDA's retrain: still drifting, so it is retrained now
+    assert landing({"NVDA": "z 4.2", "AAPL": "z 3.6"}) == [
+        ("NVDA", "feature_drift_check: z 3.9 (held 5 landings after the last retrain)")]  # AAPL: held, 3 since
+    assert set(json.loads(cursor)["held"]) == {"AAPL"}
+    assert landing({"NVDA": "z 4.2"}) == []  # AAPL cleared while held: dropped, never retrained
+    assert json.loads(cursor)["held"] == {}
+    # a lost live skill is never held, even right after a retrain
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=LIVE_SKILL.asset_key, check_name=LIVE_SKILL.name, passed=False, partition="NVDA"))
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    assert [r.partition_key for r in sensor(context)] == ["NVDA"]
