@@ -361,15 +361,17 @@ def runs_of_events(events: Sequence[Event]) -> list[tuple[Event, Event]]:
 class DetectionOdds:
     """What the live-skill monitor of a ticker's champion at the event promises: its walk-forward
     next-session skill and, in the simulation of the test alone at that skill, the share of dead
-    signals it finds within `within` sessions (and healthy champions it alarms on per window)."""
+    signals and of reversed ones it finds within `within` sessions (and healthy champions it
+    alarms on per window)."""
 
     ticker: str
     skill: float
     reference_days: int
     within: int
-    detection_rate: float
+    detection_rate: float  # a dead signal
     false_alarm_rate: float
     windows: int
+    reversal_rate: float = float("nan")  # a reversed signal (not in reports written before it was measured)
 
 
 def detection_odds(ticker: str, walkforward: pd.DataFrame, clean: pd.DataFrame, within: int, gates: GateSettings,
@@ -383,7 +385,8 @@ def detection_odds(ticker: str, walkforward: pd.DataFrame, clean: pd.DataFrame, 
     power = simulate_power(monitor.mean, windows, reference_days=monitor.reference_days, window=gates.live_window,
                            within=within, false_alarm=gates.live_false_alarm)
     return DetectionOdds(ticker, monitor.mean, monitor.reference_days, within, power.detection_rate,
-                         max(power.false_alarm_rate, power.later_false_alarm_rate), windows)
+                         max(power.false_alarm_rate, power.later_false_alarm_rate), windows,
+                         power.reversal_detection_rate)
 
 
 def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Sequence[BookDay],
@@ -410,10 +413,12 @@ def render_markdown(record: ReplayRecord, verdicts: Sequence[Verdict], book: Seq
     if odds:
         lines += ["What the live-skill monitors promised (a simulation of the test alone at each champion's own "
                   "skill; a detection is a draw, not a certainty):", "",
-                  "| ticker | walk-forward next-session skill | a dead signal found within | in | healthy champions "
-                  "alarmed per window |", "|---|---|---|---|---|"]
+                  "| ticker | walk-forward next-session skill | found within | a dead signal | a reversed one | "
+                  "healthy champions alarmed per window |", "|---|---|---|---|---|---|"]
         lines += [f"| {o.ticker} | {o.skill:+.3f} ({o.reference_days} days) | {o.within} sessions | "
-                  f"{o.detection_rate:.0%} of {o.windows} | {o.false_alarm_rate:.1%} |" for o in odds]
+                  f"{o.detection_rate:.0%} of {o.windows} | "
+                  f"{'not measured' if np.isnan(o.reversal_rate) else f'{o.reversal_rate:.0%}'} | "
+                  f"{o.false_alarm_rate:.1%} |" for o in odds]
         lines.append("")
     lines += ["## Live skill against the walk-forward", "", "| ticker | walk-forward IC | live IC (last) | live days |"
               " sessions served by a champion |", "|---|---|---|---|---|"]

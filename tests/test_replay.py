@@ -140,11 +140,12 @@ def test_the_report_states_the_odds_a_champion_s_monitor_gave_for_finding_a_dead
     weak = detection_odds("AAA", *_walkforward_and_prices(0.2), within=60, gates=GateSettings(), windows=40)
     assert 0.7 < strong.skill < 0.9 and 0.1 < weak.skill < 0.3 and strong.reference_days == weak.reference_days
     assert strong.detection_rate >= 0.8 > 0.3 >= weak.detection_rate
+    assert strong.reversal_rate == 1.0 and weak.reversal_rate > weak.detection_rate  # a reversal is found sooner
     assert strong.false_alarm_rate <= 0.1 and weak.false_alarm_rate <= 0.1
     text = render_markdown(record(), [], [], pd.DataFrame(columns=["date", "ticker", "live_ic", "n"]), {}, "", [],
                            [strong])
     assert f"| AAA | {strong.skill:+.3f} ({strong.reference_days} days) | 60 sessions | " \
-           f"{strong.detection_rate:.0%} of 40 |" in text
+           f"{strong.detection_rate:.0%} of 40 | 100% |" in text
 
 
 def test_a_build_that_stored_no_forecasts_promises_nothing(tmp_path):
