@@ -193,6 +193,12 @@ def judge(expectation: Expectation, record: ReplayRecord) -> Verdict:
                              before_event=expectation.before_event)
         verdict = _absent(record, others, RETRAIN, "retrains of other tickers", None)
         return Verdict(kind, _tickers(expectation, record), verdict.passed, verdict.detail)
+    if kind == "retrained_at_most":
+        tickers = _tickers(expectation, record)
+        counts = {t: sum(e.kind == RETRAIN and e.ticker == t for e in record.events) for t in tickers}
+        shown = ", ".join(f"{t} {n}" for t, n in counts.items())
+        return Verdict(kind, tickers, all(n <= expectation.count for n in counts.values()),
+                       f"retrains per ticker: {shown} (at most {expectation.count} each)")
     if kind == "none_deployed":
         if not any(s.ingest == "SUCCESS" for s in record.sessions):
             return Verdict(kind, _tickers(expectation, record), False, "not yet evaluable: no session was ingested, "

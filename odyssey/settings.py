@@ -679,7 +679,7 @@ class DaemonSettings(_Model):
 
 EXPECTATION_KINDS = ("all_ingested", "rejected_from_event", "bad_print_repaired", "live_skill_alarm",
                      "no_live_skill_alarm", "demoted", "drift", "no_drift", "retrained", "only_retrained",
-                     "none_deployed")
+                     "none_deployed", "retrained_at_most")
 
 
 class Expectation(_Model):
@@ -687,12 +687,20 @@ class Expectation(_Model):
 
     `tickers` are the tickers it is about (None: every ticker); `within` the sessions after the
     event (its first session, `event`) by which it must have happened; `before_event` limits a
-    "no ..." expectation to the sessions before the event."""
+    "no ..." expectation to the sessions before the event; `count` is what `retrained_at_most`
+    allows each ticker over the whole replay."""
 
     kind: Literal[EXPECTATION_KINDS]
     tickers: Optional[tuple[str, ...]] = None
     within: Optional[int] = Field(default=None, ge=0)
     before_event: bool = False
+    count: Optional[int] = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _count_where_it_counts(self) -> "Expectation":
+        if (self.kind == "retrained_at_most") != (self.count is not None):
+            raise ValueError("replay.expect: `count` goes with kind 'retrained_at_most', and only there")
+        return self
 
 
 class ReplaySettings(_Model):

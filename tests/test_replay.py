@@ -77,6 +77,19 @@ def test_absence_expectations_count_every_event_or_only_those_before_the_event()
     assert judge(Expectation(kind="no_drift", tickers=("AAA",)), unjudged).passed
 
 
+def test_churn_is_bounded_by_a_count_of_retrains_per_ticker():
+    s = sessions(40)
+    churn = record([at(s, i, RETRAIN, "AAA") for i in (22, 31, 38)] + [at(s, 25, RETRAIN, "BBB")], sessions=s)
+    verdict = judge(Expectation(kind="retrained_at_most", tickers=("AAA", "BBB"), count=2), churn)
+    assert not verdict.passed and verdict.detail == "retrains per ticker: AAA 3, BBB 1 (at most 2 each)"
+    assert judge(Expectation(kind="retrained_at_most", tickers=("AAA", "BBB"), count=3), churn).passed
+    assert judge(Expectation(kind="retrained_at_most", tickers=("CCC",), count=0), churn).passed
+    with pytest.raises(ValueError, match="count"):
+        Expectation(kind="retrained_at_most", tickers=("AAA",))
+    with pytest.raises(ValueError, match="count"):
+        Expectation(kind="drift", tickers=("AAA",), count=1)
+
+
 def test_an_event_outside_the_replayed_sessions_is_not_placed_on_one():
     s = sessions(30)
     early = ReplayRecord("t", TICKERS, s, [at(s, 3, LIVE_ALARM, "AAA")], event_day="2021-12-01",
