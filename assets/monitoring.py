@@ -113,7 +113,7 @@ def feature_drift(context: dg.AssetExecutionContext, config: DriftConfig, settin
         # the decision travels with the table, so the check judges with this run's thresholds
         tables.append(table.assign(ticker=ticker, target_psi=target_psi, target_z=target_z,
                                    relative_vol_z=relative_z, ticker_drifted=drifted,
-                                   ticker_reason=reason, ticker_evaluable=evaluable))
+                                   ticker_reason=reason, ticker_evaluable=evaluable, current_sessions=len(current)))
         summary.append({"ticker": ticker, "drifted": drifted, "evaluable": evaluable, "share_drifted": share,
                         "target_z": target_z, "relative_vol_z": relative_z, "target_psi": target_psi,
                         "reference": f"{_window(reference)}, {source})",

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from odyssey.drift import DRIFTED_KEY
+from odyssey.drift import CURRENT_SESSIONS_KEY, DRIFTED_KEY
 from odyssey.gates import EVALUABLE_KEY, NOT_EVALUABLE
 from resources.metadata import present
 from resources.settings import ticker_partitions
@@ -24,7 +24,7 @@ def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
     tickers = feature_drift.groupby("ticker", sort=True).agg(
         drifted=("ticker_drifted", "first"), reason=("ticker_reason", "first"), share=("drifted", "mean"),
         target_z=("target_z", "first"), relative_vol_z=("relative_vol_z", "first"),
-        evaluable=("ticker_evaluable", "first"))
+        evaluable=("ticker_evaluable", "first"), sessions=("current_sessions", "first"))
     reasons = {t: r.reason for t, r in tickers[tickers["drifted"]].iterrows()}
     waiting = {t: r.reason for t, r in tickers[~tickers["evaluable"].astype(bool)].iterrows()}
     judged = int(tickers["evaluable"].astype(bool).sum())
@@ -35,6 +35,7 @@ def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=not reasons, metadata={
         DRIFTED_KEY: dg.MetadataValue.json(reasons), "reason": reason[:4000], EVALUABLE_KEY: judged > 0,
         "not_yet_evaluable": dg.MetadataValue.json(waiting),
+        CURRENT_SESSIONS_KEY: dg.MetadataValue.json({t: int(n) for t, n in tickers["sessions"].items()}),
         **({"max_share_drifted": float(evaluated["share"].max()),
             "max_target_z": float(evaluated["target_z"].max()),
             **present({"max_relative_vol_z": _shown(evaluated["relative_vol_z"].max())})} if judged else {}),

@@ -16,6 +16,9 @@ import pandas as pd
 EPS = 1e-4
 RETURN, BENCHMARK_RETURN = "log_return", "benchmark_log_return"  # the daily returns beside the features
 DRIFTED_KEY = "drifted"  # the drift check's metadata: the tickers that drifted (the retraining sensor reads it)
+# and per ticker the sessions its current window holds (after its champion's training window, at most
+# monitoring.window_days): how long since a retrain, which the retraining sensor's hold reads
+CURRENT_SESSIONS_KEY = "current_sessions"
 
 
 def _bins(reference: np.ndarray, n_bins: int) -> np.ndarray:

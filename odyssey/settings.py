@@ -416,11 +416,19 @@ class MonitoringSettings(_Model):
         "crosses it within 60 sessions in about 70 % of cases; bench/drift.py measures the whole decision on "
         "other seeds")
     retrain_hold_sessions: int = Field(
-        default=63, ge=0, description="after a ticker's retrain was requested, its drift asks for another only once "
-        "this many landings have been judged since (the drift check still shows it meanwhile): a champion "
-        "retrained into a new regime holds only weeks of it among years of the old, so its first judged window "
-        "drifts again; without a hold a drifted ticker was retrained every 10 to 20 sessions. A live-skill "
-        "failure is never held")
+        default=63, ge=0, description="a drift of a ticker the retraining sensor has retrained before waits "
+        "until its current window holds this many sessions after the champion's training window (the drift check "
+        "still shows it meanwhile): a champion retrained into a new regime holds only weeks of it among years of "
+        "the old, so its first judged window drifts again; without a hold a drifted ticker was retrained every 10 "
+        "to 20 sessions. At most window_days. A first drift and a lost live skill are never held")
+
+    @model_validator(mode="after")
+    def _hold_within_the_window(self) -> "MonitoringSettings":
+        if self.retrain_hold_sessions > self.window_days:
+            raise ValueError(f"monitoring.retrain_hold_sessions ({self.retrain_hold_sessions}) exceeds window_days "
+                             f"({self.window_days}): the current window never holds more, so a held drift would "
+                             "wait for ever")
+        return self
 
 
 class PPOSettings(_Model):

@@ -9,10 +9,11 @@ finishes, so a high-water mark could skip a slow run's result) and each ticker's
 drift event starts one run and a ticker that did not drift is never retrained.
 
 A drift that comes back soon after a retrain is held: a champion retrained into a new regime has
-seen only weeks of it, so its first judged window drifts again. Until `retrain_hold_sessions` drift
-evaluations (landings) have been read since the ticker's last retrain request, a new drift
-failure waits in the cursor; if the ticker still drifts when the hold ends, it is retrained then.
-A live-skill failure is never held: a champion that lost its skill is demoted until replaced.
+seen only weeks of it, so its first judged window drifts again. While the drift evaluation says
+the ticker's current window (the sessions after its champion's training window) holds fewer than
+`retrain_hold_sessions`, a drift of a ticker this sensor has retrained before waits in the
+cursor; if the ticker still drifts once the window is that long, it is retrained then. A first
+drift and a lost live skill are never held.
 """
 
 import json
@@ -20,7 +21,7 @@ import json
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from odyssey.drift import DRIFTED_KEY
+from odyssey.drift import CURRENT_SESSIONS_KEY, DRIFTED_KEY
 from odyssey.settings import DaemonSettings, MonitoringSettings
 from resources.metadata import check_reason
 from sensors.cursors import sensor_every
@@ -67,38 +68,46 @@ def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str
     return {record.partition: (record.status == AssetCheckExecutionRecordStatus.FAILED, reason_of(record))}
 
 
+def current_sessions(record) -> dict[str, int]:
+    """ticker -> the sessions its current drift window held, as one drift evaluation states them
+    (none in evaluations older than the statement)."""
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    entry = evaluation.metadata.get(CURRENT_SESSIONS_KEY) if evaluation else None
+    return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
+
+
 def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
     cursor = json.loads(context.cursor) if context.cursor else {}
     failing: dict[str, list[str]] = cursor.get("failing", {})
     seen: list[int] = cursor.get("seen", [])
-    judged: int = cursor.get("judged", 0)  # drift evaluations read: one per landing
-    retrained: dict[str, int] = cursor.get("retrained", {})  # ticker -> `judged` at its last request
-    held: dict[str, str] = cursor.get("held", {})  # ticker -> the drift reason waiting for the hold to end
+    retrained: list[str] = cursor.get("retrained", [])  # tickers this sensor asked to retrain
+    held: dict[str, str] = cursor.get("held", {})  # ticker -> the drift reason waiting for its window to fill
     requests: dict[str, list[str]] = {}
     records = in_order(new_evaluations(context.instance, set(seen), (DRIFT,), partitioned=False)
                        + new_evaluations(context.instance, set(seen), (LIVE_SKILL,), partitioned=True))
     for record in records:
         seen.append(record.id)
         check = record.key.name
-        judged += check == DRIFT.name
+        window = current_sessions(record) if check == DRIFT.name else {}
         for ticker, (now_failing, reason) in verdicts(record, failing).items():
             was_failing = check in failing.get(ticker, [])
             if now_failing and not was_failing:
                 failing.setdefault(ticker, []).append(check)
-                if check == DRIFT.name and ticker in retrained and judged - retrained[ticker] < hold:
+                if check == DRIFT.name and ticker in retrained and window.get(ticker, hold) < hold:
                     held[ticker] = reason
                 else:
                     requests.setdefault(ticker, []).append(reason)
             elif not now_failing and was_failing:
                 failing[ticker].remove(check)
-    for ticker, reason in sorted(held.items()):
-        if DRIFT.name not in failing.get(ticker, []):
-            del held[ticker]  # cleared during the hold
-        elif judged - retrained[ticker] >= hold:
-            del held[ticker]
-            requests.setdefault(ticker, []).append(f"{reason} (held {hold} landings after the last retrain)")
+            if ticker in held and check == DRIFT.name:
+                if not now_failing:
+                    del held[ticker]  # cleared while held
+                elif window.get(ticker, hold) >= hold:
+                    requests.setdefault(ticker, []).append(
+                        f"{held.pop(ticker)} (held until {hold} sessions after the retrain had been judged)")
     for ticker, reasons in sorted(requests.items()):
-        retrained[ticker] = judged
+        held.pop(ticker, None)  # a live-skill retrain answers a held drift too
+        retrained = sorted({*retrained, ticker})
         yield dg.RunRequest(
             run_key=f"retrain-{ticker}-{seen[-1]}",
             partition_key=ticker,
@@ -108,8 +117,8 @@ def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
         context.log.info(f"retraining {sorted(requests)}")
     if held:
         context.log.info(f"drift held after a recent retrain: {sorted(held)}")
-    context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing, "judged": judged,
-                                      "retrained": retrained, "held": held}))
+    context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing, "retrained": retrained,
+                                      "held": held}))
 
 
 def retrain_on_drift_every(seconds: int, hold: int = MonitoringSettings().retrain_hold_sessions) -> dg.SensorDefinition:
@@ -118,7 +127,7 @@ def retrain_on_drift_every(seconds: int, hold: int = MonitoringSettings().retrai
 
     return sensor_every(_retrain_on_drift, seconds, "retrain_on_drift", "forecasting",
                         "Request a forecasting run for exactly the tickers whose drift or live-skill check "
-                        f"just failed (a drift within {hold} landings of the ticker's last retrain waits for them).")
+                        f"just failed (a drift judged on fewer than {hold} sessions after a retrain waits for them).")
 
 
 retrain_on_drift = retrain_on_drift_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

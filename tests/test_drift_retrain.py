@@ -16,8 +16,8 @@ import pytest
 from odyssey import registry as mlreg
 from odyssey.calendar import next_sessions
 from odyssey import features as feature_registry
-from odyssey.drift import (DRIFTED_KEY, DriftStatistics, degenerate_columns, drift_statistics, drift_windows,
-                           evidently_drift, psi_kl, psi_kl_columns, relative_volatility_z, window_mean_z,
+from odyssey.drift import (CURRENT_SESSIONS_KEY, DRIFTED_KEY, DriftStatistics, degenerate_columns, drift_statistics,
+                           drift_windows, evidently_drift, psi_kl, psi_kl_columns, relative_volatility_z, window_mean_z,
                            window_mean_z_columns)
 from odyssey.settings import MonitoringSettings
 from odyssey.sources.synthetic import generate_market
@@ -315,35 +315,39 @@ def test_the_current_window_never_lies_inside_the_reference():
     assert len(current) == 126 and current["date"].min() > pd.Timestamp("2019-12-31")
 
 
-def test_a_drift_soon_after_a_retrain_is_held_until_enough_landings_were_judged():
+def test_a_drift_soon_after_a_retrain_is_held_until_its_window_holds_enough_sessions():
     """vol_regime's churn: a champion retrained into a new regime drifts again as soon as its first
-    window is judged. The retraining sensor holds such a drift for `hold` landings from the last
-    request, then retrains if it persists; a first drift and a lost live skill are never held."""
+    window is judged. The retraining sensor holds such a drift until the drift evaluation's window
+    after the retrained champion's training holds `hold` sessions, then retrains if it persists; a
+    first drift and a lost live skill are never held."""
     instance = dg.DagsterInstance.ephemeral()
-    sensor = retrain_on_drift_every(1, hold=5)
+    sensor = retrain_on_drift_every(1, hold=30)
     cursor = None
 
-    def landing(drifted: dict[str, str]) -> list:
+    def landing(drifted: dict[str, str], sessions: dict[str, int]) -> list:
         nonlocal cursor
         instance.report_runless_asset_event(dg.AssetCheckEvaluation(
             asset_key=DRIFT.asset_key, check_name=DRIFT.name, passed=not drifted,
-            metadata={DRIFTED_KEY: dg.MetadataValue.json(drifted)}))
+            metadata={DRIFTED_KEY: dg.MetadataValue.json(drifted),
+                      CURRENT_SESSIONS_KEY: dg.MetadataValue.json(sessions)}))
         context = dg.build_sensor_context(instance=instance, cursor=cursor)
         requests = list(sensor(context))
         cursor = context.cursor
         return [(r.partition_key, r.tags["odyssey/reason"]) for r in requests]
 
-    assert landing({"NVDA": "relative volatility z 3.6"}) == [("NVDA", "feature_drift_check: relative volatility z 3.6")]
-    assert landing({}) == []  # the new champion: not yet evaluable, so NVDA is not named
-    assert landing({"NVDA": "z 3.9", "AAPL": "z 3.7"}) == [("AAPL", "feature_drift_check: z 3.7")]  # NVDA held
+    # a first drift is never held, however short its window
+    assert landing({"NVDA": "z 3.6"}, {"NVDA": 20, "AAPL": 40}) == [("NVDA", "feature_drift_check: z 3.6")]
+    assert landing({}, {"NVDA": 5, "AAPL": 41}) == []  # the new champion: not yet evaluable, so NVDA is not named
+    assert landing({"NVDA": "z 3.9", "AAPL": "z 3.7"}, {"NVDA": 20, "AAPL": 42}) == [
+        ("AAPL", "feature_drift_check: z 3.7")]  # NVDA's drift on 20 sessions after its retrain: held
     assert json.loads(cursor)["held"] == {"NVDA": "feature_drift_check: z 3.9"}
-    assert landing({"NVDA": "z 4.0", "AAPL": "z 3.8"}) == []
-    assert landing({"NVDA": "z 4.1"}) == []  # AAPL cleared
-    # the fifth landing judged since NVDA's retrain: still drifting, so it is retrained now
-    assert landing({"NVDA": "z 4.2", "AAPL": "z 3.6"}) == [
-        ("NVDA", "feature_drift_check: z 3.9 (held 5 landings after the last retrain)")]  # AAPL: held, 3 since
-    assert set(json.loads(cursor)["held"]) == {"AAPL"}
-    assert landing({"NVDA": "z 4.2"}) == []  # AAPL cleared while held: dropped, never retrained
+    assert landing({"NVDA": "z 4.0", "AAPL": "z 3.8"}, {"NVDA": 29, "AAPL": 5}) == []
+    assert landing({"NVDA": "z 4.1"}, {"NVDA": 29, "AAPL": 6}) == []  # AAPL cleared
+    # NVDA's window now holds 30 sessions after the retrained champion's training: still drifting, retrained
+    assert landing({"NVDA": "z 4.2", "AAPL": "z 3.6"}, {"NVDA": 30, "AAPL": 20}) == [
+        ("NVDA", "feature_drift_check: z 3.9 (held until 30 sessions after the retrain had been judged)")]
+    assert set(json.loads(cursor)["held"]) == {"AAPL"}  # AAPL drifts again 20 sessions after its retrain
+    assert landing({"NVDA": "z 4.2"}, {"NVDA": 5, "AAPL": 21}) == []  # AAPL cleared while held: never retrained
     assert json.loads(cursor)["held"] == {}
     # a lost live skill is never held, even right after a retrain
     instance.report_runless_asset_event(dg.AssetCheckEvaluation(

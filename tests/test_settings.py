@@ -152,6 +152,7 @@ def test_another_file_through_odyssey_settings(tmp_path):
     ('[dates]\nstart = "2015-01-02"\ntrain_end = 1.5', "strictly between 0 and 1"),
     ('[forecast]\nxgboost = "fancy"', "unknown XGBoost preset 'fancy'"),
     ('[source]\nkind = "csv"', "needs source.csv_path"),
+    ('[monitoring]\nwindow_days = 60', "retrain_hold_sessions \\(63\\) exceeds window_days \\(60\\)"),
     ('[dates]\ntrain_end = "2020-01-02"\nvalidation_end = "2019-01-02"', None),
 ])
 def test_bad_settings_are_named(tmp_path, text, message):
