@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "settings" / "scenarios"
 MARK = ".odyssey-replay"  # a folder the replay made (and may empty again)
 ODDS = "detection_odds.json"  # what the live-skill monitors promised, as built
+JOURNAL = "sessions.jsonl"  # one line per replayed session, so a resumed replay reports them all
 SENSORS = ("landing_sensor", "monitor_after_ingest", "memory_after_states", "retrain_on_drift",
            "advise_after_forecasts")
 # the replay's own daemon intervals: the follow-up sensors tick every 2 s, so a session takes what
@@ -237,8 +238,9 @@ def read_advice(storage, instance, day: str):
 
 def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, driver: str = "daemon",
                log=print) -> "ReplayRecord":
-    """Walk `sessions` sessions forward on a built store, with dagster-daemon (`driver` "daemon")
-    or the loop in this process ("inprocess"), and return what happened."""
+    """Walk forward on a built store until `sessions` sessions were replayed in this home (those a
+    stopped replay landed, kept in its journal, count), with dagster-daemon (`driver` "daemon") or
+    the loop in this process ("inprocess"), and return what happened in all of them."""
     import dagster as dg
 
     from jobs.main import open_instance
@@ -246,14 +248,18 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
     from odyssey.portfolio import write_holdings
     from graph import build_definitions
     from resources.storage import last_landed_day
-    from odyssey.replay import QUARANTINED, Event, ReplayRecord, SessionRecord
+    from odyssey.replay import QUARANTINED, Event, ReplayRecord, SessionRecord, read_journal, session_line
 
     profile = settings.profile()
     defs = build_definitions(settings)
     storage = defs.resources["storage"]
     landing, archive, quarantine = settings.paths.landing_dirs
-    records: list[SessionRecord] = []
-    landed_at: list[float] = []
+    journal = home / JOURNAL
+    records: list[SessionRecord]
+    records, landed_at = read_journal(journal.read_text()) if journal.exists() else ([], [])
+    if records:
+        log(f"{len(records)} sessions already replayed here, to {records[-1].day}; {max(0, sessions - len(records))} "
+            "to go")
     with open_instance(settings) as instance, (Daemon(env, home) if driver == "daemon" else
                                                InProcessLoop(defs, instance)) as loop:
         if driver == "daemon":
@@ -267,11 +273,11 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
                 loop.settle(timeout)
         files, day, at = [], "the build", time.time()
         settle()  # the followers' first ticks take the build's newest state
-        # the book starts in cash, and so do the first session's recommendations
-        write_holdings(Path(settings.portfolio.holdings_file), {t: 0.0 for t in profile.tickers}, profile.end)
+        if not records:  # the book starts in cash, and so do the first session's recommendations
+            write_holdings(Path(settings.portfolio.holdings_file), {t: 0.0 for t in profile.tickers}, profile.end)
         started = time.time()
         after = last_landed_day(storage, profile.end, "bars")  # profile.end, unless resumed
-        for index in range(1, sessions + 1):
+        for index in range(len(records) + 1, sessions + 1):
             data = synthetic_days(profile, settings.source.synthetic, after, 1)
             day = str(data.prices["date"].max().date())
             at = time.time()
@@ -288,13 +294,15 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
                                    quarantined=any((quarantine / f.name).exists() for f in files),
                                    seconds=round(time.time() - at, 2), runs=len(runs), advice=advice)
             records.append(record)
+            with journal.open("a") as out:
+                out.write(session_line(record, at) + "\n")
             log(f"session {index:>3}/{sessions} {day}: ingest {status.lower()}"
                 f"{' (quarantined)' if record.quarantined else ''}, {len(runs)} runs, {record.seconds:.1f} s"
                 + (f", advice from {advice.advisor}" if advice else ", no advice"))
             after = pd.Timestamp(day)
-        log(f"{sessions} sessions in {time.time() - started:.0f} s")
-        events, served, judged = timeline(instance, landed_at, [r.day for r in records], started,
-                                          tuple(profile.tickers))
+        log(f"{sessions} sessions replayed; these in {time.time() - started:.0f} s")
+        events, served, judged = timeline(instance, landed_at, [r.day for r in records],
+                                          landed_at[0] if landed_at else started, tuple(profile.tickers))
         events += [Event(r.index, r.day, QUARANTINED, None, "the session's files went to quarantine")
                    for r in records if r.quarantined]
         record = ReplayRecord(scenario=settings.name, tickers=tuple(profile.tickers), sessions=records,
@@ -437,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", help="the replay's home (default: <paths.home>/replays/<name>), emptied first")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for one session's runs")
     parser.add_argument("--resume", action="store_true",
-                        help="go on from the last session a replay in this home landed (no new build); the "
-                             "report then covers the resumed sessions only, numbered from 1")
+                        help="go on from the last session a replay in this home landed (no new build) until "
+                             "it has replayed its sessions; the report covers them all")
     parser.add_argument("--driver", choices=("daemon", "inprocess"), default="daemon",
                         help="daemon: dagster-daemon runs the sensors and launches the runs (the production path); "
                              "inprocess: the same sensors and jobs, ticked and executed in this process (faster)")
@@ -481,8 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     record = run_replay(settings, env, home, settings.replay.sessions, args.timeout, args.driver,
                         log=lambda line: print(line, flush=True))
 
-    # a resumed replay's champions may have changed since the build's odds were measured
-    verdicts, report = write_report(record, settings, home / "report", with_odds=not resume)
+    verdicts, report = write_report(record, settings, home / "report")
     for verdict in verdicts:
         print(f"  {'PASS' if verdict.passed else 'FAIL'}  {verdict.kind}: {verdict.detail}")
     print(f"report: {report}")
@@ -530,7 +537,7 @@ def detection_odds(settings) -> list:
     return odds
 
 
-def write_report(record, settings, folder: Path, with_odds: bool = True) -> tuple[list, Path]:
+def write_report(record, settings, folder: Path) -> tuple[list, Path]:
     """replay.md, replay.json and the charts in `folder`, from the record and the stored tables."""
     import numpy as np
 
@@ -556,7 +563,7 @@ def write_report(record, settings, folder: Path, with_odds: bool = True) -> tupl
         if summary.exists():
             walkforward_ic[ticker] = float(json.loads(summary.read_text())["summary"]["oos_ic"])
     saved = folder.parent / ODDS
-    odds = [rp.DetectionOdds(**o) for o in json.loads(saved.read_text())] if with_odds and saved.exists() else []
+    odds = [rp.DetectionOdds(**o) for o in json.loads(saved.read_text())] if saved.exists() else []  # as built
     charts = {}
     if len(live):
         charts["live_skill.png"] = rp.live_skill_chart(live, walkforward_ic, record.events, record.sessions)

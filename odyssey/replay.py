@@ -10,6 +10,7 @@ from it (0: caught on the event's own session).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -47,6 +48,25 @@ class SessionRecord:
     seconds: float          # from landing until the instance was quiet again
     runs: int               # runs created for this session
     advice: Advice | None   # the recommendations made for this session (None: none were)
+
+
+def session_line(record: SessionRecord, landed_at: float) -> str:
+    """One line of a replay's session journal (JSON): the record and when its files landed."""
+    return json.dumps({**asdict(record), "landed_at": landed_at})
+
+
+def read_journal(text: str) -> tuple[list[SessionRecord], list[float]]:
+    """The sessions a journal holds, in order, with their landing times (a replay resumed in the
+    same home reports them with its own)."""
+    records, landed = [], []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        landed.append(float(data.pop("landed_at")))
+        advice = data.pop("advice")
+        records.append(SessionRecord(**data, advice=Advice(**advice) if advice else None))
+    return records, landed
 
 
 @dataclass(frozen=True)

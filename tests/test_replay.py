@@ -193,6 +193,15 @@ def test_the_paper_book_trades_each_advice_at_its_close_and_earns_the_next_sessi
     assert summary["days_advised_by"] == {"none (held)": 1, "ppo": 2}
 
 
+def test_the_session_journal_gives_back_every_record_and_its_landing_time():
+    from odyssey.replay import read_journal, session_line
+
+    s = sessions(3, advice=lambda i: Advice(as_of="", advisor="ppo", target={"AAA": 0.5}, baseline={"AAA": 0.25}))
+    s[1] = SessionRecord(2, s[1].day, "FAILURE", True, 4.5, 2, None)
+    text = "".join(session_line(r, 1000.0 + r.index) + "\n" for r in s) + "\n"
+    assert read_journal(text) == (s, [1001.0, 1002.0, 1003.0])
+
+
 def test_holdings_files_round_trip_and_carry_to_the_newest_close(tmp_path):
     path = tmp_path / "holdings.json"
     write_holdings(path, {"AAA": 0.4, "BBB": 0.2}, "2022-01-03")
@@ -353,10 +362,15 @@ def test_a_small_replay_repairs_a_bad_print_and_stops_an_unlisted_split_at_the_d
     path = tmp_path / "small.toml"
     path.write_text(SMALL.format(quick=preset_path("quick")))
     home = tmp_path / "replay"
-    code = main(["--settings", str(path), "--home", str(home), "--driver", "inprocess"])
+    # stopped after 28 sessions, then resumed: the report covers all 30, numbered from the first
+    assert main(["--settings", str(path), "--home", str(home), "--driver", "inprocess", "--sessions", "28"]) == 0
+    code = main(["--settings", str(path), "--home", str(home), "--driver", "inprocess", "--resume"])
     out = capsys.readouterr().out
     assert code == 0, out
+    assert "28 sessions already replayed here, to 2020-02-11; 2 to go" in out
+    assert len((home / "sessions.jsonl").read_text().splitlines()) == 30
     report = json.loads((home / "report" / "replay.json").read_text())
+    assert [s["index"] for s in report["sessions"]] == list(range(1, 31))
     assert report["passed"] and len(report["sessions"]) == 30 and report["event_session"] == 5
     assert all(v["passed"] for v in report["verdicts"]), report["verdicts"]
     assert report["repairs"] == {"AAPL 2020-01-03": True} and report["forecast_log_last"] == "2020-01-07"
