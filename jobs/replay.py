@@ -277,6 +277,8 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
             write_holdings(Path(settings.portfolio.holdings_file), {t: 0.0 for t in profile.tickers}, profile.end)
         started = time.time()
         after = last_landed_day(storage, profile.end, "bars")  # profile.end, unless resumed
+        if records:  # resumed: a rejected session leaves the landed tables, not the replay
+            after = max(after, pd.Timestamp(records[-1].day))
         for index in range(len(records) + 1, sessions + 1):
             data = synthetic_days(profile, settings.source.synthetic, after, 1)
             day = str(data.prices["date"].max().date())

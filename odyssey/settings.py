@@ -422,14 +422,6 @@ class MonitoringSettings(_Model):
         "the old, so its first judged window drifts again; without a hold a drifted ticker was retrained every 10 "
         "to 20 sessions. At most window_days. A first drift and a lost live skill are never held")
 
-    @model_validator(mode="after")
-    def _hold_within_the_window(self) -> "MonitoringSettings":
-        if self.retrain_hold_sessions > self.window_days:
-            raise ValueError(f"monitoring.retrain_hold_sessions ({self.retrain_hold_sessions}) exceeds window_days "
-                             f"({self.window_days}): the current window never holds more, so a held drift would "
-                             "wait for ever")
-        return self
-
 
 class PPOSettings(_Model):
     """PPO hyperparameters (defaults: the seed notebook's), vectorization, checkpointing, and the
@@ -740,6 +732,17 @@ class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     replay: ReplaySettings = ReplaySettings()
     paths: Paths = Paths()
+
+    @model_validator(mode="after")
+    def _hold_within_the_window(self) -> "Settings":
+        """Judged on the settings, not on a run's override of the drift window (the hold is the
+        retraining sensor's, and a run that looks at a shorter window changes nothing it reads)."""
+        monitoring = self.monitoring
+        if monitoring.retrain_hold_sessions > monitoring.window_days:
+            raise ValueError(f"monitoring.retrain_hold_sessions ({monitoring.retrain_hold_sessions}) exceeds "
+                             f"window_days ({monitoring.window_days}): the current window never holds more, so a "
+                             "held drift would wait for ever")
+        return self
 
     @model_validator(mode="after")
     def _source(self) -> "Settings":

@@ -104,7 +104,8 @@ def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
                     del held[ticker]  # cleared while held
                 elif window.get(ticker, hold) >= hold:
                     requests.setdefault(ticker, []).append(
-                        f"{held.pop(ticker)} (held until {hold} sessions after the retrain had been judged)")
+                        f"{held.pop(ticker)} (held until {hold} sessions after the retrained champion's training "
+                        "had been judged)")
     for ticker, reasons in sorted(requests.items()):
         held.pop(ticker, None)  # a live-skill retrain answers a held drift too
         retrained = sorted({*retrained, ticker})
@@ -127,7 +128,8 @@ def retrain_on_drift_every(seconds: int, hold: int = MonitoringSettings().retrai
 
     return sensor_every(_retrain_on_drift, seconds, "retrain_on_drift", "forecasting",
                         "Request a forecasting run for exactly the tickers whose drift or live-skill check "
-                        f"just failed (a drift judged on fewer than {hold} sessions after a retrain waits for them).")
+                        f"just failed (a drift judged on fewer than {hold} sessions after a retrained champion's "
+                        "training waits for them).")
 
 
 retrain_on_drift = retrain_on_drift_every(DaemonSettings().follow_seconds)  # build_definitions uses the settings' own

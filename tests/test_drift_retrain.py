@@ -345,7 +345,8 @@ def test_a_drift_soon_after_a_retrain_is_held_until_its_window_holds_enough_sess
     assert landing({"NVDA": "z 4.1"}, {"NVDA": 29, "AAPL": 6}) == []  # AAPL cleared
     # NVDA's window now holds 30 sessions after the retrained champion's training: still drifting, retrained
     assert landing({"NVDA": "z 4.2", "AAPL": "z 3.6"}, {"NVDA": 30, "AAPL": 20}) == [
-        ("NVDA", "feature_drift_check: z 3.9 (held until 30 sessions after the retrain had been judged)")]
+        ("NVDA", "feature_drift_check: z 3.9 (held until 30 sessions after the retrained champion's training had "
+                 "been judged)")]
     assert set(json.loads(cursor)["held"]) == {"AAPL"}  # AAPL drifts again 20 sessions after its retrain
     assert landing({"NVDA": "z 4.2"}, {"NVDA": 5, "AAPL": 21}) == []  # AAPL cleared while held: never retrained
     assert json.loads(cursor)["held"] == {}

@@ -211,3 +211,12 @@ def test_the_daily_schedules_skip_the_days_the_exchange_is_closed(quick_settings
             assert isinstance(result, dg.RunRequest) is runs, (schedule.name, day)
             if not runs:
                 assert "not a XNYS session" in result.skip_message
+
+
+def test_a_run_may_judge_drift_on_a_window_shorter_than_the_retraining_hold():
+    """The hold belongs to the retraining sensor: only the settings must keep it within their
+    window, never a run's override of the window it looks at (a launchpad value)."""
+    from assets.monitoring import DriftConfig
+    from odyssey.settings import MonitoringSettings
+
+    assert DriftConfig(window_days=40).apply(MonitoringSettings()).window_days == 40

@@ -15,9 +15,10 @@ Structure (all daily, on the exchange's trading sessions):
   5-day forward log return to first order: ``5 * signal_strength * sigma_i * tanh(...)``.
   The momentum feeds on itself (the returns it reads include what it added), so from a strength
   near 1.5 trends run away. With ``signal_source = "gold"`` the signal reads Gold's 20-day log
-  return instead (``G20_t / (0.009 sqrt(20))`` in place of the momentum's argument; the feature
-  ``Gold_return_20d``): nothing feeds back, no strength runs away, and a flip reverses the skill
-  at its full size, where a flipped momentum only damps the trends it feeds.
+  return instead (the feature ``Gold_return_20d``): ``(G20_t - 20 * 0.0002) / (0.009 sqrt(20))``,
+  its excess over Gold's drift in standard deviations, in place of the momentum's argument.
+  Nothing feeds back, no strength runs away, and a flip reverses the skill at its full size,
+  where a flipped momentum only damps the trends it feeds. The term is common to every ticker.
   The drift (``annual_drift`` per unit of beta) is the same in every regime; with
   ``signal_strength = 0`` and ``annual_drift = 0`` nothing about direction is predictable;
 * ``drift_date``: from that date on, the drifted tickers' idiosyncratic volatility triples,
@@ -25,8 +26,9 @@ Structure (all daily, on the exchange's trading sessions):
 * ``signal_flip_date``: from that date on the planted signal reverses sign, so a model that
   learned it forecasts the wrong way (the live-skill check must notice); ``signal_death_date``:
   from that date on the planted part is noise of the same size that nothing observable predicts
-  (``tanh`` of an independent normal draw each day), so the skill dies while each day's
-  volatility stays as it was; both for ``signal_tickers`` only, when given. The noise comes from
+  (``tanh`` of an independent normal draw each day), so the skill dies while the volatility
+  stays about as it was (a death or flip of the Gold-driven signal, which every ticker shares,
+  also ends the chosen tickers' co-movement with the others); both for ``signal_tickers`` only, when given. The noise comes from
   a stream of its own, drawn whatever the knobs, so everything before the date, and every other
   ticker, stays as it was;
 * a bad print is a one-day spike of the quoted close that reverts the next day. The market's
