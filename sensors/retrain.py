@@ -103,11 +103,12 @@ def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
                 if not now_failing:
                     del held[ticker]  # cleared while held
                 elif window.get(ticker, hold) >= hold:
+                    del held[ticker]  # the drift it showed first; it asks with the one it shows now
                     requests.setdefault(ticker, []).append(
-                        f"{held.pop(ticker)} (held until {hold} sessions after the retrained champion's training "
-                        "had been judged)")
+                        f"{reason} (held until {hold} sessions after the retrained champion's training had been "
+                        "judged)")
     for ticker, reasons in sorted(requests.items()):
-        held.pop(ticker, None)  # a live-skill retrain answers a held drift too
+        held.pop(ticker, None)  # a retrain asked for either check ends the hold: a new champion, a new window
         retrained = sorted({*retrained, ticker})
         yield dg.RunRequest(
             run_key=f"retrain-{ticker}-{seen[-1]}",
@@ -116,7 +117,7 @@ def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
         )
     if requests:
         context.log.info(f"retraining {sorted(requests)}")
-    if held:
+    if held and records:
         context.log.info(f"drift held after a recent retrain: {sorted(held)}")
     context.update_cursor(json.dumps({"seen": seen[-REMEMBERED:], "failing": failing, "retrained": retrained,
                                       "held": held}))

@@ -345,13 +345,18 @@ def test_a_drift_soon_after_a_retrain_is_held_until_its_window_holds_enough_sess
     assert landing({"NVDA": "z 4.1"}, {"NVDA": 29, "AAPL": 6}) == []  # AAPL cleared
     # NVDA's window now holds 30 sessions after the retrained champion's training: still drifting, retrained
     assert landing({"NVDA": "z 4.2", "AAPL": "z 3.6"}, {"NVDA": 30, "AAPL": 20}) == [
-        ("NVDA", "feature_drift_check: z 3.9 (held until 30 sessions after the retrained champion's training had "
+        ("NVDA", "feature_drift_check: z 4.2 (held until 30 sessions after the retrained champion's training had "
                  "been judged)")]
     assert set(json.loads(cursor)["held"]) == {"AAPL"}  # AAPL drifts again 20 sessions after its retrain
     assert landing({"NVDA": "z 4.2"}, {"NVDA": 5, "AAPL": 21}) == []  # AAPL cleared while held: never retrained
     assert json.loads(cursor)["held"] == {}
-    # a lost live skill is never held, even right after a retrain
+    # NVDA's next champion drifts as soon as it is judged: held again
+    assert landing({}, {"NVDA": 3, "AAPL": 22}) == []
+    assert landing({"NVDA": "z 3.7"}, {"NVDA": 20, "AAPL": 23}) == []
+    assert set(json.loads(cursor)["held"]) == {"NVDA"}
+    # a lost live skill is never held, even right after a retrain, and its retrain ends the hold
     instance.report_runless_asset_event(dg.AssetCheckEvaluation(
         asset_key=LIVE_SKILL.asset_key, check_name=LIVE_SKILL.name, passed=False, partition="NVDA"))
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
     assert [r.partition_key for r in sensor(context)] == ["NVDA"]
+    assert json.loads(context.cursor)["held"] == {}
