@@ -51,11 +51,16 @@ def reason_of(record) -> str:
     return f"{record.key.name}: {check_reason(record) or 'failed'}"
 
 
+def evaluation_dict(record, key: str) -> dict:
+    """A JSON dict in one evaluation's metadata under `key` ({} when it has none)."""
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    entry = evaluation.metadata.get(key) if evaluation else None
+    return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
+
+
 def drifted_tickers(record) -> dict[str, str]:
     """ticker -> reason, for the tickers one drift evaluation found drifted."""
-    evaluation = record.event.asset_check_evaluation if record.event else None
-    entry = evaluation.metadata.get(DRIFTED_KEY) if evaluation else None
-    return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
+    return evaluation_dict(record, DRIFTED_KEY)
 
 
 def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str]]:
@@ -71,9 +76,7 @@ def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str
 def current_sessions(record) -> dict[str, int]:
     """ticker -> the sessions its current drift window held, as one drift evaluation states them
     (none in evaluations older than the statement)."""
-    evaluation = record.event.asset_check_evaluation if record.event else None
-    entry = evaluation.metadata.get(CURRENT_SESSIONS_KEY) if evaluation else None
-    return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
+    return evaluation_dict(record, CURRENT_SESSIONS_KEY)
 
 
 def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
