@@ -38,6 +38,7 @@ SCENARIOS = ROOT / "settings" / "scenarios"
 MARK = ".odyssey-replay"  # a folder the replay made (and may empty again)
 ODDS = "detection_odds.json"  # what the live-skill monitors promised, as built
 JOURNAL = "sessions.jsonl"  # one line per replayed session, so a resumed replay reports them all
+CURSORS = "sensor_cursors.json"  # the in-process loop's sensor cursors, so a resumed replay goes on from them
 SENSORS = ("landing_sensor", "monitor_after_ingest", "memory_after_states", "retrain_on_drift",
            "advise_after_forecasts")
 # the replay's own daemon intervals: the follow-up sensors tick every 2 s, so a session takes what
@@ -131,11 +132,13 @@ class InProcessLoop:
     code, the jobs and the instance are the production ones; what differs is that no run pays a
     process start, and nothing runs side by side."""
 
-    def __init__(self, defs, instance):
+    def __init__(self, defs, instance, cursor_file: Path):
         import dagster as dg
 
-        self.dg, self.defs, self.instance = dg, defs, instance
-        self.cursors: dict[str, str | None] = {}
+        self.dg, self.defs, self.instance, self.cursor_file = dg, defs, instance, cursor_file
+        # kept in the home, as the daemon keeps its cursors in the instance: a resumed replay's
+        # sensors go on from where they were, not from the start of the history
+        self.cursors: dict[str, str | None] = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
         self.resources = defs.resources
 
     def __enter__(self) -> "InProcessLoop":
@@ -168,6 +171,7 @@ class InProcessLoop:
                         else list(result)  # one request (a named tuple), or a list or generator of them
                     requests = [r for r in results if isinstance(r, dg.RunRequest)]
                     self.cursors[name] = context.cursor
+                self.cursor_file.write_text(json.dumps(self.cursors))
                 for request in requests:
                     self.execute(sensor.job_name, request, name)
                     asked += 1
@@ -248,7 +252,8 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
     from odyssey.portfolio import write_holdings
     from graph import build_definitions
     from resources.storage import last_landed_day
-    from odyssey.replay import QUARANTINED, Event, ReplayRecord, SessionRecord, read_journal, session_line
+    from odyssey.replay import PENDING, QUARANTINED, Event, ReplayRecord, SessionRecord, read_journal, \
+        session_line
 
     profile = settings.profile()
     defs = build_definitions(settings)
@@ -256,12 +261,12 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
     landing, archive, quarantine = settings.paths.landing_dirs
     journal = home / JOURNAL
     records: list[SessionRecord]
-    records, landed_at = read_journal(journal.read_text()) if journal.exists() else ([], [])
+    records, landed_at, pending_files = read_journal(journal.read_text()) if journal.exists() else ([], [], [])
     if records:
         log(f"{len(records)} sessions already replayed here, to {records[-1].day}; {max(0, sessions - len(records))} "
             "to go")
     with open_instance(settings) as instance, (Daemon(env, home) if driver == "daemon" else
-                                               InProcessLoop(defs, instance)) as loop:
+                                               InProcessLoop(defs, instance, home / CURSORS)) as loop:
         if driver == "daemon":
             wait_for(lambda: "SENSOR" in instance.get_daemon_heartbeats(), 120, "the daemon's sensor loop")
 
@@ -271,8 +276,31 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
         else:
             def settle() -> None:
                 loop.settle(timeout)
-        files, day, at = [], "the build", time.time()
-        settle()  # the followers' first ticks take the build's newest state
+        def conclude(index: int, day: str, at: float, files: list[Path]) -> SessionRecord:
+            """The session landed at `at`, once the loop is quiet: its record, journaled, with the
+            holdings moved to its advice."""
+            runs = instance.get_runs(dg.RunsFilter(created_after=dt(at)))
+            ingests = [r for r in runs if r.job_name == "ingest"]  # newest first
+            status = ingests[0].status.value if ingests else "none"
+            advice = read_advice(storage, instance, day)
+            if advice is not None:
+                write_holdings(Path(settings.portfolio.holdings_file), advice.target, day)
+            record = SessionRecord(index=index, day=day, ingest=status,
+                                   quarantined=any((quarantine / f.name).exists() for f in files),
+                                   seconds=round(time.time() - at, 2), runs=len(runs), advice=advice)
+            with journal.open("a") as out:
+                out.write(session_line(record, at, files) + "\n")
+            return record
+
+        pending = bool(records) and records[-1].ingest == PENDING
+        files, day, at = ([Path(f) for f in pending_files], records[-1].day, landed_at[-1]) if pending \
+            else ([], "the build", time.time())
+        settle()  # the followers' first ticks take the build's newest state (and a stopped session's files)
+        if pending:  # stopped inside its session: concluded now
+            last = records.pop()
+            records.append(conclude(last.index, last.day, at, files))
+            log(f"session {last.index:>3}/{sessions} {last.day} (landed before the stop): ingest "
+                f"{records[-1].ingest.lower()}")
         if not records:  # the book starts in cash, and so do the first session's recommendations
             write_holdings(Path(settings.portfolio.holdings_file), {t: 0.0 for t in profile.tickers}, profile.end)
         started = time.time()
@@ -285,22 +313,14 @@ def run_replay(settings, env: dict, home: Path, sessions: int, timeout: float, d
             at = time.time()
             files = write_landing(data, landing)
             landed_at.append(at)
+            with journal.open("a") as out:  # landed: a replay stopped before it concludes knows it
+                out.write(session_line(SessionRecord(index, day, PENDING, False, 0.0, 0, None), at, files) + "\n")
             settle()
-            runs = instance.get_runs(dg.RunsFilter(created_after=dt(at)))
-            ingests = [r for r in runs if r.job_name == "ingest"]  # newest first
-            status = ingests[0].status.value if ingests else "none"
-            advice = read_advice(storage, instance, day)
-            if advice is not None:
-                write_holdings(Path(settings.portfolio.holdings_file), advice.target, day)
-            record = SessionRecord(index=index, day=day, ingest=status,
-                                   quarantined=any((quarantine / f.name).exists() for f in files),
-                                   seconds=round(time.time() - at, 2), runs=len(runs), advice=advice)
+            record = conclude(index, day, at, files)
             records.append(record)
-            with journal.open("a") as out:
-                out.write(session_line(record, at) + "\n")
-            log(f"session {index:>3}/{sessions} {day}: ingest {status.lower()}"
-                f"{' (quarantined)' if record.quarantined else ''}, {len(runs)} runs, {record.seconds:.1f} s"
-                + (f", advice from {advice.advisor}" if advice else ", no advice"))
+            log(f"session {index:>3}/{sessions} {day}: ingest {record.ingest.lower()}"
+                f"{' (quarantined)' if record.quarantined else ''}, {record.runs} runs, {record.seconds:.1f} s"
+                + (f", advice from {record.advice.advisor}" if record.advice else ", no advice"))
             after = pd.Timestamp(day)
         log(f"{sessions} sessions replayed; these in {time.time() - started:.0f} s")
         events, served, judged = timeline(instance, landed_at, [r.day for r in records],

@@ -50,23 +50,30 @@ class SessionRecord:
     advice: Advice | None   # the recommendations made for this session (None: none were)
 
 
-def session_line(record: SessionRecord, landed_at: float) -> str:
-    """One line of a replay's session journal (JSON): the record and when its files landed."""
-    return json.dumps({**asdict(record), "landed_at": landed_at})
+PENDING = "pending"  # a journaled session whose files landed and whose end is not yet known
 
 
-def read_journal(text: str) -> tuple[list[SessionRecord], list[float]]:
+def session_line(record: SessionRecord, landed_at: float, files: list = ()) -> str:
+    """One line of a replay's session journal (JSON): the record, when its files landed and which."""
+    return json.dumps({**asdict(record), "landed_at": landed_at, "files": [str(f) for f in files]})
+
+
+def read_journal(text: str) -> tuple[list[SessionRecord], list[float], list[str]]:
     """The sessions a journal holds, in order, with their landing times (a replay resumed in the
-    same home reports them with its own)."""
-    records, landed = [], []
+    same home reports them with its own). A session is journaled when it lands (ingest
+    `PENDING`) and again when it ends; the last line of each counts. The files the last session
+    landed come third, for a replay that stopped before it ended."""
+    sessions: dict[int, tuple[SessionRecord, float, list[str]]] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
         data = json.loads(line)
-        landed.append(float(data.pop("landed_at")))
+        landed, files = float(data.pop("landed_at")), list(data.pop("files", []))
         advice = data.pop("advice")
-        records.append(SessionRecord(**data, advice=Advice(**advice) if advice else None))
-    return records, landed
+        record = SessionRecord(**data, advice=Advice(**advice) if advice else None)
+        sessions[record.index] = (record, landed, files)
+    ordered = [sessions[i] for i in sorted(sessions)]
+    return [r for r, _, _ in ordered], [t for _, t, _ in ordered], (ordered[-1][2] if ordered else [])
 
 
 @dataclass(frozen=True)

@@ -193,13 +193,22 @@ def test_the_paper_book_trades_each_advice_at_its_close_and_earns_the_next_sessi
     assert summary["days_advised_by"] == {"none (held)": 1, "ppo": 2}
 
 
-def test_the_session_journal_gives_back_every_record_and_its_landing_time():
-    from odyssey.replay import read_journal, session_line
+def test_the_session_journal_gives_back_every_record_its_landing_time_and_a_stopped_sessions_files():
+    from odyssey.replay import PENDING, read_journal, session_line
 
     s = sessions(3, advice=lambda i: Advice(as_of="", advisor="ppo", target={"AAA": 0.5}, baseline={"AAA": 0.25}))
     s[1] = SessionRecord(2, s[1].day, "FAILURE", True, 4.5, 2, None)
     text = "".join(session_line(r, 1000.0 + r.index) + "\n" for r in s) + "\n"
-    assert read_journal(text) == (s, [1001.0, 1002.0, 1003.0])
+    assert read_journal(text) == (s, [1001.0, 1002.0, 1003.0], [])
+    # a session journaled when it landed and again when it ended counts once, as it ended; one
+    # that never ended comes back pending, with the files it landed
+    pending = [SessionRecord(r.index, r.day, PENDING, False, 0.0, 0, None) for r in s]
+    lines = [session_line(pending[0], 1001.0, ["/l/a1.csv"]), session_line(s[0], 1001.0, ["/l/a1.csv"]),
+             session_line(pending[1], 1002.0, ["/l/a2.csv"]), session_line(s[1], 1002.0, ["/l/a2.csv"]),
+             session_line(pending[2], 1003.0, ["/l/a3.csv", "/l/b3.csv"])]
+    assert read_journal("\n".join(lines)) == ([s[0], s[1], pending[2]], [1001.0, 1002.0, 1003.0],
+                                               ["/l/a3.csv", "/l/b3.csv"])
+    assert read_journal("\n".join([*lines, session_line(s[2], 1003.0, ["/l/a3.csv"])]))[0] == s
 
 
 def test_holdings_files_round_trip_and_carry_to_the_newest_close(tmp_path):
@@ -356,19 +365,43 @@ expect = [
 
 
 @pytest.mark.slow
-def test_a_small_replay_repairs_a_bad_print_and_stops_an_unlisted_split_at_the_data_layer(tmp_path, capsys):
-    from jobs.replay import main
+def test_a_small_replay_repairs_a_bad_print_and_stops_an_unlisted_split_at_the_data_layer(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from dagster import DagsterInstance
+
+    from jobs.replay import InProcessLoop, main
 
     path = tmp_path / "small.toml"
     path.write_text(SMALL.format(quick=preset_path("quick")))
     home = tmp_path / "replay"
+    args = ["--settings", str(path), "--home", str(home), "--driver", "inprocess"]
     # stopped after 28 sessions, then resumed: the report covers all 30, numbered from the first
-    assert main(["--settings", str(path), "--home", str(home), "--driver", "inprocess", "--sessions", "28"]) == 0
-    code = main(["--settings", str(path), "--home", str(home), "--driver", "inprocess", "--resume"])
+    assert main([*args, "--sessions", "28"]) == 0
+    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        built = len(instance.get_runs())
+    # resumed with nothing to go: the sensors go on from their cursors, so nothing runs again
+    assert main([*args, "--sessions", "28", "--resume"]) == 0
+    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        assert len(instance.get_runs()) == built
+    # stopped inside session 29 (its files landed, the loop not yet quiet), then resumed
+    settle, calls = InProcessLoop.settle, []
+
+    def stopped(loop, timeout):
+        calls.append(timeout)
+        if len(calls) == 2:  # the first settles the store as the replay found it; the second is session 29's
+            raise KeyboardInterrupt
+        settle(loop, timeout)
+
+    monkeypatch.setattr(InProcessLoop, "settle", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--resume"])
+    monkeypatch.setattr(InProcessLoop, "settle", settle)
+    code = main([*args, "--resume"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "28 sessions already replayed here, to 2020-02-11; 2 to go" in out
-    assert len((home / "sessions.jsonl").read_text().splitlines()) == 30
+    assert "session  29/30 2020-02-12 (landed before the stop): ingest failure" in out
+    assert "29 sessions already replayed here, to 2020-02-12; 1 to go" in out
     report = json.loads((home / "report" / "replay.json").read_text())
     assert [s["index"] for s in report["sessions"]] == list(range(1, 31))
     assert report["passed"] and len(report["sessions"]) == 30 and report["event_session"] == 5
