@@ -680,6 +680,8 @@ class DaemonSettings(_Model):
 EXPECTATION_KINDS = ("all_ingested", "rejected_from_event", "bad_print_repaired", "live_skill_alarm",
                      "no_live_skill_alarm", "demoted", "drift", "no_drift", "retrained", "only_retrained",
                      "none_deployed", "retrained_at_most")
+WITHIN_KINDS = ("live_skill_alarm", "demoted", "drift", "retrained")  # found within N sessions of the event
+BEFORE_EVENT_KINDS = ("no_live_skill_alarm", "no_drift", "only_retrained")  # absent, optionally before the event
 
 
 class Expectation(_Model):
@@ -697,9 +699,15 @@ class Expectation(_Model):
     count: Optional[int] = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _count_where_it_counts(self) -> "Expectation":
+    def _bounds_where_they_count(self) -> "Expectation":
         if (self.kind == "retrained_at_most") != (self.count is not None):
             raise ValueError("replay.expect: `count` goes with kind 'retrained_at_most', and only there")
+        if self.within is not None and self.kind not in WITHIN_KINDS:
+            raise ValueError(f"replay.expect: `within` goes with kinds {', '.join(WITHIN_KINDS)}; "
+                             f"{self.kind!r} would ignore it")
+        if self.before_event and self.kind not in BEFORE_EVENT_KINDS:
+            raise ValueError(f"replay.expect: `before_event` goes with kinds {', '.join(BEFORE_EVENT_KINDS)}; "
+                             f"{self.kind!r} would ignore it")
         return self
 
 

@@ -90,6 +90,24 @@ def test_churn_is_bounded_by_a_count_of_retrains_per_ticker():
         Expectation(kind="drift", tickers=("AAA",), count=1)
 
 
+def test_an_expectation_refuses_a_bound_its_kind_does_not_read():
+    # a bound the verdict would ignore is refused, not silently dropped
+    for kind in ("retrained_at_most", "no_drift", "all_ingested", "only_retrained"):
+        extra = {"count": 2} if kind == "retrained_at_most" else {}
+        with pytest.raises(ValueError, match="`within` goes with"):
+            Expectation(kind=kind, within=30, **extra)
+    for kind in ("retrained_at_most", "drift", "none_deployed"):
+        extra = {"count": 2} if kind == "retrained_at_most" else {}
+        with pytest.raises(ValueError, match="`before_event` goes with"):
+            Expectation(kind=kind, before_event=True, **extra)
+    assert Expectation(kind="drift", within=30).within == 30
+    assert Expectation(kind="only_retrained", tickers=(), before_event=True).before_event
+    # the kinds the settings allow each bound on are the kinds the verdicts read it on
+    from odyssey.replay import ABSENT, DETECTED
+    from odyssey.settings import BEFORE_EVENT_KINDS, WITHIN_KINDS
+    assert set(DETECTED) == set(WITHIN_KINDS) and {*ABSENT, "only_retrained"} == set(BEFORE_EVENT_KINDS)
+
+
 def test_an_event_outside_the_replayed_sessions_is_not_placed_on_one():
     s = sessions(30)
     early = ReplayRecord("t", TICKERS, s, [at(s, 3, LIVE_ALARM, "AAA")], event_day="2021-12-01",
