@@ -34,11 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from jobs.replay import wait_for  # noqa: E402  (after the repository is on the path)
+from jobs.replay import dagster_cli as dagster, wait_for, wait_quiet  # noqa: E402  (after the repository is on the path)
 
 LANDING, FOLLOWERS = "landing_sensor", ("monitor_after_ingest", "memory_after_states", "advise_after_forecasts")
 AIM = 30.0
-ACTIVE = None  # the run statuses of a run not finished yet (set in main, after Dagster is imported)
 
 
 def code_load_seconds(env: dict) -> tuple[float, float]:
@@ -55,11 +54,6 @@ def code_load_seconds(env: dict) -> tuple[float, float]:
     return cold, min(load() for _ in range(3))
 
 
-def dagster(env: dict, *args: str) -> None:
-    subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-w", "workspace.yaml"], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", default=None, help="settings file (default: odyssey.toml or $ODYSSEY_SETTINGS)")
@@ -68,9 +62,6 @@ def main() -> None:
 
     import dagster as dg
 
-    global ACTIVE
-    ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED]
     from jobs.main import open_instance, prepare_home
     from odyssey.landing import synthetic_days, write_landing
     from odyssey.settings import load_settings
@@ -131,13 +122,10 @@ def main() -> None:
 
             followers_at = time.time()
 
-            def quiet():
-                active = instance.get_runs(dg.RunsFilter(statuses=ACTIVE), limit=1)
-                newer = instance.get_runs(dg.RunsFilter(created_after=done.create_timestamp))
-                return bool(newer) and not active and time.time() - followers_at > 2 * settings.daemon.follow_seconds \
-                    and time.time()
-
-            followed = wait_for(quiet, args.timeout, "the follow-up runs", every=1.0)
+            # done when no run is under way and each follower has ticked since the last run ended
+            # and asked for nothing (the daemon's own tick records)
+            wait_quiet(instance, args.timeout, since=followers_at, sensors=FOLLOWERS)
+            followed = time.time()
             followups = [r.job_name for r in instance.get_runs(dg.RunsFilter(created_after=done.create_timestamp))]
     finally:
         os.killpg(daemon.pid, signal.SIGINT)

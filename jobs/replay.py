@@ -95,6 +95,12 @@ def fresh_home(home: Path) -> None:
     (home / MARK).write_text("made by python -m jobs.replay; emptied by the next replay in this folder\n")
 
 
+def dagster_cli(env: dict, *args: str) -> None:
+    """One `dagster` command against Odyssey's code location, in the environment given."""
+    subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-w", str(ROOT / "workspace.yaml")],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Daemon:
     """dagster-daemon on the replay's instance, with the loop's sensors started; its log (and its
     runs' console output) goes to a file in the Dagster home, never to an unread pipe."""
@@ -102,13 +108,9 @@ class Daemon:
     def __init__(self, env: dict, home: Path):
         self.env, self.home = env, home
 
-    def dagster(self, *args: str) -> None:
-        subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-w", str(ROOT / "workspace.yaml")],
-                       cwd=ROOT, env=self.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
     def __enter__(self) -> "Daemon":
         for name in SENSORS:
-            self.dagster("sensor", "start", name)
+            dagster_cli(self.env, "sensor", "start", name)
         self.log = (self.home / "daemon.log").open("w")
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w",
                                          str(ROOT / "workspace.yaml")], cwd=ROOT, env=self.env, stdout=self.log,
