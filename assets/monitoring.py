@@ -19,8 +19,8 @@ from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
 from odyssey.splits import forward_returns, target_name
 from odyssey.lineage import Artifact
-from resources.metadata import artifacts_metadata, line_plot, md_table, present
-from resources.settings import SettingsResource, overrides, ticker_partitions
+from resources.metadata import artifacts_metadata, line_plot, md_table
+from resources.settings import SettingsResource, overrides
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
 
@@ -141,28 +141,57 @@ OutcomesConfig = overrides("OutcomesConfig", "This run's changes to the live-ski
                            window=(Optional[int], None))
 
 
-@dg.asset(partitions_def=ticker_partitions, group_name=GROUP, kinds={"pandas"}, io_manager_key="json_io_manager",
-          ins={"clean_prices": dg.AssetIn()}, deps=["forecast_log"])
+@dg.asset(group_name=GROUP, kinds={"pandas"}, io_manager_key="json_io_manager", ins={"clean_prices": dg.AssetIn()},
+          deps=["forecast_log"])
 def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig, settings: SettingsResource,
                       storage: Storage, mlflow: MlflowTracking, signer: ArtifactSigner,
                       clean_prices: pd.DataFrame) -> dg.MaterializeResult:
-    """The champion's live forecasts against the returns that later happened: IC and hit rate over
-    the last N realised forecasts with block-bootstrap intervals, beside the walk-forward skill
-    the model was deployed on, and the live-skill monitor's verdict (a one-sided CUSUM on the
-    daily contributions, odyssey/live_skill.py) with its path (the forecast log as stored; none
-    before the first batch forecasts)."""
-    ticker = context.partition_key
+    """Every champion's live forecasts against the returns that later happened: IC and hit rate
+    over the last N realised forecasts with block-bootstrap intervals, beside the walk-forward
+    skill the model was deployed on, and the live-skill monitor's verdict (a one-sided CUSUM on
+    the daily contributions, odyssey/live_skill.py) with its path (the forecast log as stored;
+    none before the first batch forecasts). One entry per ticker, scored in the run that logged
+    the forecasts (the ingest of a new session, the batch forecasts): no run per ticker."""
     gates = settings.value.gates
     window = config.window or gates.live_window
     names = registry.features_of(settings.value.universe)
+    forecast_log = storage.stored_table("forecast_log")
+    log = forecast_log if forecast_log is not None else empty_log()
+    value, paths, recent = {}, {}, []
+    for ticker in settings.value.universe.tickers:
+        value[ticker], path, outcomes = _ticker_outcomes(ticker, window, gates, names, mlflow, signer, log, clean_prices)
+        if path is not None:
+            paths[ticker] = path
+        if outcomes is not None and len(outcomes):
+            recent.append(outcomes.tail(3).assign(ticker=ticker))
+    table = pd.DataFrame([{"ticker": t, "champion": v.get("champion"), "status": v.get("live_status", NOT_EVALUABLE),
+                           "realised": v.get("realised", 0), "live_ic": v.get("ic"),
+                           "walkforward_ic": v.get("walkforward_ic"), "cusum": v.get("cusum"),
+                           "cusum_threshold": v.get("cusum_threshold")} for t, v in value.items()])
+    lost = table.loc[table["status"] == "failed", "ticker"].tolist()
+    context.log.info(f"live skill lost: {', '.join(lost) or 'no ticker'}")
+    plots = {}
+    if paths:  # each monitor's CUSUM over its threshold: an alarm where a line crosses 1
+        longest = max(len(p) for p in paths.values())
+        frame = pd.DataFrame({"session": range(1, longest + 1),
+                              **{t: pd.Series(p, dtype=float) for t, p in paths.items()}})
+        plots["cusum_plot"] = line_plot(frame, "session", list(paths), "live-skill CUSUM / threshold (alarm above 1)")
+    return dg.MaterializeResult(value=value, metadata={
+        "live_skill_lost": ", ".join(lost) or "none", "tickers": len(table), "window": window,
+        "monitors": md_table(table, rows=len(table), digits=4), **plots,
+        **({"recent": md_table(pd.concat(recent), rows=3 * len(recent), digits=5)} if recent else {})})
+
+
+def _ticker_outcomes(ticker: str, window: int, gates, names, mlflow: MlflowTracking, signer: ArtifactSigner,
+                     forecast_log: pd.DataFrame, clean_prices: pd.DataFrame):
+    """One ticker's entry of `forecast_outcomes`, its monitor's CUSUM path over the threshold
+    (None below two realised days) and its realised outcomes (None without a champion)."""
     champion, card, refused = _champion_card(mlflow, signer, ticker, names)
     if card is None:
-        value = {"ticker": ticker, "champion": None, "realised": 0, "walkforward_ic": None,
-                 "reason": f"{refused}: nothing live to score" if refused else "no champion: nothing live to score"}
-        return dg.MaterializeResult(value=value, metadata={"ticker": ticker, "reason": value["reason"]})
-    forecast_log = storage.stored_table("forecast_log")
-    outcomes = realised(forecast_log if forecast_log is not None else empty_log(), clean_prices, ticker,
-                        champion.version, card.horizon)
+        return {"ticker": ticker, "champion": None, "realised": 0, "walkforward_ic": None,
+                "reason": f"{refused}: nothing live to score" if refused else "no champion: nothing live to score"}, \
+            None, None
+    outcomes = realised(forecast_log, clean_prices, ticker, champion.version, card.horizon)
     scored = score(outcomes, window, gates.live_level)
     live = judge_champion(card.live_monitor, forecast_log, clean_prices, ticker, champion.version, gates.live_min_days)
     monitor = {"live_status": NOT_EVALUABLE, "live_reason": f"{NOT_EVALUABLE}: champion v{champion.version}'s card "
@@ -173,12 +202,5 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
         "monitored_days": live.realised, "min_days": live.min_days, "false_alarm": live.false_alarm}
     value = {"ticker": ticker, "champion": champion.version, "walkforward_ic": float(card.walkforward["oos_ic"]),
              "walkforward_ic_ci_low": float(card.walkforward["oos_ic_ci_low"]), "window": window, **scored, **monitor}
-    shown = present(value)
-    plots = {}
-    if live is not None and live.realised > 1:
-        path = pd.DataFrame({"session": range(1, live.realised + 1), "cusum": live.path,
-                             "threshold": live.threshold})
-        plots["cusum_plot"] = line_plot(path, "session", ["cusum"], f"{ticker} v{champion.version}: live-skill "
-                                        f"CUSUM (alarm above {live.threshold:.2f})")
-    return dg.MaterializeResult(value=value, metadata={**shown, **plots,
-                                                       "recent": md_table(outcomes.tail(10), digits=5)})
+    path = [float(x) / live.threshold for x in live.path] if live is not None and live.realised > 1 else None
+    return value, path, outcomes

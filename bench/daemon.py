@@ -7,10 +7,10 @@ with `python -m jobs.main` when it has no runs). The last line printed is one JS
   `code_load_cold_seconds`, the first load after a code change, which works out the code versions;
 - `new_day_seconds`: from the new session's files appearing in the landing folder to the end of
   the `ingest` run the sensor started (landing -> raw -> clean -> features -> forecasts and the
-  forecast log -> every ticker's drift), aim <= 30 s; with its parts: until the sensor asked for
+  forecast log -> every ticker's live skill and drift), aim <= 30 s; with its parts: until the sensor asked for
   the run (`request_seconds`), until the run started (`launch_seconds`), and the run itself;
-- `followups_seconds`: until the runs that follow it (live monitoring per ticker, the market
-  memory, the lineage document) finished too.
+- `followups_seconds`: until the runs that follow it (the market memory, the recommendations, the
+  lineage document) finished too.
 
     python bench/daemon.py [--settings odyssey.toml] [--timeout 900]
 
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 from jobs.replay import dagster_cli as dagster, wait_for, wait_quiet  # noqa: E402  (after the repository is on the path)
 
-LANDING, FOLLOWERS = "landing_sensor", ("monitor_after_ingest", "memory_after_states", "advise_after_forecasts")
+LANDING, FOLLOWERS = "landing_sensor", ("memory_after_states", "advise_after_forecasts")
 AIM = 30.0
 
 

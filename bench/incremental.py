@@ -2,9 +2,9 @@
 run; the last line printed is one JSON object.
 
 The new day's path is the ingest run: landing files -> raw -> clean -> features -> exports ->
-forecasts and the forecast log -> every ticker's drift decision (`incremental_seconds`, with the
-drift step and its check as `drift_seconds`). The live-skill scoring that its sensor starts
-afterwards, one run per ticker, is timed on its own (`live_seconds`), outside that path.
+forecasts and the forecast log -> every ticker's live skill and drift decision
+(`incremental_seconds`, with the drift step and its check as `drift_seconds` and the live-skill
+scoring of every ticker with its check as `live_seconds`).
 
 The run's state (storage, landing folder, Dagster home, MLflow) lives in a temporary folder:
 the preset's settings with `paths.home` pointed there.
@@ -33,7 +33,7 @@ def main() -> None:
     os.chdir(ROOT)  # the worker processes of jobs.main run from the repository root
 
     from graph import build_definitions
-    from jobs.main import open_instance, run_all, run_partitions, run_partitions_in_workers
+    from jobs.main import open_instance, run_all
     from odyssey.drift import DRIFTED_KEY
     from odyssey.landing import synthetic_days, write_landing
     from odyssey.settings import load_settings, preset_path
@@ -73,15 +73,7 @@ def main() -> None:
         drift_seconds = sum(v for k, v in steps.items() if k.startswith("feature_drift"))
         drifted = [e.metadata[DRIFTED_KEY].value for e in ingest.get_asset_check_evaluations()
                    if e.check_name == "feature_drift_check"][0]
-        live_started = time.perf_counter()
-        if args.workers > 1:
-            live_records = run_partitions_in_workers(settings, tickers, args.workers, "WARNING",
-                                                     jobs=("live_monitoring",))
-        else:
-            live_records = run_partitions(defs, instance, tickers, "WARNING", None, jobs=("live_monitoring",))
-        live_seconds = time.perf_counter() - live_started
-        errors = [e for r in live_records for e in r["errors"]]
-        assert not errors, errors
+        live_seconds = sum(v for k, v in steps.items() if k.startswith("forecast_outcomes"))
 
     print(f"preset {settings.name}, {len(tickers)} tickers, {args.workers} workers, new day "
           f"{data.prices['date'].max().date()}, state in {home}")
@@ -89,9 +81,9 @@ def main() -> None:
           + (f"; blocking checks failed: {', '.join(blocked)}" if blocked else ""))
     print(f"{'step':<56} {'seconds':>8}")
     print(f"{'full recomputation (jobs.main run_all, as make run)':<56} {full_seconds:>8.1f}")
-    print(f"{'one new day: ingest -> features -> forecasts -> drift':<56} {incremental_seconds:>8.1f}")
+    print(f"{'one new day: ingest -> features -> forecasts -> live skill, drift':<56} {incremental_seconds:>8.1f}")
     print(f"{'  of which drift for every ticker (step and check)':<56} {drift_seconds:>8.1f}")
-    print(f"{'after it: live skill per ticker (sensor-started runs)':<56} {live_seconds:>8.1f}")
+    print(f"{'  of which live skill for every ticker (step and check)':<56} {live_seconds:>8.1f}")
     print(f"drifted on the new day: {', '.join(sorted(drifted)) or 'none'}")
     print(json.dumps({"bench": "incremental", "incremental_seconds": round(incremental_seconds, 2),
                       "full_seconds": round(full_seconds, 2), "speedup": round(full_seconds / incremental_seconds, 2),

@@ -5,8 +5,8 @@ import pandas as pd
 
 from odyssey.drift import CURRENT_SESSIONS_KEY, DRIFTED_KEY
 from odyssey.gates import EVALUABLE_KEY, NOT_EVALUABLE
+from odyssey.live_skill import LOST_KEY
 from resources.metadata import present
-from resources.settings import ticker_partitions
 
 
 def _shown(value: float) -> float | str | None:
@@ -42,20 +42,31 @@ def feature_drift_check(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
         "tickers": len(tickers), "evaluable_tickers": judged})
 
 
-@dg.asset_check(asset="forecast_outcomes", partitions_def=ticker_partitions,
-                description="the champion's live-skill monitor has not alarmed: a one-sided CUSUM on the daily "
+@dg.asset_check(asset="forecast_outcomes",
+                description="no champion's live-skill monitor has alarmed: per ticker a one-sided CUSUM on the daily "
                             "contributions of its realised live forecasts, fitted on its walk-forward, which a "
                             "healthy champion crosses in at most gates.live_false_alarm of live_window-session "
-                            "spans; fails from the alarm on (the champion is demoted), and is not yet evaluable "
-                            "below gates.live_min_days realised forecasts")
+                            "spans; a ticker fails from the alarm on (its champion is demoted) and is not yet "
+                            "evaluable below gates.live_min_days realised forecasts; metadata `lost` maps the "
+                            "tickers that failed to their reasons (the retraining sensor reads it)")
 def live_skill_check(forecast_outcomes: dict) -> dg.AssetCheckResult:
-    status = forecast_outcomes.get("live_status", NOT_EVALUABLE)
-    reason = forecast_outcomes.get("live_reason") or f"{NOT_EVALUABLE}: {forecast_outcomes['reason']}"
-    shown = present({k: forecast_outcomes.get(k) for k in (
-        "ticker", "champion", "cusum", "cusum_threshold", "cusum_peak", "alarm_date", "walkforward_skill",
-        "live_skill", "monitored_days", "min_days", "ic", "walkforward_ic")})
-    return dg.AssetCheckResult(passed=status != "failed", metadata={
-        "reason": reason, EVALUABLE_KEY: status != NOT_EVALUABLE, **shown})
+    status = {t: o.get("live_status", NOT_EVALUABLE) for t, o in forecast_outcomes.items()}
+    why = {t: o.get("live_reason") or f"{NOT_EVALUABLE}: {o['reason']}" for t, o in forecast_outcomes.items()}
+    lost = {t: why[t] for t, s in status.items() if s == "failed"}
+    waiting = {t: why[t] for t, s in status.items() if s == NOT_EVALUABLE}
+    judged = len(status) - len(waiting)
+    reason = "; ".join(f"{t}: {r}" for t, r in lost.items()) or f"no live skill lost among {judged} evaluable tickers"
+    if waiting:
+        reason += f"; {NOT_EVALUABLE}: " + ", ".join(f"{t} ({r.removeprefix(NOT_EVALUABLE + ': ')})"
+                                                      for t, r in waiting.items())
+    monitors = {t: present({k: o.get(k) for k in ("champion", "live_status", "cusum", "cusum_threshold", "alarm_date",
+                                                  "walkforward_skill", "live_skill", "monitored_days", "ic",
+                                                  "walkforward_ic")})
+                for t, o in forecast_outcomes.items()}
+    return dg.AssetCheckResult(passed=not lost, metadata={
+        LOST_KEY: dg.MetadataValue.json(lost), "reason": reason[:4000], EVALUABLE_KEY: judged > 0,
+        "not_yet_evaluable": dg.MetadataValue.json(waiting), "monitors": dg.MetadataValue.json(monitors),
+        "tickers": len(status), "evaluable_tickers": judged})
 
 
 MONITORING_CHECKS = [feature_drift_check, live_skill_check]

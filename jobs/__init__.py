@@ -48,8 +48,8 @@ forecasting_job = dg.define_asset_job(
 live_monitoring_job = dg.define_asset_job(
     "live_monitoring",
     selection=dg.AssetSelection.assets("forecast_outcomes"),
-    description="One ticker partition: the champion's live forecasts scored against what happened (its check feeds "
-                "the retraining sensor).",
+    description="Every champion's live forecasts scored against what happened, again (the ingest and the batch "
+                "forecasts score them as they log them; its check feeds the retraining sensor).",
     executor_def=IN_PROCESS,
 )
 drift_reports_job = dg.define_asset_job(
@@ -62,8 +62,9 @@ drift_reports_job = dg.define_asset_job(
 )
 batch_forecasts_job = dg.define_asset_job(
     "batch_forecasts",
-    selection=dg.AssetSelection.assets("forecasts", "forecast_log"),
-    description="Newest-session forecasts for every ticker from the champion models, and the live forecast log.",
+    selection=dg.AssetSelection.assets("forecasts", "forecast_log", "forecast_outcomes"),
+    description="Newest-session forecasts for every ticker from the champion models, the live forecast log, and "
+                "every champion's live forecasts scored against what happened.",
     executor_def=IN_PROCESS,
 )
 portfolio_job = dg.define_asset_job(
@@ -91,10 +92,11 @@ lineage_job = dg.define_asset_job(
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=(dg.AssetSelection.groups(*DATA_GROUPS)
-               | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log", "feature_drift")),
+               | dg.AssetSelection.assets("data_quality_report", "forecasts", "forecast_log", "forecast_outcomes",
+                                          "feature_drift")),
     description="New sessions: landing files or the source -> raw -> clean -> features -> exports, forecasts from "
-                "the champions, and every ticker's drift (its check feeds the retraining sensor). One run at a time "
-                "(run queue limit on the tag odyssey/queue).",
+                "the champions, their live skill scored, and every ticker's drift (both checks feed the retraining "
+                "sensor). One run at a time (run queue limit on the tag odyssey/queue).",
     tags={QUEUE_TAG: "ingest"},
     executor_def=IN_PROCESS,
 )

@@ -4,10 +4,9 @@
 
 Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
 Order: `market_features` and `market_memory`; per ticker partition `forecasting` (tickers spread
-over worker processes, one XGBoost thread each); `batch_forecasts`; `drift_reports` (every
-ticker's drift, with Evidently's reports); per ticker `live_monitoring` (which scores the forecast
-log just written); `portfolio`; the tick pipeline `ticks`; and last
-the `lineage` document.
+over worker processes, one XGBoost thread each); `batch_forecasts` (which also scores every
+champion's live forecasts in the log it writes); `drift_reports` (every ticker's drift, with
+Evidently's reports); `portfolio`; the tick pipeline `ticks`; and last the `lineage` document.
 Runs go to the same Dagster instance as `make ui` (settings paths.dagster_home, default
 .odyssey/dagster_home), so the UI shows what this materialized, with its history. Exit code: 0
 all built and every check passed, 2 a blocking check stopped part of the graph (reported,
@@ -138,12 +137,12 @@ def record(result, partition: str | None = None) -> dict:
             "advice": advice}
 
 
-PER_TICKER_JOBS = ("forecasting", "live_monitoring")
+PER_TICKER_JOBS = ("forecasting",)
 
 
 def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_threads: int | None,
                    jobs: tuple[str, ...] = PER_TICKER_JOBS) -> list[dict]:
-    """Per ticker, the given partitioned jobs in order (default: forecasting, then live skill)."""
+    """Per ticker, the given partitioned jobs in order (default: forecasting)."""
     out = []
     for partition in partitions:
         for job in jobs:
@@ -177,9 +176,9 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
 
 
 def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
-    """market_features, market_memory, the forecasting chain per ticker, batch forecasts, drift for
-    every ticker, live skill per ticker, the portfolio, the tick pipeline and the lineage document. A ticker stopped by a gate does not stop
-    the others: each is gated on its own, and batch forecasts use whichever champions exist."""
+    """market_features, market_memory, the forecasting chain per ticker, batch forecasts with every
+    ticker's live skill, drift for every ticker, the portfolio, the tick pipeline and the lineage
+    document. A ticker stopped by a gate does not stop the others: each is gated on its own, and batch forecasts use whichever champions exist."""
     from resources import sync_ticker_partitions
 
     partitions = list(settings.universe.tickers)
@@ -206,7 +205,6 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
     # the order of the graph: the live forecasts are scored after the new champions logged theirs
     records += per_ticker("forecasting")
     records += [whole("batch_forecasts"), whole("drift_reports")]
-    records += per_ticker("live_monitoring")
     records += [whole("portfolio"), whole("ticks"), whole("lineage_document")]
     return records
 
@@ -268,7 +266,7 @@ def planned_materializations(defs, tickers: int) -> int:
     def size(job: str) -> int:
         return len(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
 
-    per_ticker = size("forecasting") + size("live_monitoring")
+    per_ticker = size("forecasting")
     return (size("market_features") + size("market_memory") + per_ticker * tickers + size("batch_forecasts")
             + size("drift_reports")
             + size("portfolio") + size("ticks") + size("lineage_document"))

@@ -39,8 +39,7 @@ MARK = ".odyssey-replay"  # a folder the replay made (and may empty again)
 ODDS = "detection_odds.json"  # what the live-skill monitors promised, as built
 JOURNAL = "sessions.jsonl"  # one line per replayed session, so a resumed replay reports them all
 CURSORS = "sensor_cursors.json"  # the in-process loop's sensor cursors, so a resumed replay goes on from them
-SENSORS = ("landing_sensor", "monitor_after_ingest", "memory_after_states", "retrain_on_drift",
-           "advise_after_forecasts")
+SENSORS = ("landing_sensor", "memory_after_states", "retrain_on_drift", "advise_after_forecasts")
 # the replay's own daemon intervals: the follow-up sensors tick every 2 s, so a session takes what
 # its runs take (the defaults suit a day, not a replay)
 DAEMON = {"landing_seconds": 1, "follow_seconds": 2}
@@ -348,13 +347,16 @@ def timeline(instance, landed_at: list[float], days: list[str], since: float,
 
     from jobs.main import error_text
     from odyssey.drift import DRIFTED_KEY
-    from odyssey.gates import EVALUABLE_KEY
+    from odyssey.live_skill import LOST_KEY
     from odyssey.replay import (CHECK_FAILED, DEMOTION, DRIFTED, INGEST_FAILED, LIVE_ALARM, PROMOTION, RETRAIN,
                                 RUN_FAILED, Event)
 
+    # check -> (the monitor it is, its metadata's map of failing tickers, the timeline's kind)
+    monitors = {"feature_drift_check": ("drift", DRIFTED_KEY, DRIFTED),
+                "live_skill_check": ("live skill", LOST_KEY, LIVE_ALARM)}
     events: list[Event] = []
     served: dict[str, int] = {}
-    judged: dict[str, dict[str, int]] = {"drift": {}, "live skill": {}}
+    judged: dict[str, dict[str, int]] = {name: {} for name, _, _ in monitors.values()}
 
     def count(monitor: str, ticker: str) -> None:
         judged[monitor][ticker] = judged[monitor].get(ticker, 0) + 1
@@ -385,24 +387,21 @@ def timeline(instance, landed_at: list[float], days: list[str], since: float,
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             evaluation = entry.dagster_event.event_specific_data
             ticker = evaluation.partition or partition
-            if evaluation.check_name == "feature_drift_check":
+            monitor = monitors.get(evaluation.check_name)
+            if monitor is not None:  # one evaluation for every ticker: those it names failed
                 waiting = dict(value(evaluation.metadata, "not_yet_evaluable", {}) or {})
                 for judged_ticker in tickers:
                     if judged_ticker not in waiting:
-                        count("drift", judged_ticker)
-            elif evaluation.check_name == "live_skill_check" and value(evaluation.metadata, EVALUABLE_KEY, True):
-                count("live skill", ticker)
+                        count(monitor[0], judged_ticker)
+                if not evaluation.passed:
+                    for failed, why in dict(value(evaluation.metadata, monitor[1], {}) or {}).items():
+                        add(monitor[2], failed, str(why))
+                continue
             if evaluation.passed:
                 continue
             reason = value(evaluation.metadata, "reason", "failed")
-            if evaluation.check_name == "feature_drift_check":
-                for drifted, why in dict(value(evaluation.metadata, DRIFTED_KEY, {}) or {}).items():
-                    add(DRIFTED, drifted, str(why))
-            elif evaluation.check_name == "live_skill_check":
-                add(LIVE_ALARM, ticker, str(reason))
-            else:
-                failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {reason}")
-                add(CHECK_FAILED, ticker, failed_checks[-1])
+            failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {reason}")
+            add(CHECK_FAILED, ticker, failed_checks[-1])
         if run.job_name == "ingest" and run.status == dg.DagsterRunStatus.FAILURE:
             failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
             error = failures[0].dagster_event.step_failure_data.error if failures else None

@@ -1,9 +1,9 @@
 """Retrain exactly the tickers whose drift or live-skill check failed.
 
-The sensor reads new evaluations of `feature_drift_check` (one per landing, for every ticker: its
-metadata names the tickers that drifted, with their reasons) and of `live_skill_check` (one per
-ticker partition) from the instance, and requests one `forecasting` run (walk-forward, model,
-gates, champion) per ticker that went from passing (or unknown) to failing. Its cursor holds the
+The sensor reads new evaluations of `feature_drift_check` and of `live_skill_check` (each one per
+landing, for every ticker: their metadata name the tickers that drifted, or whose live skill was
+lost, with their reasons) from the instance, and requests one `forecasting` run (walk-forward,
+model, gates, champion) per ticker that went from passing (or unknown) to failing. Its cursor holds the
 evaluations it has read (check records are numbered when a run is planned, not when the check
 finishes, so a high-water mark could skip a slow run's result) and each ticker's state, so one
 drift event starts one run and a ticker that did not drift is never retrained.
@@ -22,24 +22,26 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from odyssey.drift import CURRENT_SESSIONS_KEY, DRIFTED_KEY
+from odyssey.live_skill import LOST_KEY
 from odyssey.settings import DaemonSettings, MonitoringSettings
 from resources.metadata import check_reason
 from sensors.cursors import sensor_every
 
 DRIFT = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "feature_drift_check")
 LIVE_SKILL = dg.AssetCheckKey(dg.AssetKey("forecast_outcomes"), "live_skill_check")
+FAILING_KEYS = {DRIFT: DRIFTED_KEY, LIVE_SKILL: LOST_KEY}  # each check's metadata: ticker -> why it failed
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 REMEMBERED = 5000  # evaluations kept in the cursor; older ones fall out of the 1000-record history anyway
 
 
-def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys: tuple, partitioned: bool) -> list:
-    """Finished evaluations of the `keys` checks not in `seen`, oldest first: only per-partition
-    ones when `partitioned`, else only whole-asset ones (an earlier per-ticker drift evaluation,
-    without the `drifted` metadata, is not read as "no ticker drifted")."""
+def new_evaluations(instance: dg.DagsterInstance, seen: set[int], keys: tuple) -> list:
+    """Finished whole-asset evaluations of the `keys` checks not in `seen`, oldest first (an
+    earlier per-ticker evaluation, without the map of failing tickers, is not read as "no ticker
+    failed")."""
     records = []
     for key in keys:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000, status=COMPLETED)
-        records += [r for r in history if r.id not in seen and bool(r.partition) == partitioned]
+        records += [r for r in history if r.id not in seen and not r.partition]
     return in_order(records)
 
 
@@ -58,19 +60,12 @@ def evaluation_dict(record, key: str) -> dict:
     return dict(entry.value) if entry is not None and isinstance(entry.value, dict) else {}
 
 
-def drifted_tickers(record) -> dict[str, str]:
-    """ticker -> reason, for the tickers one drift evaluation found drifted."""
-    return evaluation_dict(record, DRIFTED_KEY)
-
-
 def verdicts(record, failing: dict[str, list[str]]) -> dict[str, tuple[bool, str]]:
-    """What one evaluation says, per ticker: (failing now, reason). A drift evaluation speaks for
-    every ticker: those it names drifted, those failing before and not named have cleared."""
-    if record.key == DRIFT:
-        named = drifted_tickers(record)
-        before = {t for t, checks in failing.items() if DRIFT.name in checks}
-        return {t: (t in named, f"{DRIFT.name}: {named.get(t, 'cleared')}") for t in sorted(before | set(named))}
-    return {record.partition: (record.status == AssetCheckExecutionRecordStatus.FAILED, reason_of(record))}
+    """What one evaluation says, per ticker: (failing now, reason). An evaluation speaks for every
+    ticker: those it names failed, those failing before and not named have cleared."""
+    named = evaluation_dict(record, FAILING_KEYS[record.key])
+    before = {t for t, checks in failing.items() if record.key.name in checks}
+    return {t: (t in named, f"{record.key.name}: {named.get(t, 'cleared')}") for t in sorted(before | set(named))}
 
 
 def current_sessions(record) -> dict[str, int]:
@@ -86,8 +81,7 @@ def retrain_requests(context: dg.SensorEvaluationContext, hold: int):
     retrained: list[str] = cursor.get("retrained", [])  # tickers this sensor asked to retrain
     held: dict[str, str] = cursor.get("held", {})  # ticker -> the drift reason waiting for its window to fill
     requests: dict[str, list[str]] = {}
-    records = in_order(new_evaluations(context.instance, set(seen), (DRIFT,), partitioned=False)
-                       + new_evaluations(context.instance, set(seen), (LIVE_SKILL,), partitioned=True))
+    records = new_evaluations(context.instance, set(seen), (DRIFT, LIVE_SKILL))
     for record in records:
         seen.append(record.id)
         check = record.key.name

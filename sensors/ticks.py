@@ -98,7 +98,7 @@ def retrain_ticks_on_drift(context: dg.SensorEvaluationContext):
     seen: list[int] = cursor["seen"]
     failing: bool = cursor["failing"]
     request = None
-    for record in new_evaluations(context.instance, set(seen), (TICK_DRIFT,), partitioned=False):
+    for record in new_evaluations(context.instance, set(seen), (TICK_DRIFT,)):
         seen.append(record.id)
         now_failing = record.status == AssetCheckExecutionRecordStatus.FAILED
         if now_failing and not failing:

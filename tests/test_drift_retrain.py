@@ -25,6 +25,7 @@ from odyssey.splits import forward_returns, target_name
 from odyssey.landing import synthetic_days, write_landing
 from resources import build_resources, mlflow_resource
 from resources.storage import last_landed_day
+from odyssey.live_skill import LOST_KEY
 from sensors.retrain import DRIFT, LIVE_SKILL, retrain_on_drift, retrain_on_drift_every
 from tests.dagster_helpers import (failed_checks, fast_forecasting_config, gate_settings, quick_settings, read_table,
                                    run_graph)
@@ -356,7 +357,36 @@ def test_a_drift_soon_after_a_retrain_is_held_until_its_window_holds_enough_sess
     assert set(json.loads(cursor)["held"]) == {"NVDA"}
     # a lost live skill is never held, even right after a retrain, and its retrain ends the hold
     instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-        asset_key=LIVE_SKILL.asset_key, check_name=LIVE_SKILL.name, passed=False, partition="NVDA"))
+        asset_key=LIVE_SKILL.asset_key, check_name=LIVE_SKILL.name, passed=False,
+        metadata={LOST_KEY: dg.MetadataValue.json({"NVDA": "live skill lost"})}))
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
     assert [r.partition_key for r in sensor(context)] == ["NVDA"]
     assert json.loads(context.cursor)["held"] == {}
+
+
+def test_one_live_skill_evaluation_for_every_ticker_retrains_exactly_those_it_names_once():
+    sensor = retrain_on_drift_every(1, hold=63)
+    with dg.instance_for_test() as instance:
+        cursor = None
+
+        def scored(lost: dict[str, str] | None, partition: str | None = None) -> list:
+            nonlocal cursor
+            instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                asset_key=LIVE_SKILL.asset_key, check_name=LIVE_SKILL.name, passed=not lost, partition=partition,
+                metadata={} if lost is None else {LOST_KEY: dg.MetadataValue.json(lost)}))
+            context = dg.build_sensor_context(instance=instance, cursor=cursor)
+            requests = list(sensor(context))
+            cursor = context.cursor
+            return [(r.partition_key, r.tags["odyssey/reason"]) for r in requests]
+
+        assert scored({}) == []
+        assert scored({"AAPL": "live skill lost: CUSUM 7.1"}) == [("AAPL", "live_skill_check: live skill lost: CUSUM 7.1")]
+        assert scored({"AAPL": "live skill lost: CUSUM 7.4"}) == []  # still failing: already asked for
+        assert scored({"AAPL": "lost", "SPY": "lost"}) == [("SPY", "live_skill_check: lost")]
+        assert json.loads(cursor)["failing"] == {"AAPL": ["live_skill_check"], "SPY": ["live_skill_check"]}
+        assert scored({}) == []  # both cleared (new champions)
+        assert json.loads(cursor)["failing"] == {"AAPL": [], "SPY": []}
+        # an evaluation of one ticker partition (as stored before every ticker was scored in one)
+        # is not read: it names no ticker, so it would clear the others
+        assert scored(None, partition="AAPL") == []
+        assert scored({"AAPL": "lost again"}) == [("AAPL", "live_skill_check: lost again")]

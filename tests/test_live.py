@@ -10,7 +10,6 @@ from odyssey import registry as mlreg
 from odyssey.outcomes import append_forecasts, score, unlogged_dates
 from resources import mlflow_resource
 from resources import SettingsResource
-from sensors.monitoring import monitor_after_ingest
 from sensors.retrain import retrain_on_drift
 from tests.dagster_helpers import failed_checks, fast_forecasting_config, quick_settings, read_table, run_graph
 from tests.test_drift_retrain import land
@@ -40,17 +39,21 @@ def test_score_on_known_outcomes():
 
 
 def _world(tmp_path_factory, instance: dg.DagsterInstance, flip: bool):
-    synthetic = {"signal_flip_date": "2021-01-04"} if flip else {}
+    # the flip on the Gold-driven signal (the replay scenarios'): every champion's skill reverses at
+    # its full size (the momentum signal's flip damps the trends it fed, and SPY's reversal stayed
+    # under its monitor's threshold for 254 sessions)
+    synthetic = {"signal_flip_date": "2021-01-04", "signal_source": "gold", "signal_strength": 3.0} if flip else {}
     settings = quick_settings(tmp_path_factory.mktemp("live"), universe={"tickers": list(TICKERS), "benchmark": "SPY"},
-                              dates={"end": "2020-12-31"}, source={"synthetic": synthetic})
+                              dates={"end": "2020-12-31"}, source={"synthetic": synthetic},
+                              # a planted skill near 0.76 is the scenario's, not a leak
+                              gates={"implausible_direction_accuracy": 0.99} if flip else {})
     assert run_graph(settings, instance=instance).success
     for ticker in TICKERS:
         assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,
                          run_config=fast_forecasting_config()).success
-    assert land(settings, instance, 250).success  # 2021 lands; the ingest logs the champions' live forecasts
-    outcomes = {t: run_graph(settings, job="live_monitoring", partition_key=t, instance=instance,
-                             selection=[dg.AssetKey("forecast_outcomes")]) for t in TICKERS}
-    return settings, instance, outcomes
+    landed = land(settings, instance, 250)  # 2021 lands; the ingest logs the champions' live forecasts and scores them
+    assert landed.success
+    return settings, instance, landed
 
 
 @pytest.fixture(scope="module")
@@ -78,37 +81,45 @@ def test_live_forecasts_are_logged_by_date_and_model_version(steady):
         assert rows["date"].is_unique
 
 
+def _live_check(result) -> dg.AssetCheckEvaluation:
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "live_skill_check"]
+    return evaluation
+
+
 @pytest.mark.slow
-def test_new_forecasts_start_the_monitoring_of_every_ticker_once(steady):
-    settings, instance, _ = steady
-    context = dg.build_sensor_context(instance=instance, resources={"settings": SettingsResource.of(settings)})
-    requests = monitor_after_ingest(context)
-    assert sorted(r.partition_key for r in requests) == sorted(TICKERS)
-    again = dg.build_sensor_context(instance=instance, cursor=context.cursor,
-                                    resources={"settings": SettingsResource.of(settings)})
-    assert isinstance(monitor_after_ingest(again), dg.SkipReason)
+def test_the_run_that_logs_forecasts_scores_every_ticker_in_one_evaluation(steady):
+    settings, _, landed = steady
+    evaluation = _live_check(landed)
+    assert evaluation.partition is None and evaluation.metadata["tickers"].value == len(TICKERS)
+    monitors = evaluation.metadata["monitors"].value
+    assert sorted(monitors) == sorted(TICKERS) and all(m["monitored_days"] >= 40 for m in monitors.values())
+    # scoring again (the live_monitoring job, from the UI) gives the same verdicts
+    again = _live_check(run_graph(settings, job="live_monitoring", instance=steady[1]))
+    assert again.passed and again.metadata["monitors"].value == monitors
 
 
 @pytest.mark.slow
 def test_a_champion_that_keeps_its_skill_passes(steady):
-    _, _, outcomes = steady
-    for ticker, result in outcomes.items():
-        evaluation = result.get_asset_check_evaluations()[0]
-        assert evaluation.passed, (ticker, evaluation.metadata["reason"].value)
-        assert evaluation.metadata["evaluable"].value
-        assert "below its threshold" in evaluation.metadata["reason"].value
+    evaluation = _live_check(steady[2])
+    assert evaluation.passed, evaluation.metadata["reason"].value
+    assert evaluation.metadata["evaluable"].value and evaluation.metadata["evaluable_tickers"].value == len(TICKERS)
+    assert evaluation.metadata["lost"].value == {} and evaluation.metadata["not_yet_evaluable"].value == {}
+    assert evaluation.metadata["reason"].value == f"no live skill lost among {len(TICKERS)} evaluable tickers"
+    assert {m["live_status"] for m in evaluation.metadata["monitors"].value.values()} == {"passed"}
     served = read_table(steady[0], "forecasts").set_index("ticker")
     assert (served.loc[list(TICKERS), "status"] == "champion").all()
 
 
 @pytest.mark.slow
 def test_a_champion_whose_signal_reversed_fails_live_skill_and_is_retrained(flipped):
-    settings, instance, outcomes = flipped
-    for ticker, result in outcomes.items():
-        assert set(failed_checks(result)) == {"live_skill_check"}, ticker
-        metadata = failed_checks(result)["live_skill_check"].metadata
-        assert "live skill lost" in metadata["reason"].value
-        assert pd.Timestamp(metadata["alarm_date"].value) > pd.Timestamp("2021-01-04")  # not before the flip
+    settings, instance, landed = flipped
+    metadata = failed_checks(landed)["live_skill_check"].metadata
+    assert sorted(metadata["lost"].value) == sorted(TICKERS), (metadata["reason"].value, metadata["monitors"].value)
+    for ticker in TICKERS:
+        assert "live skill lost" in metadata["lost"].value[ticker]
+        monitor = metadata["monitors"].value[ticker]
+        assert monitor["live_status"] == "failed"
+        assert pd.Timestamp(monitor["alarm_date"]) > pd.Timestamp("2021-01-04")  # not before the flip
     # the ingest that logged the reversed forecasts demoted both champions: no view, and why
     served = read_table(settings, "forecasts").set_index("ticker")
     for ticker in TICKERS:

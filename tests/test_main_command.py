@@ -88,13 +88,13 @@ def test_summary_exit_codes_name_what_failed(quick_settings):
     assert "advice      recommendations from the equal_weight baseline, because ..." in text
 
     # a check with nothing to judge yet passes, and is counted apart from the passes
-    waiting = [_record("live_monitoring", t, checks=[("forecast_outcomes", "live_skill_check", True, False,
-                                                      f"not yet evaluable: {n} of 40 realised days")])
+    waiting = [_record("forecasting", t, checks=[("forecast_models", "no_regression", True, False,
+                                                  f"not yet evaluable: {n} of 40 realised days")])
                for t, n in (("NVDA", 3), ("SPY", 3))]
     waiting += good
     text, code = summarize(quick_settings, waiting, 5, started)
     assert code == 0 and "checks      1/3 passed, 2 not yet evaluable (nothing to judge yet), 0 failed" in text
-    assert ("WAITING   forecast_outcomes[NVDA, SPY]:live_skill_check  (not yet evaluable: 3 of 40 realised days, "
+    assert ("WAITING   forecast_models[NVDA, SPY]:no_regression  (not yet evaluable: 3 of 40 realised days, "
             "...)") in text
 
     broken = [_record("market_features", errors=["raw_market: boom"], materialized=0)]
@@ -108,29 +108,29 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Odyssey run summary" in out
-    # 20 data assets (2 of them the market states), 2 market memory assets, 7 forecasting (2 of them the
-    # analog forecast) and 1 live-skill asset for each of the 3 tickers, forecasts and the forecast log,
-    # the drift of every ticker, 10 portfolio assets, 6 tick assets, and the lineage document
+    # 20 data assets (2 of them the market states), 2 market memory assets, 7 forecasting assets (2 of
+    # them the analog forecast) for each of the 3 tickers, forecasts, the forecast log and the live skill
+    # of every ticker, the drift of every ticker, 10 portfolio assets, 6 tick assets, and the lineage document
     from graph import build_definitions
 
     settings = load_settings(path, environ={})
-    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * (7 + 1) + 2 + 1 + 10 + 6 + 1
-    assert "assets      66/66 materializations" in out
+    assert planned_materializations(build_definitions(settings), 3) == 20 + 2 + 3 * 7 + 3 + 1 + 10 + 6 + 1
+    assert "assets      64/64 materializations" in out
     passed, total, waiting = map(int, re.search(r"checks\s+(\d+)/(\d+) passed, (\d+) not yet evaluable",
                                                 out).groups())
-    # 18 data checks, 5 deployment gates and 1 live-skill check for each of the 3 tickers, the drift check,
-    # the check that no champion was refused for serving, 3 portfolio checks, 8 tick checks
-    assert total == 18 + 3 * (5 + 1) + 1 + 1 + 3 + 8
+    # 18 data checks, 5 deployment gates for each of the 3 tickers, the live-skill and drift checks (every
+    # ticker in one), the check that no champion was refused for serving, 3 portfolio checks, 8 tick checks
+    assert total == 18 + 3 * 5 + 1 + 1 + 1 + 3 + 8
     # every check passes, except perhaps the policy's gate: that one only decides who advises
     warnings = re.findall(r"WARNING\s+(\S+)", out)
     assert "FAILED" not in out and warnings in ([], ["ppo_policy:policy_earns_its_place"])
     assert passed + waiting == total - len(warnings)
     # a fresh build has forecast nothing live yet, deployed first champions and trained them up to
     # the newest sessions: live skill, regression and drift have nothing to judge, and say so
-    assert re.search(r"WAITING\s+forecast_outcomes\[[^]]+\]:live_skill_check", out)
+    assert re.search(r"WAITING\s+forecast_outcomes:live_skill_check", out)
     assert re.search(r"WAITING\s+forecast_models\[[^]]+\]:no_regression", out)
     assert re.search(r"WAITING\s+feature_drift:feature_drift_check", out)
-    assert waiting == 3 + 3 + 1
+    assert waiting == 1 + 3 + 1
     advice = re.search(r"advice\s+recommendations from (.*)", out).group(1)
     assert advice.startswith("the equal_weight baseline, because the policy does not earn its place" if warnings
                              else "the PPO policy")
@@ -153,5 +153,5 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     # the UI reads the same instance: the runs are in it
     with open_instance(settings) as instance:
         jobs = {r.job_name for r in instance.get_runs()}
-    assert {"market_features", "forecasting", "live_monitoring", "drift_reports", "batch_forecasts", "portfolio", "ticks",
+    assert {"market_features", "forecasting", "drift_reports", "batch_forecasts", "portfolio", "ticks",
             "lineage_document"} <= jobs

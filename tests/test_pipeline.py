@@ -40,7 +40,7 @@ def test_definitions_are_wired():
                 "batch_forecasts", "portfolio", "advice", "ingest", "lineage_document", "ticks", "tick_ingest", "tick_training"):
         assert defs.resolve_job_def(job).asset_layer is not None
     assert {s.name for s in repo.sensor_defs} == {"run_failure_alerts", "retrain_on_drift", "landing_sensor",
-                                                  "universe_partitions", "monitor_after_ingest", "memory_after_states",
+                                                  "universe_partitions", "memory_after_states",
                                                   "lineage_after_runs", "tick_landing_sensor",
                                                   "retrain_ticks_on_drift", "advise_after_forecasts"}
     assert {s.name for s in repo.schedule_defs} == {"daily_ingest", "daily_drift_reports"}
@@ -82,7 +82,7 @@ def test_each_job_has_the_executor_its_weight_asks_for_and_the_sensors_tick_as_s
     assert "definitions" in PRELOADED and "torch" not in PRELOADED
     intervals = {s.name: s.minimum_interval_seconds for s in fast.sensors}
     assert intervals["landing_sensor"] == 7
-    assert {intervals[n] for n in ("monitor_after_ingest", "retrain_on_drift", "memory_after_states",
+    assert {intervals[n] for n in ("retrain_on_drift", "memory_after_states",
                                    "lineage_after_runs", "advise_after_forecasts")} == {11}
 
 
