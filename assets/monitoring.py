@@ -159,7 +159,8 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
     log = forecast_log if forecast_log is not None else empty_log()
     value, paths, recent = {}, {}, []
     for ticker in settings.value.universe.tickers:
-        value[ticker], path, outcomes = _ticker_outcomes(ticker, window, gates, names, mlflow, signer, log, clean_prices)
+        value[ticker], path, outcomes = _ticker_outcomes(ticker, window, gates, names, mlflow, signer, log,
+                                                         clean_prices)
         if path is not None:
             paths[ticker] = path
         if outcomes is not None and len(outcomes):

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from jobs.replay import dagster_cli as dagster, wait_for, wait_quiet  # noqa: E402  (after the repository is on the path)
+# after the repository is on the path
+from jobs.replay import dagster_cli as dagster, wait_for, wait_quiet  # noqa: E402
 
 LANDING, FOLLOWERS = "landing_sensor", ("memory_after_states", "advise_after_forecasts")
 AIM = 30.0

@@ -178,7 +178,8 @@ def run_partitions_in_workers(settings, partitions: list[str], workers: int, log
 def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int = 1) -> list[dict]:
     """market_features, market_memory, the forecasting chain per ticker, batch forecasts with every
     ticker's live skill, drift for every ticker, the portfolio, the tick pipeline and the lineage
-    document. A ticker stopped by a gate does not stop the others: each is gated on its own, and batch forecasts use whichever champions exist."""
+    document. A ticker stopped by a gate does not stop the others: each is gated on its own, and
+    batch forecasts use whichever champions exist."""
     from resources import sync_ticker_partitions
 
     partitions = list(settings.universe.tickers)

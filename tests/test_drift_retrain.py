@@ -380,7 +380,8 @@ def test_one_live_skill_evaluation_for_every_ticker_retrains_exactly_those_it_na
             return [(r.partition_key, r.tags["odyssey/reason"]) for r in requests]
 
         assert scored({}) == []
-        assert scored({"AAPL": "live skill lost: CUSUM 7.1"}) == [("AAPL", "live_skill_check: live skill lost: CUSUM 7.1")]
+        lost = "live skill lost: CUSUM 7.1"
+        assert scored({"AAPL": lost}) == [("AAPL", f"live_skill_check: {lost}")]
         assert scored({"AAPL": "live skill lost: CUSUM 7.4"}) == []  # still failing: already asked for
         assert scored({"AAPL": "lost", "SPY": "lost"}) == [("SPY", "live_skill_check: lost")]
         assert json.loads(cursor)["failing"] == {"AAPL": ["live_skill_check"], "SPY": ["live_skill_check"]}
