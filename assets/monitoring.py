@@ -13,7 +13,7 @@ from odyssey import features as registry
 from odyssey import registry as mlreg
 from odyssey.drift import daily_returns, drift_statistics, drift_windows, evidently_report
 from odyssey.gates import NOT_EVALUABLE
-from odyssey.live_skill import judge_champion
+from odyssey.live_skill import SCORING_ERROR, judge_champion
 from odyssey.outcomes import empty_log, realised, score
 from odyssey.quality import quality_scores
 from odyssey.settings import MonitoringSettings
@@ -159,8 +159,14 @@ def forecast_outcomes(context: dg.AssetExecutionContext, config: OutcomesConfig,
     log = forecast_log if forecast_log is not None else empty_log()
     value, paths, recent = {}, {}, []
     for ticker in settings.value.universe.tickers:
-        value[ticker], path, outcomes = _ticker_outcomes(ticker, window, gates, names, mlflow, signer, log,
-                                                         clean_prices)
+        try:
+            value[ticker], path, outcomes = _ticker_outcomes(ticker, window, gates, names, mlflow, signer, log,
+                                                             clean_prices)
+        except Exception as error:  # one ticker's failure is its own: the others are scored, the session kept
+            context.log.error(f"{ticker}: live skill not scored: {type(error).__name__}: {error}")
+            value[ticker], path, outcomes = {"ticker": ticker, "live_status": SCORING_ERROR, "realised": 0,
+                                             "live_reason": f"live skill not scored: {type(error).__name__}: "
+                                                            f"{error}"}, None, None
         if path is not None:
             paths[ticker] = path
         if outcomes is not None and len(outcomes):

@@ -123,9 +123,10 @@ def main() -> None:
 
             followers_at = time.time()
 
-            # done when no run is under way and each follower has ticked since the last run ended
-            # and asked for nothing (the daemon's own tick records)
-            wait_quiet(instance, args.timeout, since=followers_at, sensors=FOLLOWERS)
+            # done when no run is under way and each follower (and the lineage document's sensor, on
+            # by default) has ticked since the last run ended and asked for nothing (the daemon's
+            # own tick records)
+            wait_quiet(instance, args.timeout, since=followers_at, sensors=(*FOLLOWERS, "lineage_after_runs"))
             followed = time.time()
             followups = [r.job_name for r in instance.get_runs(dg.RunsFilter(created_after=done.create_timestamp))]
     finally:

@@ -5,7 +5,7 @@ import pandas as pd
 
 from odyssey.drift import CURRENT_SESSIONS_KEY, DRIFTED_KEY
 from odyssey.gates import EVALUABLE_KEY, NOT_EVALUABLE
-from odyssey.live_skill import LOST_KEY
+from odyssey.live_skill import LOST_KEY, SCORING_ERROR
 from resources.metadata import present
 
 
@@ -53,9 +53,11 @@ def live_skill_check(forecast_outcomes: dict) -> dg.AssetCheckResult:
     status = {t: o.get("live_status", NOT_EVALUABLE) for t, o in forecast_outcomes.items()}
     why = {t: o.get("live_reason") or f"{NOT_EVALUABLE}: {o['reason']}" for t, o in forecast_outcomes.items()}
     lost = {t: why[t] for t, s in status.items() if s == "failed"}
+    broken = {t: why[t] for t, s in status.items() if s == SCORING_ERROR}  # fail the check, retrain nothing
     waiting = {t: why[t] for t, s in status.items() if s == NOT_EVALUABLE}
-    judged = len(status) - len(waiting)
-    reason = "; ".join(f"{t}: {r}" for t, r in lost.items()) or f"no live skill lost among {judged} evaluable tickers"
+    judged = len(status) - len(waiting) - len(broken)
+    reason = "; ".join(f"{t}: {r}" for t, r in {**lost, **broken}.items()) \
+        or f"no live skill lost among {judged} evaluable tickers"
     if waiting:
         reason += f"; {NOT_EVALUABLE}: " + ", ".join(f"{t} ({r.removeprefix(NOT_EVALUABLE + ': ')})"
                                                       for t, r in waiting.items())
@@ -63,9 +65,10 @@ def live_skill_check(forecast_outcomes: dict) -> dg.AssetCheckResult:
                                                   "walkforward_skill", "live_skill", "monitored_days", "ic",
                                                   "walkforward_ic")})
                 for t, o in forecast_outcomes.items()}
-    return dg.AssetCheckResult(passed=not lost, metadata={
+    return dg.AssetCheckResult(passed=not lost and not broken, metadata={
         LOST_KEY: dg.MetadataValue.json(lost), "reason": reason[:4000], EVALUABLE_KEY: judged > 0,
-        "not_yet_evaluable": dg.MetadataValue.json(waiting), "monitors": dg.MetadataValue.json(monitors),
+        "not_yet_evaluable": dg.MetadataValue.json(waiting), "not_scored": dg.MetadataValue.json(broken),
+        "monitors": dg.MetadataValue.json(monitors),
         "tickers": len(status), "evaluable_tickers": judged})
 
 

@@ -6,7 +6,7 @@ It builds the whole graph up to DATE (settings dates.end by default) in its own 
 <paths.home>/replays/<name>, emptied first), starts the sensors and dagster-daemon, and then, for
 each of N sessions (settings replay.sessions), drops the synthetic market's next session into
 the landing folder and waits until the daemon is done with it: the ingest (features, forecasts
-and the forecast log, every ticker's drift), live monitoring, retraining, gates, promotion,
+and the forecast log, every ticker's live skill and drift), retraining, gates, promotion,
 recommendations, the market memory and the lineage document all come from the real sensors.
 The recommendations are traded on a paper book beside the baseline; the book's holdings file
 (settings portfolio.holdings_file) is what the next session's recommendations start from.
@@ -171,11 +171,12 @@ class InProcessLoop:
                     results = [result] if isinstance(result, (dg.RunRequest, dg.SkipReason)) or result is None \
                         else list(result)  # one request (a named tuple), or a list or generator of them
                     requests = [r for r in results if isinstance(r, dg.RunRequest)]
-                    self.cursors[name] = context.cursor
-                self.cursor_file.write_text(json.dumps(self.cursors))
                 for request in requests:
                     self.execute(sensor.job_name, request, name)
                     asked += 1
+                # kept once its runs ran: a replay stopped inside one asks for them again when resumed
+                self.cursors[name] = context.cursor
+                self.cursor_file.write_text(json.dumps(self.cursors))
             ran += asked
             if not asked:
                 break
@@ -388,6 +389,8 @@ def timeline(instance, landed_at: list[float], days: list[str], since: float,
             evaluation = entry.dagster_event.event_specific_data
             ticker = evaluation.partition or partition
             monitor = monitors.get(evaluation.check_name)
+            if monitor is not None and evaluation.partition:
+                continue  # one ticker's, from before every ticker was judged in one: it names none
             if monitor is not None:  # one evaluation for every ticker: those it names failed
                 waiting = dict(value(evaluation.metadata, "not_yet_evaluable", {}) or {})
                 for judged_ticker in tickers:

@@ -35,6 +35,7 @@ QUANTILES = 201  # points of each reference distribution kept in the card
 BLOCK = 20  # sessions per bootstrap block (four 5-day horizons: the contributions' memory)
 ALLOWANCE = 0.75  # the CUSUM's allowance, as a share of the walk-forward mean contribution
 FALSE_ALARM = GateSettings().live_false_alarm
+SCORING_ERROR = "error"  # a ticker whose live forecasts could not be scored (the check fails, naming it)
 LOST_KEY = "lost"  # the live-skill check's metadata: the tickers whose skill was lost (the retraining sensor reads it)
 
 

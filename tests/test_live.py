@@ -38,6 +38,27 @@ def test_score_on_known_outcomes():
     assert score(reversed_, window=100)["ic_ci_high"] < -0.95
 
 
+def test_one_live_skill_evaluation_names_the_lost_the_unjudged_and_the_unscored_tickers():
+    from checks.monitoring import live_skill_check
+
+    outcomes = {"AAA": {"champion": "2", "live_status": "failed", "live_reason": "live skill lost: CUSUM 9.1"},
+                "BBB": {"champion": "1", "live_status": "passed", "live_reason": "CUSUM 1.0 below its threshold"},
+                "CCC": {"champion": None, "realised": 0, "reason": "no champion: nothing live to score"},
+                "DDD": {"live_status": "error", "live_reason": "live skill not scored: KeyError: 'x'"}}
+    result = live_skill_check(outcomes)
+    metadata = {k: v.value for k, v in result.metadata.items()}
+    assert not result.passed and metadata["lost"] == {"AAA": "live skill lost: CUSUM 9.1"}
+    assert metadata["not_yet_evaluable"] == {"CCC": "not yet evaluable: no champion: nothing live to score"}
+    assert metadata["not_scored"] == {"DDD": "live skill not scored: KeyError: 'x'"}
+    assert metadata["evaluable_tickers"] == 2 and metadata["evaluable"]
+    assert metadata["reason"].startswith("AAA: live skill lost: CUSUM 9.1; DDD: live skill not scored")
+    # an error alone fails the check (and retrains nothing: `lost` is empty); nothing to judge is not a pass
+    assert not live_skill_check({"DDD": outcomes["DDD"], "BBB": outcomes["BBB"]}).passed
+    healthy = live_skill_check({"BBB": outcomes["BBB"], "CCC": outcomes["CCC"]})
+    assert healthy.passed and healthy.metadata["evaluable"].value
+    assert not live_skill_check({"CCC": outcomes["CCC"]}).metadata["evaluable"].value
+
+
 def _world(tmp_path_factory, instance: dg.DagsterInstance, flip: bool):
     # the flip on the Gold-driven signal (the replay scenarios'): every champion's skill reverses at
     # its full size (the momentum signal's flip damps the trends it fed, and SPY's reversal stayed
@@ -87,7 +108,7 @@ def _live_check(result) -> dg.AssetCheckEvaluation:
 
 
 @pytest.mark.slow
-def test_the_run_that_logs_forecasts_scores_every_ticker_in_one_evaluation(steady):
+def test_the_run_that_logs_forecasts_scores_every_ticker_in_one_evaluation(steady, monkeypatch):
     settings, _, landed = steady
     evaluation = _live_check(landed)
     assert evaluation.partition is None and evaluation.metadata["tickers"].value == len(TICKERS)
@@ -96,6 +117,23 @@ def test_the_run_that_logs_forecasts_scores_every_ticker_in_one_evaluation(stead
     # scoring again (the live_monitoring job, from the UI) gives the same verdicts
     again = _live_check(run_graph(settings, job="live_monitoring", instance=steady[1]))
     assert again.passed and again.metadata["monitors"].value == monitors
+    # one ticker whose scoring breaks is named; the others are still scored and the run succeeds
+    import assets.monitoring as monitoring
+
+    scored = monitoring._ticker_outcomes
+
+    def broken(ticker, *args):
+        if ticker == "SPY":
+            raise KeyError("close")
+        return scored(ticker, *args)
+
+    monkeypatch.setattr(monitoring, "_ticker_outcomes", broken)
+    result = run_graph(settings, job="live_monitoring", instance=steady[1])
+    assert result.success
+    evaluation = _live_check(result)
+    assert not evaluation.passed and evaluation.metadata["lost"].value == {}
+    assert evaluation.metadata["not_scored"].value == {"SPY": "live skill not scored: KeyError: 'close'"}
+    assert evaluation.metadata["monitors"].value["AAPL"] == monitors["AAPL"]
 
 
 @pytest.mark.slow
