@@ -17,6 +17,7 @@ from odyssey.fitting import market_inputs
 from odyssey.live_skill import fit_on_walkforward, judge_champion
 from odyssey.models import card_to_json, forecast, serialize, train_final_model
 from odyssey.signing import MANIFEST_FILE
+from odyssey.skill import daily_simple_returns, skill_evidence, variant_of
 from odyssey.outcomes import append_forecasts, unlogged_dates
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.memory import AnalogFolds, compare_forecasts
@@ -91,11 +92,14 @@ def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, setti
     result = results["xgboost"]
     folds = result.folds
     summary = summary_metrics(result.predictions, costs.cost_bps, costs.slippage_bps, level=s.gates.skill_level)
+    evidence = skill_evidence(result.predictions, daily_simple_returns(returns, ticker), wf.horizon, costs.rate)
+    variant = variant_of(result.config, registry.REGISTRY_VERSION)
     yield dg.Output(result.predictions, "walkforward_forecasts", metadata={
         "ticker": ticker, "folds": len(folds), "oos_rows": len(result.predictions),
         "oos_start": summary["oos_start"], "oos_end": summary["oos_end"],
         "oos_direction_accuracy": summary["oos_direction_accuracy"], "oos_ic": summary["oos_ic"],
-        "oos_sharpe_after_costs": summary["oos_sharpe"],
+        "oos_sharpe_after_costs": summary["oos_sharpe"], "skill_p": evidence.p, "excess_ic": evidence.excess_ic,
+        "tilt_excess_per_year": evidence.tilt_excess, "variant": variant,
         "fold_metrics": md_table(folds[["fold", "train_end", "val_end", "test_end", "partial", "best_iteration", "rmse",
                                         "r2", "direction_accuracy", "ic", "sharpe"]], rows=40),
         "plot": _oos_plot(result.predictions, ticker),
@@ -104,6 +108,7 @@ def walkforward(context: dg.AssetExecutionContext, config: ForecastConfig, setti
         {"metric": m, "value": summary[f"oos_{m}"], "ci_low": summary[f"oos_{m}_ci_low"],
          "ci_high": summary[f"oos_{m}_ci_high"]} for m in ("direction_accuracy", "accuracy_edge", "ic", "sharpe")])
     yield dg.Output({"ticker": ticker, **result.config, "summary": summary, "folds": folds.to_dict("records"),
+                     "skill": evidence.to_dict(), "variant": variant,
                      "registry_version": registry.REGISTRY_VERSION, "feature_names": list(wf.pipeline.names)},
                     "walkforward_summary", metadata={"ticker": ticker, "metrics": md_table(intervals)})
     analog = results["analog"]
@@ -149,14 +154,17 @@ def forecast_models(context: dg.AssetExecutionContext, config: ForecastConfig, s
     costs = settings.value.costs
     folds = fold_metrics(walkforward_forecasts, costs.cost_bps, costs.slippage_bps)
     version = mlreg.log_candidate(tracker, ticker, data, card, walkforward_forecasts, params, folds,
-                                  walkforward_summary["summary"], tags={"dagster_run_id": context.run.run_id},
+                                  walkforward_summary["summary"],
+                                  tags={"dagster_run_id": context.run.run_id,
+                                        mlreg.VARIANT_TAG: walkforward_summary.get("variant", "")},
                                   key=signer.key())
     value = {"ticker": ticker, "version": version.version, "run_id": version.run_id, "source": version.source,
              "sha256": card.sha256, "signature": card.signature, "registry_version": card.registry_version,
              "feature_names": card.feature_names, "best_iteration": card.best_iteration,
              "data_sha256": card.data_sha256, "train_start": card.train_start, "train_end": card.train_end,
              "data_end": card.data_end, "horizon": card.horizon, "walkforward": walkforward_summary["walkforward"],
-             "xgboost": walkforward_summary["xgboost"], "oos": walkforward_summary["summary"]}
+             "xgboost": walkforward_summary["xgboost"], "oos": walkforward_summary["summary"],
+             "skill": walkforward_summary.get("skill"), "variant": walkforward_summary.get("variant")}
     return dg.MaterializeResult(value=value, metadata={
         "ticker": ticker, "mlflow_model": mlreg.model_name(ticker), "mlflow_version": version.version,
         "mlflow_run_id": version.run_id, "alias": mlreg.CANDIDATE, "model_sha256": card.sha256,

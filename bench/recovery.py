@@ -5,8 +5,8 @@ object.
 1. For the XGBoost presets "regularized" (the default) and "seed": the walk-forward of every
    ticker; per preset the mean out-of-sample rank IC, the mean IC of the market's true planted
    signal (`SyntheticMarket.true_signal`, the oracle) over the same rows, their ratio (the share
-   of the oracle recovered), and how many tickers pass the skill gate
-   (`skill_gate(summary_metrics(...))`) and the plausibility gate.
+   of the oracle recovered), and how many tickers pass the skill gate (the family-wise rule of
+   odyssey/skill.py over the universe, the settings' method and rate) and the plausibility gate.
 2. With the default preset only: how many tickers earn deployment (skill and plausibility both
    pass) on the default market, on a null market (no planted signal, no drift) and on a market
    with a stronger planted signal (0.35).
@@ -33,7 +33,8 @@ if str(ROOT) not in sys.path:
 
 from odyssey.cleaning import clean_alt, clean_prices  # noqa: E402
 from odyssey.fitting import MarketInputs, log_returns  # noqa: E402
-from odyssey.gates import plausibility_gate, skill_gate  # noqa: E402
+from odyssey.gates import plausibility_gate  # noqa: E402
+from odyssey.skill import daily_simple_returns, family_decision, skill_evidence  # noqa: E402
 from odyssey.metrics import spearman_ic  # noqa: E402
 from odyssey.settings import XGB_PRESETS, Settings, load_settings, preset_path  # noqa: E402
 from odyssey.sources.synthetic import SyntheticMarket, generate_market  # noqa: E402
@@ -73,7 +74,7 @@ def evaluate(settings: Settings, preset: str, label: str) -> tuple[pd.DataFrame,
         result = wf.run(inputs, ticker)
         predictions = result.predictions
         summary = summary_metrics(predictions, costs.cost_bps, costs.slippage_bps, level=gates.skill_level)
-        skill = skill_gate(summary, gates.min_skill_days)
+        evidence = skill_evidence(predictions, daily_simple_returns(inputs.returns, ticker), wf.horizon, costs.rate)
         plausible = plausibility_gate(predictions, gates.implausible_direction_accuracy, gates.naive_margin)
         rows_with_oracle = predictions.merge(oracle, on=["date", "ticker"], how="left")
         if rows_with_oracle["true_signal"].isna().any():
@@ -84,14 +85,18 @@ def evaluate(settings: Settings, preset: str, label: str) -> tuple[pd.DataFrame,
                      "direction_accuracy": summary["oos_direction_accuracy"],
                      "accuracy_edge": summary["oos_accuracy_edge"],
                      "accuracy_edge_ci_low": summary["oos_accuracy_edge_ci_low"],
-                     "skill": skill.passed, "plausible": plausible.passed,
+                     "skill_p": evidence.p, "plausible": plausible.passed,
                      "median_best_iteration": float(result.folds["best_iteration"].median()),
                      "seconds": time.perf_counter() - t0})
         r = rows[-1]
         print(f"  {ticker:<6} IC {r['ic']:+.3f} (low {r['ic_ci_low']:+.3f})  oracle {oracle_ic:+.3f}  "
-              f"acc {r['direction_accuracy']:.3f}  skill {'pass' if skill.passed else 'fail'}  "
+              f"acc {r['direction_accuracy']:.3f}  skill p {evidence.p:.2g}  "
               f"plausible {'pass' if plausible.passed else 'FAIL'}  {r['seconds']:.1f} s", flush=True)
-    return pd.DataFrame(rows), time.perf_counter() - started
+    table = pd.DataFrame(rows)
+    decision = family_decision(dict(zip(table["ticker"], table["skill_p"])), gates.variants_tried,
+                               gates.family_method, gates.family_rate)
+    table["skill"] = table["ticker"].map(decision.passes) & (table["oos_n"] >= gates.min_skill_days)
+    return table, time.perf_counter() - started
 
 
 def deployable(table: pd.DataFrame) -> int:
@@ -149,7 +154,7 @@ def main() -> None:
     g = settings.gates
     print()
     print(f"preset {settings.name}: {tickers} tickers, {settings.dates.start} .. {settings.dates.end}, horizon "
-          f"{settings.forecast.horizon}, skill level {g.skill_level}, plausibility bound "
+          f"{settings.forecast.horizon}, skill {g.family_method} at {g.family_rate}, plausibility bound "
           f"{g.implausible_direction_accuracy} (naive margin {g.naive_margin}); XGBoost nthread=2, one process")
     for name, (table, seconds) in results.items():
         print_table(f"default market (signal_strength {synthetic.signal_strength}), XGBoost preset {name!r}",

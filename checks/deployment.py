@@ -15,10 +15,12 @@ from odyssey.gates import EVALUABLE_KEY, GateResult, plausibility_gate, regressi
 from odyssey.models import FeatureVersionError, forecast
 from odyssey.settings import WalkForwardSettings, XGBParams
 from odyssey.signing import SignatureError
+from odyssey.skill import SkillEvidence, family_decision
 from odyssey.sources.columns import MarketData
 from odyssey.walkforward import walkforward_from_settings
 from resources.metadata import md_table
 from resources.settings import SettingsResource, ticker_partitions
+from resources.storage import Storage
 from resources.tracking import ArtifactSigner, MlflowTracking
 
 
@@ -77,16 +79,37 @@ def plausible_accuracy(context: dg.AssetCheckExecutionContext, settings: Setting
                    _thresholds(gates, "implausible_direction_accuracy", "naive_margin"))
 
 
+def universe_skill(storage: Storage, tickers, ticker: str, evidence: SkillEvidence | None) -> dict[str, float | None]:
+    """Every ticker's skill p-value for the family-wise decision: this candidate's own, and each
+    other ticker's from its stored walk-forward summary (None when it has none yet)."""
+    out: dict[str, float | None] = {}
+    for other in tickers:
+        if other == ticker:
+            out[other] = evidence.p if evidence is not None else None
+            continue
+        summary = storage.stored_json("walkforward_summary", other)
+        out[other] = summary["skill"]["p"] if summary and summary.get("skill") else None
+    return out
+
+
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,
-                description="the walk-forward shows skill: the IC's interval lies above 0, or direction accuracy "
-                            "beats the naive forecast beyond its interval; a constant model has neither")
+                description="the walk-forward shows skill worth deploying, family-wise: the IC of excess returns "
+                            "and a long-only tilt's return over holding after costs both reject 'no skill', and "
+                            "the ticker survives Holm's (or Benjamini-Hochberg's) adjustment over every ticker's "
+                            "p-value times the model variants tried (gates.family_method, family_rate)")
 def has_skill(context: dg.AssetCheckExecutionContext, settings: SettingsResource, mlflow: MlflowTracking,
-              signer: ArtifactSigner, forecast_models: dict) -> dg.AssetCheckResult:
+              signer: ArtifactSigner, storage: Storage, forecast_models: dict) -> dg.AssetCheckResult:
     gates = settings.value.gates
-    result = skill_gate(forecast_models["oos"], gates.min_skill_days)
+    ticker = forecast_models["ticker"]
+    evidence = SkillEvidence(**forecast_models["skill"]) if forecast_models.get("skill") else None
+    decision = family_decision(universe_skill(storage, settings.value.universe.tickers, ticker, evidence),
+                               max(gates.variants_tried, mlreg.variants_tried(mlflow.tracker())),
+                               gates.family_method, gates.family_rate)
+    result = skill_gate(ticker, evidence, decision, gates.min_skill_days)
     return _record(context, mlflow, signer, forecast_models, "has_skill", result,
-                   _thresholds(gates, "min_skill_days", "skill_level"),
-                   best_iteration=forecast_models["best_iteration"])
+                   {**_thresholds(gates, "min_skill_days", "family_method", "family_rate", "variants_tried"),
+                    "variants": decision.variants, "hypotheses": decision.hypotheses},
+                   best_iteration=forecast_models["best_iteration"], family=md_table(decision.table(), digits=4))
 
 
 @dg.asset_check(asset="forecast_models", blocking=True, partitions_def=ticker_partitions,

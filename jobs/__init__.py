@@ -45,6 +45,19 @@ forecasting_job = dg.define_asset_job(
     description="One ticker partition: walk-forward, final model, SHAP, deployment gates, champion; the analog "
                 "forecast on the same folds.",
 )
+evaluation_job = dg.define_asset_job(
+    "evaluation",
+    selection=dg.AssetSelection.assets("walkforward_forecasts", "walkforward_summary", "analog_forecasts",
+                                       "analog_summary"),
+    description="One ticker partition: the walk-forward, its skill evidence, and the analog forecast on the same "
+                "folds. `make run` runs it for every ticker before any `deployment`, so that each has_skill verdict "
+                "sees the whole universe's evidence.",
+)
+deployment_job = dg.define_asset_job(
+    "deployment",
+    selection=dg.AssetSelection.assets("forecast_models", "shap_importance", "deployed_models"),
+    description="One ticker partition, after its `evaluation`: final model, SHAP, deployment gates, champion.",
+)
 live_monitoring_job = dg.define_asset_job(
     "live_monitoring",
     selection=dg.AssetSelection.assets("forecast_outcomes"),
@@ -147,7 +160,8 @@ tick_training_job = dg.define_asset_job(
     description="Train and judge the tick models; promote the candidate when every tick gate passed.",
 )
 
-ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, live_monitoring_job, drift_reports_job,
+ALL_JOBS = [main_job, market_features_job, market_memory_job, forecasting_job, evaluation_job, deployment_job,
+            live_monitoring_job, drift_reports_job,
             batch_forecasts_job, portfolio_job, advice_job, ingest_job, lineage_job, ticks_job, tick_ingest_job,
             tick_training_job]
 ALL_SCHEDULES = [daily_ingest, daily_drift_reports]

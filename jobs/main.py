@@ -3,7 +3,8 @@
     python -m jobs.main [--settings FILE | --profile full|quick] [--workers N]
 
 Settings: FILE, else the preset settings/<profile>.toml, else $ODYSSEY_SETTINGS, else odyssey.toml.
-Order: `market_features` and `market_memory`; per ticker partition `forecasting` (tickers spread
+Order: `market_features` and `market_memory`; per ticker partition `evaluation` (the walk-forward), then per ticker
+`deployment` (each has_skill verdict is family-wise over every ticker's walk-forward; tickers spread
 over worker processes, one XGBoost thread each); `batch_forecasts` (which also scores every
 champion's live forecasts in the log it writes); `drift_reports` (every ticker's drift, with
 Evidently's reports); `portfolio`; the tick pipeline `ticks`; and last the `lineage` document.
@@ -88,10 +89,15 @@ def prepare_shared_state(defs) -> None:
     resources["signer"].key()
 
 
-def _run_config(log_level: str, xgb_threads: int | None = None) -> dict:
+# the ops of each per-ticker job that train XGBoost (their thread count is set per run)
+XGB_OPS = {"evaluation": ("walkforward",), "deployment": ("forecast_models",),
+           "forecasting": ("walkforward", "forecast_models")}
+
+
+def _run_config(log_level: str, xgb_threads: int | None = None, job: str = "forecasting") -> dict:
     config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if xgb_threads:
-        config["ops"] = {op: {"config": {"nthread": xgb_threads}} for op in ("walkforward", "forecast_models")}
+    if xgb_threads and XGB_OPS.get(job):
+        config["ops"] = {op: {"config": {"nthread": xgb_threads}} for op in XGB_OPS[job]}
     return config
 
 
@@ -137,16 +143,18 @@ def record(result, partition: str | None = None) -> dict:
             "advice": advice}
 
 
-PER_TICKER_JOBS = ("forecasting",)
+# every ticker's walk-forward before any deployment: each has_skill verdict is family-wise over the
+# universe's skill evidence
+PER_TICKER_JOBS = ("evaluation", "deployment")
 
 
 def run_partitions(defs, instance, partitions: list[str], log_level: str, xgb_threads: int | None,
                    jobs: tuple[str, ...] = PER_TICKER_JOBS) -> list[dict]:
-    """Per ticker, the given partitioned jobs in order (default: forecasting)."""
+    """Per ticker, the given partitioned jobs in order."""
     out = []
     for partition in partitions:
         for job in jobs:
-            config = _run_config(log_level, xgb_threads if job == "forecasting" else None)
+            config = _run_config(log_level, xgb_threads, job)
             result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
                                                                    partition_key=partition, run_config=config)
             out.append(record(result, partition))
@@ -204,7 +212,7 @@ def run_all(settings, defs, instance, log_level: str = "WARNING", workers: int =
                                                                    run_config=_run_config(log_level)))
 
     # the order of the graph: the live forecasts are scored after the new champions logged theirs
-    records += per_ticker("forecasting")
+    records += per_ticker("evaluation") + per_ticker("deployment")
     records += [whole("batch_forecasts"), whole("drift_reports")]
     records += [whole("portfolio"), whole("ticks"), whole("lineage_document")]
     return records
@@ -267,7 +275,7 @@ def planned_materializations(defs, tickers: int) -> int:
     def size(job: str) -> int:
         return len(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
 
-    per_ticker = size("forecasting")
+    per_ticker = size("evaluation") + size("deployment")
     return (size("market_features") + size("market_memory") + per_ticker * tickers + size("batch_forecasts")
             + size("drift_reports")
             + size("portfolio") + size("ticks") + size("lineage_document"))

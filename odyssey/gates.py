@@ -13,6 +13,7 @@ import pandas as pd
 
 from odyssey.metrics import block_bootstrap_ci, direction_accuracy, spearman_ic
 from odyssey.signing import canonical_json, sign, signature_matches
+from odyssey.skill import FamilyDecision, SkillEvidence
 
 # Daily-sampled 5-day direction accuracy above this, over hundreds of out-of-sample days, has not
 # been seen from honest forecasts of liquid assets; the seed system's 73 % was leakage.
@@ -91,20 +92,27 @@ def regression_gate(candidate: pd.DataFrame, champion: pd.DataFrame | None, tole
                                        "tolerance": tolerance})
 
 
-def skill_gate(summary: dict, min_days: int = 250) -> GateResult:
-    """A model earns deployment when its walk-forward rank IC's interval lies above 0, or its
-    direction accuracy beats the naive forecast's beyond the interval of the difference (both
-    moving-block bootstrap intervals at the summary's level). A constant model has neither."""
-    n = int(summary.get("oos_n", 0))
-    ic, ic_low = summary["oos_ic"], summary["oos_ic_ci_low"]
-    edge, edge_low = summary["oos_accuracy_edge"], summary["oos_accuracy_edge_ci_low"]
-    details = {"oos_days": n, "ic": ic, "ic_ci_low": ic_low, "accuracy_edge": edge, "accuracy_edge_ci_low": edge_low}
-    if n < min_days:
-        return GateResult(False, f"only {n} out-of-sample days (< {min_days}): skill cannot be judged", details)
-    passed = bool(np.isfinite(ic_low) and ic_low > 0) or bool(np.isfinite(edge_low) and edge_low > 0)
-    reason = (f"out-of-sample IC {ic:.3f} (interval low {ic_low:.3f}), direction accuracy edge over the naive "
-              f"forecast {edge:+.3f} (interval low {edge_low:+.3f})"
-              + ("" if passed else ": no skill distinguishable from none"))
+def skill_gate(ticker: str, evidence: SkillEvidence | None, decision: FamilyDecision,
+               min_days: int = 250) -> GateResult:
+    """A model earns deployment when its walk-forward shows skill worth deploying (odyssey/skill.py:
+    the excess IC and the economic test both reject "no skill") strongly enough for the whole
+    family of hypotheses tried: `decision` adjusts every ticker's p-value (Holm or
+    Benjamini-Hochberg over tickers x variants) and this ticker must be among those it deploys.
+    `evidence` None: the walk-forward was stored before the test existed."""
+    details = {"family_method": decision.method, "family_rate": decision.rate, "variants": decision.variants,
+               "hypotheses": decision.hypotheses, "adjusted_p": decision.adjusted.get(ticker)}
+    if evidence is None:
+        return GateResult(False, "the walk-forward has no skill test: materialize walkforward again", details)
+    details.update(evidence.to_dict())
+    if evidence.n < min_days:
+        return GateResult(False, f"only {evidence.n} out-of-sample days (< {min_days}): skill cannot be judged", details)
+    passed = decision.passes(ticker)
+    reason = (f"excess IC {evidence.excess_ic:+.3f} (p {evidence.p_ic:.2g}), long-only tilt over holding "
+              f"{evidence.tilt_excess:+.2%}/yr after costs (p {evidence.p_economic:.2g}): p {evidence.p:.2g}, "
+              + (f"{decision.method} over {decision.hypotheses} hypotheses ({len(decision.p)} tickers x "
+                 f"{decision.variants} variants) gives {decision.adjusted[ticker]:.2g} " if decision.method != "none"
+                 else "judged alone (family_method none) ")
+              + (f"<= {decision.rate}" if passed else f"> {decision.rate}: no skill worth deploying beyond chance"))
     return GateResult(passed, reason, details)
 
 

@@ -137,6 +137,24 @@ def log_signed_folder(tracker: Tracker, run_id: str, kind: str, name: str, subje
     return manifest
 
 
+VARIANT_TAG = "odyssey.variant"  # a candidate run's model variant (odyssey/skill.py variant_of)
+
+
+def variants_tried(tracker: Tracker) -> int:
+    """How many distinct model variants the experiment has evaluated: the distinct values of the
+    candidate runs' variant tag, over the whole tracking store's history."""
+    client = tracker.client()
+    seen: set[str] = set()
+    token = None
+    while True:
+        page = client.search_runs([tracker.experiment_id()], filter_string=f"tags.`{VARIANT_TAG}` LIKE '%'",
+                                  max_results=1000, page_token=token)
+        seen.update(run.data.tags[VARIANT_TAG] for run in page if run.data.tags.get(VARIANT_TAG))
+        token = page.token
+        if not token:
+            return len(seen)
+
+
 def version_by_alias(tracker: Tracker, ticker: str, alias: str, name: str | None = None) -> RegisteredVersion | None:
     """The version `alias` points at, of the ticker's model (or of the registered model `name`)."""
     try:

@@ -376,8 +376,20 @@ class GateSettings(_Model):
     implausible_direction_accuracy: float = 0.60
     naive_margin: float = 0.05
     regression_tolerance: float = 0.02
-    skill_level: float = Field(default=0.90, description="interval level of the has_skill gate")
+    skill_level: float = Field(default=0.90, description="level of the walk-forward's bootstrap intervals shown "
+                               "beside the skill verdict, and of the no_regression gate")
     min_skill_days: int = Field(default=250, description="out-of-sample days needed to judge skill")
+    family_method: Literal["holm", "bh", "none"] = Field(
+        default="holm", description="how has_skill adjusts every ticker's skill p-value for the hypotheses tried "
+        "(tickers x model variants): 'holm' controls the chance of deploying any model without skill, 'bh' the "
+        "expected share of deployed models without skill, 'none' judges each ticker alone at family_rate (one "
+        "ticker's research; on a universe of 15 with nothing to predict, most runs then deploy something) "
+        "(odyssey/skill.py)")
+    family_rate: float = Field(default=0.10, gt=0, lt=1, description="the family-wise error rate (holm) or false "
+                               "discovery rate (bh) of the deployment decision")
+    variants_tried: int = Field(default=1, ge=1, description="model variants tried per ticker, at least: has_skill "
+                                "uses the larger of this and the distinct configurations the tracking store has "
+                                "evaluated (XGBoost parameters, walk-forward windows, horizon, feature registry)")
     canary_folds: int = Field(default=2, description="walk-forward folds the leakage canary cleans, builds and "
                               "trains again: the first, then the middle, then the last, then evenly spaced")
     canary_cuts: int = Field(default=1, description="cut dates per fold after which the raw future is changed")

@@ -373,6 +373,12 @@ class Storage(dg.ConfigurableResource):
         with path.open("rb") as handle:
             return pd.read_parquet(handle, columns=columns)
 
+    def stored_json(self, asset: str, partition: str | None = None) -> Any:
+        """An asset partition's current stored JSON value, or None before its first run: for values
+        without blocking checks (the walk-forward summaries)."""
+        path = current_path(self.path("tables"), asset, partition, ".json")
+        return json.loads(path.read_bytes()) if path.exists() else None
+
     def blocking_for(self, asset: str) -> list[str]:
         if self.blocking_checks is None:
             raise RuntimeError("this Storage was built without the definitions' blocking checks: use the resources of "

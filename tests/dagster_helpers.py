@@ -17,8 +17,12 @@ FAST_XGB = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 60, "early_sto
 
 def quick_settings(home: Path | str, **changes) -> Settings:
     """The quick preset with its local state under `home`, and nested `changes`
-    (e.g. source={"synthetic": {"drift_date": "2021-01-04"}})."""
-    return QUICK.updated({"paths": {"home": str(home)}, **changes})
+    (e.g. source={"synthetic": {"drift_date": "2021-01-04"}}). has_skill judges each ticker alone
+    (gates.family_method "none") unless `changes` say otherwise: these graphs forecast one ticker
+    or two of the universe with small models, and the family-wise rule, which counts the others as
+    untried, is tested where the whole universe is forecast (tests/test_family_graph.py)."""
+    gates = {"family_method": "none", **changes.pop("gates", {})}
+    return QUICK.updated({"paths": {"home": str(home)}, "gates": gates, **changes})
 
 
 def run_graph(settings: Settings, job: str = "market_features", instance: dg.DagsterInstance | None = None,

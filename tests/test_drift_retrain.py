@@ -272,11 +272,12 @@ def test_drift_is_detected_retrained_and_cleared(world):
     assert list(retrain_on_drift(dg.build_sensor_context(instance=instance, cursor=context.cursor))) == []
 
     # the requested retraining. On 2021 alone the drifted NVDA is barely predictable, so its gate
-    # accepts any IC change; IEF's candidate must beat its champion by a full IC point, so it fails
+    # accepts any IC change; IEF's candidate must beat its champion by a full IC point, so it fails.
+    # (The drifted NVDA's skill is marginal too: has_skill is lenient here, the point is no_regression.)
     passed = {}
     for request in requests:
         tolerance = -1.0 if request.partition_key == "IEF" else 1.0
-        result = run_graph(gate_settings(settings, regression_tolerance=tolerance), job="forecasting",
+        result = run_graph(gate_settings(settings, regression_tolerance=tolerance, family_rate=0.5), job="forecasting",
                            partition_key=request.partition_key, instance=instance, run_config=fast_forecasting_config())
         passed[request.partition_key] = not failed_checks(result)
     assert passed == {"NVDA": True, "IEF": False}

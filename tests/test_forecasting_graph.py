@@ -4,6 +4,7 @@ alone, deployed_models reads the last candidate that passed), a constant model r
 batch inference that says so for a ticker without a model."""
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -68,7 +69,8 @@ def test_first_candidate_passes_the_gates_and_becomes_champion(env):
 def test_a_failed_gate_stops_deployment_and_deployed_models_alone_never_reads_the_failed_candidate(env):
     settings, instance, tracker = env
     # any accuracy now counts as implausible: the new candidate fails plausible_accuracy
-    strict = gate_settings(settings, implausible_direction_accuracy=0.0, naive_margin=-1.0)
+    # (and skill judged leniently, so that plausibility is the one gate this seed's candidate fails)
+    strict = gate_settings(settings, implausible_direction_accuracy=0.0, naive_margin=-1.0, family_rate=0.5)
     result = _forecast(env, "SPY", xgb={"seed": 7}, settings=strict)
     assert not result.success
     assert set(failed_checks(result)) == {"plausible_accuracy"}
@@ -111,7 +113,8 @@ def test_a_constant_model_has_no_skill_and_is_not_deployed(env):
     _, _, tracker = env
     result = env.aapl
     assert set(failed_checks(result)) == {"has_skill"}
-    assert "no skill distinguishable from none" in failed_checks(result)["has_skill"].metadata["reason"].value
+    assert "excess IC +0.000 (p 1), long-only tilt over holding +0.00%/yr after costs (p 1)" in \
+        failed_checks(result)["has_skill"].metadata["reason"].value
     assert mlreg.version_by_alias(tracker, "AAPL", mlreg.CHAMPION) is None
 
 
@@ -208,7 +211,8 @@ def test_a_champion_trained_on_other_features_is_replaced_not_a_deadlock(env):
     """Without the alternative series the run has 85 features; SPY's champion was trained on 94. It
     cannot be compared or served, so it does not block its replacement, and forecasts says why."""
     settings, instance, tracker = env
-    no_alt = settings.updated({"universe": {"alt_series": []}})
+    # (skill judged leniently: the point is the features, and this weaker model's skill is marginal)
+    no_alt = settings.updated({"universe": {"alt_series": []}, "gates": {"family_rate": 0.5}})
     before = mlreg.version_by_alias(tracker, "SPY", mlreg.CHAMPION).version
     result = _forecast(env, "SPY", settings=no_alt)
     assert result.success, {k: v.metadata["reason"].value for k, v in failed_checks(result).items()}
@@ -217,3 +221,27 @@ def test_a_champion_trained_on_other_features_is_replaced_not_a_deadlock(env):
     assert after != before
     # the data layer still holds 94 features; any other ticker's old champion is refused with the reason
     assert run_graph(settings, job="batch_forecasts", instance=instance).success
+
+
+@pytest.mark.slow
+def test_has_skill_adjusts_for_every_ticker_and_every_variant_tried(env):
+    """Family-wise (Holm at 10 %): SPY's verdict counts the five tickers of the universe times the
+    variants the tracking store has evaluated. AAPL's stored walk-forward (the constant model) is
+    read with its p = 1; NVDA, QQQ and IEF, never walked forward, count with p = 1. So SPY needs
+    p <= 0.1 / hypotheses, and the variants, method and rate are in the signed verdict."""
+    settings, _, tracker = env
+    holm = gate_settings(settings, family_method="holm")
+    result = _forecast(env, "SPY", settings=holm)
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}["has_skill"]
+    meta = {k: v.value for k, v in evaluation.metadata.items()}
+    variants = mlreg.variants_tried(tracker)
+    assert variants >= 2  # SPY's small model and AAPL's constant one at least
+    assert meta["variants"] == variants and meta["hypotheses"] == 5 * variants
+    assert re.search(r"\|\s*AAPL\s*\|\s*1(\.0*)?\s*\|", meta["family"]), meta["family"]
+    assert re.search(r"\|\s*NVDA\s*\|\s*nan\s*\|", meta["family"]), meta["family"]
+    assert evaluation.passed == (meta["p"] * 5 * variants <= 0.1)
+    assert meta["adjusted_p"] == pytest.approx(min(1.0, meta["p"] * 5 * variants))
+    version = mlreg.version_by_alias(tracker, "SPY", mlreg.CANDIDATE).version
+    tags = tracker.client().get_model_version(mlreg.model_name("SPY"), version).tags
+    thresholds = json.loads(tags["gate.has_skill.record"])["thresholds"]
+    assert thresholds["family_method"] == "holm" and thresholds["hypotheses"] == 5 * variants

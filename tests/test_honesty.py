@@ -7,29 +7,30 @@ overlapping 5-day returns, so its direction accuracy has a standard error of ~2.
 ~0.05-0.08 even for a perfectly honest pipeline; a +-3 % band per ticker and per market would fail
 by chance about half the time. The tests therefore pool three independent synthetic markets: the
 pooled accuracy must sit within 50 +- 3 % (~3 standard errors) and the mean IC within +-0.05, and
-every ticker's three-market average within 50 +- 5 % and |IC| <= 0.1. The skill gate works at
-the 90 % level, so about one pair in twenty passes by chance: at most 2 of the 15 may.
+every ticker's three-market average within 50 +- 5 % and |IC| <= 0.1. The skill rule is
+family-wise (Holm at 10 % over the five tickers): at most one of the three markets may deploy
+anything (bench/null_deploys.py measures the rate over 20 markets).
 """
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from odyssey.gates import skill_gate, within_fold_ic
+from odyssey.gates import within_fold_ic
 from odyssey.metrics import direction_accuracy, spearman_ic
-from odyssey.walkforward import summary_metrics
-from tests.honesty_helpers import walkforward_all
+from tests.honesty_helpers import family_deploys, walkforward_all
 
 MARKETS = (101, 102, 103)
 
 
 @pytest.mark.slow
 def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment():
-    runs, skilled = [], 0
+    runs, deploying = [], 0
     for seed in MARKETS:
-        preds, _, per_ticker = walkforward_all({"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0}, "xgboost")
+        null = {"seed": seed, "signal_strength": 0.0, "annual_drift": 0.0}
+        preds, _, _ = walkforward_all(null, "xgboost")
         runs.append(preds.assign(market=seed))
-        skilled += sum(skill_gate(summary_metrics(p)).passed for p in per_ticker.values())
+        deploying += bool(family_deploys(null))
     allp = pd.concat(runs, ignore_index=True)
     pooled_acc = direction_accuracy(allp["target"].to_numpy(), allp["prediction"].to_numpy())
     ics = {(m, t): within_fold_ic(g) for (m, t), g in allp.groupby(["market", "ticker"])}
@@ -41,7 +42,7 @@ def test_signal_free_market_gives_chance_forecasts_and_no_model_earns_deployment
         ic = np.mean([ics[(m, ticker)] for m in MARKETS])
         assert abs(acc - 0.5) <= 0.05, (ticker, acc)
         assert abs(ic) <= 0.10, (ticker, ic)
-    assert skilled <= 2, skilled
+    assert deploying <= 1, deploying
 
 
 @pytest.mark.slow

@@ -66,8 +66,10 @@ def _world(tmp_path_factory, instance: dg.DagsterInstance, flip: bool):
     synthetic = {"signal_flip_date": "2021-01-04", "signal_source": "gold", "signal_strength": 3.0} if flip else {}
     settings = quick_settings(tmp_path_factory.mktemp("live"), universe={"tickers": list(TICKERS), "benchmark": "SPY"},
                               dates={"end": "2020-12-31"}, source={"synthetic": synthetic},
-                              # a planted skill near 0.76 is the scenario's, not a leak
-                              gates={"implausible_direction_accuracy": 0.99} if flip else {})
+                              # a planted skill near 0.76 is the scenario's, not a leak; the quick market's
+                              # skill (signal 0.35) with the small test models is marginal, and these
+                              # tests need champions: the skill rate is raised
+                              gates={"implausible_direction_accuracy": 0.99} if flip else {"family_rate": 0.3})
     assert run_graph(settings, instance=instance).success
     for ticker in TICKERS:
         assert run_graph(settings, job="forecasting", partition_key=ticker, instance=instance,

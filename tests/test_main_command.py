@@ -153,5 +153,5 @@ def test_main_command_builds_everything_and_reports_it(three_ticker_run):
     # the UI reads the same instance: the runs are in it
     with open_instance(settings) as instance:
         jobs = {r.job_name for r in instance.get_runs()}
-    assert {"market_features", "forecasting", "drift_reports", "batch_forecasts", "portfolio", "ticks",
+    assert {"market_features", "evaluation", "deployment", "drift_reports", "batch_forecasts", "portfolio", "ticks",
             "lineage_document"} <= jobs

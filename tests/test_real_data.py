@@ -91,8 +91,8 @@ def test_the_data_layer_keeps_every_real_crash_day(world):
 @pytest.mark.slow
 def test_every_job_runs_and_only_gates_stop_anything(world):
     settings, records, text, code = world
-    assert {r["job"] for r in records} == {"market_features", "market_memory", "forecasting", "batch_forecasts",
-                                           "drift_reports", "portfolio", "ticks", "lineage_document"}
+    assert {r["job"] for r in records} == {"market_features", "market_memory", "evaluation", "deployment",
+                                           "batch_forecasts", "drift_reports", "portfolio", "ticks", "lineage_document"}
     assert not [e for r in records for e in r["errors"]], text
     failed = [c for r in records for c in r["checks"] if not c["passed"] and c["blocking"]]
     # on a real index honest models rarely earn deployment: a stop is the skill gate's, reported
