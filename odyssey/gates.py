@@ -105,7 +105,8 @@ def skill_gate(ticker: str, evidence: SkillEvidence | None, decision: FamilyDeci
         return GateResult(False, "the walk-forward has no skill test: materialize walkforward again", details)
     details.update(evidence.to_dict())
     if evidence.n < min_days:
-        return GateResult(False, f"only {evidence.n} out-of-sample days (< {min_days}): skill cannot be judged", details)
+        return GateResult(False, f"only {evidence.n} out-of-sample days (< {min_days}): skill cannot be judged",
+                          details)
     passed = decision.passes(ticker)
     reason = (f"excess IC {evidence.excess_ic:+.3f} (p {evidence.p_ic:.2g}), long-only tilt over holding "
               f"{evidence.tilt_excess:+.2%}/yr after costs (p {evidence.p_economic:.2g}): p {evidence.p:.2g}, "
