@@ -103,6 +103,8 @@ def skill_gate(ticker: str, evidence: SkillEvidence | None, decision: FamilyDeci
                "hypotheses": decision.hypotheses, "adjusted_p": decision.adjusted.get(ticker)}
     if evidence is None:
         return GateResult(False, "the walk-forward has no skill test: materialize walkforward again", details)
+    if ticker not in decision.adjusted:
+        return GateResult(False, f"{ticker} is not in the universe the family was decided over", details)
     details.update(evidence.to_dict())
     if evidence.n < min_days:
         return GateResult(False, f"only {evidence.n} out-of-sample days (< {min_days}): skill cannot be judged",

@@ -204,8 +204,8 @@ def family_decision(pvalues: Mapping[str, float | None], variants: int, method: 
     tickers: Sequence[str] = list(pvalues)
     known = [1.0 if pvalues[t] is None or not np.isfinite(pvalues[t]) else float(pvalues[t]) for t in tickers]
     hypotheses = len(tickers) * variants
-    if METHODS[method] is None:  # each ticker alone
-        adjusted, reject = np.array(known), np.array(known) <= rate
+    if METHODS[method] is None:  # each ticker alone: one hypothesis each, no adjustment
+        adjusted, reject, hypotheses = np.array(known), np.array(known) <= rate, len(tickers)
     else:
         padded = np.r_[known, np.ones(hypotheses - len(known))]
         reject, adjusted, _, _ = multipletests(padded, alpha=rate, method=METHODS[method])

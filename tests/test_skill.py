@@ -41,18 +41,20 @@ def _skewed(rng: np.random.Generator, n: int) -> np.ndarray:
     return u / np.sqrt(9.0 + 0.09)
 
 
-def test_a_volatility_forecast_ranks_log_returns_but_is_not_skill_worth_deploying():
+@pytest.mark.parametrize("skew, forecast", [(1.0, 1.0), (-1.0, -1.0)], ids=["falls-sigma2", "rises-minus-sigma2"])
+def test_a_volatility_forecast_ranks_log_returns_but_is_not_skill_worth_deploying(skew, forecast):
     """The only predictable thing is the volatility (its regime lasts weeks); every day's simple
     return has mean 0. On 12 such markets a model that forecasts the volatility (centred on the
-    drift it was trained on) ranks the 5-day log returns well enough for the raw-IC gate, which
-    deploys it every time; the excess IC and the economic test find skill no more often than their
-    10 % level allows (one or two markets in 12 by chance)."""
+    drift it was trained on: +sigma^2 where the shocks fall far and rarely, -sigma^2 where they rise
+    far and rarely) ranks the 5-day log returns well enough for the raw-IC gate, which deploys it
+    every time; the excess IC and the economic test find skill no more often than their 10 % level
+    allows (one or two markets in 12 by chance)."""
     raw_passes, found = 0, 0
     for seed in range(12):
         rng = np.random.default_rng(seed)
         n = 1800
         sigma = _vol_regimes(rng, n)
-        frame, daily = _walkforward(sigma * _skewed(rng, n), sigma**2 - np.mean(sigma**2))
+        frame, daily = _walkforward(sigma * skew * _skewed(rng, n), forecast * (sigma**2 - np.mean(sigma**2)))
         frame["prediction"] += frame["train_mean"]
         raw = summary_metrics(frame.assign(ticker="X", fold=0), level=0.9)
         raw_passes += raw["oos_ic_ci_low"] > 0  # the rank IC's 90 % interval above 0: the former rule
@@ -124,3 +126,15 @@ def test_variants_tried_and_missing_tickers_count_as_hypotheses():
     assert missing.deploy == ("A",) and missing.hypotheses == 20 and missing.adjusted["N0"] == 1.0
     with pytest.raises(ValueError, match="unknown family method"):
         family_decision(PLANTED, 1, "bonferroni", 0.1)
+
+
+def test_a_ticker_outside_the_universe_fails_the_gate_instead_of_raising():
+    from odyssey.gates import skill_gate
+    from odyssey.skill import SkillEvidence
+
+    evidence = SkillEvidence(600, 0.2, 4.0, 1e-5, 0.1, 4.0, 1e-5, 1e-5)
+    decision = family_decision({"A": 1e-5, "B": 0.5}, 1, "holm", 0.1)
+    assert skill_gate("A", evidence, decision).passed
+    result = skill_gate("C", evidence, decision)
+    assert not result.passed and "not in the universe" in result.reason
+    assert family_decision({"A": 1e-5, "B": 0.5}, 3, "none", 0.1).hypotheses == 2
