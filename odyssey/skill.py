@@ -185,9 +185,6 @@ class FamilyDecision:
         return pd.DataFrame([{"ticker": t, "p": self.p[t], "adjusted_p": self.adjusted[t], "deploys": t in self.deploy}
                              for t in self.p])
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def family_decision(pvalues: Mapping[str, float | None], variants: int, method: FamilyMethod,
                     rate: float) -> FamilyDecision:
