@@ -5,7 +5,7 @@ import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import dagster as dg
 import numpy as np
@@ -14,18 +14,21 @@ import pandas as pd
 from odyssey import backtest as bt
 from odyssey import registry as mlreg
 from odyssey import report
+from odyssey.gates import policy_gate_thresholds, threshold_mismatches
 from odyssey.hashing import sha256_bytes
 from odyssey.portfolio import (ONNX_FILE, ONNX_MODEL, POLICY_FILE, POLICY_MODEL, Constraints, Panel, SignalScale,
                                baseline_policy_market, baseline_targets, daily_returns, observation, orders,
                                drift_holdings, policy_periods, project, read_holdings,
                                tilt_target)
-from odyssey.settings import Costs, PPOSettings
+from odyssey.settings import Costs, PortfolioSettings, PPOSettings
+from odyssey.selection import AdvisorChoice, choose_advisor
 from odyssey.signing import sign, signed_card
 from odyssey.lineage import Artifact
 from resources.metadata import artifacts_metadata, md_table, png_bytes_markdown
-from resources.portfolio import (check_verdict, forecast_panel, load_onnx, load_policy, policy_constraints,
+from resources.portfolio import (check_verdict, forecast_panel, held_out_blocks, load_onnx, load_policy, policy_constraints,
                                  policy_market_for, policy_scale, require_check_passed, verified_policy)
 from resources.settings import SettingsResource, overrides
+from resources.memory import QdrantIndex, ask
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner, CheckpointStore, MlflowTracking
 
@@ -77,44 +80,59 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
     portfolio = settings.value.portfolio
     ppo, constraints = _ppo(settings, config)
     panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
-    periods = policy_periods(panel.dates, profile.validation_end, horizon, portfolio.validation_fraction)
-    scale = SignalScale.fit(panel.between(periods.train_start, periods.train_end).forecasts)
-    train = baseline_policy_market(panel, returns, scale, portfolio.baseline, constraints, portfolio.vol_window,
-                                   horizon, ppo.skill_window).between(periods.train_start, periods.train_end)
-    if len(train) < ppo.episode_length:
-        raise ValueError(f"ppo_policy: {len(train)} out-of-sample training days before the validation period "
-                         f"({periods.validation_start.date()}), fewer than episode_length={ppo.episode_length}")
+    periods = policy_periods(panel.dates, profile.validation_end, horizon, portfolio.validation_fraction,
+                             portfolio.policy_folds)
     # the asset's code version covers the environment and training code: a checkpoint from other code is never resumed
     code_version = context.assets_def.code_versions_by_key[context.asset_key]
-    fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints), portfolio.baseline,
-                                           list(profile.tickers), code_version], sort_keys=True).encode()
-                               + train.signals.tobytes() + train.context.tobytes() + train.baseline.tobytes()
-                               + train.next_returns.tobytes())[:16]
     key = signer.key()
-    trained = train_ppo(train, ppo, constraints, checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
-    data = model_bytes(trained.model)
-    digest = sha256_bytes(data)
-    path = f"models/ppo/{digest[:16]}.zip"
-    storage.path(path).parent.mkdir(parents=True, exist_ok=True)
-    storage.path(path).write_bytes(data)
     day = lambda ts: str(ts.date())  # noqa: E731
+    folds, artifacts, seconds = [], [], 0.0
+    for number, fold in enumerate(periods.folds, start=1):
+        # fit on the fold's training days only, applied to its held-out block (as every walk-forward fold)
+        scale = SignalScale.fit(panel.between(fold.train_start, fold.train_end).forecasts)
+        train = baseline_policy_market(panel, returns, scale, portfolio.baseline, constraints, portfolio.vol_window,
+                                       horizon, ppo.skill_window).between(fold.train_start, fold.train_end)
+        if len(train) < ppo.episode_length:
+            raise ValueError(f"ppo_policy: fold {number} has {len(train)} out-of-sample training days before its "
+                             f"held-out block ({fold.start.date()}), fewer than episode_length={ppo.episode_length}")
+        fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints), portfolio.baseline,
+                                               list(profile.tickers), code_version], sort_keys=True).encode()
+                                   + train.signals.tobytes() + train.context.tobytes() + train.baseline.tobytes()
+                                   + train.next_returns.tobytes())[:16]
+        trained = train_ppo(train, ppo, constraints, checkpoint_dir=checkpoints.folder("ppo", fingerprint), key=key)
+        data = model_bytes(trained.model)
+        digest = sha256_bytes(data)
+        path = f"models/ppo/{digest[:16]}.zip"
+        storage.path(path).parent.mkdir(parents=True, exist_ok=True)
+        storage.path(path).write_bytes(data)
+        seconds += trained.seconds
+        context.log.info(f"ppo_policy: fold {number}/{len(periods.folds)} trained on {len(train)} days to "
+                         f"{fold.train_end.date()}, holds out {fold.start.date()} .. {fold.end.date()}")
+        folds.append({"fold": number, "path": path, "sha256": digest, "signature": sign(data, key),
+                      "signal_scale": list(scale.scale), "train_start": day(fold.train_start),
+                      "train_end": day(fold.train_end), "train_days": len(train), "start": day(fold.start),
+                      "end": day(fold.end), "timesteps": trained.timesteps, "resumed_from": trained.resumed_from,
+                      "fingerprint": fingerprint})
+        artifacts.append(Artifact(str(storage.path(path)), digest, len(data), "policy", folds[-1]["signature"]))
+    served = folds[-1]  # the last fold's policy (its `trained`, `data`, `scale`), trained on the most days, acts
     value = {
-        "path": path, "sha256": digest, "signature": sign(data, key), "tickers": list(profile.tickers),
-        "signal_scale": list(scale.scale), "signal_clip": scale.clip,
+        "path": served["path"], "sha256": served["sha256"], "signature": served["signature"],
+        "tickers": list(profile.tickers),
+        "signal_scale": served["signal_scale"], "signal_clip": scale.clip,
         "constraints": dataclasses.asdict(constraints), "settings": ppo.model_dump(mode="json"),
         "baseline": portfolio.baseline, "vol_window": portfolio.vol_window, "tilt": ppo.tilt,
         "trade_rate": ppo.trade_rate, "horizon": horizon, "skill_window": ppo.skill_window,
-        "train_start": day(periods.train_start), "train_end": day(periods.train_end), "train_days": len(train),
+        "train_start": served["train_start"], "train_end": served["train_end"], "train_days": served["train_days"],
         "validation_start": day(periods.validation_start), "validation_end": day(periods.validation_end),
-        "evaluation_start": day(periods.test_start),
-        "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": fingerprint,
+        "evaluation_start": day(periods.test_start), "folds": folds,
+        "timesteps": trained.timesteps, "resumed_from": trained.resumed_from, "fingerprint": served["fingerprint"],
     }
     tracker = dataclasses.replace(mlflow.tracker(), experiment="odyssey-portfolio")
     run_id = mlreg.log_run(
         tracker, f"ppo-{digest[:8]}",
         params={**{k: str(v) for k, v in ppo.model_dump().items()}, **dataclasses.asdict(constraints),
                 "train_start": value["train_start"], "train_end": value["train_end"]},
-        metrics={"train_seconds": trained.seconds, "timesteps": trained.timesteps,
+        metrics={"train_seconds": seconds, "timesteps": trained.timesteps, "folds": len(folds),
                  "final_rollout_reward": trained.rollout_rewards[-1] if trained.rollout_rewards else 0.0},
         step_metrics={"rollout_mean_reward": trained.rollout_rewards},
         artifacts={"policy/ppo_policy.zip": data, "policy/card.json": json.dumps(value, indent=2).encode()},
@@ -125,14 +143,16 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
                         POLICY_FILE)
     curve = pd.DataFrame({"rollout": np.arange(len(trained.rollout_rewards)), "mean_reward": trained.rollout_rewards})
     return dg.MaterializeResult(value=value, metadata={
-        **artifacts_metadata([Artifact(str(storage.path(path)), digest, len(data), "policy", value["signature"])]),
+        **artifacts_metadata(artifacts),
         "policy_sha256": digest, "timesteps": trained.timesteps,
         "resumed_from_checkpoint": trained.resumed_from if trained.resumed_from is not None else "no",
         "train_period": f"{value['train_start']} .. {value['train_end']} ({len(train)} days)",
-        "validation_period": f"{value['validation_start']} .. {value['validation_end']} (held out, judged by "
-                             "policy_earns_its_place)",
+        "validation_period": f"{value['validation_start']} .. {value['validation_end']} (held out in {len(folds)} "
+                             "walk-forward blocks, judged by policy_earns_its_place)",
+        "walk_forward": md_table(pd.DataFrame(folds)[["fold", "train_start", "train_end", "train_days", "start",
+                                                      "end", "timesteps"]], rows=len(folds)),
         "baseline": portfolio.baseline,
-        "train_seconds": round(trained.seconds, 1), "mlflow_run_id": run_id,
+        "train_seconds": round(seconds, 1), "mlflow_run_id": run_id,
         "rollout_rewards": md_table(curve.tail(10), rows=10, digits=5),
     })
 
@@ -157,6 +177,10 @@ def policy_onnx(storage: Storage, signer: ArtifactSigner, ppo_policy: dict) -> d
                                                               value["signature"])])})
 
 
+def _top_k(portfolio: PortfolioSettings, tickers: tuple[str, ...]) -> int:
+    return portfolio.top_k or max(1, len(tickers) // 3)
+
+
 BaselineConfig = overrides(
     "BaselineConfig", "This run's changes to the baselines: trailing window of inverse volatility; names held by "
     "momentum and by the XGBoost top-k (0: the top third of the universe).",
@@ -174,21 +198,77 @@ def baseline_weights(config: BaselineConfig, settings: SettingsResource, walkfor
     portfolio = config.apply(settings.value.portfolio)
     c = policy_constraints(ppo_policy)
     evaluation = _test_period(forecast_panel(walkforward_forecasts, profile.tickers, returns), profile.validation_end)
-    k = portfolio.top_k or max(1, len(profile.tickers) // 3)
-    targets = {
-        "equal_weight": bt.equal_weight_targets(evaluation, c),
-        "inverse_volatility": bt.inverse_vol_targets(evaluation, returns, c, portfolio.vol_window),
-        "momentum_12_1": bt.momentum_targets(evaluation, returns, c, k),
-        f"xgboost_top_{k}": bt.forecast_top_k_targets(evaluation, c, k),
-        f"analog_top_{k}": bt.forecast_top_k_targets(_on_days(forecast_panel(analog_forecasts, profile.tickers,
-                                                                             returns), evaluation), c, k),
-    }
+    k = _top_k(portfolio, profile.tickers)
+    analog = _on_days(forecast_panel(analog_forecasts, profile.tickers, returns), evaluation)
+    targets = bt.strategy_targets(evaluation, analog, returns, c, k, portfolio.vol_window)
     table = pd.concat([pd.DataFrame({"date": evaluation.dates, "strategy": name,
                                      **{t: w[:, i] for i, t in enumerate(profile.tickers)}})
                        for name, w in targets.items()], ignore_index=True)
     mean = table.groupby("strategy", sort=False)[list(profile.tickers)].mean().reset_index()
     return dg.MaterializeResult(value=table, metadata={"rows": len(table), "top_k": k,
                                                        "average_weights": md_table(mean, digits=3)})
+
+
+def advice_thresholds(settings: SettingsResource) -> dict[str, float]:
+    gates = settings.value.gates
+    return {"advice_min_dsr": gates.advice_min_dsr, "advice_max_pbo": gates.advice_max_pbo,
+            "advice_partitions": gates.advice_partitions}
+
+
+def policy_eligibility(instance: dg.DagsterInstance, settings: SettingsResource) -> tuple[bool, str]:
+    """Whether the PPO policy may advise: its gate passed on the latest policy, with exactly the
+    settings' thresholds (a verdict made with other values is refused)."""
+    verdict = check_verdict(instance, *POLICY_GATE)
+    if not verdict.passed:
+        return False, verdict.reason
+    wrong = threshold_mismatches(verdict.metadata, policy_gate_thresholds(settings.value))
+    if wrong:
+        return False, (f"{POLICY_GATE[0]}:{POLICY_GATE[1]} passed with other thresholds than the settings' "
+                       f"({'; '.join(wrong)}): the verdict is refused; materialize ppo_policy with its checks again")
+    return True, verdict.reason
+
+
+@dg.asset(group_name=GROUP, kinds={"json"}, io_manager_key="json_io_manager",
+          ins={"ppo_policy": dg.AssetIn(), "walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn(),
+               "analog_forecasts": dg.AssetIn()})
+def strategy_selection(context: dg.AssetExecutionContext, settings: SettingsResource, storage: Storage,
+                       signer: ArtifactSigner, ppo_policy: dict, walkforward_forecasts: dict, returns: pd.DataFrame,
+                       analog_forecasts: dict) -> dg.MaterializeResult:
+    """Which strategy advises: every candidate (the PPO policy over its walk-forward, 12-1 momentum,
+    the other baseline, XGBoost top-k and analog top-k) traded on the policy's held-out sessions
+    only, block by block from cash, through the same accounting as the baseline; the best
+    information ratio over the baseline advises when its deflated Sharpe ratio and the probability
+    of backtest overfitting (CSCV over the candidates) pass gates.advice_min_dsr and
+    gates.advice_max_pbo, else the baseline does (odyssey/selection.py). The PPO policy may advise
+    only when policy_earns_its_place passed with the settings' thresholds; it counts as a trial
+    either way."""
+    profile, portfolio, gates = settings.profile(), settings.value.portfolio, settings.value.gates
+    c = policy_constraints(ppo_policy)
+    panel = forecast_panel(walkforward_forecasts, profile.tickers, returns)
+    analog = forecast_panel(analog_forecasts, profile.tickers, returns)
+    blocks = held_out_blocks(storage, signer, ppo_policy, panel, returns)
+    policies, baselines = bt.walk_forward_runs(blocks, c, ppo_policy["tilt"], ppo_policy["trade_rate"])
+    paths = {"ppo": bt.concatenate("ppo", policies)}
+    k = _top_k(portfolio, profile.tickers)
+    per_block = [bt.strategy_targets(days, _on_days(analog, days), returns, c, k, portfolio.vol_window)
+                 for days in (panel.between(m.dates[0], m.dates[-1]) for m, _ in blocks)]
+    for name in per_block[0]:
+        if name != ppo_policy["baseline"]:
+            paths[name] = bt.concatenate(name, [bt.run_targets(name, panel.between(m.dates[0], m.dates[-1]),
+                                                               targets[name], c)
+                                                for (m, _), targets in zip(blocks, per_block)])
+    baseline = bt.concatenate(ppo_policy["baseline"], baselines)
+    excess = pd.DataFrame({name: run.returns - baseline.returns for name, run in paths.items()}, index=baseline.dates)
+    allowed, why = policy_eligibility(context.instance, settings)
+    choice = choose_advisor(excess, ppo_policy["baseline"], {} if allowed else {"ppo": why}, gates.advice_min_dsr,
+                            gates.advice_max_pbo, gates.advice_partitions)
+    table = pd.DataFrame([dataclasses.asdict(candidate) for candidate in choice.candidates])
+    context.log.info(f"strategy_selection: {choice.advisor} advises: {choice.reason}")
+    return dg.MaterializeResult(value={**choice.to_dict(), "top_k": k, "policy_sha256": ppo_policy["sha256"]},
+                                metadata={"advisor": choice.advisor, "reason": choice.reason,
+                                          "deflated_sharpe": choice.deflated_sharpe, "pbo": choice.pbo,
+                                          "trials": choice.trials, "held_out_days": choice.days,
+                                          **choice.thresholds(), "candidates": md_table(table, rows=len(table))})
 
 
 @dg.multi_asset(
@@ -271,19 +351,22 @@ def stress_tests(backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResu
 
 @dg.asset(group_name=GROUP, kinds={"html"}, io_manager_key="json_io_manager",
           ins={"backtest": dg.AssetIn(), "backtest_metrics": dg.AssetIn(), "monte_carlo": dg.AssetIn(),
-               "stress_tests": dg.AssetIn(), "ppo_policy": dg.AssetIn()})
-def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtest: pd.DataFrame, backtest_metrics: dict, monte_carlo: pd.DataFrame,
-                    stress_tests: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResult:
+               "stress_tests": dg.AssetIn(), "ppo_policy": dg.AssetIn(), "strategy_selection": dg.AssetIn()})
+def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtest: pd.DataFrame,
+                    backtest_metrics: dict, monte_carlo: pd.DataFrame, stress_tests: pd.DataFrame, ppo_policy: dict,
+                    strategy_selection: dict) -> dg.MaterializeResult:
     """Self-contained HTML: metrics with intervals, the policy against each baseline, equity curves,
     drawdowns, rolling Sharpe, the policy's monthly-returns heatmap, Monte Carlo and stress tests."""
     runs = bt.runs_from_frame(backtest, tuple(ppo_policy["tickers"]))
     images = report.charts(runs, monte_carlo)
     metrics = pd.DataFrame(backtest_metrics["metrics"])
     verdict = check_verdict(context.instance, *POLICY_GATE)
-    summary = {"policy": ppo_policy["sha256"][:16],
-               "policy gate": ("passed: the policy advises" if verdict.passed else
-                               f"FAILED: recommendations come from the {ppo_policy['baseline']} baseline, not the "
-                               "policy") + f" ({verdict.reason})",
+    summary = {"advisor": f"{strategy_selection['advisor']}, chosen on the held-out sessions "
+                          f"{strategy_selection['start']} .. {strategy_selection['end']}, before this test period: "
+                          f"{strategy_selection['reason']}",
+               "policy": ppo_policy["sha256"][:16],
+               "policy gate": ("passed: the policy may advise" if verdict.passed else
+                               "FAILED: the policy cannot advise") + f" ({verdict.reason})",
                "baseline": f"{ppo_policy['baseline']} (the policy tilts it by up to {ppo_policy['tilt']:.0%} of each "
                            f"weight, trading {ppo_policy['trade_rate']:.0%} of the way to its aim each day)",
                "trained on": f"{ppo_policy['train_start']} .. {ppo_policy['train_end']}",
@@ -299,7 +382,8 @@ def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtes
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     written = Artifact.of(str(path), data, "report")
-    meta = {"report": dg.MetadataValue.path(str(path)), "policy_gate": summary["policy gate"],
+    meta = {"report": dg.MetadataValue.path(str(path)), "advisor": summary["advisor"],
+            "policy_gate": summary["policy gate"],
             **artifacts_metadata([written])}
     meta.update({name: png_bytes_markdown(png, name) for name, png in images.items()})
     return dg.MaterializeResult(value={"path": str(path), "sha256": written.sha256, "charts": list(images)},
@@ -338,45 +422,93 @@ def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_
     return np.array([held.get(t, 0.0) for t in tickers]), source
 
 
+def _selected(settings: SettingsResource, selection: dict, ppo_policy: dict) -> tuple[AdvisorChoice | None, str]:
+    """The stored strategy_selection, or None and why it is refused: made on another policy, or
+    with other thresholds than the settings'."""
+    choice = AdvisorChoice.from_dict({k: v for k, v in selection.items() if k not in ("top_k", "policy_sha256")})
+    if selection.get("policy_sha256") != ppo_policy["sha256"]:
+        return None, "strategy_selection was made on another ppo_policy: materialize strategy_selection again"
+    wrong = threshold_mismatches(choice.thresholds(), advice_thresholds(settings))
+    if wrong:
+        return None, (f"strategy_selection was made with other thresholds than the settings' ({'; '.join(wrong)}): "
+                      "the choice is refused; materialize strategy_selection again")
+    return choice, ""
+
+
+def _rule_target(name: str, k: int, daily: pd.DataFrame, returns: pd.DataFrame, views: np.ndarray,
+                 analog_views: Callable[[], np.ndarray], c: Constraints, vol_window: int) -> np.ndarray:
+    """A rule-based strategy's target weights at the newest close (bt.strategy_targets' rules)."""
+    tickers = tuple(daily.columns)
+    if name in ("equal_weight", "inverse_volatility"):
+        return baseline_targets(name, daily, daily.index[-1:], c, vol_window)[0]
+    if name == "momentum_12_1":
+        today = Panel(daily.index[-1:], tickers, np.zeros((1, len(tickers))), np.zeros((1, len(tickers))))
+        return bt.momentum_targets(today, returns, c, k)[0]
+    if name == f"xgboost_top_{k}":
+        return bt.top_k(views, k, c, positive_only=True)
+    if name == f"analog_top_{k}":
+        return bt.top_k(analog_views(), k, c, positive_only=True)
+    raise ValueError(f"recommendations: strategy_selection chose {name!r}, which no rule here trades")
+
+
 @dg.asset(group_name=GROUP, kinds={"onnx", "pandas"},
           ins={"ppo_policy": dg.AssetIn(), "policy_onnx": dg.AssetIn(), "forecasts": dg.AssetIn(),
                "backtest_metrics": dg.AssetIn(), "clean_prices": dg.AssetIn(), "walkforward_forecasts": dg.AssetIn(),
-               "returns": dg.AssetIn()})
+               "returns": dg.AssetIn(), "strategy_selection": dg.AssetIn(), "market_states": dg.AssetIn()})
 def recommendations(context: dg.AssetExecutionContext, config: RecommendationConfig, settings: SettingsResource,
-                    storage: Storage, signer: ArtifactSigner, ppo_policy: dict, policy_onnx: dict,
-                    forecasts: pd.DataFrame, backtest_metrics: dict, clean_prices: pd.DataFrame,
-                    walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.MaterializeResult:
-    """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker. They come from the ONNX
-    policy on the champions' latest forecasts (a ticker without a model with skill has no view)
-    only when policy_earns_its_place passed on this policy, read from the instance; otherwise
-    from the baseline, and the metadata says why. Guarded by the blocking check
+                    storage: Storage, signer: ArtifactSigner, memory: QdrantIndex, ppo_policy: dict,
+                    policy_onnx: dict, forecasts: pd.DataFrame, backtest_metrics: dict, clean_prices: pd.DataFrame,
+                    walkforward_forecasts: dict, returns: pd.DataFrame, strategy_selection: dict,
+                    market_states: pd.DataFrame) -> dg.MaterializeResult:
+    """Latest target weights and BUY/SELL/HOLD orders with sizes per ticker, from the strategy
+    strategy_selection chose (the best validated on held-out sessions, guarded against selection
+    by luck), on the newest data: the ONNX policy on the champions' latest forecasts (a ticker
+    without a model with skill has no view), XGBoost top-k on those forecasts, analog top-k on the
+    memory's answers for the newest session, or a rule on the returns. The policy advises only
+    when policy_earns_its_place passed on this policy with the settings' thresholds, read from the
+    instance; a selection or verdict made with other thresholds is refused, and then the baseline
+    advises; the metadata says who advises and why. Guarded by the blocking check
     recommendation_limits."""
     from odyssey.policy import onnx_decider
 
     verified_policy(storage, signer, ppo_policy)  # its limits, baseline and scale are what advises
     tickers = list(ppo_policy["tickers"])
     c = policy_constraints(ppo_policy)
-    portfolio = config.apply(settings.value.portfolio)
+    s = settings.value
+    portfolio = config.apply(s.portfolio)
+    baseline = ppo_policy["baseline"]
     latest = forecasts.set_index("ticker").reindex(tickers)
     no_view = latest.index[latest["prediction"].isna()].tolist()
-    verdict = check_verdict(context.instance, *POLICY_GATE)
-    advisor = "ppo" if verdict.passed else ppo_policy["baseline"]
+    choice, refused = _selected(settings, strategy_selection, ppo_policy)
+    advisor = choice.advisor if choice else baseline
+    why = refused or choice.reason
+    if advisor == "ppo":
+        allowed, verdict = policy_eligibility(context.instance, settings)
+        advisor, why = ("ppo", f"{why}; {verdict}") if allowed else (baseline, verdict)
     daily = daily_returns(returns, tuple(tickers))
-    current, source = _current_weights(config, tickers, backtest_metrics, advisor,
-                                       settings.value.portfolio.holdings_file, daily)
-    baseline_now = baseline_targets(ppo_policy["baseline"], daily, daily.index[-1:], c, ppo_policy["vol_window"])[0]
-    if verdict.passed:
+    current, source = _current_weights(config, tickers, backtest_metrics, advisor if advisor in
+                                       backtest_metrics["final_weights"] else baseline,
+                                       s.portfolio.holdings_file, daily)
+    baseline_now = baseline_targets(baseline, daily, daily.index[-1:], c, ppo_policy["vol_window"])[0]
+    # a ticker without a model with skill has no view: no forecast for top-k, a zero forecast for the policy
+    views = latest["prediction"].to_numpy(float)
+    if advisor == "ppo":
         market = policy_market_for(ppo_policy, forecast_panel(walkforward_forecasts, tuple(tickers), returns), returns)
-        # a ticker without a model with skill has no view: a zero forecast
-        views = np.nan_to_num(latest["prediction"].to_numpy(float), nan=0.0)
-        obs = observation(policy_scale(ppo_policy).apply(views), market.context[-1], current, baseline_now,
-                          ppo_policy["tilt"])
+        obs = observation(policy_scale(ppo_policy).apply(np.nan_to_num(views, nan=0.0)), market.context[-1], current,
+                          baseline_now, ppo_policy["tilt"])
         action = onnx_decider(load_onnx(storage, signer, policy_onnx, ppo_policy))(obs)
         target = project(tilt_target(current, baseline_now, action, ppo_policy["tilt"], ppo_policy["trade_rate"]), c)
-        advice = f"the PPO policy ({verdict.reason})"
+        advice = f"the PPO policy: {why}"
+    elif advisor != baseline:
+        def analog_views() -> np.ndarray:
+            return np.array([ask(memory, market_states, t, None, s.memory.k, s.forecast.horizon)[0].forecast
+                             for t in tickers])
+        target = project(_rule_target(advisor, strategy_selection["top_k"], daily, returns, views, analog_views, c,
+                                      ppo_policy["vol_window"]), c)
+        advice = f"{advisor}: {why}"
     else:
         target = project(baseline_now, c)
-        advice = f"the {advisor} baseline, because the policy does not earn its place: {verdict.reason}"
+        advice = f"the {baseline} baseline: {why}"
         context.log.warning(f"recommendations come from {advice}")
     final, actions = orders(current, target, c, portfolio.hold_band)
     close = clean_prices.sort_values("date").groupby("ticker")["close"].last().reindex(tickers).to_numpy(float)

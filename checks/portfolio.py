@@ -8,41 +8,49 @@ import pandas as pd
 
 from odyssey import backtest as bt
 from odyssey.portfolio import limit_violations
-from resources.portfolio import forecast_panel, load_onnx, load_policy, policy_constraints, policy_market_for
+from odyssey.metrics import ANNUAL_DAYS
+from odyssey.gates import policy_gate_thresholds
+from resources.metadata import md_table
+from resources.portfolio import forecast_panel, held_out_blocks, load_onnx, load_policy, policy_constraints
+from resources.settings import SettingsResource
 from resources.storage import Storage
 from resources.tracking import ArtifactSigner
 
 
-class PolicyGateConfig(dg.Config):
-    level: float = 0.90
-    block_days: int = 20
-
-
 @dg.asset_check(asset="ppo_policy", blocking=True,
                 additional_ins={"walkforward_forecasts": dg.AssetIn(), "returns": dg.AssetIn()},
-                description="on the held-out validation days, the policy's excess return over its baseline after "
-                            "costs is not significantly negative (the upper bound of its 90 % interval is >= 0); "
-                            "when it fails, recommendations come from the baseline")
-def policy_earns_its_place(config: PolicyGateConfig, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
+                description="non-inferiority over the policy's walk-forward: on its held-out blocks (each traded by "
+                            "the fold's policy, trained only on the days before it), the lower bound of the 90 % "
+                            "interval of the excess return over the baseline after costs is >= -gates.policy_margin "
+                            "(1 %/yr); when it fails, the policy cannot advise")
+def policy_earns_its_place(settings: SettingsResource, storage: Storage, signer: ArtifactSigner, ppo_policy: dict,
                            walkforward_forecasts: dict, returns: pd.DataFrame) -> dg.AssetCheckResult:
-    from odyssey.policy import torch_decider  # torch and SB3, imported when the check runs
-
     # Severity WARN on failure: the run goes on to backtest the policy (so the report shows how it
-    # fails) and recommendations read this verdict and advise the baseline instead.
+    # fails); strategy_selection and recommendations read this verdict and never let the policy advise.
+    gates, portfolio = settings.value.gates, settings.value.portfolio
+    thresholds = policy_gate_thresholds(settings.value)
+    folds = ppo_policy.get("folds") or []
+    if len(folds) != portfolio.policy_folds:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={
+            **thresholds, "reason": f"the stored policy walked forward over {len(folds)} fold(s), the settings ask for "
+                                    f"{portfolio.policy_folds}: materialize ppo_policy again"})
     tickers = tuple(ppo_policy["tickers"])
-    market = policy_market_for(ppo_policy, forecast_panel(walkforward_forecasts, tickers, returns), returns)
-    validation = market.between(ppo_policy["validation_start"], ppo_policy["validation_end"])
-    verdict = bt.judge_policy(validation, torch_decider(load_policy(storage, signer, ppo_policy)),
-                              policy_constraints(ppo_policy), ppo_policy["tilt"], ppo_policy["trade_rate"],
-                              config.level, config.block_days)
+    blocks = held_out_blocks(storage, signer, ppo_policy, forecast_panel(walkforward_forecasts, tickers, returns),
+                             returns)
+    policies, baselines = bt.walk_forward_runs(blocks, policy_constraints(ppo_policy), ppo_policy["tilt"],
+                                               ppo_policy["trade_rate"])
+    verdict = bt.judge_policy(bt.concatenate("policy", policies), bt.concatenate("baseline", baselines),
+                              gates.policy_margin, gates.policy_level, gates.policy_block_days, blocks=len(blocks))
+    per_block = pd.DataFrame([{"fold": f["fold"], "start": f["start"], "end": f["end"], "days": len(p.returns),
+                               "excess_return": float((p.returns - b.returns).mean() * ANNUAL_DAYS)}
+                              for f, p, b in zip(folds, policies, baselines)])
     return dg.AssetCheckResult(
         passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"baseline": ppo_policy["baseline"], "excess_return": verdict.excess_return,
+        metadata={**thresholds, "baseline": ppo_policy["baseline"], "excess_return": verdict.excess_return,
                   "excess_return_ci_low": verdict.ci_low, "excess_return_ci_high": verdict.ci_high,
                   "validation_days": verdict.days, "policy_turnover": verdict.policy_turnover,
-                  "baseline_turnover": verdict.baseline_turnover,
-                  "reason": verdict.reason + ("" if verdict.passed else
-                                              f"; recommendations come from the {ppo_policy['baseline']} baseline")})
+                  "baseline_turnover": verdict.baseline_turnover, "blocks": md_table(per_block, rows=len(per_block)),
+                  "reason": verdict.reason + ("" if verdict.passed else "; the policy cannot advise")})
 
 
 class OnnxCheckConfig(dg.Config):

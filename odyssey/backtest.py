@@ -84,10 +84,28 @@ def run_policy(name: str, market: PolicyMarket, act: Callable[[np.ndarray], np.n
     return run_decisions(name, market, decide, c, initial)
 
 
+def concatenate(name: str, runs: list[StrategyRun]) -> StrategyRun:
+    """Consecutive runs (the blocks of a walk-forward) as one path."""
+    return StrategyRun(name, pd.DatetimeIndex(np.concatenate([r.dates for r in runs]), name="date"),
+                       np.concatenate([r.returns for r in runs]), np.concatenate([r.costs for r in runs]),
+                       np.concatenate([r.traded for r in runs]), np.concatenate([r.weights for r in runs]),
+                       runs[-1].final_weights)
+
+
+def walk_forward_runs(blocks: list[tuple[PolicyMarket, Callable[[np.ndarray], np.ndarray]]], c: Constraints,
+                      tilt: float, trade_rate: float) -> tuple[list[StrategyRun], list[StrategyRun]]:
+    """The policy of each walk-forward fold traded on its held-out block, and the baseline on the
+    same days, through the same accounting: both start each block from cash and buy the baseline
+    on its first day. `concatenate` makes each one path."""
+    return ([run_policy("policy", market, act, c, tilt, trade_rate) for market, act in blocks],
+            [run_targets("baseline", market, market.baseline, c) for market, _ in blocks])
+
+
 @dataclass(frozen=True)
 class PolicyVerdict:
-    """Whether a policy earns its place over its baseline on a period it never trained on: the
-    upper bound of the interval of its annualised excess return after costs is >= 0."""
+    """Whether a policy earns its place over its baseline on days it never trained on, by
+    non-inferiority: the lower bound of the interval of its annualised excess return after costs
+    is >= -margin."""
 
     passed: bool
     excess_return: float
@@ -98,6 +116,8 @@ class PolicyVerdict:
     policy_turnover: float    # annualised traded value
     baseline_turnover: float
     needed: int = 0  # held-out days the bootstrap needs; more than `days`: the policy cannot be judged
+    margin: float = 0.0
+    blocks: int = 1
 
     @property
     def evaluable(self) -> bool:
@@ -108,25 +128,31 @@ class PolicyVerdict:
         if not self.evaluable:
             return (f"not yet evaluable: {self.days} held-out days, fewer than the {self.needed} the block bootstrap "
                     f"needs, so the policy has not shown it earns its place")
-        verdict = "not significantly worse than" if self.passed else "significantly worse than"
+        verdict = (f"not worse than the baseline by more than the {self.margin:.2%}/yr margin" if self.passed else
+                   f"cannot rule out losing more than the {self.margin:.2%}/yr margin to the baseline")
         return (f"excess return over the baseline {self.excess_return:+.2%}/yr, {self.level:.0%} interval "
-                f"[{self.ci_low:+.2%}, {self.ci_high:+.2%}] over {self.days} held-out days: {verdict} the baseline "
-                f"after costs (turnover {self.policy_turnover:.1f}/yr against {self.baseline_turnover:.1f}/yr)")
+                f"[{self.ci_low:+.2%}, {self.ci_high:+.2%}] over {self.days} held-out days in {self.blocks} "
+                f"walk-forward block(s): {verdict} after costs (turnover {self.policy_turnover:.1f}/yr against "
+                f"{self.baseline_turnover:.1f}/yr)")
 
 
-def judge_policy(market: PolicyMarket, act: Callable[[np.ndarray], np.ndarray], c: Constraints, tilt: float,
-                 trade_rate: float, level: float = 0.9, block: int = 20) -> PolicyVerdict:
-    """Trade the policy and its baseline through the same accounting on `market` and compare them
-    with a paired block bootstrap (`excess_over`)."""
-    policy = run_policy("policy", market, act, c, tilt, trade_rate)
-    baseline = run_targets("baseline", market, market.baseline, c)
+def judge_policy(policy: StrategyRun, baseline: StrategyRun, margin: float, level: float = 0.9, block: int = 20,
+                 blocks: int = 1) -> PolicyVerdict:
+    """Non-inferiority of the policy's held-out path against its baseline's on the same days, by a
+    paired moving-block bootstrap (`excess_over`): it passes when the lower bound of the interval
+    of the annualised excess return after costs is >= -margin. With no signal the interval holds
+    the policy's costs and tracking error and is wide, so the policy fails unless it stays on its
+    baseline; a real edge lifts the bound over -margin."""
     turnover = (float(policy.traded.mean() * ANNUAL_DAYS), float(baseline.traded.mean() * ANNUAL_DAYS))
-    if len(market) < 2 * block:
+    days = len(policy.returns)
+    if days < 2 * block:
         nan = float("nan")
-        return PolicyVerdict(False, nan, nan, nan, level, len(market), *turnover, needed=2 * block)
+        return PolicyVerdict(False, nan, nan, nan, level, days, *turnover, needed=2 * block, margin=margin,
+                             blocks=blocks)
     e = excess_over(policy, baseline, block=block, level=level)
-    return PolicyVerdict(e["excess_return_ci_high"] >= 0.0, e["excess_return"], e["excess_return_ci_low"],
-                         e["excess_return_ci_high"], level, len(market), *turnover, needed=2 * block)
+    return PolicyVerdict(e["excess_return_ci_low"] >= -margin, e["excess_return"], e["excess_return_ci_low"],
+                         e["excess_return_ci_high"], level, days, *turnover, needed=2 * block, margin=margin,
+                         blocks=blocks)
 
 
 # -- baselines: target weights from information up to each close ---------------------------------
@@ -160,6 +186,20 @@ def momentum_targets(panel: Panel, history: pd.DataFrame, c: Constraints, k: int
 def forecast_top_k_targets(panel: Panel, c: Constraints, k: int) -> np.ndarray:
     """Equal weight in the k names with the highest positive out-of-sample XGBoost forecast."""
     return np.array([top_k(f, k, c, positive_only=True) for f in panel.forecasts])
+
+
+def strategy_targets(panel: Panel, analog: Panel, history: pd.DataFrame, c: Constraints, k: int,
+                     vol_window: int) -> dict[str, np.ndarray]:
+    """Daily target weights on `panel`'s days of every rule-based strategy: equal weight, inverse
+    volatility, 12-1 momentum, and top-k by out-of-sample XGBoost forecast (`panel`) and by
+    out-of-sample analog forecast (`analog`, on the same days)."""
+    return {
+        "equal_weight": equal_weight_targets(panel, c),
+        "inverse_volatility": inverse_vol_targets(panel, history, c, vol_window),
+        "momentum_12_1": momentum_targets(panel, history, c, k),
+        f"xgboost_top_{k}": forecast_top_k_targets(panel, c, k),
+        f"analog_top_{k}": forecast_top_k_targets(analog, c, k),
+    }
 
 
 # -- metrics ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pandas as pd
 
 from odyssey.metrics import block_bootstrap_ci, direction_accuracy, spearman_ic
 from odyssey.signing import canonical_json, sign, signature_matches
+from odyssey.settings import Settings
 from odyssey.skill import FamilyDecision, SkillEvidence
 
 # Daily-sampled 5-day direction accuracy above this, over hundreds of out-of-sample days, has not
@@ -191,3 +192,18 @@ def require_gates(results: dict[str, str], candidate: str, required: tuple[str, 
         raise GateNotPassed(f"{candidate} {refusal}: " + "; ".join(
             ([f"failed gates {failed}"] if failed else []) + ([f"gates never evaluated {missing}"] if missing else [])
             + ([f"verdicts that do not verify: {', '.join(unverified)}"] if unverified else [])) + ". " + retry)
+
+
+def policy_gate_thresholds(settings: Settings) -> dict[str, float]:
+    """What policy_earns_its_place judges with, recorded in its metadata: recommendations refuse a
+    verdict whose values differ from the settings' (the thresholds live in settings only)."""
+    return {"policy_margin": settings.gates.policy_margin, "policy_level": settings.gates.policy_level,
+            "policy_block_days": settings.gates.policy_block_days, "policy_folds": settings.portfolio.policy_folds,
+            "validation_fraction": settings.portfolio.validation_fraction}
+
+
+def threshold_mismatches(recorded: dict, expected: dict) -> list[str]:
+    """The thresholds a recorded verdict was made with that differ from what the settings say now
+    (a missing one counts as different)."""
+    return [f"{name} {recorded.get(name, 'missing')} (settings: {value})" for name, value in expected.items()
+            if recorded.get(name) != value]

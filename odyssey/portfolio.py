@@ -276,33 +276,63 @@ def baseline_policy_market(panel: Panel, returns: pd.DataFrame, scale: SignalSca
 
 
 @dataclass(frozen=True)
-class PolicyPeriods:
-    """The policy's three periods of out-of-sample days, never overlapping: it trains on the
-    first, is judged on the second (policy_earns_its_place), and is backtested on the third."""
+class PolicyFold:
+    """One step of the policy's walk-forward: it trains on train_start .. train_end and is judged
+    on start .. end, `horizon` sessions later (the training forecasts' returns are realised by then)."""
 
     train_start: pd.Timestamp
     train_end: pd.Timestamp
-    validation_start: pd.Timestamp
-    validation_end: pd.Timestamp
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class PolicyPeriods:
+    """The policy's out-of-sample days, never overlapping: the walk-forward `folds` (each trained
+    on the days before its held-out block), judged together by policy_earns_its_place, then the
+    test period of the backtest. The served policy is the last fold's."""
+
+    folds: tuple[PolicyFold, ...]
     test_start: pd.Timestamp
+
+    @property
+    def train_start(self) -> pd.Timestamp:
+        return self.folds[-1].train_start
+
+    @property
+    def train_end(self) -> pd.Timestamp:
+        return self.folds[-1].train_end
+
+    @property
+    def validation_start(self) -> pd.Timestamp:
+        return self.folds[0].start
+
+    @property
+    def validation_end(self) -> pd.Timestamp:
+        return self.folds[-1].end
 
 
 def policy_periods(dates: pd.DatetimeIndex, validation_end: str | pd.Timestamp, horizon: int,
-                   validation_fraction: float) -> PolicyPeriods:
-    """Split the out-of-sample days up to `horizon` sessions before `validation_end` (whose
-    forecasts look into the test period) into training and a held-out last `validation_fraction`,
-    with `horizon` sessions between them. The test period starts on the first day after
-    `validation_end`."""
+                   validation_fraction: float, folds: int = 1) -> PolicyPeriods:
+    """Walk the policy forward over the out-of-sample days up to `horizon` sessions before
+    `validation_end` (whose forecasts look into the test period): the last `validation_fraction`
+    of them is held out, cut into `folds` consecutive blocks; fold k trains on every usable day
+    before its block less `horizon` sessions (an expanding window). The test period starts on the
+    first day after `validation_end`."""
     before = dates[dates <= pd.Timestamp(validation_end)]
     usable = before[:len(before) - horizon] if len(before) > horizon else before[:0]
     n_validation = int(round(len(usable) * validation_fraction))
     n_train = len(usable) - n_validation - horizon
-    if n_train <= 0 or n_validation <= 0:
+    if n_train <= 0 or n_validation < folds:
         raise ValueError(f"{len(usable)} out-of-sample days before {pd.Timestamp(validation_end).date()} cannot hold "
-                         f"a training period, a {horizon}-session gap and a {validation_fraction:.0%} validation period")
+                         f"a training period, a {horizon}-session gap and a {validation_fraction:.0%} validation "
+                         f"period of {folds} blocks")
+    first = len(usable) - n_validation
+    edges = [first + round(k * n_validation / folds) for k in range(folds + 1)]
+    steps = tuple(PolicyFold(usable[0], usable[a - horizon - 1], usable[a], usable[b - 1])
+                  for a, b in zip(edges[:-1], edges[1:]))
     after = dates[dates > pd.Timestamp(validation_end)]
-    return PolicyPeriods(usable[0], usable[n_train - 1], usable[-n_validation], usable[-1],
-                         after[0] if len(after) else pd.Timestamp(validation_end) + pd.Timedelta(days=1))
+    return PolicyPeriods(steps, after[0] if len(after) else pd.Timestamp(validation_end) + pd.Timedelta(days=1))
 
 
 @dataclass(frozen=True)

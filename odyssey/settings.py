@@ -390,6 +390,28 @@ class GateSettings(_Model):
     variants_tried: int = Field(default=1, ge=1, description="model variants tried per ticker, at least: has_skill "
                                 "uses the larger of this and the distinct configurations the tracking store has "
                                 "evaluated (XGBoost parameters, walk-forward windows, horizon, feature registry)")
+    policy_margin: float = Field(default=0.01, ge=0, description="non-inferiority margin of the policy gate: "
+                                 "policy_earns_its_place passes only when the lower bound of the interval of the "
+                                 "policy's annualised excess return over its baseline after costs, over its "
+                                 "walk-forward's held-out blocks, is >= -policy_margin")
+    policy_level: float = Field(default=0.90, gt=0.5, lt=1, description="two-sided level of that interval")
+    policy_block_days: int = Field(default=20, ge=2, description="block length of the paired moving-block "
+                                   "bootstrap behind that interval")
+    advice_min_dsr: float = Field(default=0.95, gt=0, lt=1, description="strategy_selection: the chosen strategy "
+                                  "advises only when the deflated Sharpe ratio of its excess return over the "
+                                  "baseline (the probability that its true information ratio is above what the "
+                                  "best of the candidates would show by luck) is at least this")
+    advice_max_pbo: float = Field(default=0.5, gt=0, lt=1, description="... and the probability of backtest "
+                                  "overfitting of the selection (combinatorially symmetric cross-validation over "
+                                  "the candidates) is below this")
+    advice_partitions: int = Field(default=16, ge=4, description="blocks of held-out sessions CSCV combines (even)")
+
+    @field_validator("advice_partitions")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"advice_partitions must be even (CSCV splits the blocks in halves), got {value}")
+        return value
     canary_folds: int = Field(default=2, description="walk-forward folds the leakage canary cleans, builds and "
                               "trains again: the first, then the middle, then the last, then evenly spaced")
     canary_cuts: int = Field(default=1, description="cut dates per fold after which the raw future is changed")
@@ -493,8 +515,12 @@ class PortfolioSettings(_Model):
     baseline: Literal["equal_weight", "inverse_volatility"] = Field(
         default="equal_weight", description="the allocation the policy tilts around, and advises when the policy "
         "fails policy_earns_its_place")
-    validation_fraction: float = Field(default=0.3, gt=0, lt=1, description="last share of the policy's "
-                                       "pre-test days held out to judge it (policy_earns_its_place)")
+    validation_fraction: float = Field(default=0.5, gt=0, lt=1, description="last share of the policy's "
+                                       "pre-test days held out to judge it (policy_earns_its_place) and to choose "
+                                       "the advisor (strategy_selection)")
+    policy_folds: int = Field(default=3, ge=1, description="consecutive blocks the held-out days are cut into: "
+                              "the policy walks forward over them, each block judged by a policy trained only on "
+                              "the days before it (less the horizon); the last block's policy is the one served")
     holdings_file: Optional[str] = Field(default=None, description="a JSON file of the weights held now "
                                          "({ticker: weight}, the rest in cash), written by the book that trades "
                                          "the recommendations: they start from it when the run gives no "

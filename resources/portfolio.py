@@ -3,9 +3,11 @@ shared by the portfolio assets and their checks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -53,6 +55,27 @@ def load_policy(storage: Storage, signer: ArtifactSigner, policy: dict):
                          *spaces(len(policy["tickers"]), policy["signal_clip"]))
 
 
+def held_out_blocks(storage: Storage, signer: ArtifactSigner, policy: dict, panel: Panel,
+                    returns: pd.DataFrame) -> list[tuple[PolicyMarket, Callable[[np.ndarray], np.ndarray]]]:
+    """The policy's walk-forward, as its signed card records it: for each fold, its held-out block
+    of `panel` as that fold's policy sees it (the fold's own signal scale) and that policy's
+    deterministic actions, loaded after the card and each fold's zip verify."""
+    from odyssey.policy import load_verified, torch_decider  # torch and SB3, imported when a policy is loaded
+
+    verified_policy(storage, signer, policy)  # the card, which names every fold's hash, verifies first
+    if not policy.get("folds"):
+        raise SignatureError("ppo policy: its card names no walk-forward folds (stored before the policy walked "
+                             "forward): materialize ppo_policy again")
+    blocks = []
+    for fold in policy["folds"]:
+        data = storage.path(fold["path"]).read_bytes()
+        model = load_verified(data, fold["sha256"], fold["signature"], signer.key(),
+                              *spaces(len(policy["tickers"]), policy["signal_clip"]))
+        market = policy_market_for({**policy, "signal_scale": fold["signal_scale"]}, panel, returns)
+        blocks.append((market.between(fold["start"], fold["end"]), torch_decider(model)))
+    return blocks
+
+
 def load_onnx(storage: Storage, signer: ArtifactSigner, exported: dict, policy: dict) -> bytes:
     """The ONNX export's bytes, after the policy's card (which the caller acts with beside it),
     the export's card and bytes verified, and the export found to be of exactly this policy."""
@@ -74,6 +97,7 @@ class CheckNotPassed(RuntimeError):
 class CheckVerdict:
     passed: bool
     reason: str
+    metadata: dict = field(default_factory=dict)  # the evaluation's metadata values (its thresholds among them)
 
 
 def check_verdict(instance: dg.DagsterInstance, asset: str, check: str) -> CheckVerdict:
@@ -96,9 +120,10 @@ def check_verdict(instance: dg.DagsterInstance, asset: str, check: str) -> Check
                                    f"{target.run_id if target else '?'}), not the latest (run {latest[0].run_id}): "
                                    f"materialize {asset} with its checks first")
     reason = check_reason(record)
+    values = {name: entry.value for name, entry in evaluation.metadata.items()}
     if not evaluation.passed:
-        return CheckVerdict(False, f"{where} failed on the latest {asset}" + (f": {reason}" if reason else ""))
-    return CheckVerdict(True, f"{where} passed" + (f": {reason}" if reason else ""))
+        return CheckVerdict(False, f"{where} failed on the latest {asset}" + (f": {reason}" if reason else ""), values)
+    return CheckVerdict(True, f"{where} passed" + (f": {reason}" if reason else ""), values)
 
 
 def require_check_passed(instance: dg.DagsterInstance, asset: str, check: str) -> None:

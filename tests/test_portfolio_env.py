@@ -178,6 +178,24 @@ def test_policy_periods_never_overlap_and_leave_the_horizon_between_them():
         policy_periods(dates[:8], dates[7], horizon=5, validation_fraction=0.3)
 
 
+def test_the_policy_walks_forward_over_held_out_blocks_each_trained_only_on_days_before_it():
+    dates = pd.bdate_range("2019-01-01", periods=400)
+    p = policy_periods(dates, dates[349], horizon=5, validation_fraction=0.5, folds=3)
+    usable = dates[:345]
+    held_out = usable[-round(345 * 0.5):]
+    assert len(p.folds) == 3 and p.validation_start == held_out[0] and p.validation_end == usable[-1]
+    blocks = [dates[dates.get_loc(f.start):dates.get_loc(f.end) + 1] for f in p.folds]
+    assert sum(len(b) for b in blocks) == len(held_out) and max(map(len, blocks)) - min(map(len, blocks)) <= 1
+    for before, after in zip(p.folds[:-1], p.folds[1:]):
+        assert dates.get_loc(after.start) == dates.get_loc(before.end) + 1  # consecutive, never overlapping
+    for fold in p.folds:
+        assert fold.train_start == usable[0]  # expanding
+        assert dates.get_loc(fold.start) - dates.get_loc(fold.train_end) == 6  # the horizon between
+    assert (p.train_start, p.train_end) == (p.folds[-1].train_start, p.folds[-1].train_end)  # the served policy's
+    with pytest.raises(ValueError, match="of 200 blocks"):
+        policy_periods(dates, dates[349], horizon=5, validation_fraction=0.5, folds=200)
+
+
 def test_baselines_are_equal_weight_or_inverse_volatility_and_refuse_others():
     dates = pd.bdate_range("2021-01-01", periods=80)
     rng = np.random.default_rng(0)
@@ -298,25 +316,61 @@ def _random_policy_market(days: int, n: int, seed: int):
     return policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
 
 
+def _judge(market, act, margin: float = 0.01, blocks: int = 3, block: int = 20,
+           trade_rate: float = 1.0) -> bt.PolicyVerdict:
+    """The gate's rule over `blocks` consecutive held-out blocks of `market`, one decider for all."""
+    edges = np.linspace(0, len(market), blocks + 1).astype(int)
+    parts = [(market.between(market.dates[a], market.dates[b - 1]), act) for a, b in zip(edges[:-1], edges[1:])]
+    policies, baselines = bt.walk_forward_runs(parts, C, 1.0, trade_rate)
+    return bt.judge_policy(bt.concatenate("policy", policies), bt.concatenate("baseline", baselines), margin,
+                           block=block, blocks=blocks)
+
+
 def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_that_churns():
     days, n = 300, 4
     market = _random_policy_market(days, n, seed=6)
-    holds = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0)
+    holds = _judge(market, lambda obs: np.zeros(n))
     assert holds.passed and holds.excess_return == 0.0 and holds.ci_low == holds.ci_high == 0.0
-    assert holds.policy_turnover == pytest.approx(holds.baseline_turnover)
+    assert holds.policy_turnover == pytest.approx(holds.baseline_turnover) and holds.blocks == 3
     flip = iter(np.tile([[1.0, -1.0, 1.0, -1.0], [-1.0, 1.0, -1.0, 1.0]], (days, 1)))
-    churns = bt.judge_policy(market, lambda obs: next(flip), C, tilt=1.0, trade_rate=1.0)
+    churns = _judge(market, lambda obs: next(flip))
     # baseline 20 % each; the aim doubles two names (capped at 20 %) and empties the others, then
     # swaps them: 0.8 of the portfolio traded every day at 15 bps, about -30 %/yr in costs alone
-    assert not churns.passed and churns.ci_high < 0
-    assert churns.policy_turnover == pytest.approx(0.8 * 252, rel=0.01)
+    assert not churns.passed and churns.ci_low < churns.ci_high < 0
+    assert churns.policy_turnover == pytest.approx(0.8 * 252, rel=0.02)
     assert churns.excess_return < -0.8 * 0.0015 * 252 * 0.9
-    assert "significantly worse than the baseline" in churns.reason
+    assert "cannot rule out losing more than the 1.00%/yr margin" in churns.reason
+
+
+def _forecast_market(planted: bool, seed: int, days: int = 900, n: int = 4):
+    """`n` tickers with a common factor; planted: each next-day return has a persistent AR(1) part
+    mu (daily s.d. about 0.3 %) and the forecast is 5 mu plus noise; else the forecasts are noise."""
+    rng = np.random.default_rng(seed)
+    mu = np.zeros((days, n))
+    for t in range(1, days):
+        mu[t] = 0.9 * mu[t - 1] + rng.normal(0, 0.0015, n)
+    returns = 0.0003 + rng.normal(0, 0.007, (days, 1)) + rng.normal(0, 0.01, (days, n)) + (mu if planted else 0.0)
+    forecasts = 5 * mu + rng.normal(0, 0.002, (days, n)) if planted else rng.normal(0, 0.01, (days, n))
+    panel = Panel(pd.bdate_range("2016-01-01", periods=days), tuple("ABCD"[:n]), forecasts, returns)
+    return policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
+
+
+def _follows_its_forecasts(obs: np.ndarray) -> np.ndarray:
+    """A policy that tilts toward its scaled forecasts (the first N entries of the observation)."""
+    return np.clip(obs[:4] / 2, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_non_inferiority_fails_a_policy_trading_noise_and_passes_one_trading_a_planted_signal(seed):
+    noise = _judge(_forecast_market(planted=False, seed=seed), _follows_its_forecasts)
+    assert not noise.passed and noise.ci_low < -0.01, noise.reason
+    planted = _judge(_forecast_market(planted=True, seed=seed), _follows_its_forecasts)
+    assert planted.passed and planted.ci_low >= -0.01, planted.reason
 
 
 def test_too_few_held_out_days_to_judge_the_policy_is_not_yet_evaluable_and_not_a_pass():
     n = 4
     market = _random_policy_market(35, n, seed=7)
-    verdict = bt.judge_policy(market, lambda obs: np.zeros(n), C, tilt=1.0, trade_rate=1.0, block=20)
+    verdict = _judge(market, lambda obs: np.zeros(n), blocks=1)
     assert not verdict.passed and not verdict.evaluable and verdict.days == len(market) < 40
     assert verdict.reason.startswith(f"not yet evaluable: {len(market)} held-out days, fewer than the 40")

@@ -11,14 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assets.portfolio import policy_eligibility
 from checks.portfolio import recommendation_limits
+from resources.settings import SettingsResource
 from odyssey.calendar import sessions
 from tests.dagster_helpers import (check_results, fast_forecasting_config, materialized, quick_settings, read_table,
                                    run_graph, step_errors)
 
 PPO_TEST = {"total_timesteps": 2048, "n_steps": 128, "episode_length": 64, "n_envs": 2, "checkpoint_every": 512}
 PORTFOLIO_ASSETS = {"ppo_policy", "policy_onnx", "baseline_weights", "backtest", "backtest_metrics", "monte_carlo",
-                    "stress_tests", "backtest_report", "recommendations", "recommendation_files"}
+                    "stress_tests", "backtest_report", "recommendations", "recommendation_files",
+                    "strategy_selection"}
 
 
 def _portfolio_config(**recommendation) -> dict:
@@ -73,32 +76,63 @@ def _gate(result) -> dg.AssetCheckEvaluation:
 
 
 @pytest.mark.slow
-def test_the_policy_advises_only_when_it_earns_its_place_and_the_report_says_who_advises(built):
+def test_the_chosen_strategy_advises_and_the_report_says_who_and_why(built):
     settings, instance, result = built
     gate = _gate(result)
+    # the gate records every threshold it judged with, from the settings only
+    assert {k: gate.metadata[k].value for k in ("policy_margin", "policy_level", "policy_block_days",
+                                                "policy_folds")} == {"policy_margin": 0.01, "policy_level": 0.9,
+                                                                     "policy_block_days": 20, "policy_folds": 3}
+    selection = _json(settings, "strategy_selection")
+    assert selection["trials"] == 5 and {c["name"] for c in selection["candidates"]} == {
+        "ppo", "inverse_volatility", "momentum_12_1", "xgboost_top_1", "analog_top_1"}
+    ppo = next(c for c in selection["candidates"] if c["name"] == "ppo")
+    assert ppo["eligible"] == gate.passed
     table = read_table(settings, "recommendations")
     payload = json.loads((_storage(settings) / "reports" / "recommendations.json").read_text())
-    advisor = "ppo" if gate.passed else "equal_weight"
-    assert set(table["advisor"]) == {advisor} and payload["advisor"] == advisor
+    assert set(table["advisor"]) == {selection["advisor"]} and payload["advisor"] == selection["advisor"]
+    assert selection["reason"] in table["advice"].iloc[0]
     page = (_storage(settings) / "reports" / "backtest_report.html").read_text()
-    assert ("passed: the policy advises" if gate.passed else "FAILED: recommendations come from the equal_weight") \
-        in page
-    # a policy that churns (a large tilt, traded all the way each day) fails on its held-out days,
-    # and the recommendations then come from the baseline, saying why
+    assert selection["advisor"] in page and "chosen on the held-out sessions" in page
+    # a policy that churns (a large tilt, traded all the way each day) cannot show it loses less than
+    # the margin on its held-out blocks: it fails, and it never advises
     churn = _portfolio_config()
     churn["ops"]["ppo_policy"]["config"] = {**PPO_TEST, "tilt": 20.0, "trade_rate": 1.0, "cost_bps": 200.0}
     failed = run_graph(settings, job="portfolio", instance=instance, run_config=churn)
-    assert failed.success  # the gate warns; the run goes on to advise the baseline
+    assert failed.success  # the gate warns; the run goes on to backtest the policy and advise another strategy
     gate = _gate(failed)
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
-    assert gate.metadata["excess_return_ci_high"].value < 0
+    assert gate.metadata["excess_return_ci_low"].value < -settings.gates.policy_margin
+    assert "cannot rule out losing more than the 1.00%/yr margin" in gate.metadata["reason"].value
+    selection = _json(settings, "strategy_selection")
+    assert not next(c for c in selection["candidates"] if c["name"] == "ppo")["eligible"]
     table = read_table(settings, "recommendations")
-    assert set(table["advisor"]) == {"equal_weight"}
-    assert "does not earn its place" in table["advice"].iloc[0] and "significantly worse" in table["advice"].iloc[0]
-    # the baseline's orders: equal weight, 16 % in each of the five names
-    np.testing.assert_allclose(table["target_weight"], 0.16, atol=0.005)
+    assert set(table["advisor"]) != {"ppo"}
     # back to the default policy for the tests that follow
     assert run_graph(settings, job="portfolio", instance=instance, run_config=_portfolio_config()).success
+
+
+@pytest.mark.slow
+def test_recommendations_refuse_a_choice_or_verdict_made_with_other_thresholds(built):
+    settings, instance, _ = built
+    stricter = settings.model_copy(update={"gates": settings.gates.model_copy(update={"advice_min_dsr": 0.99,
+                                                                                      "policy_margin": 0.005})})
+    result = run_graph(stricter, job="advice", instance=instance)
+    assert result.success
+    table = read_table(settings, "recommendations")
+    assert set(table["advisor"]) == {"equal_weight"}
+    advice = table["advice"].iloc[0]
+    assert "other thresholds than the settings'" in advice and "advice_min_dsr 0.95 (settings: 0.99)" in advice
+    np.testing.assert_allclose(table["target_weight"], 0.16, atol=0.005)  # the baseline's orders
+    # a policy verdict made with a lenient margin passes, and is refused under the settings' margin
+    lenient = settings.model_copy(update={"gates": settings.gates.model_copy(update={"policy_margin": 0.5})})
+    assert check_results(run_graph(lenient, job="portfolio", instance=instance,
+                                   run_config=_portfolio_config()))["policy_earns_its_place"]
+    assert policy_eligibility(instance, SettingsResource.of(lenient))[0]
+    allowed, why = policy_eligibility(instance, SettingsResource.of(settings))
+    assert not allowed and "policy_margin 0.5 (settings: 0.01)" in why and "the verdict is refused" in why
+    assert run_graph(settings, job="portfolio", instance=instance, run_config=_portfolio_config()).success
+    assert run_graph(settings, job="advice", instance=instance).success  # the settings' own thresholds again
 
 
 @pytest.mark.slow
@@ -113,9 +147,17 @@ def test_policy_trains_only_before_the_test_period(built):
     assert settings.forecast.horizon == 5
     assert pd.Timestamp(policy["validation_end"]) == validation[-1 - 5]
     held_out = validation[validation.get_loc(pd.Timestamp(policy["validation_start"])):-5]
-    assert pd.Timestamp(policy["train_end"]) == validation[validation.get_loc(held_out[0]) - 6]
+    assert pd.Timestamp(policy["folds"][0]["train_end"]) == validation[validation.get_loc(held_out[0]) - 6]
+    assert policy["train_end"] == policy["folds"][-1]["train_end"]  # the served policy: the last fold's
     pre_test = validation[validation.get_loc(pd.Timestamp(policy["train_start"])):-5]
     assert len(held_out) == round(len(pre_test) * settings.portfolio.validation_fraction)
+    # three walk-forward folds: consecutive held-out blocks, each trained up to `horizon` sessions before it
+    folds = policy["folds"]
+    assert [f["fold"] for f in folds] == [1, 2, 3] and folds[-1]["sha256"] == policy["sha256"]
+    assert folds[0]["start"] == policy["validation_start"] and folds[-1]["end"] == policy["validation_end"]
+    for fold in folds:
+        start = validation.get_loc(pd.Timestamp(fold["start"]))
+        assert validation[start - 6] == pd.Timestamp(fold["train_end"]) and fold["train_start"] == policy["train_start"]
     test_days = sessions(pd.Timestamp(profile.validation_end) + pd.Timedelta(days=1), profile.end, profile.exchange)
     assert pd.Timestamp(policy["evaluation_start"]) == test_days[0]
     # training starts once every ticker has an out-of-sample forecast, never on in-sample fits
