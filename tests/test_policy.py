@@ -19,6 +19,7 @@ from odyssey.policy import (env_settings, export_onnx, latest_checkpoint, load_m
 from odyssey.portfolio import Constraints, EnvSettings, Panel, PolicyMarket, SignalScale, policy_market, spaces
 from odyssey.settings import PPOSettings
 from odyssey.signing import SignatureError, sign
+from tests.planted import planted_panel
 
 KEY = b"test-key"
 SMALL = PPOSettings(total_timesteps=2048, n_steps=128, n_envs=2, episode_length=64, checkpoint_every=512)
@@ -149,14 +150,8 @@ def test_the_environment_takes_its_episode_length_reward_and_tilt_from_the_setti
 # weight (it learns restraint: the interval's upper bound is >= 0) nor significantly better (no
 # edge from noise: its lower bound is <= 0). Planted, it must be significantly better.
 
-def _market(planted: bool, seed: int, days: int = 1750, n: int = 5) -> Panel:
-    rng = np.random.default_rng(seed)
-    mu = np.zeros((days, n))
-    for t in range(1, days):
-        mu[t] = 0.9 * mu[t - 1] + rng.normal(0, 0.0015, n)
-    returns = 0.0003 + rng.normal(0, 0.007, (days, 1)) + rng.normal(0, 0.01, (days, n)) + (mu if planted else 0.0)
-    forecasts = 5 * mu + rng.normal(0, 0.002, (days, n)) if planted else rng.normal(0, 0.01, (days, n))
-    return Panel(pd.bdate_range("2015-01-01", periods=days), tuple("ABCDE"), forecasts, returns)
+def _market(planted: bool, seed: int) -> Panel:
+    return planted_panel(planted, seed, days=1750, n=5)
 
 
 def _judged_against_equal_weight(panel: Panel) -> bt.PolicyVerdict:

@@ -12,6 +12,7 @@ from odyssey.calendar import sessions
 from odyssey.portfolio import (Constraints, EnvSettings, Panel, PolicyMarket, PortfolioEnv, SignalScale, allocate,
                                baseline_targets, build_panel, forecast_context, limit_violations, orders,
                                policy_market, policy_periods, project, rebalance, tilt_target)
+from tests.planted import planted_panel
 
 C = Constraints()
 
@@ -342,16 +343,9 @@ def test_the_policy_gate_passes_a_policy_that_holds_its_baseline_and_fails_one_t
     assert "cannot rule out losing more than the 1.00%/yr margin" in churns.reason
 
 
-def _forecast_market(planted: bool, seed: int, days: int = 900, n: int = 4):
-    """`n` tickers with a common factor; planted: each next-day return has a persistent AR(1) part
-    mu (daily s.d. about 0.3 %) and the forecast is 5 mu plus noise; else the forecasts are noise."""
-    rng = np.random.default_rng(seed)
-    mu = np.zeros((days, n))
-    for t in range(1, days):
-        mu[t] = 0.9 * mu[t - 1] + rng.normal(0, 0.0015, n)
-    returns = 0.0003 + rng.normal(0, 0.007, (days, 1)) + rng.normal(0, 0.01, (days, n)) + (mu if planted else 0.0)
-    forecasts = 5 * mu + rng.normal(0, 0.002, (days, n)) if planted else rng.normal(0, 0.01, (days, n))
-    panel = Panel(pd.bdate_range("2016-01-01", periods=days), tuple("ABCD"[:n]), forecasts, returns)
+def _forecast_market(planted: bool, seed: int):
+    """900 sessions of 4 tickers (tests/planted.py) as a policy market around equal weight."""
+    panel = planted_panel(planted, seed, days=900, n=4, start="2016-01-01")
     return policy_market(panel, SignalScale.fit(panel.forecasts), bt.equal_weight_targets(panel, C), horizon=5)
 
 
