@@ -94,7 +94,10 @@ def ppo_policy(context: dg.AssetExecutionContext, config: PPOConfig, settings: S
                                        horizon, ppo.skill_window).between(fold.train_start, fold.train_end)
         if len(train) < ppo.episode_length:
             raise ValueError(f"ppo_policy: fold {number} has {len(train)} out-of-sample training days before its "
-                             f"held-out block ({fold.start.date()}), fewer than episode_length={ppo.episode_length}")
+                             f"held-out block ({fold.start.date()}), fewer than episode_length={ppo.episode_length}: "
+                             f"on a short history lower portfolio.validation_fraction "
+                             f"({portfolio.validation_fraction}) or portfolio.policy_folds ({portfolio.policy_folds}), "
+                             "or shorten portfolio.ppo.episode_length")
         fingerprint = sha256_bytes(json.dumps([ppo.model_dump(), dataclasses.asdict(constraints), portfolio.baseline,
                                                list(profile.tickers), code_version], sort_keys=True).encode()
                                    + train.signals.tobytes() + train.context.tobytes() + train.baseline.tobytes()

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
 from odyssey.metrics import ANNUAL_DAYS
 
 EULER_GAMMA = 0.5772156649015329
@@ -37,6 +35,7 @@ def information_ratios(excess: np.ndarray) -> np.ndarray:
 def expected_max_sharpe(trials: int, variance: float) -> float:
     """The expected largest of `trials` Sharpe ratios without skill whose estimates vary by
     `variance` (the false strategy theorem's approximation); 0 for a single trial."""
+    from scipy import stats  # imported when a choice is made: the code location loads without it
     if trials < 2 or variance <= 0:
         return 0.0
     return math.sqrt(variance) * ((1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / trials)
@@ -47,6 +46,7 @@ def deflated_sharpe(returns: np.ndarray, trials: int, trial_variance: float) -> 
     """Probability that the true per-session Sharpe ratio of `returns` exceeds the expected maximum
     of `trials` unskilled ones (probabilistic Sharpe ratio against that benchmark, corrected for
     skew and kurtosis)."""
+    from scipy import stats  # imported when a choice is made: the code location loads without it
     r = np.asarray(returns, dtype=float)
     n = len(r)
     sd = r.std(ddof=1) if n > 1 else 0.0
@@ -64,6 +64,7 @@ def pbo_cscv(excess: np.ndarray, partitions: int = 16) -> float:
     over every way of taking half of `partitions` consecutive blocks of rows in-sample, the share
     in which the in-sample best ranks at or below the median out of sample (relative rank
     w = rank / (N + 1), logit(w) <= 0). Ranks of ties are averaged."""
+    from scipy import stats  # imported when a choice is made: the code location loads without it
     t, n = excess.shape
     if n < 2:
         raise ValueError("pbo_cscv needs at least two candidates")

@@ -49,6 +49,10 @@ learning_rate = 0.1
 n_estimators = 100
 early_stopping_rounds = 10
 
+# a short history: hold out less, so the first of the policy's three folds has an episode to train on
+[portfolio]
+validation_fraction = 0.3
+
 [portfolio.ppo]
 total_timesteps = 8192
 checkpoint_every = 4096

@@ -361,6 +361,10 @@ validation_end = 0.8
 bad_prints = ["AAPL 2020-01-03"]
 unlisted_splits = ["NVDA 2020-01-08 2"]
 
+# a short history: hold out less, so the first of the policy's three folds has an episode to train on
+[portfolio]
+validation_fraction = 0.3
+
 [portfolio.ppo]
 total_timesteps = 4096
 checkpoint_every = 2048
