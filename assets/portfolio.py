@@ -50,12 +50,12 @@ def _ppo(settings: SettingsResource, config: PPOConfig) -> tuple[PPOSettings, Co
 
 
 def _on_days(panel: Panel, days: Panel) -> Panel:
-    """`panel`'s forecasts on the days of `days` (the same walk-forward folds give the same days;
-    a day without a forecast is an error, never a silent zero)."""
+    """`panel`'s forecasts on the days of `days` (held-out or test sessions; the same walk-forward
+    folds give the same days; a day without a forecast is an error, never a silent zero)."""
     frame = pd.DataFrame(panel.forecasts, index=panel.dates).reindex(days.dates)
     if frame.isna().any(axis=None):
         raise ValueError(f"analog_forecasts: no forecast on {frame.index[frame.isna().any(axis=1)][0].date()}, a day "
-                         "of the test period: re-materialize analog_forecasts for every ticker")
+                         "a strategy is traded on: re-materialize analog_forecasts for every ticker")
     return Panel(days.dates, days.tickers, frame.to_numpy(float), days.next_returns)
 
 
@@ -267,7 +267,8 @@ def strategy_selection(context: dg.AssetExecutionContext, settings: SettingsReso
                             gates.advice_max_pbo, gates.advice_partitions)
     table = pd.DataFrame([dataclasses.asdict(candidate) for candidate in choice.candidates])
     context.log.info(f"strategy_selection: {choice.advisor} advises: {choice.reason}")
-    return dg.MaterializeResult(value={**choice.to_dict(), "top_k": k, "policy_sha256": ppo_policy["sha256"]},
+    return dg.MaterializeResult(value={**choice.to_dict(), "policy_sha256": ppo_policy["sha256"],
+                                       "serving": _serving(settings, ppo_policy)},
                                 metadata={"advisor": choice.advisor, "reason": choice.reason,
                                           "deflated_sharpe": choice.deflated_sharpe, "pbo": choice.pbo,
                                           "trials": choice.trials, "held_out_days": choice.days,
@@ -355,7 +356,8 @@ def stress_tests(backtest: pd.DataFrame, ppo_policy: dict) -> dg.MaterializeResu
 @dg.asset(group_name=GROUP, kinds={"html"}, io_manager_key="json_io_manager",
           ins={"backtest": dg.AssetIn(), "backtest_metrics": dg.AssetIn(), "monte_carlo": dg.AssetIn(),
                "stress_tests": dg.AssetIn(), "ppo_policy": dg.AssetIn(), "strategy_selection": dg.AssetIn()})
-def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtest: pd.DataFrame,
+def backtest_report(context: dg.AssetExecutionContext, settings: SettingsResource, storage: Storage,
+                    backtest: pd.DataFrame,
                     backtest_metrics: dict, monte_carlo: pd.DataFrame, stress_tests: pd.DataFrame, ppo_policy: dict,
                     strategy_selection: dict) -> dg.MaterializeResult:
     """Self-contained HTML: metrics with intervals, the policy against each baseline, equity curves,
@@ -364,9 +366,11 @@ def backtest_report(context: dg.AssetExecutionContext, storage: Storage, backtes
     images = report.charts(runs, monte_carlo)
     metrics = pd.DataFrame(backtest_metrics["metrics"])
     verdict = check_verdict(context.instance, *POLICY_GATE)
-    summary = {"advisor": f"{strategy_selection['advisor']}, chosen on the held-out sessions "
-                          f"{strategy_selection['start']} .. {strategy_selection['end']}, before this test period: "
-                          f"{strategy_selection['reason']}",
+    _, refused = _selected(settings, strategy_selection, ppo_policy)
+    summary = {"advisor": (f"the {ppo_policy['baseline']} baseline: {refused}" if refused else
+                           f"{strategy_selection['advisor']}, chosen on the held-out sessions "
+                           f"{strategy_selection['start']} .. {strategy_selection['end']}, before this test period: "
+                           f"{strategy_selection['reason']}"),
                "policy": ppo_policy["sha256"][:16],
                "policy gate": ("passed: the policy may advise" if verdict.passed else
                                "FAILED: the policy cannot advise") + f" ({verdict.reason})",
@@ -425,16 +429,25 @@ def _current_weights(config: RecommendationConfig, tickers: list[str], backtest_
     return np.array([held.get(t, 0.0) for t in tickers]), source
 
 
+def _serving(settings: SettingsResource, ppo_policy: dict) -> dict:
+    """What a choice was judged with beyond the guard's thresholds: the rules' parameters, the
+    baseline and the policy gate's thresholds (its verdict decided whether the policy could be chosen)."""
+    portfolio = settings.value.portfolio
+    return {"top_k": _top_k(portfolio, tuple(ppo_policy["tickers"])), "vol_window": portfolio.vol_window,
+            "baseline": ppo_policy["baseline"], **policy_gate_thresholds(settings.value)}
+
+
 def _selected(settings: SettingsResource, selection: dict, ppo_policy: dict) -> tuple[AdvisorChoice | None, str]:
     """The stored strategy_selection, or None and why it is refused: made on another policy, or
-    with other thresholds than the settings'."""
-    choice = AdvisorChoice.from_dict({k: v for k, v in selection.items() if k not in ("top_k", "policy_sha256")})
+    with other thresholds or strategy parameters than the settings'."""
+    choice = AdvisorChoice.from_dict({k: v for k, v in selection.items() if k not in ("serving", "policy_sha256")})
     if selection.get("policy_sha256") != ppo_policy["sha256"]:
         return None, "strategy_selection was made on another ppo_policy: materialize strategy_selection again"
-    wrong = threshold_mismatches(choice.thresholds(), advice_thresholds(settings))
+    wrong = threshold_mismatches({**choice.thresholds(), **selection.get("serving", {})},
+                                 {**advice_thresholds(settings), **_serving(settings, ppo_policy)})
     if wrong:
-        return None, (f"strategy_selection was made with other thresholds than the settings' ({'; '.join(wrong)}): "
-                      "the choice is refused; materialize strategy_selection again")
+        return None, (f"strategy_selection was made with other thresholds than the settings' "
+                      f"({'; '.join(wrong)}): the choice is refused; materialize strategy_selection again")
     return choice, ""
 
 
@@ -506,8 +519,9 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationCon
         def analog_views() -> np.ndarray:
             return np.array([ask(memory, market_states, t, None, s.memory.k, s.forecast.horizon)[0].forecast
                              for t in tickers])
-        target = project(_rule_target(advisor, strategy_selection["top_k"], daily, returns, views, analog_views, c,
-                                      ppo_policy["vol_window"]), c)
+        serving = strategy_selection["serving"]
+        target = project(_rule_target(advisor, serving["top_k"], daily, returns, views, analog_views, c,
+                                      serving["vol_window"]), c)
         advice = f"{advisor}: {why}"
     else:
         target = project(baseline_now, c)

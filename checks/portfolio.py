@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from odyssey import backtest as bt
-from odyssey.portfolio import limit_violations
+from odyssey.portfolio import limit_violations, policy_periods
 from odyssey.metrics import ANNUAL_DAYS
 from odyssey.gates import policy_gate_thresholds
 from resources.metadata import md_table
@@ -30,13 +30,18 @@ def policy_earns_its_place(settings: SettingsResource, storage: Storage, signer:
     gates, portfolio = settings.value.gates, settings.value.portfolio
     thresholds = policy_gate_thresholds(settings.value)
     folds = ppo_policy.get("folds") or []
-    if len(folds) != portfolio.policy_folds:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={
-            **thresholds, "reason": f"the stored policy walked forward over {len(folds)} fold(s), the settings ask for "
-                                    f"{portfolio.policy_folds}: materialize ppo_policy again"})
     tickers = tuple(ppo_policy["tickers"])
-    blocks = held_out_blocks(storage, signer, ppo_policy, forecast_panel(walkforward_forecasts, tickers, returns),
-                             returns)
+    panel = forecast_panel(walkforward_forecasts, tickers, returns)
+    # the verdict records the settings' values: the stored policy must have walked forward by them
+    periods = policy_periods(panel.dates, settings.profile().validation_end, settings.value.forecast.horizon,
+                             portfolio.validation_fraction, portfolio.policy_folds)
+    wanted = [(str(f.start.date()), str(f.end.date())) for f in periods.folds]
+    if [(f["start"], f["end"]) for f in folds] != wanted:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={
+            **thresholds, "reason": f"the stored policy's held-out blocks {[(f['start'], f['end']) for f in folds]} "
+                                    f"are not the settings' {wanted} (validation_fraction, policy_folds): "
+                                    "materialize ppo_policy again; the policy cannot advise"})
+    blocks = held_out_blocks(storage, signer, ppo_policy, panel, returns)
     policies, baselines = bt.walk_forward_runs(blocks, policy_constraints(ppo_policy), ppo_policy["tilt"],
                                                ppo_policy["trade_rate"])
     verdict = bt.judge_policy(bt.concatenate("policy", policies), bt.concatenate("baseline", baselines),

@@ -90,8 +90,8 @@ portfolio_job = dg.define_asset_job(
 advice_job = dg.define_asset_job(
     "advice",
     selection=dg.AssetSelection.assets("recommendations", "recommendation_files"),
-    description="The newest session's recommendations (the policy when it earns its place, else the baseline), "
-                "from the holdings file when the settings name one, and their published files.",
+    description="The newest session's recommendations (from the strategy strategy_selection chose, else the "
+                "baseline), from the holdings file when the settings name one, and their published files.",
     executor_def=IN_PROCESS,
 )
 

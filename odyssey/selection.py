@@ -59,11 +59,12 @@ def deflated_sharpe(returns: np.ndarray, trials: int, trial_variance: float) -> 
     return float(stats.norm.cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(max(spread, 1e-12))))
 
 
-def pbo_cscv(excess: np.ndarray, partitions: int = 16) -> float:
-    """Probability of backtest overfitting of choosing the column with the best information ratio:
-    over every way of taking half of `partitions` consecutive blocks of rows in-sample, the share
-    in which the in-sample best ranks at or below the median out of sample (relative rank
-    w = rank / (N + 1), logit(w) <= 0). Ranks of ties are averaged."""
+def pbo_cscv(excess: np.ndarray, partitions: int = 16, choosable: np.ndarray | None = None) -> float:
+    """Probability of backtest overfitting of choosing the column with the best information ratio
+    among the `choosable` ones (default: all): over every way of taking half of `partitions`
+    consecutive blocks of rows in-sample, the share in which the in-sample choice ranks at or
+    below the median of all columns out of sample (relative rank w = rank / (N + 1),
+    logit(w) <= 0). Ranks of ties are averaged."""
     from scipy import stats  # imported when a choice is made: the code location loads without it
     t, n = excess.shape
     if n < 2:
@@ -88,6 +89,8 @@ def pbo_cscv(excess: np.ndarray, partitions: int = 16) -> float:
         return np.divide(mean, sd, out=np.zeros_like(mean), where=sd > 1e-15)
 
     inside, outside = ratio(chosen), ratio(~chosen)
+    if choosable is not None:
+        inside = np.where(np.asarray(choosable, dtype=bool)[None, :], inside, -np.inf)
     best = inside.argmax(axis=1)
     ranks = stats.rankdata(outside, axis=1)                          # 1 = worst, N = best
     relative = ranks[np.arange(len(combos)), best] / (n + 1)
@@ -152,11 +155,19 @@ def choose_advisor(excess: pd.DataFrame, baseline: str, eligible: dict[str, str]
     candidates = tuple(CandidateResult(name, float(values[:, i].mean() * ANNUAL_DAYS),
                                        float(ratios[i] * math.sqrt(ANNUAL_DAYS)), name not in eligible,
                                        eligible.get(name, "")) for i, name in enumerate(names))
-    pbo = pbo_cscv(np.column_stack([values, np.zeros(len(values))]), partitions)
     allowed = [i for i, name in enumerate(names) if name not in eligible]
     common = dict(baseline=baseline, trials=len(names), days=len(values), start=str(excess.index[0].date()),
                   end=str(excess.index[-1].date()), min_dsr=min_dsr, max_pbo=max_pbo, partitions=partitions,
-                  candidates=candidates, pbo=pbo)
+                  candidates=candidates)
+    if len(values) < 2 * partitions:
+        return AdvisorChoice(advisor=baseline, best=baseline, deflated_sharpe=0.0, pbo=float("nan"), **common,
+                             reason=f"not yet evaluable: {len(values)} held-out sessions, fewer than the "
+                                    f"{2 * partitions} the overfitting test's {partitions} blocks need, so the "
+                                    f"{baseline} baseline advises")
+    # the rule as applied: the best of the candidates that may advise, or the baseline (never differs from itself)
+    choosable = np.array([name not in eligible for name in names] + [True])
+    pbo = pbo_cscv(np.column_stack([values, np.zeros(len(values))]), partitions, choosable)
+    common["pbo"] = pbo
     if not allowed:
         return AdvisorChoice(advisor=baseline, best=baseline, deflated_sharpe=0.0, **common,
                              reason=f"no candidate may advise ({'; '.join(f'{k}: {v}' for k, v in eligible.items())})")

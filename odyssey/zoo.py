@@ -8,6 +8,7 @@ costs against equal weight."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,10 @@ def pooled_ranker(collected: dict[str, list[FoldData]], frames: dict[str, pd.Dat
     for k in sorted({d.fold.k for folds in collected.values() for d in folds}):
         parts = {t: next(d for d in folds if d.fold.k == k) for t, folds in collected.items()
                  if any(d.fold.k == k for d in folds)}
+        windows = {json.dumps(d.fold.bounds, sort_keys=True) for d in parts.values()}
+        if len(windows) > 1:  # a ticker listed later has its own windows: its rows of fold k are other days
+            raise ValueError(f"pooled_ranker: fold {k} has different windows across tickers ({sorted(windows)}); "
+                             "pool only tickers whose histories start together")
 
         def pooled(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             x = np.concatenate([d.part(name)[0] for d in parts.values()])

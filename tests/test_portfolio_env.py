@@ -362,6 +362,13 @@ def test_non_inferiority_fails_a_policy_trading_noise_and_passes_one_trading_a_p
     assert planted.passed and planted.ci_low >= -0.01, planted.reason
 
 
+def test_a_slow_noise_trader_the_former_rule_passed_fails_non_inferiority():
+    # trading a tenth of the way each day, its loss to costs is not significant: the former rule
+    # (the interval's upper bound >= 0) passed it; it cannot show it loses less than 1 %/yr
+    verdict = _judge(_forecast_market(planted=False, seed=1), _follows_its_forecasts, trade_rate=0.1)
+    assert verdict.ci_high >= 0.0 and verdict.ci_low < -0.01 and not verdict.passed, verdict.reason
+
+
 def test_too_few_held_out_days_to_judge_the_policy_is_not_yet_evaluable_and_not_a_pass():
     n = 4
     market = _random_policy_market(35, n, seed=7)

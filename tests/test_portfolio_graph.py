@@ -124,6 +124,11 @@ def test_recommendations_refuse_a_choice_or_verdict_made_with_other_thresholds(b
     advice = table["advice"].iloc[0]
     assert "other thresholds than the settings'" in advice and "advice_min_dsr 0.95 (settings: 0.99)" in advice
     np.testing.assert_allclose(table["target_weight"], 0.16, atol=0.005)  # the baseline's orders
+    # and one made with other strategy parameters (the rules it judged are not the ones served)
+    wider = settings.model_copy(update={"portfolio": settings.portfolio.model_copy(update={"top_k": 2})})
+    assert run_graph(wider, job="advice", instance=instance).success
+    advice = read_table(settings, "recommendations")["advice"].iloc[0]
+    assert "the choice is refused" in advice and "top_k 1 (settings: 2)" in advice
     # a policy verdict made with a lenient margin passes, and is refused under the settings' margin
     lenient = settings.model_copy(update={"gates": settings.gates.model_copy(update={"policy_margin": 0.5})})
     assert check_results(run_graph(lenient, job="portfolio", instance=instance,
