@@ -253,13 +253,13 @@ def strategy_selection(context: dg.AssetExecutionContext, settings: SettingsReso
     policies, baselines = bt.walk_forward_runs(blocks, c, ppo_policy["tilt"], ppo_policy["trade_rate"])
     paths = {"ppo": bt.concatenate("ppo", policies)}
     k = _top_k(portfolio, profile.tickers)
+    block_days = [panel.between(m.dates[0], m.dates[-1]) for m, _ in blocks]
     per_block = [bt.strategy_targets(days, _on_days(analog, days), returns, c, k, portfolio.vol_window)
-                 for days in (panel.between(m.dates[0], m.dates[-1]) for m, _ in blocks)]
+                 for days in block_days]
     for name in per_block[0]:
         if name != ppo_policy["baseline"]:
-            paths[name] = bt.concatenate(name, [bt.run_targets(name, panel.between(m.dates[0], m.dates[-1]),
-                                                               targets[name], c)
-                                                for (m, _), targets in zip(blocks, per_block)])
+            paths[name] = bt.concatenate(name, [bt.run_targets(name, days, targets[name], c)
+                                                for days, targets in zip(block_days, per_block)])
     baseline = bt.concatenate(ppo_policy["baseline"], baselines)
     excess = pd.DataFrame({name: run.returns - baseline.returns for name, run in paths.items()}, index=baseline.dates)
     allowed, why = policy_eligibility(context.instance, settings)
